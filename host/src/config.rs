@@ -1,0 +1,515 @@
+//! The configuration model: `lbx.toml` parsed with serde, command-line overrides, and one
+//! `validate()` that reports every problem with the key that caused it.
+//!
+//! Parsing a string ([`Config::parse`]) is separate from reading a file ([`Config::load`]) so
+//! tests parse strings. Unknown keys are errors (`deny_unknown_fields`): a typo in a production
+//! config must not silently fall back to a default.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::Authority;
+use serde::Deserialize;
+
+/// Default address the proxy listens on.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The whole configuration of one lbx process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the proxy accepts client connections on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Worker threads; 0 means one per CPU core.
+    #[serde(default)]
+    pub workers: usize,
+    /// The routing plugin; none means the built-in least-in-flight choice.
+    #[serde(default)]
+    pub plugin: Option<PluginConfig>,
+    /// Backends to balance over, in order (a backend's position is its plugin index).
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<BackendConfig>,
+    /// Connection settings towards backends.
+    #[serde(default)]
+    pub upstream: UpstreamConfig,
+}
+
+/// `[plugin]`: which Wasm component routes requests, and its sandbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// Path to the plugin component (`.wasm`).
+    pub path: PathBuf,
+    /// Free-form settings handed to the plugin's `init` as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+    /// Longest one decision may run before it is cut off and the fallback answers.
+    #[serde(default = "default_decision_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+    /// Linear-memory cap per plugin instance, in MiB (a Python plugin needs ~13 MiB to start).
+    #[serde(default = "default_memory_limit_mib")]
+    pub memory_limit_mib: u32,
+}
+
+/// One `[[backend]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `http://host:port` of the backend.
+    pub url: String,
+    /// Stable name shown to plugins, logs and metrics; defaults to `host:port`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Relative weight handed to plugins (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Free-form labels handed to plugins, e.g. `{ pool = "api" }`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `[upstream]`: how lbx talks to backends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Give up connecting to a backend after this long (then 502).
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Close pooled keep-alive connections idle for this long.
+    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    /// Idle keep-alive connections kept per backend.
+    #[serde(default = "default_pool_max_idle")]
+    pub pool_max_idle_per_backend: usize,
+    /// Consecutive connection failures that take a backend out of rotation.
+    #[serde(default = "default_eject_after")]
+    pub eject_after_failures: u32,
+    /// How long an ejected backend stays out before it is tried again.
+    #[serde(default = "default_eject_for", with = "humantime_serde")]
+    pub eject_for: Duration,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: default_connect_timeout(),
+            pool_idle_timeout: default_pool_idle_timeout(),
+            pool_max_idle_per_backend: default_pool_max_idle(),
+            eject_after_failures: default_eject_after(),
+            eject_for: default_eject_for(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+fn default_weight() -> u32 {
+    1
+}
+fn default_decision_deadline() -> Duration {
+    Duration::from_millis(5)
+}
+fn default_memory_limit_mib() -> u32 {
+    64
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_pool_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_pool_max_idle() -> usize {
+    64
+}
+fn default_eject_after() -> u32 {
+    3
+}
+fn default_eject_for() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Settings given on the command line; each one that is set replaces the file's value.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--plugin`.
+    pub plugin: Option<PathBuf>,
+    /// `--backend` (all of them replace the file's backend list).
+    pub backends: Vec<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+}
+
+/// A configuration that could not be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: std::io::Error,
+    },
+    /// The text is not valid TOML for this model (unknown key, wrong type...).
+    #[error("invalid config{}: {message}", origin.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Parse {
+        /// The file, when the text came from one.
+        origin: Option<PathBuf>,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// The values parsed but make no sense together.
+    #[error("invalid config:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Problem>),
+}
+
+/// One problem with one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The offending key, e.g. `backend[1].url`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// A backend address that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendAddress {
+    /// `host:port`, as used for connecting and in the upstream URI.
+    pub authority: Authority,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            workers: 0,
+            plugin: None,
+            backends: Vec::new(),
+            upstream: UpstreamConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parse TOML text; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: Option<&Path>) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.map(Path::to_path_buf),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Read and parse a config file (not yet validated: apply overrides first).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        Self::parse(&text, Some(path))
+    }
+
+    /// Apply command-line settings on top of the file's.
+    pub fn apply(&mut self, overrides: Overrides) {
+        if let Some(listen) = overrides.listen {
+            self.listen = listen;
+        }
+        if let Some(workers) = overrides.workers {
+            self.workers = workers;
+        }
+        if let Some(path) = overrides.plugin {
+            match &mut self.plugin {
+                Some(plugin) => plugin.path = path,
+                None => {
+                    self.plugin = Some(PluginConfig {
+                        path,
+                        config: toml::Table::new(),
+                        deadline: default_decision_deadline(),
+                        memory_limit_mib: default_memory_limit_mib(),
+                    })
+                }
+            }
+        }
+        if !overrides.backends.is_empty() {
+            self.backends = overrides
+                .backends
+                .into_iter()
+                .map(|url| BackendConfig {
+                    url,
+                    id: None,
+                    weight: default_weight(),
+                    labels: BTreeMap::new(),
+                })
+                .collect();
+        }
+    }
+
+    /// Check everything that parsing cannot, reporting all problems at once.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, message: String| problems.push(Problem { key, message });
+
+        if let Err(e) = self.listen.parse::<SocketAddr>() {
+            problem(
+                "listen".into(),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:8080 ({e})",
+                    self.listen
+                ),
+            );
+        }
+        if self.backends.is_empty() {
+            problem(
+                "backend".into(),
+                "no backends configured: add [[backend]] url = \"http://host:port\" or --backend URL".into(),
+            );
+        }
+        let mut seen_ids: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, backend) in self.backends.iter().enumerate() {
+            let key = format!("backend[{i}]");
+            match parse_backend_url(&backend.url) {
+                Ok(address) => {
+                    let id = backend
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| address.authority.to_string());
+                    if let Some(first) = seen_ids.insert(id.clone(), i) {
+                        problem(
+                            format!("{key}.id"),
+                            format!(
+                                "{id:?} is already used by backend[{first}]; ids must be unique"
+                            ),
+                        );
+                    }
+                }
+                Err(message) => problem(format!("{key}.url"), message),
+            }
+            if backend.weight == 0 {
+                problem(format!("{key}.weight"), "must be at least 1".into());
+            }
+            if backend.id.as_deref() == Some("") {
+                problem(format!("{key}.id"), "must not be empty".into());
+            }
+        }
+        if let Some(plugin) = &self.plugin {
+            if plugin.deadline.is_zero() {
+                problem("plugin.deadline".into(), "must be greater than 0".into());
+            }
+            if plugin.memory_limit_mib < 1 {
+                problem(
+                    "plugin.memory_limit_mib".into(),
+                    "must be at least 1".into(),
+                );
+            }
+        }
+        if self.upstream.connect_timeout.is_zero() {
+            problem(
+                "upstream.connect_timeout".into(),
+                "must be greater than 0".into(),
+            );
+        }
+        if self.upstream.eject_after_failures == 0 {
+            problem(
+                "upstream.eject_after_failures".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// The listen address (call after [`Config::validate`]).
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|e| {
+            ConfigError::Invalid(vec![Problem {
+                key: "listen".into(),
+                message: format!("{:?}: {e}", self.listen),
+            }])
+        })
+    }
+
+    /// The plugin's `config` table as the JSON text its `init` receives.
+    pub fn plugin_config_json(&self) -> String {
+        self.plugin
+            .as_ref()
+            .map(|p| serde_json::to_string(&p.config).unwrap_or_else(|_| "{}".into()))
+            .unwrap_or_else(|| "{}".into())
+    }
+}
+
+/// Accept `http://host:port` (port defaults to 80) and nothing else: lbx does not rewrite paths,
+/// so a path on a backend URL would be silently ignored — refuse it instead.
+pub fn parse_backend_url(url: &str) -> Result<BackendAddress, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL ({e}); expected http://host:port"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "{url:?}: scheme {other:?} is not supported for backends; use http://"
+            ));
+        }
+        None => return Err(format!("{url:?} has no scheme; expected http://host:port")),
+    }
+    let Some(authority) = uri.authority().cloned() else {
+        return Err(format!("{url:?} has no host; expected http://host:port"));
+    };
+    if authority.host().is_empty() {
+        return Err(format!("{url:?} has no host; expected http://host:port"));
+    }
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "{url:?}: credentials in backend URLs are not supported"
+        ));
+    }
+    if uri.path() != "/" || uri.query().is_some() {
+        return Err(format!(
+            "{url:?}: backend URLs cannot have a path or query; lbx forwards the client's path as is"
+        ));
+    }
+    let authority = if authority.port_u16().is_some() {
+        authority
+    } else {
+        format!("{}:80", authority.as_str())
+            .parse()
+            .map_err(|e| format!("{url:?}: {e}"))?
+    };
+    Ok(BackendAddress { authority })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_config_parses() {
+        let config = Config::parse(
+            r#"
+            listen = "127.0.0.1:9000"
+            workers = 2
+            [plugin]
+            path = "plugins/least_conn.wasm"
+            deadline = "2ms"
+            config = { sticky = true }
+            [[backend]]
+            url = "http://127.0.0.1:9001"
+            id = "a"
+            weight = 3
+            labels = { pool = "api" }
+            [[backend]]
+            url = "http://localhost:9002"
+            "#,
+            None,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.backends.len(), 2);
+        assert_eq!(
+            config.plugin.as_ref().unwrap().deadline,
+            Duration::from_millis(2)
+        );
+        assert_eq!(config.plugin_config_json(), r#"{"sticky":true}"#);
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let example = include_str!("../../examples/lbx.toml");
+        let config = Config::parse(example, None).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.backends.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("lisen = \"127.0.0.1:1\"", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let config = Config::parse(
+            r#"
+            listen = "nowhere"
+            [[backend]]
+            url = "https://127.0.0.1:1"
+            [[backend]]
+            url = "http://127.0.0.1:2/api"
+            weight = 0
+            "#,
+            None,
+        )
+        .unwrap();
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected validation problems");
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "listen",
+                "backend[0].url",
+                "backend[1].url",
+                "backend[1].weight"
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_backend_ids_are_refused() {
+        let mut config = Config::default();
+        config.apply(Overrides {
+            backends: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:1".into()],
+            ..Overrides::default()
+        });
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("backend[1].id"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut config = Config::parse(
+            "listen = \"127.0.0.1:1\"\n[[backend]]\nurl = \"http://127.0.0.1:5\"",
+            None,
+        )
+        .unwrap();
+        config.apply(Overrides {
+            listen: Some("127.0.0.1:2".into()),
+            backends: vec!["http://127.0.0.1:6".into()],
+            plugin: Some("x.wasm".into()),
+            workers: Some(1),
+        });
+        assert_eq!(config.listen, "127.0.0.1:2");
+        assert_eq!(config.backends[0].url, "http://127.0.0.1:6");
+        assert_eq!(config.plugin.unwrap().path, PathBuf::from("x.wasm"));
+    }
+
+    #[test]
+    fn backend_port_defaults_to_80() {
+        assert_eq!(
+            parse_backend_url("http://example.test")
+                .unwrap()
+                .authority
+                .as_str(),
+            "example.test:80"
+        );
+    }
+}

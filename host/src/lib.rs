@@ -1,0 +1,20 @@
+//! lbx: an HTTP load balancer whose backend choice is made by a sandboxed, hot-swappable
+//! WebAssembly component plugin.
+//!
+//! The host owns everything that must be fast and safe (sockets, HTTP/1.1 and HTTP/2, pools,
+//! health, errors); the plugin, behind the WIT contract in `wit/`, only decides. Start with
+//! [`server::Server`].
+
+pub mod config;
+pub mod demo;
+pub mod plugin;
+pub mod proxy;
+pub mod server;
+pub mod shutdown;
+pub mod upstream;
+
+pub use config::Config;
+pub use server::{PluginSource, Server};
+
+/// The least-connections plugin compiled into the binary, used by `lbx demo`.
+pub const EMBEDDED_LEAST_CONN: &[u8] = include_bytes!(env!("LBX_PLUGIN_LEAST_CONN"));

@@ -1,0 +1,170 @@
+//! The `lbx` command: parse the command line, set up logging and the runtime, call the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use lbx::config::{Config, Overrides};
+use lbx::server::{Server, worker_count};
+
+#[derive(Parser)]
+#[command(
+    name = "lbx",
+    version,
+    about = "HTTP load balancer with WebAssembly routing plugins"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the proxy.
+    Run(RunArgs),
+    /// Start three demo backends and lbx with the embedded least_conn plugin in front of them.
+    Demo {
+        /// Address of the demo proxy.
+        #[arg(long, default_value = lbx::config::DEFAULT_LISTEN)]
+        listen: String,
+    },
+    /// Run a tiny backend that answers every request with its name (for demos and benchmarks).
+    Backend {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Name returned in the body and the `x-backend` header.
+        #[arg(long)]
+        name: String,
+        /// Delay before each answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Worker threads (0 = one per core).
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML configuration file; flags given here override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Routing plugin (a Wasm component). Without one, the built-in least-in-flight is used.
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    /// Backend URL, e.g. http://127.0.0.1:9001 (repeat for more; replaces the file's list).
+    #[arg(long = "backend")]
+    backends: Vec<String>,
+    /// Address to accept clients on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Worker threads (0 = one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 30)]
+    drain_secs: u64,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lbx: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let config = load_config(&args)?;
+            let runtime = build_runtime(config.workers)?;
+            runtime.block_on(async {
+                let server = Server::bind(&config)
+                    .await?
+                    .with_drain(Duration::from_secs(args.drain_secs));
+                let (stop_tx, stop_rx) = lbx::shutdown::channel();
+                tokio::spawn(async move {
+                    wait_for_stop_signal().await;
+                    let _ = stop_tx.send(true);
+                });
+                server.run(stop_rx).await;
+                anyhow::Ok(())
+            })
+        }
+        Command::Demo { listen } => build_runtime(0)?.block_on(lbx::demo::run(Some(listen))),
+        Command::Backend {
+            listen,
+            name,
+            delay_ms,
+            workers,
+        } => build_runtime(workers)?.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let (stop_tx, stop_rx) = lbx::shutdown::channel();
+            tokio::spawn(async move {
+                wait_for_stop_signal().await;
+                let _ = stop_tx.send(true);
+            });
+            lbx::demo::serve_backend(listener, name, Duration::from_millis(delay_ms), stop_rx)
+                .await;
+            anyhow::Ok(())
+        }),
+    }
+}
+
+fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    config.apply(Overrides {
+        listen: args.listen.clone(),
+        plugin: args.plugin.clone(),
+        backends: args.backends.clone(),
+        workers: args.workers,
+    });
+    config.validate()?;
+    Ok(config)
+}
+
+/// One worker runs on a current-thread runtime: no work-stealing overhead.
+fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let workers = worker_count(workers);
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(workers);
+        builder
+    };
+    Ok(builder.enable_all().build()?)
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,174 @@
+//! What the host offers a plugin: the `request` resource (metadata copied out only on demand)
+//! and logging. Also the per-store state those imports read.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::request::Parts;
+use wasmtime::StoreLimits;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::LogLevel;
+use super::bindings::lbx::router::{host, types};
+
+/// Marker type for the guest's handle on the current request. The handle carries no data: a
+/// store serves one decision at a time, and the request it is about sits in [`HostState`].
+#[derive(Debug)]
+pub struct RequestHandle;
+
+/// The request a decision is about: moved into the store for the call and back out afterwards,
+/// so no header is copied unless the plugin asks for it.
+#[derive(Debug)]
+pub struct RequestMeta {
+    /// Method, URI, version and headers of the client's request.
+    pub parts: Parts,
+    /// The client's socket address.
+    pub client: SocketAddr,
+}
+
+/// Data of one plugin store.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Memory and instance caps for this store.
+    pub limits: StoreLimits,
+    /// The request being decided, present only during `choose`.
+    pub request: Option<RequestMeta>,
+    /// Names the plugin in log lines.
+    pub plugin_name: Arc<str>,
+}
+
+impl HostState {
+    /// A store's state with a bare WASI context: no files, environment, network or stdio.
+    pub fn new(limits: StoreLimits, plugin_name: Arc<str>) -> Self {
+        Self {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits,
+            request: None,
+            plugin_name,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: LogLevel, message: String) {
+        let plugin = &*self.plugin_name;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "lbx::plugin", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "lbx::plugin", plugin, "{message}"),
+            LogLevel::Info => tracing::info!(target: "lbx::plugin", plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "lbx::plugin", plugin, "{message}"),
+            LogLevel::Error => tracing::error!(target: "lbx::plugin", plugin, "{message}"),
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl types::HostRequest for HostState {
+    fn method(&mut self, _: Resource<RequestHandle>) -> String {
+        self.parts()
+            .map(|p| p.method.to_string())
+            .unwrap_or_default()
+    }
+
+    fn path(&mut self, _: Resource<RequestHandle>) -> String {
+        self.parts()
+            .map(|p| p.uri.path().to_string())
+            .unwrap_or_default()
+    }
+
+    fn query(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+        self.parts()?.uri.query().map(str::to_string)
+    }
+
+    fn authority(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+        let parts = self.parts()?;
+        parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .map(str::to_string)
+    }
+
+    fn header(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+        let value = self.parts()?.headers.get(name.as_str())?;
+        value.to_str().ok().map(str::to_string)
+    }
+
+    fn cookie(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+        let parts = self.parts()?;
+        parts
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|h| h.to_str().ok())
+            .find_map(|header| find_cookie(header, &name))
+            .map(str::to_string)
+    }
+
+    fn client_ip(&mut self, _: Resource<RequestHandle>) -> String {
+        self.request
+            .as_ref()
+            .map(|r| r.client.ip().to_string())
+            .unwrap_or_default()
+    }
+
+    fn client_port(&mut self, _: Resource<RequestHandle>) -> u16 {
+        self.request.as_ref().map(|r| r.client.port()).unwrap_or(0)
+    }
+
+    fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
+        // Handles are only ever lent to the guest (`borrow<request>`), never owned by it.
+        Ok(())
+    }
+}
+
+impl HostState {
+    fn parts(&self) -> Option<&Parts> {
+        self.request.as_ref().map(|r| &r.parts)
+    }
+}
+
+/// The value of cookie `name` in one `Cookie` header (`a=1; b=2`). Same rules as the guest
+/// SDK's `cookie_value`: space around names and values is ignored, one pair of quotes stripped.
+fn find_cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    header.split(';').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        if key.trim_matches([' ', '\t']) != name {
+            return None;
+        }
+        let value = value.trim_matches([' ', '\t']);
+        Some(
+            value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_cookie;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let header = "session=abc; lbx_sticky=\"b2\"; sticky =zz";
+        assert_eq!(find_cookie(header, "lbx_sticky"), Some("b2"));
+        assert_eq!(find_cookie(header, "sticky"), Some("zz"));
+        assert_eq!(find_cookie(header, "missing"), None);
+    }
+}

@@ -1,0 +1,119 @@
+//! The response body relayed to the client. It streams the backend's body frame by frame
+//! (nothing is buffered), keeps the request counted as in flight until the body is done, and
+//! writes the access-log line when it ends — so logged latency covers the whole response.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, StatusCode, Uri};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+
+use crate::plugin::DecidedBy;
+use crate::upstream::{BackendSet, InFlight};
+
+/// Body of every response lbx sends: a relayed backend body or one lbx wrote itself.
+pub type ProxyBody = Either<RelayedBody, Full<Bytes>>;
+
+/// One access-log line, written once the response is over.
+#[derive(Debug)]
+pub struct AccessLog {
+    /// Request method.
+    pub method: Method,
+    /// Request URI (path and query are logged).
+    pub uri: Uri,
+    /// Status sent to the client.
+    pub status: StatusCode,
+    /// The set and index of the backend that served it, if any.
+    pub backend: Option<(Arc<BackendSet>, usize)>,
+    /// When the request arrived.
+    pub started: Instant,
+    /// Time spent deciding where it goes.
+    pub decision: Duration,
+    /// Who decided.
+    pub decided_by: DecidedBy,
+}
+
+impl AccessLog {
+    /// Whether access logging is on; when off, no log data is collected at all.
+    pub fn enabled() -> bool {
+        tracing::enabled!(target: "lbx::access", tracing::Level::INFO)
+    }
+
+    /// Write the line. `complete` is false when the client went away before the body ended.
+    pub fn emit(self, complete: bool) {
+        let backend = self
+            .backend
+            .as_ref()
+            .map(|(set, i)| set.backends[*i].id.as_str())
+            .unwrap_or("-");
+        tracing::info!(
+            target: "lbx::access",
+            method = %self.method,
+            path = self.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            status = self.status.as_u16(),
+            backend,
+            total_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            decision_us = self.decision.as_secs_f64() * 1e6,
+            decided_by = self.decided_by.as_str(),
+            complete,
+        );
+    }
+}
+
+/// A backend's response body on its way to the client.
+#[derive(Debug)]
+pub struct RelayedBody {
+    inner: Incoming,
+    _in_flight: InFlight,
+    log: Option<AccessLog>,
+    finished: bool,
+}
+
+impl RelayedBody {
+    /// Relay `inner`; the request stays in flight and unlogged until this body is done.
+    pub fn new(inner: Incoming, in_flight: InFlight, log: Option<AccessLog>) -> Self {
+        Self {
+            inner,
+            _in_flight: in_flight,
+            log,
+            finished: false,
+        }
+    }
+}
+
+impl Body for RelayedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.finished = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for RelayedBody {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.emit(self.finished || self.inner.is_end_stream());
+        }
+    }
+}

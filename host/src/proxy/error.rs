@@ -1,0 +1,69 @@
+//! Every error response lbx itself produces comes from here: one mapping from what went wrong
+//! to an HTTP status and a short plain-text body that says what happened.
+
+use bytes::Bytes;
+use http::{Response, StatusCode, header};
+use http_body_util::Full;
+
+/// Something that stopped lbx from relaying a backend's response.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No backend is configured or all are out of rotation.
+    #[error("no usable backend")]
+    NoUsableBackend,
+    /// The backend could not be connected to, or dropped the connection before answering.
+    #[error("backend {backend} unreachable: {reason}")]
+    BackendUnreachable {
+        /// The backend's id.
+        backend: String,
+        /// Why.
+        reason: String,
+    },
+    /// The routing plugin rejected the request with this status.
+    #[error("request rejected by routing plugin")]
+    Rejected(StatusCode),
+}
+
+impl ProxyError {
+    /// The status the client receives.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::NoUsableBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::BackendUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Rejected(status) => *status,
+        }
+    }
+
+    /// The response the client receives: `lbx: <what happened>` as text.
+    pub fn to_response(&self) -> Response<Full<Bytes>> {
+        let body = format!("lbx: {self}\n");
+        Response::builder()
+            .status(self.status())
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Full::new(Bytes::from(body)))
+            .expect("static response parts are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_status() {
+        assert_eq!(
+            ProxyError::NoUsableBackend.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let unreachable = ProxyError::BackendUnreachable {
+            backend: "a".into(),
+            reason: "connection refused".into(),
+        };
+        assert_eq!(unreachable.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            ProxyError::Rejected(StatusCode::FORBIDDEN).status(),
+            StatusCode::FORBIDDEN
+        );
+    }
+}

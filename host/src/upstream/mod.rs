@@ -1,0 +1,174 @@
+//! The backend table: which backends exist, their identity, and their live stats.
+//!
+//! Readers take a snapshot ([`Upstreams::snapshot`]); a new backend set is built off the hot path
+//! and published with one store. Stats of backends that remain (same id) are carried over.
+
+mod stats;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use http::uri::Authority;
+
+use crate::config::{BackendConfig, ConfigError, parse_backend_url};
+pub use stats::{Ejection, InFlight, LiveStats};
+
+/// One backend as routing sees it.
+#[derive(Debug)]
+pub struct Backend {
+    /// Stable identifier (config `id`, or `host:port`).
+    pub id: String,
+    /// Where to connect: `host:port`.
+    pub authority: Authority,
+    /// Relative weight from the configuration.
+    pub weight: u32,
+    /// Labels from the configuration, sorted by key.
+    pub labels: Vec<(String, String)>,
+    /// Live counters, shared with earlier and later sets that contain this backend.
+    pub stats: Arc<LiveStats>,
+}
+
+impl Backend {
+    /// Whether the backend may receive new requests.
+    pub fn is_usable(&self) -> bool {
+        !self.stats.is_ejected()
+    }
+}
+
+/// An immutable set of backends; the position of a backend is its index for plugins.
+#[derive(Debug)]
+pub struct BackendSet {
+    /// Changes whenever the set changes, so plugin instances know to refresh their view.
+    pub generation: u64,
+    /// The backends, in configuration order.
+    pub backends: Vec<Backend>,
+}
+
+impl BackendSet {
+    /// Number of backends.
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+
+    /// Whether there are no backends at all.
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
+    /// Whether at least one backend may receive new requests.
+    pub fn any_usable(&self) -> bool {
+        self.backends.iter().any(Backend::is_usable)
+    }
+}
+
+/// The current backend set, swappable while serving.
+#[derive(Debug)]
+pub struct Upstreams {
+    current: ArcSwap<BackendSet>,
+    generations: AtomicU64,
+}
+
+impl Upstreams {
+    /// Build the first backend set from configuration.
+    pub fn new(configs: &[BackendConfig]) -> Result<Self, ConfigError> {
+        let set = build_set(configs, 1, &HashMap::new())?;
+        Ok(Self {
+            current: ArcSwap::from_pointee(set),
+            generations: AtomicU64::new(1),
+        })
+    }
+
+    /// The set in force now; cheap, lock-free, and stable for as long as it is held.
+    pub fn snapshot(&self) -> Arc<BackendSet> {
+        self.current.load_full()
+    }
+
+    /// Replace the backend set, keeping the live stats of backends whose id remains.
+    pub fn replace(&self, configs: &[BackendConfig]) -> Result<(), ConfigError> {
+        let old = self.snapshot();
+        let carried: HashMap<&str, Arc<LiveStats>> = old
+            .backends
+            .iter()
+            .map(|b| (b.id.as_str(), b.stats.clone()))
+            .collect();
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+        let set = build_set(configs, generation, &carried)?;
+        self.current.store(Arc::new(set));
+        Ok(())
+    }
+}
+
+fn build_set(
+    configs: &[BackendConfig],
+    generation: u64,
+    carried: &HashMap<&str, Arc<LiveStats>>,
+) -> Result<BackendSet, ConfigError> {
+    let mut backends = Vec::with_capacity(configs.len());
+    for (i, config) in configs.iter().enumerate() {
+        let address = parse_backend_url(&config.url).map_err(|message| {
+            ConfigError::Invalid(vec![crate::config::Problem {
+                key: format!("backend[{i}].url"),
+                message,
+            }])
+        })?;
+        let id = config
+            .id
+            .clone()
+            .unwrap_or_else(|| address.authority.to_string());
+        let stats = carried.get(id.as_str()).cloned().unwrap_or_default();
+        backends.push(Backend {
+            id,
+            authority: address.authority,
+            weight: config.weight,
+            labels: config
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            stats,
+        });
+    }
+    Ok(BackendSet {
+        generation,
+        backends,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(url: &str, id: Option<&str>) -> BackendConfig {
+        BackendConfig {
+            url: url.into(),
+            id: id.map(Into::into),
+            weight: 1,
+            labels: Default::default(),
+        }
+    }
+
+    #[test]
+    fn replacing_the_set_keeps_stats_of_remaining_backends() {
+        let upstreams = Upstreams::new(&[
+            backend("http://127.0.0.1:1", Some("a")),
+            backend("http://127.0.0.1:2", Some("b")),
+        ])
+        .unwrap();
+        let first = upstreams.snapshot();
+        let _held = first.backends[0].stats.start_request();
+
+        upstreams
+            .replace(&[
+                backend("http://127.0.0.1:3", Some("c")),
+                backend("http://127.0.0.1:1", Some("a")),
+            ])
+            .unwrap();
+        let second = upstreams.snapshot();
+        assert!(second.generation > first.generation);
+        assert_eq!(second.backends[1].id, "a");
+        assert_eq!(second.backends[1].stats.in_flight(), 1);
+        assert_eq!(second.backends[0].stats.in_flight(), 0);
+    }
+}

@@ -1,0 +1,60 @@
+//! Errors lbx answers itself: 502 when the chosen backend is unreachable, 503 when no backend
+//! is usable, each with the documented plain-text body.
+
+use crate::support::{TestBackend, TestProxy, config, get, plugins};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_backend_gives_502_then_503_once_no_backend_is_usable() {
+    let backend = TestBackend::named("a").await;
+    let toml = config(
+        Some(plugins::LEAST_CONN),
+        &[&backend],
+        "[upstream]\neject_after_failures = 2\neject_for = \"1m\"\n",
+    );
+    let backend_id = backend.addr.to_string();
+    drop(backend);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let proxy = TestProxy::start(&toml).await;
+
+    for _ in 0..2 {
+        let (status, headers, body) = get(&proxy.url("/")).await;
+        assert_eq!(status, 502);
+        assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+        assert!(
+            body.starts_with(&format!("lbx: backend {backend_id} unreachable: ")),
+            "unexpected 502 body: {body:?}"
+        );
+        assert!(
+            body.contains("refused"),
+            "502 body should say why: {body:?}"
+        );
+    }
+    // Two consecutive failures eject the only backend: nothing is usable any more.
+    let (status, _, body) = get(&proxy.url("/")).await;
+    assert_eq!(status, 503);
+    assert_eq!(body, "lbx: no usable backend\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backend_is_ejected_and_the_others_take_the_traffic() {
+    let good = TestBackend::named("good").await;
+    let doomed = TestBackend::named("doomed").await;
+    let toml = config(
+        Some(plugins::ROUND_ROBIN),
+        &[&good, &doomed],
+        "[upstream]\neject_after_failures = 1\neject_for = \"1m\"\n",
+    );
+    drop(doomed);
+    let proxy = TestProxy::start(&toml).await;
+    let mut failures = 0;
+    for _ in 0..20 {
+        if get(&proxy.url("/")).await.0 != 200 {
+            failures += 1;
+        }
+    }
+    assert_eq!(
+        failures, 1,
+        "only the request that discovered the failure may fail"
+    );
+    assert_eq!(good.requests(), 19);
+}

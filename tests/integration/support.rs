@@ -1,0 +1,375 @@
+//! Test harness: backends on 127.0.0.1:0 that record what they see, lbx started in-process or
+//! as the real binary, HTTP/1.1 and HTTP/2 clients, and deterministic streaming bodies.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hash::Hasher;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use lbx::Config;
+use lbx::shutdown::{self, StopSender};
+use tokio::net::TcpListener;
+
+/// Paths of the real plugins, built by host/build.rs.
+pub mod plugins {
+    /// plugins/round_robin.
+    pub const ROUND_ROBIN: &str = env!("LBX_PLUGIN_ROUND_ROBIN");
+    /// plugins/least_conn.
+    pub const LEAST_CONN: &str = env!("LBX_PLUGIN_LEAST_CONN");
+    /// plugins/random.
+    pub const RANDOM: &str = env!("LBX_PLUGIN_RANDOM");
+}
+
+/// The lbx binary under test.
+pub const LBX_BIN: &str = env!("CARGO_BIN_EXE_lbx");
+
+type TestBody = BoxBody<Bytes, Infallible>;
+
+/// What a test backend saw.
+#[derive(Default)]
+struct Seen {
+    requests: AtomicUsize,
+    headers: Mutex<Vec<HeaderMap>>,
+}
+
+/// A backend on 127.0.0.1:0. Routes:
+/// - `/sum`: reads the body, answers `<length> <hash>`;
+/// - `/bytes/<n>`: streams `n` pattern bytes (see [`PatternBody`]);
+/// - anything else: answers the backend's name (after its delay, if any).
+pub struct TestBackend {
+    /// Its address.
+    pub addr: SocketAddr,
+    seen: Arc<Seen>,
+    stop: StopSender,
+}
+
+impl TestBackend {
+    /// A backend answering `name`.
+    pub async fn named(name: &str) -> Self {
+        Self::start(name, Duration::ZERO).await
+    }
+
+    /// A backend answering `name` after `delay`.
+    pub async fn slow(name: &str, delay: Duration) -> Self {
+        Self::start(name, delay).await
+    }
+
+    async fn start(name: &str, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Seen::default());
+        let (stop, mut stopped) = shutdown::channel();
+        let name = Bytes::from(name.to_string());
+        let task_seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    accepted = listener.accept() => accepted.unwrap().0,
+                    _ = shutdown::stopped(&mut stopped) => return,
+                };
+                let seen = task_seen.clone();
+                let name = name.clone();
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let seen = seen.clone();
+                    let name = name.clone();
+                    async move { Ok::<_, Infallible>(answer(request, &seen, name, delay).await) }
+                });
+                tokio::spawn(
+                    auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned(),
+                );
+            }
+        });
+        Self { addr, seen, stop }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.seen.requests.load(Ordering::SeqCst)
+    }
+
+    /// Headers of the most recent request.
+    pub fn last_headers(&self) -> HeaderMap {
+        self.seen
+            .headers
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TestBackend {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    seen: &Seen,
+    name: Bytes,
+    delay: Duration,
+) -> Response<TestBody> {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
+    seen.headers.lock().unwrap().push(request.headers().clone());
+    let path = request.uri().path().to_string();
+    if path == "/sum" {
+        let mut body = request.into_body();
+        let mut hasher = std::hash::DefaultHasher::new();
+        let mut length = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(chunk) = frame.unwrap().into_data() {
+                length += chunk.len() as u64;
+                hasher.write(&chunk);
+            }
+        }
+        return Response::new(full(format!("{length} {:x}", hasher.finish())));
+    }
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let n: u64 = n.parse().unwrap();
+        return Response::new(PatternBody::new(n).boxed());
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    Response::new(Full::new(name).boxed())
+}
+
+fn full(text: String) -> TestBody {
+    Full::new(Bytes::from(text)).boxed()
+}
+
+/// A deterministic stream of `len` bytes in 64 KiB chunks, generated on the fly so the test
+/// itself never holds the whole body.
+pub struct PatternBody {
+    remaining: u64,
+    state: u64,
+}
+
+impl PatternBody {
+    const CHUNK: u64 = 64 * 1024;
+
+    /// `len` bytes of the pattern.
+    pub fn new(len: u64) -> Self {
+        Self {
+            remaining: len,
+            state: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// Length and hash of the whole pattern of `len` bytes, as `/sum` reports them.
+    pub fn expected_sum(len: u64) -> String {
+        let mut body = Self::new(len);
+        let mut hasher = std::hash::DefaultHasher::new();
+        while let Some(chunk) = body.next_chunk() {
+            hasher.write(&chunk);
+        }
+        format!("{len} {:x}", hasher.finish())
+    }
+
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let n = self.remaining.min(Self::CHUNK) as usize;
+        let mut chunk = Vec::with_capacity(n);
+        while chunk.len() < n {
+            // xorshift64: cheap bytes that are not all the same.
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            chunk.extend_from_slice(&self.state.to_le_bytes()[..(n - chunk.len()).min(8)]);
+        }
+        self.remaining -= n as u64;
+        Some(Bytes::from(chunk))
+    }
+}
+
+impl Body for PatternBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.next_chunk().map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+/// lbx running inside the test process; stopped when dropped.
+pub struct TestProxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    stop: StopSender,
+}
+
+impl TestProxy {
+    /// Start lbx from TOML text (its `listen` is replaced with 127.0.0.1:0).
+    pub async fn start(toml: &str) -> Self {
+        let mut config = Config::parse(toml, None).unwrap();
+        config.listen = "127.0.0.1:0".into();
+        let server = lbx::Server::bind(&config).await.unwrap();
+        let addr = server.local_addr();
+        let (stop, stopped) = shutdown::channel();
+        tokio::spawn(server.with_drain(Duration::from_secs(1)).run(stopped));
+        Self { addr, stop }
+    }
+
+    /// `http://<proxy><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// TOML for a proxy over `backends`, with `plugin` if given, plus extra lines.
+pub fn config(plugin: Option<&str>, backends: &[&TestBackend], extra: &str) -> String {
+    let mut toml = String::new();
+    if let Some(path) = plugin {
+        toml.push_str(&format!("[plugin]\npath = {path:?}\n"));
+    }
+    for backend in backends {
+        toml.push_str(&format!("[[backend]]\nurl = {:?}\n", backend.url()));
+    }
+    toml.push_str(extra);
+    toml
+}
+
+/// An HTTP/1.1 client with keep-alive.
+pub fn http1_client() -> Client<HttpConnector, BoxBody<Bytes, Infallible>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// GET `url`; returns status, headers and body text.
+pub async fn get(url: &str) -> (StatusCode, HeaderMap, String) {
+    send(
+        &http1_client(),
+        Request::get(url).body(Empty::new().boxed()).unwrap(),
+    )
+    .await
+}
+
+/// Send `request` with `client`; returns status, headers and body text.
+pub async fn send(
+    client: &Client<HttpConnector, BoxBody<Bytes, Infallible>>,
+    request: Request<BoxBody<Bytes, Infallible>>,
+) -> (StatusCode, HeaderMap, String) {
+    let response = client.request(request).await.expect("request failed");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body failed").to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// Count answers by body text.
+pub fn tally(answers: impl IntoIterator<Item = String>) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for answer in answers {
+        *counts.entry(answer).or_default() += 1;
+    }
+    counts
+}
+
+/// The real `lbx` binary, started with `args`; killed when dropped.
+pub struct LbxProcess {
+    child: Child,
+    /// Where it listens, read from its log.
+    pub addr: SocketAddr,
+}
+
+impl LbxProcess {
+    /// Start `lbx run <args> --listen 127.0.0.1:0` and wait until it listens.
+    pub fn run(args: &[&str]) -> Self {
+        let mut child = Command::new(LBX_BIN)
+            .arg("run")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lbx");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("lbx exited before listening").unwrap();
+            if let Some(rest) = line.split("listen=").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, addr }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+}
+
+impl Drop for LbxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `lbx <args>` to completion; returns exit success and stderr.
+pub fn run_lbx_to_exit(args: &[&str]) -> (bool, String) {
+    let output = Command::new(LBX_BIN)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lbx");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
