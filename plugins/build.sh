@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 PLUGINS=(round_robin least_conn random)
 MAX_BYTES=$((100 * 1024))
 
-cargo build --profile plugin --target wasm32-wasip2 -p round_robin -p least_conn -p random
+# The same directory host/build.rs builds plugins in, so the two never compile them twice.
+target_dir="${CARGO_TARGET_DIR:-target}/wasm-plugins"
+CARGO_TARGET_DIR="$target_dir" cargo build --profile plugin --target wasm32-wasip2 \
+    -p round_robin -p least_conn -p random
 
-target_dir="${CARGO_TARGET_DIR:-target}"
 status=0
 for name in "${PLUGINS[@]}"; do
     src="$target_dir/wasm32-wasip2/plugin/$name.wasm"

@@ -39,12 +39,20 @@ pub fn backends_changed<T: Router>(slot: &'static Slot<T>, backends: Vec<Backend
 pub fn choose<T: Router>(
     slot: &'static Slot<T>,
     req: &dyn Request,
-    backends: Vec<BackendStats>,
+    stats: Vec<u32>,
     retry: RetryContext,
 ) -> Decision {
-    slot.with(|cell| match cell.borrow_mut().as_mut() {
-        Some(router) => router.choose(req, &backends, &retry),
-        None => Decision::NoOpinion,
+    thread_local! {
+        // Reused across calls: unflattening allocates nothing after the first request.
+        static BACKENDS: RefCell<Vec<BackendStats>> = const { RefCell::new(Vec::new()) };
+    }
+    BACKENDS.with(|backends| {
+        let mut backends = backends.borrow_mut();
+        crate::unflatten_stats(&stats, &mut backends);
+        slot.with(|cell| match cell.borrow_mut().as_mut() {
+            Some(router) => router.choose(req, &backends, &retry),
+            None => Decision::NoOpinion,
+        })
     })
 }
 
@@ -107,10 +115,10 @@ macro_rules! export_router {
 
                 fn choose(
                     req: &$crate::__private::HostRequest,
-                    backends: ::std::vec::Vec<$crate::BackendStats>,
+                    stats: ::std::vec::Vec<u32>,
                     retry: $crate::RetryContext,
                 ) -> $crate::Decision {
-                    $crate::__private::choose(&LBX_ROUTER, req, backends, retry)
+                    $crate::__private::choose(&LBX_ROUTER, req, stats, retry)
                 }
             }
 
@@ -160,7 +168,7 @@ mod tests {
         choose(
             &SLOT,
             &FakeRequest::get("/"),
-            all_healthy(2),
+            crate::flatten_stats(&all_healthy(2)),
             first_attempt(),
         )
     }

@@ -7,7 +7,8 @@
 //! 2. call [`export_router!`] once with that type;
 //! 3. unit-test the logic natively with [`testkit`] (`cargo test`, no Wasm needed).
 //!
-//! The per-request call carries numbers only ([`BackendStats`], [`RetryContext`]); strings such
+//! The per-request call carries numbers only ([`BackendStats`], [`RetryContext`]; the stats
+//! cross the boundary as one flat list of `u32`, see [`unflatten_stats`]); strings such
 //! as headers are fetched from the host on demand through [`Request`], so a plugin that never
 //! reads one never pays for it.
 //!
@@ -83,6 +84,7 @@ mod log;
 mod request;
 mod rng;
 mod router;
+mod stats;
 pub mod testkit;
 
 pub use bindings::lbx::router::host::LogLevel;
@@ -97,6 +99,7 @@ pub use log::log;
 pub use request::Request;
 pub use rng::FastRng;
 pub use router::{Router, config_is_empty, init_default};
+pub use stats::{STATS_FIELDS, flatten_stats, unflatten_stats};
 pub use wit_bindgen;
 
 #[doc(hidden)]
@@ -105,3 +108,8 @@ pub mod __private {
     pub use crate::bindings::lbx::router::types::Request as HostRequest;
     pub use crate::export::{Slot, backends_changed, choose, init};
 }
+
+/// The repository README's plugin example, compiled as a doctest so it cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;

@@ -32,11 +32,15 @@ fn eight_backends() -> Upstreams {
             labels: [("pool".to_string(), "web".to_string())].into(),
         })
         .collect();
-    Upstreams::new(&configs).unwrap()
+    Upstreams::new(
+        &configs,
+        lbx::config::UpstreamConfig::default().pool_settings(),
+    )
+    .unwrap()
 }
 
 fn decision(c: &mut Criterion) {
-    let engine = PluginEngine::new().unwrap();
+    let engine = PluginEngine::new(Duration::from_millis(5)).unwrap();
     let limits = Limits {
         deadline: Duration::from_millis(5),
         memory_bytes: 64 << 20,

@@ -93,6 +93,17 @@ pub struct UpstreamConfig {
     pub eject_for: Duration,
 }
 
+impl UpstreamConfig {
+    /// The connection-pool part of these settings.
+    pub fn pool_settings(&self) -> crate::upstream::PoolSettings {
+        crate::upstream::PoolSettings {
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.pool_idle_timeout,
+            max_idle: self.pool_max_idle_per_backend,
+        }
+    }
+}
+
 impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {

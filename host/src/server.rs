@@ -55,7 +55,10 @@ impl Server {
         source: Option<PluginSource>,
     ) -> anyhow::Result<Self> {
         config.validate()?;
-        let upstreams = Arc::new(Upstreams::new(&config.backends)?);
+        let upstreams = Arc::new(Upstreams::new(
+            &config.backends,
+            config.upstream.pool_settings(),
+        )?);
         let plugin = match source {
             Some(source) => Some(load_plugin(config, source).await?),
             None => None,
@@ -111,7 +114,7 @@ async fn load_plugin(config: &Config, source: PluginSource) -> anyhow::Result<Lo
     let pool_size = worker_count(config.workers);
     // Compiling takes milliseconds to seconds: keep it off the async threads.
     tokio::task::spawn_blocking(move || {
-        let engine = PluginEngine::new()?;
+        let engine = PluginEngine::new(limits.deadline)?;
         let loaded = match source {
             PluginSource::File(path) => {
                 LoadedPlugin::load_file(&engine, &path, config_json, limits, pool_size)

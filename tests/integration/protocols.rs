@@ -31,6 +31,24 @@ async fn http2_cleartext_client_gets_correct_responses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_requests_reuse_one_keep_alive_connection_to_the_backend() {
+    let backend = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(Some(plugins::LEAST_CONN), &[&backend], "")).await;
+    for path in ["/", "/bytes/100000", "/", "/bytes/0"] {
+        for _ in 0..10 {
+            let (status, _, _) = crate::support::get(&proxy.url(path)).await;
+            assert_eq!(status, 200);
+        }
+    }
+    assert_eq!(backend.requests(), 40);
+    assert_eq!(
+        backend.connections(),
+        1,
+        "lbx should reuse its backend connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_sees_forwarded_headers_and_original_host_but_no_hop_by_hop_headers() {
     let backend = TestBackend::named("a").await;
     let proxy = TestProxy::start(&config(Some(plugins::LEAST_CONN), &[&backend], "")).await;

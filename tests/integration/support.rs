@@ -45,6 +45,7 @@ type TestBody = BoxBody<Bytes, Infallible>;
 /// What a test backend saw.
 #[derive(Default)]
 struct Seen {
+    connections: AtomicUsize,
     requests: AtomicUsize,
     headers: Mutex<Vec<HeaderMap>>,
 }
@@ -84,6 +85,7 @@ impl TestBackend {
                     accepted = listener.accept() => accepted.unwrap().0,
                     _ = shutdown::stopped(&mut stopped) => return,
                 };
+                task_seen.connections.fetch_add(1, Ordering::SeqCst);
                 let seen = task_seen.clone();
                 let name = name.clone();
                 let service = service_fn(move |request: Request<Incoming>| {
@@ -109,6 +111,11 @@ impl TestBackend {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.seen.requests.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.seen.connections.load(Ordering::SeqCst)
     }
 
     /// Headers of the most recent request.

@@ -9,6 +9,6 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::exports::lbx::router::router::{BackendInfo, BackendStats, Decision, RetryContext};
+pub use self::exports::lbx::router::router::{BackendInfo, Decision, RetryContext};
 pub use self::lbx::router::host::LogLevel;
 pub use self::lbx::router::types::Header;

@@ -56,7 +56,9 @@ mod tests {
                 labels: Default::default(),
             })
             .collect();
-        Upstreams::new(&configs).unwrap().snapshot()
+        Upstreams::new(&configs, crate::upstream::tests::pool_settings())
+            .unwrap()
+            .snapshot()
     }
 
     #[test]

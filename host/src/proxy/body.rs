@@ -14,7 +14,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
 use crate::plugin::DecidedBy;
-use crate::upstream::{BackendSet, InFlight};
+use crate::upstream::{BackendSet, InFlight, Lease};
 
 /// Body of every response lbx sends: a relayed backend body or one lbx wrote itself.
 pub type ProxyBody = Either<RelayedBody, Full<Bytes>>;
@@ -57,8 +57,8 @@ impl AccessLog {
             path = self.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
             status = self.status.as_u16(),
             backend,
-            total_ms = self.started.elapsed().as_secs_f64() * 1000.0,
-            decision_us = self.decision.as_secs_f64() * 1e6,
+            total_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1e3),
+            decision_us = %format_args!("{:.1}", self.decision.as_secs_f64() * 1e6),
             decided_by = self.decided_by.as_str(),
             complete,
         );
@@ -69,6 +69,8 @@ impl AccessLog {
 #[derive(Debug)]
 pub struct RelayedBody {
     inner: Incoming,
+    /// The backend connection, handed back to its pool as soon as the body has ended.
+    lease: Option<Lease>,
     _in_flight: InFlight,
     log: Option<AccessLog>,
     finished: bool,
@@ -76,12 +78,25 @@ pub struct RelayedBody {
 
 impl RelayedBody {
     /// Relay `inner`; the request stays in flight and unlogged until this body is done.
-    pub fn new(inner: Incoming, in_flight: InFlight, log: Option<AccessLog>) -> Self {
-        Self {
+    pub fn new(inner: Incoming, lease: Lease, in_flight: InFlight, log: Option<AccessLog>) -> Self {
+        let mut body = Self {
             inner,
+            lease: Some(lease),
             _in_flight: in_flight,
             log,
             finished: false,
+        };
+        // Bodiless responses (HEAD, 204, 304, `content-length: 0`) free the connection at once.
+        if body.inner.is_end_stream() {
+            body.finish();
+        }
+        body
+    }
+
+    fn finish(&mut self) {
+        self.finished = true;
+        if let Some(lease) = self.lease.take() {
+            lease.put_back();
         }
     }
 }
@@ -95,8 +110,14 @@ impl Body for RelayedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = polled {
-            self.finished = true;
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            // The last data frame: the connection is free before the client has even read it.
+            Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended && !self.finished {
+            self.finish();
         }
         polled
     }
@@ -112,8 +133,10 @@ impl Body for RelayedBody {
 
 impl Drop for RelayedBody {
     fn drop(&mut self) {
+        // A lease still held here means the body did not end: the connection is mid-response
+        // and is dropped (closed) rather than reused.
         if let Some(log) = self.log.take() {
-            log.emit(self.finished || self.inner.is_end_stream());
+            log.emit(self.finished);
         }
     }
 }

@@ -15,9 +15,6 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use body::{AccessLog, ProxyBody, RelayedBody};
 pub use error::ProxyError;
@@ -25,33 +22,22 @@ pub use listener::serve;
 
 use crate::config::UpstreamConfig;
 use crate::plugin::{RequestMeta, Route, Routed, Router};
-use crate::upstream::{BackendSet, Ejection, Upstreams};
+use crate::upstream::{BackendSet, Ejection, SendError, Upstreams};
 
 /// Everything the request path needs, shared by all connections.
 #[derive(Debug)]
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
     router: Arc<Router>,
-    client: Client<HttpConnector, Incoming>,
     settings: UpstreamConfig,
 }
 
 impl Proxy {
     /// A proxy over these backends, routed by `router`.
     pub fn new(upstreams: Arc<Upstreams>, router: Arc<Router>, settings: UpstreamConfig) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(settings.pool_idle_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_backend)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         Self {
             upstreams,
             router,
-            client,
             settings,
         }
     }
@@ -115,8 +101,8 @@ impl Proxy {
 
         let in_flight = backend.stats.start_request();
         let upstream_started = Instant::now();
-        match self.client.request(Request::from_parts(parts, body)).await {
-            Ok(response) => {
+        match backend.pool.send(Request::from_parts(parts, body)).await {
+            Ok((response, lease)) => {
                 backend.stats.record_success(upstream_started.elapsed());
                 let (mut parts, body) = response.into_parts();
                 headers::strip_hop_by_hop(&mut parts.headers);
@@ -127,7 +113,8 @@ impl Proxy {
                     log.status = parts.status;
                     log.backend = Some((set.clone(), index));
                 }
-                Response::from_parts(parts, Either::Left(RelayedBody::new(body, in_flight, log)))
+                let body = RelayedBody::new(body, lease, in_flight, log);
+                Response::from_parts(parts, Either::Left(body))
             }
             Err(e) => {
                 drop(in_flight);
@@ -135,9 +122,13 @@ impl Proxy {
                 if let Some(log) = &mut log {
                     log.backend = Some((set.clone(), index));
                 }
+                let reason = match e {
+                    SendError::Connect { reason, .. } => reason,
+                    SendError::Exchange(reason) => reason,
+                };
                 let error = ProxyError::BackendUnreachable {
                     backend: backend.id.clone(),
-                    reason: root_cause(&e),
+                    reason,
                 };
                 respond_error(error, log)
             }
@@ -181,18 +172,4 @@ fn upstream_uri(original: &Uri, backend: &http::uri::Authority) -> Uri {
         .path_and_query(path)
         .build()
         .expect("scheme, authority and path are each valid")
-}
-
-/// The innermost error message, e.g. "Connection refused (os error 111)".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    let message = current.to_string();
-    if error.to_string() == message {
-        message
-    } else {
-        format!("{error}: {message}")
-    }
 }

@@ -3,6 +3,7 @@
 //! Readers take a snapshot ([`Upstreams::snapshot`]); a new backend set is built off the hot path
 //! and published with one store. Stats of backends that remain (same id) are carried over.
 
+mod pool;
 mod stats;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use arc_swap::ArcSwap;
 use http::uri::Authority;
 
 use crate::config::{BackendConfig, ConfigError, parse_backend_url};
+pub use pool::{ConnectionPool, Lease, PoolSettings, SendError};
 pub use stats::{Ejection, InFlight, LiveStats};
 
 /// One backend as routing sees it.
@@ -28,6 +30,8 @@ pub struct Backend {
     pub labels: Vec<(String, String)>,
     /// Live counters, shared with earlier and later sets that contain this backend.
     pub stats: Arc<LiveStats>,
+    /// Keep-alive connections to this backend, shared like `stats`.
+    pub pool: Arc<ConnectionPool>,
 }
 
 impl Backend {
@@ -68,15 +72,20 @@ impl BackendSet {
 pub struct Upstreams {
     current: ArcSwap<BackendSet>,
     generations: AtomicU64,
+    pool_settings: PoolSettings,
 }
 
 impl Upstreams {
     /// Build the first backend set from configuration.
-    pub fn new(configs: &[BackendConfig]) -> Result<Self, ConfigError> {
-        let set = build_set(configs, 1, &HashMap::new())?;
+    pub fn new(
+        configs: &[BackendConfig],
+        pool_settings: PoolSettings,
+    ) -> Result<Self, ConfigError> {
+        let set = build_set(configs, 1, &HashMap::new(), pool_settings)?;
         Ok(Self {
             current: ArcSwap::from_pointee(set),
             generations: AtomicU64::new(1),
+            pool_settings,
         })
     }
 
@@ -85,16 +94,14 @@ impl Upstreams {
         self.current.load_full()
     }
 
-    /// Replace the backend set, keeping the live stats of backends whose id remains.
+    /// Replace the backend set, keeping the live stats (and, if the address is unchanged, the
+    /// open connections) of backends whose id remains.
     pub fn replace(&self, configs: &[BackendConfig]) -> Result<(), ConfigError> {
         let old = self.snapshot();
-        let carried: HashMap<&str, Arc<LiveStats>> = old
-            .backends
-            .iter()
-            .map(|b| (b.id.as_str(), b.stats.clone()))
-            .collect();
+        let carried: HashMap<&str, &Backend> =
+            old.backends.iter().map(|b| (b.id.as_str(), b)).collect();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let set = build_set(configs, generation, &carried)?;
+        let set = build_set(configs, generation, &carried, self.pool_settings)?;
         self.current.store(Arc::new(set));
         Ok(())
     }
@@ -103,7 +110,8 @@ impl Upstreams {
 fn build_set(
     configs: &[BackendConfig],
     generation: u64,
-    carried: &HashMap<&str, Arc<LiveStats>>,
+    carried: &HashMap<&str, &Backend>,
+    pool_settings: PoolSettings,
 ) -> Result<BackendSet, ConfigError> {
     let mut backends = Vec::with_capacity(configs.len());
     for (i, config) in configs.iter().enumerate() {
@@ -117,9 +125,21 @@ fn build_set(
             .id
             .clone()
             .unwrap_or_else(|| address.authority.to_string());
-        let stats = carried.get(id.as_str()).cloned().unwrap_or_default();
+        let previous = carried.get(id.as_str());
+        let stats = previous.map(|b| b.stats.clone()).unwrap_or_default();
+        let pool = previous
+            .filter(|b| b.authority == address.authority)
+            .map(|b| b.pool.clone())
+            .unwrap_or_else(|| {
+                Arc::new(ConnectionPool::new(
+                    address.authority.clone(),
+                    pool_settings,
+                ))
+            });
         backends.push(Backend {
             id,
+            stats,
+            pool,
             authority: address.authority,
             weight: config.weight,
             labels: config
@@ -127,7 +147,6 @@ fn build_set(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            stats,
         });
     }
     Ok(BackendSet {
@@ -137,8 +156,16 @@ fn build_set(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    pub(crate) fn pool_settings() -> PoolSettings {
+        PoolSettings {
+            connect_timeout: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_idle: 8,
+        }
+    }
 
     fn backend(url: &str, id: Option<&str>) -> BackendConfig {
         BackendConfig {
@@ -151,10 +178,13 @@ mod tests {
 
     #[test]
     fn replacing_the_set_keeps_stats_of_remaining_backends() {
-        let upstreams = Upstreams::new(&[
-            backend("http://127.0.0.1:1", Some("a")),
-            backend("http://127.0.0.1:2", Some("b")),
-        ])
+        let upstreams = Upstreams::new(
+            &[
+                backend("http://127.0.0.1:1", Some("a")),
+                backend("http://127.0.0.1:2", Some("b")),
+            ],
+            pool_settings(),
+        )
         .unwrap();
         let first = upstreams.snapshot();
         let _held = first.backends[0].stats.start_request();
