@@ -30,11 +30,13 @@ fn eight_backends() -> Upstreams {
             id: Some(format!("backend-{i}")),
             weight: 1,
             labels: [("pool".to_string(), "web".to_string())].into(),
+            health: Default::default(),
         })
         .collect();
     Upstreams::new(
         &configs,
-        lbx::config::UpstreamConfig::default().pool_settings(),
+        lbx::Config::default().pool_settings(),
+        Default::default(),
     )
     .unwrap()
 }

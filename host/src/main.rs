@@ -65,9 +65,10 @@ struct RunArgs {
     /// Worker threads (0 = one per core).
     #[arg(long)]
     workers: Option<usize>,
-    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
-    #[arg(long, default_value_t = 30)]
-    drain_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT [default: 30, or
+    /// `timeouts.drain` from the config file].
+    #[arg(long)]
+    drain_secs: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -88,9 +89,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load_config(&args)?;
             let runtime = build_runtime(config.workers)?;
             runtime.block_on(async {
-                let server = Server::bind(&config)
-                    .await?
-                    .with_drain(Duration::from_secs(args.drain_secs));
+                let mut server = Server::bind(&config).await?;
+                if let Some(secs) = args.drain_secs {
+                    server = server.with_drain(Duration::from_secs(secs));
+                }
                 let (stop_tx, stop_rx) = lbx::shutdown::channel();
                 tokio::spawn(async move {
                     wait_for_stop_signal().await;

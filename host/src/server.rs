@@ -9,13 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, TimeoutConfig};
 use crate::plugin::{Limits, LoadedPlugin, PluginEngine, Router};
-use crate::proxy::{self, Proxy};
+use crate::proxy::{self, Policies, Proxy};
 use crate::upstream::Upstreams;
-
-/// How long in-flight requests get to finish once shutdown starts.
-pub const DEFAULT_DRAIN: Duration = Duration::from_secs(30);
 
 /// Where the routing plugin comes from.
 #[derive(Debug, Clone)]
@@ -36,7 +33,7 @@ pub enum PluginSource {
 pub struct Server {
     listener: TcpListener,
     proxy: Arc<Proxy>,
-    drain: Duration,
+    timeouts: TimeoutConfig,
 }
 
 impl Server {
@@ -57,7 +54,8 @@ impl Server {
         config.validate()?;
         let upstreams = Arc::new(Upstreams::new(
             &config.backends,
-            config.upstream.pool_settings(),
+            config.pool_settings(),
+            config.health.clone(),
         )?);
         let plugin = match source {
             Some(source) => Some(load_plugin(config, source).await?),
@@ -69,7 +67,12 @@ impl Server {
             tracing::info!("no routing plugin: using built-in least-in-flight");
         }
         let router = Arc::new(Router::new(plugin));
-        let proxy = Arc::new(Proxy::new(upstreams, router, config.upstream.clone()));
+        let policies = Policies {
+            timeouts: config.timeouts,
+            outlier: config.outlier,
+            retry: config.retry,
+        };
+        let proxy = Arc::new(Proxy::new(upstreams, router, policies));
 
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
@@ -78,7 +81,7 @@ impl Server {
         Ok(Self {
             listener,
             proxy,
-            drain: DEFAULT_DRAIN,
+            timeouts: config.timeouts,
         })
     }
 
@@ -91,14 +94,22 @@ impl Server {
 
     /// Set how long in-flight requests get to finish after shutdown starts.
     pub fn with_drain(mut self, drain: Duration) -> Self {
-        self.drain = drain;
+        self.timeouts.drain = drain;
         self
     }
 
-    /// Serve until `shutdown` turns true, then drain and return.
+    /// Start health checks, serve until `shutdown` turns true, then drain and return.
     pub async fn run(self, shutdown: crate::shutdown::StopReceiver) {
+        self.proxy.upstreams().spawn_health_checks(&shutdown);
         tracing::info!(listen = %self.local_addr(), "lbx listening");
-        proxy::serve(self.listener, self.proxy, shutdown, self.drain).await;
+        proxy::serve(
+            self.listener,
+            self.proxy,
+            shutdown,
+            self.timeouts.drain,
+            self.timeouts.request_headers,
+        )
+        .await;
     }
 }
 

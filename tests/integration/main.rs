@@ -8,5 +8,6 @@ mod support;
 mod bodies;
 mod errors;
 mod protocols;
+mod resilience;
 mod routing;
 mod startup;

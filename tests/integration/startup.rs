@@ -14,18 +14,25 @@ fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn missing_plugin_file_fails_at_start_naming_the_file() {
+/// Start `lbx run --plugin <plugin>` in front of an unused backend; it must fail at start.
+/// Returns what it printed.
+fn run_with_plugin_must_fail(plugin: &str) -> String {
     let (ok, stderr) = run_lbx_to_exit(&[
         "run",
         "--plugin",
-        "/nonexistent/router.wasm",
+        plugin,
         "--backend",
         "http://127.0.0.1:9",
         "--listen",
         "127.0.0.1:0",
     ]);
-    assert!(!ok);
+    assert!(!ok, "lbx started with plugin {plugin}");
+    stderr
+}
+
+#[test]
+fn missing_plugin_file_fails_at_start_naming_the_file() {
+    let stderr = run_with_plugin_must_fail("/nonexistent/router.wasm");
     assert!(
         stderr.contains("cannot read plugin /nonexistent/router.wasm"),
         "{stderr}"
@@ -35,16 +42,7 @@ fn missing_plugin_file_fails_at_start_naming_the_file() {
 #[test]
 fn garbage_plugin_file_fails_at_start_as_not_a_component() {
     let garbage = temp_file("garbage.wasm", b"this is not wasm at all");
-    let (ok, stderr) = run_lbx_to_exit(&[
-        "run",
-        "--plugin",
-        garbage.to_str().unwrap(),
-        "--backend",
-        "http://127.0.0.1:9",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    assert!(!ok);
+    let stderr = run_with_plugin_must_fail(garbage.to_str().unwrap());
     assert!(
         stderr.contains("is not a valid WebAssembly component"),
         "{stderr}"
@@ -55,16 +53,7 @@ fn garbage_plugin_file_fails_at_start_as_not_a_component() {
 fn core_module_instead_of_component_is_refused() {
     // The smallest valid core module: magic + version, no sections.
     let module = temp_file("core.wasm", b"\0asm\x01\0\0\0");
-    let (ok, stderr) = run_lbx_to_exit(&[
-        "run",
-        "--plugin",
-        module.to_str().unwrap(),
-        "--backend",
-        "http://127.0.0.1:9",
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    assert!(!ok);
+    let stderr = run_with_plugin_must_fail(module.to_str().unwrap());
     assert!(
         stderr.contains("core.wasm") && stderr.contains("not a component"),
         "{stderr}"

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -47,10 +47,13 @@ type TestBody = BoxBody<Bytes, Infallible>;
 struct Seen {
     connections: AtomicUsize,
     requests: AtomicUsize,
+    health_status: AtomicU16,
     headers: Mutex<Vec<HeaderMap>>,
 }
 
 /// A backend on 127.0.0.1:0. Routes:
+/// - `/healthz`: answers the status set with [`TestBackend::set_health`] (200 at first),
+///   without counting as a request;
 /// - `/sum`: reads the body, answers `<length> <hash>`;
 /// - `/bytes/<n>`: streams `n` pattern bytes (see [`PatternBody`]);
 /// - anything else: answers the backend's name (after its delay, if any).
@@ -76,6 +79,7 @@ impl TestBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Seen::default());
+        seen.health_status.store(200, Ordering::SeqCst);
         let (stop, mut stopped) = shutdown::channel();
         let name = Bytes::from(name.to_string());
         let task_seen = seen.clone();
@@ -113,6 +117,11 @@ impl TestBackend {
         self.seen.requests.load(Ordering::SeqCst)
     }
 
+    /// Make `/healthz` answer `status` from now on.
+    pub fn set_health(&self, status: u16) {
+        self.seen.health_status.store(status, Ordering::SeqCst);
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.seen.connections.load(Ordering::SeqCst)
@@ -142,6 +151,12 @@ async fn answer(
     name: Bytes,
     delay: Duration,
 ) -> Response<TestBody> {
+    if request.uri().path() == "/healthz" {
+        let status = seen.health_status.load(Ordering::SeqCst);
+        let mut response = Response::new(full(String::new()));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        return response;
+    }
     seen.requests.fetch_add(1, Ordering::SeqCst);
     seen.headers.lock().unwrap().push(request.headers().clone());
     let path = request.uri().path().to_string();
@@ -344,6 +359,11 @@ impl LbxProcess {
         Self { child, addr }
     }
 
+    /// Wait for the process to exit on its own.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for lbx")
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -379,4 +399,169 @@ pub fn run_lbx_to_exit(args: &[&str]) -> (bool, String) {
         output.status.success(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A backend that accepts connections and never answers; holds them until dropped.
+pub struct BlackHole {
+    /// Its address.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BlackHole {
+    /// Start one on 127.0.0.1:0.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        Self { addr, task }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A backend that reads a request head and part of its body, then resets the connection.
+/// Counts the requests it saw.
+pub struct ResettingBackend {
+    /// Its address.
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ResettingBackend {
+    /// Start one on 127.0.0.1:0.
+    pub async fn start() -> Self {
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut read = 0;
+                    // Wait for the head and some body, then reset (RST, not FIN).
+                    while read < 32 * 1024 {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read += n,
+                        }
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.set_zero_linger();
+                    drop(stream);
+                });
+            }
+        });
+        Self {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests that reached it.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ResettingBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A real `lbx backend` process answering its name, which a test can kill and restart.
+pub struct BackendProcess {
+    /// Its address (kept across restarts).
+    pub addr: SocketAddr,
+    name: String,
+    child: Option<Child>,
+}
+
+impl BackendProcess {
+    /// Start `lbx backend --name <name>` on a free port; returns once it answers.
+    pub fn start(name: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut backend = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            name: name.into(),
+            child: None,
+        };
+        backend.restart();
+        backend
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL the process: no goodbye, connections reset.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Start it again on the same port; returns once it accepts connections.
+    pub fn restart(&mut self) {
+        let child = Command::new(LBX_BIN)
+            .args([
+                "backend",
+                "--listen",
+                &self.addr.to_string(),
+                "--name",
+                &self.name,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lbx backend");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(self.addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "backend {} did not start",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for BackendProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -54,11 +54,16 @@ mod tests {
                 id: None,
                 weight: 1,
                 labels: Default::default(),
+                health: Default::default(),
             })
             .collect();
-        Upstreams::new(&configs, crate::upstream::tests::pool_settings())
-            .unwrap()
-            .snapshot()
+        Upstreams::new(
+            &configs,
+            crate::upstream::tests::pool_settings(),
+            Default::default(),
+        )
+        .unwrap()
+        .snapshot()
     }
 
     #[test]
@@ -96,16 +101,16 @@ mod tests {
     #[test]
     fn ejected_backends_are_never_chosen() {
         let set = set(2);
-        set.backends[0]
-            .stats
-            .record_failure(1, std::time::Duration::from_secs(60));
+        let outlier = crate::config::OutlierConfig {
+            consecutive_failures: 1,
+            ..Default::default()
+        };
+        set.backends[0].stats.record_failure(&outlier, true);
         let fallback = LeastInFlight::default();
         for _ in 0..4 {
             assert_eq!(fallback.choose(&set, &[]), Some(1));
         }
-        set.backends[1]
-            .stats
-            .record_failure(1, std::time::Duration::from_secs(60));
+        set.backends[1].stats.record_failure(&outlier, true);
         assert_eq!(fallback.choose(&set, &[]), None);
     }
 }

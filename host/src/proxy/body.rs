@@ -39,6 +39,19 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
+    /// Start the line for `request`, which arrived at `started`.
+    pub fn new<B>(request: &http::Request<B>, started: Instant) -> Self {
+        Self {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            status: StatusCode::OK,
+            backend: None,
+            started,
+            decision: Duration::ZERO,
+            decided_by: DecidedBy::Host,
+        }
+    }
+
     /// Whether access logging is on; when off, no log data is collected at all.
     pub fn enabled() -> bool {
         tracing::enabled!(target: "lbx::access", tracing::Level::INFO)

@@ -19,6 +19,20 @@ pub enum ProxyError {
         /// Why.
         reason: String,
     },
+    /// The backend accepted the request but sent no response headers in time.
+    #[error("backend {backend} did not answer within {} ms", .after.as_millis())]
+    BackendTimeout {
+        /// The backend's id.
+        backend: String,
+        /// The response-headers timeout that passed.
+        after: std::time::Duration,
+    },
+    /// The request's overall deadline passed (retries included).
+    #[error("no response within the request deadline of {} ms", .after.as_millis())]
+    Deadline {
+        /// The deadline.
+        after: std::time::Duration,
+    },
     /// The routing plugin rejected the request with this status.
     #[error("request rejected by routing plugin")]
     Rejected(StatusCode),
@@ -30,6 +44,9 @@ impl ProxyError {
         match self {
             ProxyError::NoUsableBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::BackendUnreachable { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::BackendTimeout { .. } | ProxyError::Deadline { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             ProxyError::Rejected(status) => *status,
         }
     }
@@ -61,6 +78,14 @@ mod tests {
             reason: "connection refused".into(),
         };
         assert_eq!(unreachable.status(), StatusCode::BAD_GATEWAY);
+        let deadline = ProxyError::Deadline {
+            after: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(deadline.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(
+            deadline.to_string(),
+            "no response within the request deadline of 1000 ms"
+        );
         assert_eq!(
             ProxyError::Rejected(StatusCode::FORBIDDEN).status(),
             StatusCode::FORBIDDEN

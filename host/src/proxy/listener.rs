@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -14,15 +14,27 @@ use tokio::net::TcpListener;
 use super::Proxy;
 
 /// Serve clients on `listener` until `shutdown` turns true, then stop accepting and give open
-/// connections up to `drain` to finish their requests.
+/// connections up to `drain` to finish their requests. A client that does not deliver a
+/// request head within `header_timeout` (slowloris), or idles that long between keep-alive
+/// requests, is disconnected.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     mut shutdown: crate::shutdown::StopReceiver,
     drain: Duration,
+    header_timeout: Duration,
 ) {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

@@ -1,44 +1,70 @@
 //! The request path: ask the router where a request goes, rewrite it for the backend, relay
-//! the response, and account for it (in-flight, latency, failures, access log).
+//! the response, and account for it (in-flight, latency, failures, access log). A failed
+//! attempt is retried on another backend when that is safe and the retry budget allows.
 
 mod body;
 mod error;
 mod headers;
 mod listener;
+mod retry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use http::header::HOST;
+use http::request::Parts;
 use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, Version};
-use http_body_util::Either;
+use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
+use http_body::Body as _;
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 
 pub use body::{AccessLog, ProxyBody, RelayedBody};
 pub use error::ProxyError;
 pub use listener::serve;
 
-use crate::config::UpstreamConfig;
-use crate::plugin::{RequestMeta, Route, Routed, Router};
-use crate::upstream::{BackendSet, Ejection, SendError, Upstreams};
+use crate::config::{OutlierConfig, RetryConfig, TimeoutConfig};
+use crate::plugin::{RequestMeta, Route, Router};
+use crate::upstream::{Backend, BackendSet, Ejection, SendError, UpstreamBody, Upstreams};
+use retry::{RetryBudget, is_idempotent};
+
+/// The failure-handling settings the request path uses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policies {
+    /// Timeouts.
+    pub timeouts: TimeoutConfig,
+    /// Passive health.
+    pub outlier: OutlierConfig,
+    /// Retries.
+    pub retry: RetryConfig,
+}
 
 /// Everything the request path needs, shared by all connections.
 #[derive(Debug)]
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
     router: Arc<Router>,
-    settings: UpstreamConfig,
+    policies: Policies,
+    retry_budget: RetryBudget,
+}
+
+/// How one attempt ended without a response to relay.
+enum AttemptFailure {
+    /// Not written at all: the request comes back and may go anywhere else.
+    Unsent(ProxyError, Box<Request<UpstreamBody>>),
+    /// Written, at least in part: only a bodiless, replay-safe request may be sent again.
+    Sent(ProxyError),
 }
 
 impl Proxy {
     /// A proxy over these backends, routed by `router`.
-    pub fn new(upstreams: Arc<Upstreams>, router: Arc<Router>, settings: UpstreamConfig) -> Self {
+    pub fn new(upstreams: Arc<Upstreams>, router: Arc<Router>, policies: Policies) -> Self {
         Self {
             upstreams,
             router,
-            settings,
+            retry_budget: RetryBudget::new(&policies.retry),
+            policies,
         }
     }
 
@@ -54,101 +80,211 @@ impl Proxy {
         client: SocketAddr,
     ) -> Response<ProxyBody> {
         let started = Instant::now();
+        let mut log = AccessLog::enabled().then(|| AccessLog::new(&request, started));
+        let budget = self.policies.timeouts.request;
+        let forwarded = tokio::time::timeout(budget, self.forward(request, client, &mut log)).await;
+        match forwarded {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => respond_error(error, log),
+            Err(_) => respond_error(ProxyError::Deadline { after: budget }, log),
+        }
+    }
+
+    async fn forward(
+        &self,
+        request: Request<Incoming>,
+        client: SocketAddr,
+        log: &mut Option<AccessLog>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        self.retry_budget.record_request();
         let set = self.upstreams.snapshot();
         let (parts, body) = request.into_parts();
-        let (meta, routed) = self
-            .router
-            .route(RequestMeta { parts, client }, &set, 0, &[]);
-        let mut parts = meta.parts;
-        let mut log = AccessLog::enabled().then(|| AccessLog {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            status: http::StatusCode::OK,
-            backend: None,
-            started,
-            decision: routed.elapsed,
-            decided_by: routed.decided_by,
-        });
-        let Routed { route, .. } = routed;
-        let (index, upstream_headers, downstream_headers) = match route {
-            Route::Forward {
-                index,
-                upstream_headers,
-                downstream_headers,
-            } => (index, upstream_headers, downstream_headers),
-            Route::Reject(status) => return respond_error(ProxyError::Rejected(status), log),
-            Route::NoUsableBackend => return respond_error(ProxyError::NoUsableBackend, log),
-        };
-        let backend = &set.backends[index];
+        // Replaying a request that reached a backend is only safe for idempotent methods (or
+        // when the operator opts in), and only possible when it had no body to re-send.
+        let replay_after_send = body.is_end_stream()
+            && (is_idempotent(&parts.method) || self.policies.retry.non_idempotent);
+        // Each attempt rewrites the request, so later attempts start from a copy of the
+        // original. Only kept when a retry is possible at all.
+        let original = (self.policies.retry.max_attempts > 1).then(|| copy_parts(&parts));
+        let mut meta = RequestMeta { parts, client };
+        let mut body: UpstreamBody = Either::Left(body);
+        let mut tried: Vec<u32> = Vec::new();
 
-        // Host is preserved; an HTTP/2 client sends `:authority` instead, which becomes Host.
-        let host = parts.headers.get(HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        headers::strip_hop_by_hop(&mut parts.headers);
-        headers::add_forwarded(&mut parts.headers, client.ip(), host.as_ref());
-        if let Some(host) = host {
-            parts.headers.insert(HOST, host);
-        }
-        for (name, value) in upstream_headers {
-            parts.headers.append(name, value);
-        }
-        parts.uri = upstream_uri(&parts.uri, &backend.authority);
-        parts.version = Version::HTTP_11;
-
-        let in_flight = backend.stats.start_request();
-        let upstream_started = Instant::now();
-        match backend.pool.send(Request::from_parts(parts, body)).await {
-            Ok((response, lease)) => {
-                backend.stats.record_success(upstream_started.elapsed());
-                let (mut parts, body) = response.into_parts();
-                headers::strip_hop_by_hop(&mut parts.headers);
-                for (name, value) in downstream_headers {
-                    parts.headers.append(name, value);
-                }
-                if let Some(log) = &mut log {
-                    log.status = parts.status;
-                    log.backend = Some((set.clone(), index));
-                }
-                let body = RelayedBody::new(body, lease, in_flight, log);
-                Response::from_parts(parts, Either::Left(body))
+        for attempt in 0.. {
+            let (returned, routed) = self.router.route(meta, &set, attempt, &tried);
+            if let Some(log) = log.as_mut() {
+                log.decision += routed.elapsed;
+                log.decided_by = routed.decided_by;
             }
-            Err(e) => {
-                drop(in_flight);
-                self.note_failure(&set, index);
-                if let Some(log) = &mut log {
-                    log.backend = Some((set.clone(), index));
+            let (index, upstream_headers, downstream_headers) = match routed.route {
+                Route::Forward {
+                    index,
+                    upstream_headers,
+                    downstream_headers,
+                } => (index, upstream_headers, downstream_headers),
+                Route::Reject(status) => return Err(ProxyError::Rejected(status)),
+                Route::NoUsableBackend => return Err(ProxyError::NoUsableBackend),
+            };
+            let backend = &set.backends[index];
+            if let Some(log) = log.as_mut() {
+                log.backend = Some((set.clone(), index));
+            }
+            let mut parts = returned.parts;
+            rewrite_for_backend(&mut parts, client, backend, upstream_headers);
+
+            let failure = match self
+                .attempt(backend, Request::from_parts(parts, body))
+                .await
+            {
+                Ok((response, lease, in_flight)) => {
+                    let (mut parts, body) = response.into_parts();
+                    if parts.status.is_server_error() && self.policies.outlier.count_5xx {
+                        self.note_failure(&set, index);
+                    }
+                    headers::strip_hop_by_hop(&mut parts.headers);
+                    for (name, value) in downstream_headers {
+                        parts.headers.append(name, value);
+                    }
+                    let mut log = log.take();
+                    if let Some(log) = &mut log {
+                        log.status = parts.status;
+                    }
+                    let body = RelayedBody::new(body, lease, in_flight, log);
+                    return Ok(Response::from_parts(parts, Either::Left(body)));
                 }
-                let reason = match e {
-                    SendError::Connect { reason, .. } => reason,
-                    SendError::Exchange(reason) => reason,
-                };
-                let error = ProxyError::BackendUnreachable {
+                Err(failure) => failure,
+            };
+            self.note_failure(&set, index);
+            let (error, next_body) = match failure {
+                AttemptFailure::Unsent(error, request) => (error, Some(request.into_body())),
+                AttemptFailure::Sent(error) => (
+                    error,
+                    replay_after_send.then(|| Either::Right(Empty::new())),
+                ),
+            };
+            tried.push(index as u32);
+            // Retrying makes sense only on a backend that has not failed this request yet.
+            let untried_left = set
+                .backends
+                .iter()
+                .enumerate()
+                .any(|(i, b)| b.is_usable() && !tried.contains(&(i as u32)));
+            let can_retry = attempt + 1 < self.policies.retry.max_attempts
+                && untried_left
+                && next_body.is_some()
+                && original.is_some();
+            if !can_retry || !self.retry_budget.try_retry() {
+                return Err(error);
+            }
+            tracing::debug!(backend = %backend.id, attempt, %error, "retrying on another backend");
+            body = next_body.expect("checked above");
+            meta = RequestMeta {
+                parts: copy_parts(original.as_ref().expect("checked above")),
+                client,
+            };
+        }
+        unreachable!("the attempt loop only ends by returning")
+    }
+
+    /// Send one attempt to `backend`, within the response-headers timeout.
+    async fn attempt(
+        &self,
+        backend: &Backend,
+        request: Request<UpstreamBody>,
+    ) -> Result<
+        (
+            Response<Incoming>,
+            crate::upstream::Lease,
+            crate::upstream::InFlight,
+        ),
+        AttemptFailure,
+    > {
+        let in_flight = backend.stats.start_request();
+        let sent_at = Instant::now();
+        let timeout = self.policies.timeouts.response_headers;
+        match tokio::time::timeout(timeout, backend.pool.send(request)).await {
+            Ok(Ok((response, lease))) => {
+                if !response.status().is_server_error() {
+                    backend.stats.record_success(sent_at.elapsed());
+                }
+                Ok((response, lease, in_flight))
+            }
+            Ok(Err(SendError::Connect { reason, request })) => Err(AttemptFailure::Unsent(
+                ProxyError::BackendUnreachable {
                     backend: backend.id.clone(),
                     reason,
-                };
-                respond_error(error, log)
+                },
+                request,
+            )),
+            Ok(Err(SendError::Exchange(reason))) => {
+                Err(AttemptFailure::Sent(ProxyError::BackendUnreachable {
+                    backend: backend.id.clone(),
+                    reason,
+                }))
             }
+            Err(_) => Err(AttemptFailure::Sent(ProxyError::BackendTimeout {
+                backend: backend.id.clone(),
+                after: timeout,
+            })),
         }
     }
 
     fn note_failure(&self, set: &BackendSet, index: usize) {
         let backend = &set.backends[index];
-        let ejection = backend
-            .stats
-            .record_failure(self.settings.eject_after_failures, self.settings.eject_for);
-        if let Ejection::Ejected { failures } = ejection {
-            tracing::warn!(
+        let outlier = &self.policies.outlier;
+        let may_eject = set.may_eject_another(outlier.max_ejection_percent);
+        match backend.stats.record_failure(outlier, may_eject) {
+            Ejection::Ejected { failures, duration } => tracing::warn!(
                 backend = %backend.id,
                 failures,
-                for_secs = self.settings.eject_for.as_secs_f64(),
+                ejected_for_secs = duration.as_secs_f64(),
                 "backend ejected after consecutive failures"
-            );
+            ),
+            Ejection::Spared { failures } => tracing::warn!(
+                backend = %backend.id,
+                failures,
+                max_ejection_percent = outlier.max_ejection_percent,
+                "backend keeps failing but is not ejected: too many backends are already out"
+            ),
+            Ejection::NotEjected => {}
         }
     }
+}
+
+/// Make the client's request one for `backend`: hop-by-hop headers out, forwarding headers
+/// in, Host preserved (an HTTP/2 client's `:authority` becomes Host), origin-form target.
+fn rewrite_for_backend(
+    parts: &mut Parts,
+    client: SocketAddr,
+    backend: &Backend,
+    upstream_headers: Vec<(HeaderName, HeaderValue)>,
+) {
+    let host = parts.headers.get(HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    headers::strip_hop_by_hop(&mut parts.headers);
+    headers::add_forwarded(&mut parts.headers, client.ip(), host.as_ref());
+    if let Some(host) = host {
+        parts.headers.insert(HOST, host);
+    }
+    for (name, value) in upstream_headers {
+        parts.headers.append(name, value);
+    }
+    parts.uri = upstream_uri(&parts.uri, &backend.authority);
+    parts.version = Version::HTTP_11;
+}
+
+/// A copy of a request head (extensions are not carried: lbx sets none).
+fn copy_parts(parts: &Parts) -> Parts {
+    let mut copy = Request::new(()).into_parts().0;
+    copy.method = parts.method.clone();
+    copy.uri = parts.uri.clone();
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
 }
 
 fn respond_error(error: ProxyError, log: Option<AccessLog>) -> Response<ProxyBody> {

@@ -3,6 +3,7 @@
 //! Readers take a snapshot ([`Upstreams::snapshot`]); a new backend set is built off the hot path
 //! and published with one store. Stats of backends that remain (same id) are carried over.
 
+pub mod health;
 mod pool;
 mod stats;
 
@@ -13,8 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 
-use crate::config::{BackendConfig, ConfigError, parse_backend_url};
-pub use pool::{ConnectionPool, Lease, PoolSettings, SendError};
+use crate::config::{BackendConfig, ConfigError, HealthCheck, HealthSettings, parse_backend_url};
+use crate::shutdown::StopReceiver;
+pub use pool::{ConnectionPool, Lease, PoolSettings, SendError, UpstreamBody};
 pub use stats::{Ejection, InFlight, LiveStats};
 
 /// One backend as routing sees it.
@@ -32,12 +34,14 @@ pub struct Backend {
     pub stats: Arc<LiveStats>,
     /// Keep-alive connections to this backend, shared like `stats`.
     pub pool: Arc<ConnectionPool>,
+    /// Active health check, if configured.
+    pub health: Option<HealthCheck>,
 }
 
 impl Backend {
-    /// Whether the backend may receive new requests.
+    /// Whether the backend may receive new requests (healthy and not ejected).
     pub fn is_usable(&self) -> bool {
-        !self.stats.is_ejected()
+        self.stats.is_usable()
     }
 }
 
@@ -65,6 +69,17 @@ impl BackendSet {
     pub fn any_usable(&self) -> bool {
         self.backends.iter().any(Backend::is_usable)
     }
+
+    /// Whether one more backend may be ejected without exceeding `max_percent` of the set.
+    /// One ejection is always allowed, so a lone failing backend is not kept forever.
+    pub fn may_eject_another(&self, max_percent: u8) -> bool {
+        let ejected = self
+            .backends
+            .iter()
+            .filter(|b| b.stats.is_ejected())
+            .count();
+        ejected == 0 || (ejected + 1) * 100 <= usize::from(max_percent) * self.len()
+    }
 }
 
 /// The current backend set, swappable while serving.
@@ -73,6 +88,7 @@ pub struct Upstreams {
     current: ArcSwap<BackendSet>,
     generations: AtomicU64,
     pool_settings: PoolSettings,
+    health_defaults: HealthSettings,
 }
 
 impl Upstreams {
@@ -80,13 +96,30 @@ impl Upstreams {
     pub fn new(
         configs: &[BackendConfig],
         pool_settings: PoolSettings,
+        health_defaults: HealthSettings,
     ) -> Result<Self, ConfigError> {
-        let set = build_set(configs, 1, &HashMap::new(), pool_settings)?;
+        let set = build_set(configs, 1, &HashMap::new(), pool_settings, &health_defaults)?;
         Ok(Self {
             current: ArcSwap::from_pointee(set),
             generations: AtomicU64::new(1),
             pool_settings,
+            health_defaults,
         })
+    }
+
+    /// Start active health checks for every backend that has one; they run until `stop`.
+    pub fn spawn_health_checks(&self, stop: &StopReceiver) {
+        for backend in &self.snapshot().backends {
+            if let Some(check) = &backend.health {
+                let target = health::Target {
+                    id: backend.id.clone(),
+                    authority: backend.authority.clone(),
+                    stats: backend.stats.clone(),
+                    check: check.clone(),
+                };
+                tokio::spawn(health::run(target, stop.clone()));
+            }
+        }
     }
 
     /// The set in force now; cheap, lock-free, and stable for as long as it is held.
@@ -101,7 +134,13 @@ impl Upstreams {
         let carried: HashMap<&str, &Backend> =
             old.backends.iter().map(|b| (b.id.as_str(), b)).collect();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let set = build_set(configs, generation, &carried, self.pool_settings)?;
+        let set = build_set(
+            configs,
+            generation,
+            &carried,
+            self.pool_settings,
+            &self.health_defaults,
+        )?;
         self.current.store(Arc::new(set));
         Ok(())
     }
@@ -112,6 +151,7 @@ fn build_set(
     generation: u64,
     carried: &HashMap<&str, &Backend>,
     pool_settings: PoolSettings,
+    health_defaults: &HealthSettings,
 ) -> Result<BackendSet, ConfigError> {
     let mut backends = Vec::with_capacity(configs.len());
     for (i, config) in configs.iter().enumerate() {
@@ -125,6 +165,11 @@ fn build_set(
             .id
             .clone()
             .unwrap_or_else(|| address.authority.to_string());
+        let health = config
+            .health
+            .over(health_defaults)
+            .resolve(&format!("backend[{i}].health"))
+            .map_err(ConfigError::Invalid)?;
         let previous = carried.get(id.as_str());
         let stats = previous.map(|b| b.stats.clone()).unwrap_or_default();
         let pool = previous
@@ -140,6 +185,7 @@ fn build_set(
             id,
             stats,
             pool,
+            health,
             authority: address.authority,
             weight: config.weight,
             labels: config
@@ -173,7 +219,39 @@ pub(crate) mod tests {
             id: id.map(Into::into),
             weight: 1,
             labels: Default::default(),
+            health: Default::default(),
         }
+    }
+
+    #[test]
+    fn at_most_the_configured_share_of_backends_is_ejected() {
+        let configs: Vec<_> = (1..=4)
+            .map(|port| backend(&format!("http://127.0.0.1:{port}"), None))
+            .collect();
+        let upstreams =
+            Upstreams::new(&configs, pool_settings(), HealthSettings::default()).unwrap();
+        let set = upstreams.snapshot();
+        let outlier = crate::config::OutlierConfig {
+            consecutive_failures: 1,
+            ..Default::default()
+        };
+        assert!(set.may_eject_another(50));
+        set.backends[0].stats.record_failure(&outlier, true);
+        assert!(set.may_eject_another(50), "2 of 4 is 50%");
+        set.backends[1].stats.record_failure(&outlier, true);
+        assert!(!set.may_eject_another(50), "3 of 4 would exceed 50%");
+        assert!(set.may_eject_another(100));
+    }
+
+    #[test]
+    fn a_lone_backend_may_always_be_ejected() {
+        let upstreams = Upstreams::new(
+            &[backend("http://127.0.0.1:1", None)],
+            pool_settings(),
+            HealthSettings::default(),
+        )
+        .unwrap();
+        assert!(upstreams.snapshot().may_eject_another(10));
     }
 
     #[test]
@@ -184,6 +262,7 @@ pub(crate) mod tests {
                 backend("http://127.0.0.1:2", Some("b")),
             ],
             pool_settings(),
+            HealthSettings::default(),
         )
         .unwrap();
         let first = upstreams.snapshot();

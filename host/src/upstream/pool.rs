@@ -9,12 +9,18 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::uri::Authority;
 use http::{Request, Response};
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+/// Body of a request sent to a backend: the client's own body, or an empty one when a
+/// bodiless request is replayed on another backend (hyper cannot make a new `Incoming`).
+pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
 
 /// Settings of every backend's pool.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +42,7 @@ pub enum SendError {
         /// Why.
         reason: String,
         /// The untouched request, for a retry elsewhere.
-        request: Box<Request<Incoming>>,
+        request: Box<Request<UpstreamBody>>,
     },
     /// The connection failed after the request was (maybe partly) written.
     #[error("{0}")]
@@ -53,14 +59,14 @@ pub struct ConnectionPool {
 
 #[derive(Debug)]
 struct IdleConnection {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<UpstreamBody>,
     since: Instant,
 }
 
 /// A connection lent to one request; give it back with [`ConnectionPool::put_back`].
 #[derive(Debug)]
 pub struct Lease {
-    sender: http1::SendRequest<Incoming>,
+    sender: http1::SendRequest<UpstreamBody>,
     pool: Arc<ConnectionPool>,
 }
 
@@ -86,7 +92,7 @@ impl ConnectionPool {
     /// lease to give back when its body is done.
     pub async fn send(
         self: &Arc<Self>,
-        mut request: Request<Incoming>,
+        mut request: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Lease), SendError> {
         // A pooled connection may have been closed by the backend while idle; such a request
         // comes back unsent and goes on a fresh connection instead.
@@ -117,14 +123,14 @@ impl ConnectionPool {
         }
     }
 
-    fn lease(self: &Arc<Self>, sender: http1::SendRequest<Incoming>) -> Lease {
+    fn lease(self: &Arc<Self>, sender: http1::SendRequest<UpstreamBody>) -> Lease {
         Lease {
             sender,
             pool: self.clone(),
         }
     }
 
-    fn take_idle(&self) -> Option<http1::SendRequest<Incoming>> {
+    fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().expect("pool lock");
         while let Some(connection) = idle.pop() {
             if !connection.sender.is_closed()
@@ -136,7 +142,7 @@ impl ConnectionPool {
         None
     }
 
-    fn put_back(&self, sender: http1::SendRequest<Incoming>) {
+    fn put_back(&self, sender: http1::SendRequest<UpstreamBody>) {
         if sender.is_closed() {
             return;
         }
@@ -149,7 +155,7 @@ impl ConnectionPool {
         }
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<Incoming>, String> {
+    async fn connect(&self) -> Result<http1::SendRequest<UpstreamBody>, String> {
         let address = self.authority.as_str();
         let stream =
             tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(address))

@@ -1,12 +1,15 @@
-//! Live per-backend statistics: in-flight requests, latency EWMA, consecutive failures and
-//! passive ejection. All lock-free atomics: they are touched on every request.
+//! Live per-backend statistics: in-flight requests, latency EWMA, consecutive failures,
+//! passive ejection (outlier detection) and the verdict of active health checks. All lock-free
+//! atomics: they are touched on every request.
 //!
 //! Stats live in an `Arc` owned by the backend's identity, so a rebuilt backend set can carry
 //! them over for backends that remain (counters must not reset on reload).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::config::OutlierConfig;
 
 /// Weight of a new latency sample in the moving average (1/8, as in TCP's SRTT).
 const EWMA_SHIFT: u32 = 3;
@@ -19,6 +22,12 @@ pub struct LiveStats {
     consecutive_failures: AtomicU32,
     /// Milliseconds since `epoch` until which the backend is ejected (0 = not ejected).
     ejected_until_ms: AtomicU64,
+    /// Ejections in the current streak; each lasts one `base_ejection` longer than the last.
+    ejections: AtomicU32,
+    /// When the last ejection started (ms since `epoch`), to end a streak after calm.
+    last_ejection_ms: AtomicU64,
+    /// Set by active health checks.
+    down: AtomicBool,
     requests: AtomicU64,
     epoch: Instant,
 }
@@ -30,6 +39,9 @@ impl Default for LiveStats {
             ewma_latency_us: AtomicU32::new(0),
             consecutive_failures: AtomicU32::new(0),
             ejected_until_ms: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+            last_ejection_ms: AtomicU64::new(0),
+            down: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -57,10 +69,32 @@ impl LiveStats {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Whether the backend is out of rotation after repeated failures.
+    /// Whether the backend may receive new requests: not failing its health check and not
+    /// ejected for failing real requests.
+    pub fn is_usable(&self) -> bool {
+        !self.down.load(Ordering::Relaxed) && !self.is_ejected()
+    }
+
+    /// Whether outlier detection has taken the backend out of rotation for now.
     pub fn is_ejected(&self) -> bool {
         let until = self.ejected_until_ms.load(Ordering::Relaxed);
         until != 0 && self.millis_now() < until
+    }
+
+    /// Whether active health checks consider the backend down.
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Record the active health verdict; returns whether it changed.
+    pub fn set_down(&self, down: bool) -> bool {
+        self.down.swap(down, Ordering::Relaxed) != down
+    }
+
+    /// End an ejection early: active health checks saw the backend recover.
+    pub fn clear_ejection(&self) {
+        self.ejected_until_ms.store(0, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
     }
 
     /// Count a request as started; the returned guard counts it as finished when dropped.
@@ -72,12 +106,12 @@ impl LiveStats {
         }
     }
 
-    /// The backend answered: fold the latency into the average and clear failures.
+    /// The backend answered: fold the latency into the average and clear the failure streak.
     pub fn record_success(&self, latency: Duration) {
         let sample = u32::try_from(latency.as_micros())
             .unwrap_or(u32::MAX)
             .max(1);
-        // A lost update under contention only drops one sample from an average; no CAS loop needed.
+        // A lost update under contention only drops one sample from an average; no CAS loop.
         let old = self.ewma_latency_us.load(Ordering::Relaxed);
         let new = if old == 0 {
             sample
@@ -86,21 +120,40 @@ impl LiveStats {
             (old + ((i64::from(sample) - old) >> EWMA_SHIFT)) as u32
         };
         self.ewma_latency_us.store(new.max(1), Ordering::Relaxed);
-        self.consecutive_failures.store(0, Ordering::Relaxed);
-        self.ejected_until_ms.store(0, Ordering::Relaxed);
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
     }
 
-    /// The backend could not be reached. After `eject_after` in a row it is ejected for
-    /// `eject_for`; once that passes it gets traffic again, and one more failure ejects it anew.
-    pub fn record_failure(&self, eject_after: u32, eject_for: Duration) -> Ejection {
+    /// A request failed on this backend (connection error, timeout, or 5xx). After
+    /// `consecutive_failures` in a row the backend is ejected, if `may_eject` (the caller's
+    /// max-ejection-percent check) allows. Each ejection in a streak lasts one `base_ejection`
+    /// longer than the previous, up to `max_ejection`; a streak ends after `max_ejection` calm.
+    pub fn record_failure(&self, outlier: &OutlierConfig, may_eject: bool) -> Ejection {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        if failures >= eject_after && !self.is_ejected() {
-            let until = self.millis_now() + eject_for.as_millis() as u64;
-            self.ejected_until_ms.store(until.max(1), Ordering::Relaxed);
-            Ejection::Ejected { failures }
-        } else {
-            Ejection::NotEjected
+        if failures < outlier.consecutive_failures || self.is_ejected() {
+            return Ejection::NotEjected;
         }
+        if !may_eject {
+            return Ejection::Spared { failures };
+        }
+        let now = self.millis_now();
+        let since_last = now.saturating_sub(self.last_ejection_ms.load(Ordering::Relaxed));
+        let calm = since_last > (outlier.max_ejection + outlier.base_ejection).as_millis() as u64;
+        let streak = if calm || self.ejections.load(Ordering::Relaxed) == 0 {
+            1
+        } else {
+            self.ejections.load(Ordering::Relaxed) + 1
+        };
+        let duration = (outlier.base_ejection * streak).min(outlier.max_ejection);
+        self.ejections.store(streak, Ordering::Relaxed);
+        self.last_ejection_ms.store(now, Ordering::Relaxed);
+        self.ejected_until_ms.store(
+            (now + duration.as_millis() as u64).max(1),
+            Ordering::Relaxed,
+        );
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        Ejection::Ejected { failures, duration }
     }
 
     fn millis_now(&self) -> u64 {
@@ -113,10 +166,17 @@ impl LiveStats {
 pub enum Ejection {
     /// Still in rotation.
     NotEjected,
+    /// Reached the threshold but kept: ejecting it would exceed the max ejection percent.
+    Spared {
+        /// Consecutive failures so far.
+        failures: u32,
+    },
     /// Just taken out of rotation.
     Ejected {
         /// Consecutive failures that caused it.
         failures: u32,
+        /// For how long.
+        duration: Duration,
     },
 }
 
@@ -135,6 +195,15 @@ impl Drop for InFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn outlier(after: u32, base_ms: u64, max_ms: u64) -> OutlierConfig {
+        OutlierConfig {
+            consecutive_failures: after,
+            base_ejection: Duration::from_millis(base_ms),
+            max_ejection: Duration::from_millis(max_ms),
+            ..OutlierConfig::default()
+        }
+    }
 
     #[test]
     fn in_flight_counts_until_guard_drops() {
@@ -159,26 +228,58 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failures_eject_and_success_restores() {
+    fn consecutive_failures_eject_and_a_success_breaks_the_streak() {
         let stats = LiveStats::default();
-        let eject_for = Duration::from_secs(60);
-        assert_eq!(stats.record_failure(3, eject_for), Ejection::NotEjected);
-        assert_eq!(stats.record_failure(3, eject_for), Ejection::NotEjected);
-        assert_eq!(
-            stats.record_failure(3, eject_for),
-            Ejection::Ejected { failures: 3 }
-        );
-        assert!(stats.is_ejected());
+        let config = outlier(3, 60_000, 600_000);
+        stats.record_failure(&config, true);
+        stats.record_failure(&config, true);
         stats.record_success(Duration::from_millis(1));
-        assert!(!stats.is_ejected());
-        assert_eq!(stats.consecutive_failures(), 0);
+        assert_eq!(stats.record_failure(&config, true), Ejection::NotEjected);
+        assert_eq!(stats.record_failure(&config, true), Ejection::NotEjected);
+        assert_eq!(
+            stats.record_failure(&config, true),
+            Ejection::Ejected {
+                failures: 3,
+                duration: Duration::from_secs(60)
+            }
+        );
+        assert!(stats.is_ejected() && !stats.is_usable());
     }
 
     #[test]
-    fn ejection_expires() {
+    fn repeated_ejections_last_longer_up_to_the_cap() {
         let stats = LiveStats::default();
-        stats.record_failure(1, Duration::from_millis(1));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(!stats.is_ejected());
+        let config = outlier(1, 10, 25);
+        let mut durations = Vec::new();
+        for _ in 0..3 {
+            match stats.record_failure(&config, true) {
+                Ejection::Ejected { duration, .. } => durations.push(duration.as_millis()),
+                other => panic!("expected an ejection, got {other:?}"),
+            }
+            while stats.is_ejected() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        assert_eq!(durations, [10, 20, 25]);
+    }
+
+    #[test]
+    fn a_spared_backend_stays_in_rotation() {
+        let stats = LiveStats::default();
+        assert_eq!(
+            stats.record_failure(&outlier(1, 1000, 1000), false),
+            Ejection::Spared { failures: 1 }
+        );
+        assert!(stats.is_usable());
+    }
+
+    #[test]
+    fn active_health_verdict_takes_a_backend_out() {
+        let stats = LiveStats::default();
+        assert!(stats.set_down(true));
+        assert!(!stats.set_down(true), "no change the second time");
+        assert!(!stats.is_usable());
+        assert!(stats.set_down(false));
+        assert!(stats.is_usable());
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! Parsing a string ([`Config::parse`]) is separate from reading a file ([`Config::load`]) so
 //! tests parse strings. Unknown keys are errors (`deny_unknown_fields`): a typo in a production
-//! config must not silently fall back to a default.
+//! config must not silently fall back to a default. The failure-handling sections (timeouts,
+//! health, outlier detection, retries, pool) live in [`resilience`].
+
+mod resilience;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +16,10 @@ use std::time::Duration;
 
 use http::uri::Authority;
 use serde::Deserialize;
+
+pub use resilience::{
+    HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
+};
 
 /// Default address the proxy listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -33,9 +40,21 @@ pub struct Config {
     /// Backends to balance over, in order (a backend's position is its plugin index).
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendConfig>,
-    /// Connection settings towards backends.
+    /// Timeouts, client and backend side.
     #[serde(default)]
-    pub upstream: UpstreamConfig,
+    pub timeouts: TimeoutConfig,
+    /// Active health-check defaults for every backend (no `path`: no active checks).
+    #[serde(default)]
+    pub health: HealthSettings,
+    /// Passive health: ejecting backends that fail real requests.
+    #[serde(default)]
+    pub outlier: OutlierConfig,
+    /// Retrying failed attempts on another backend.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Keep-alive connections to backends.
+    #[serde(default)]
+    pub pool: PoolConfig,
 }
 
 /// `[plugin]`: which Wasm component routes requests, and its sandbox.
@@ -70,50 +89,9 @@ pub struct BackendConfig {
     /// Free-form labels handed to plugins, e.g. `{ pool = "api" }`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-}
-
-/// `[upstream]`: how lbx talks to backends.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// Give up connecting to a backend after this long (then 502).
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
-    pub connect_timeout: Duration,
-    /// Close pooled keep-alive connections idle for this long.
-    #[serde(default = "default_pool_idle_timeout", with = "humantime_serde")]
-    pub pool_idle_timeout: Duration,
-    /// Idle keep-alive connections kept per backend.
-    #[serde(default = "default_pool_max_idle")]
-    pub pool_max_idle_per_backend: usize,
-    /// Consecutive connection failures that take a backend out of rotation.
-    #[serde(default = "default_eject_after")]
-    pub eject_after_failures: u32,
-    /// How long an ejected backend stays out before it is tried again.
-    #[serde(default = "default_eject_for", with = "humantime_serde")]
-    pub eject_for: Duration,
-}
-
-impl UpstreamConfig {
-    /// The connection-pool part of these settings.
-    pub fn pool_settings(&self) -> crate::upstream::PoolSettings {
-        crate::upstream::PoolSettings {
-            connect_timeout: self.connect_timeout,
-            idle_timeout: self.pool_idle_timeout,
-            max_idle: self.pool_max_idle_per_backend,
-        }
-    }
-}
-
-impl Default for UpstreamConfig {
-    fn default() -> Self {
-        Self {
-            connect_timeout: default_connect_timeout(),
-            pool_idle_timeout: default_pool_idle_timeout(),
-            pool_max_idle_per_backend: default_pool_max_idle(),
-            eject_after_failures: default_eject_after(),
-            eject_for: default_eject_for(),
-        }
-    }
+    /// This backend's own health-check settings, over the global `[health]` ones.
+    #[serde(default)]
+    pub health: HealthSettings,
 }
 
 fn default_listen() -> String {
@@ -127,21 +105,6 @@ fn default_decision_deadline() -> Duration {
 }
 fn default_memory_limit_mib() -> u32 {
     64
-}
-fn default_connect_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-fn default_pool_idle_timeout() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_pool_max_idle() -> usize {
-    64
-}
-fn default_eject_after() -> u32 {
-    3
-}
-fn default_eject_for() -> Duration {
-    Duration::from_secs(10)
 }
 
 /// Settings given on the command line; each one that is set replaces the file's value.
@@ -210,7 +173,11 @@ impl Default for Config {
             workers: 0,
             plugin: None,
             backends: Vec::new(),
-            upstream: UpstreamConfig::default(),
+            timeouts: TimeoutConfig::default(),
+            health: HealthSettings::default(),
+            outlier: OutlierConfig::default(),
+            retry: RetryConfig::default(),
+            pool: PoolConfig::default(),
         }
     }
 }
@@ -263,6 +230,7 @@ impl Config {
                     id: None,
                     weight: default_weight(),
                     labels: BTreeMap::new(),
+                    health: HealthSettings::default(),
                 })
                 .collect();
         }
@@ -326,18 +294,16 @@ impl Config {
                 );
             }
         }
-        if self.upstream.connect_timeout.is_zero() {
-            problem(
-                "upstream.connect_timeout".into(),
-                "must be greater than 0".into(),
-            );
+        if let Err(mut health) = self.health.resolve("health") {
+            problems.append(&mut health);
         }
-        if self.upstream.eject_after_failures == 0 {
-            problem(
-                "upstream.eject_after_failures".into(),
-                "must be at least 1".into(),
-            );
+        for (i, backend) in self.backends.iter().enumerate() {
+            let key = format!("backend[{i}].health");
+            if let Err(mut health) = backend.health.over(&self.health).resolve(&key) {
+                problems.append(&mut health);
+            }
         }
+        resilience::validate(&self.timeouts, &self.outlier, &self.retry, &mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -353,6 +319,15 @@ impl Config {
                 message: format!("{:?}: {e}", self.listen),
             }])
         })
+    }
+
+    /// Settings of every backend's connection pool.
+    pub fn pool_settings(&self) -> crate::upstream::PoolSettings {
+        crate::upstream::PoolSettings {
+            connect_timeout: self.timeouts.connect,
+            idle_timeout: self.pool.idle_timeout,
+            max_idle: self.pool.max_idle_per_backend,
+        }
     }
 
     /// The plugin's `config` table as the JSON text its `init` receives.
@@ -441,7 +416,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid() {
-        let example = include_str!("../../examples/lbx.toml");
+        let example = include_str!("../../../examples/lbx.toml");
         let config = Config::parse(example, None).unwrap();
         config.validate().unwrap();
         assert_eq!(config.backends.len(), 2);

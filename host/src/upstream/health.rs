@@ -1,0 +1,112 @@
+//! Active health checks: a task per backend probes `GET <path>` every interval on a fresh
+//! connection (so a dead process or a full accept queue shows up, not a pooled socket), and
+//! flips the backend down after `fall` failures in a row and up again after `rise` passes.
+//! Each transition is logged once, with the reason; individual probes are not.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http::uri::Authority;
+use http_body_util::Empty;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::MissedTickBehavior;
+
+use super::LiveStats;
+use crate::config::HealthCheck;
+use crate::shutdown::{self, StopReceiver};
+
+/// What one backend's checker needs.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Backend id, for logs.
+    pub id: String,
+    /// Where to connect.
+    pub authority: Authority,
+    /// Where the verdict goes.
+    pub stats: Arc<LiveStats>,
+    /// How to check.
+    pub check: HealthCheck,
+}
+
+/// Probe `target` until `stop` is raised.
+pub async fn run(target: Target, mut stop: StopReceiver) {
+    let mut ticks = tokio::time::interval(target.check.interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (mut passes, mut failures) = (0u32, 0u32);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown::stopped(&mut stop) => return,
+        }
+        match probe(&target.authority, &target.check).await {
+            Ok(()) => {
+                passes += 1;
+                failures = 0;
+                // A backend ejected for failing real requests that now passes its checks is
+                // back as soon as it would be after a health-check outage.
+                if passes >= target.check.rise && target.stats.is_ejected() {
+                    target.stats.clear_ejection();
+                    tracing::info!(backend = %target.id, "ejected backend passes its health checks: back in rotation");
+                }
+                if passes >= target.check.rise
+                    && target.stats.is_down()
+                    && target.stats.set_down(false)
+                {
+                    tracing::info!(backend = %target.id, passes, "backend passed its health checks: back in rotation");
+                }
+            }
+            Err(reason) => {
+                failures += 1;
+                passes = 0;
+                if failures >= target.check.fall
+                    && !target.stats.is_down()
+                    && target.stats.set_down(true)
+                {
+                    tracing::warn!(backend = %target.id, failures, %reason, "backend failed its health checks: out of rotation");
+                }
+            }
+        }
+    }
+}
+
+/// One probe: connect, `GET path`, expect a status in range, all within `check.timeout`.
+async fn probe(authority: &Authority, check: &HealthCheck) -> Result<(), String> {
+    let exchange = async {
+        let stream = TcpStream::connect(authority.as_str())
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        let driver = tokio::spawn(connection);
+        let request = Request::get(check.path.as_str())
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::USER_AGENT, "lbx-health-check")
+            .header(http::header::CONNECTION, "close")
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string());
+        driver.abort();
+        let status = response?.status().as_u16();
+        if (check.status_min..=check.status_max).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("{} answered {status}", check.path))
+        }
+    };
+    match tokio::time::timeout(check.timeout, exchange).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {}", describe(check.timeout))),
+    }
+}
+
+fn describe(duration: Duration) -> String {
+    format!("{} ms", duration.as_millis())
+}

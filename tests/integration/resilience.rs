@@ -1,0 +1,304 @@
+//! Failure handling over real sockets and processes: active health checks, outlier ejection,
+//! retries, timeouts, slowloris protection and graceful shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{
+    BackendProcess, BlackHole, LbxProcess, PatternBody, ResettingBackend, TestBackend, TestProxy,
+    config, get, http1_client, plugins, send,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_backend_under_load_fails_no_request_and_a_restart_brings_it_back() {
+    let mut backends: Vec<BackendProcess> = ["b1", "b2", "b3"]
+        .map(BackendProcess::start)
+        .into_iter()
+        .collect();
+    let (interval, rise) = (Duration::from_millis(100), 2u32);
+    let toml = format!(
+        "[plugin]\npath = {:?}\n{}\n[health]\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = {rise}\nfall = 2\n",
+        plugins::ROUND_ROBIN,
+        backends
+            .iter()
+            .map(|b| format!("[[backend]]\nurl = {:?}\n", b.url()))
+            .collect::<String>(),
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let url = proxy.url("/");
+
+    // Steady, bounded load: 4 clients, each sending requests back to back for 3 seconds.
+    let failures = Arc::new(AtomicUsize::new(0));
+    let answers = Arc::new(std::sync::Mutex::new(Vec::<(Instant, String)>::new()));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, failures, answers) = (url.clone(), failures.clone(), answers.clone());
+            tokio::spawn(async move {
+                let client = http1_client();
+                while started.elapsed() < Duration::from_secs(3) {
+                    let request = Request::get(&url).body(Empty::new().boxed()).unwrap();
+                    match client.request(request).await {
+                        Ok(response) if response.status() == 200 => {
+                            let body = response.into_body().collect().await.unwrap().to_bytes();
+                            let name = String::from_utf8_lossy(&body).trim().to_string();
+                            answers.lock().unwrap().push((Instant::now(), name));
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    backends[1].kill();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let b2 = &mut backends[1];
+    tokio::task::block_in_place(|| b2.restart());
+    let restarted = Instant::now();
+    for client in clients {
+        client.await.unwrap();
+    }
+
+    let answers = answers.lock().unwrap();
+    assert_eq!(failures.load(Ordering::SeqCst), 0, "client requests failed");
+    assert!(
+        answers.len() > 300,
+        "load was too light: {} requests",
+        answers.len()
+    );
+    let back_after = answers
+        .iter()
+        .find(|(at, name)| *at > restarted && name == "b2")
+        .map(|(at, _)| *at - restarted)
+        .expect("b2 never came back into rotation");
+    let bound = interval * (rise + 1) + Duration::from_millis(200);
+    assert!(
+        back_after <= bound,
+        "b2 came back after {back_after:?}; expected within interval x rise (+1 interval)"
+    );
+    eprintln!(
+        "kill test: {} requests, 0 failed, b2 back in rotation {} ms after restart",
+        answers.len(),
+        back_after.as_millis()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_failing_its_health_check_gets_no_traffic_until_it_recovers() {
+    let well = TestBackend::named("well").await;
+    let sick = TestBackend::named("sick").await;
+    sick.set_health(500);
+    let proxy = TestProxy::start(&config(
+        Some(plugins::ROUND_ROBIN),
+        &[&well, &sick],
+        "[health]\npath = \"/healthz\"\ninterval = \"50ms\"\nrise = 1\nfall = 1\n",
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for _ in 0..30 {
+        assert_eq!(get(&proxy.url("/")).await.2, "well");
+    }
+    assert_eq!(sick.requests(), 0);
+    // Its main path would have answered: only the health check keeps it out.
+    assert_eq!(get(&format!("{}/", sick.url())).await.2, "sick");
+
+    sick.set_health(200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = sick.requests();
+    for _ in 0..10 {
+        assert_eq!(get(&proxy.url("/")).await.0, 200);
+    }
+    assert_eq!(
+        sick.requests() - before,
+        5,
+        "a recovered backend shares the load again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_never_answers_gives_504_and_other_clients_are_unaffected() {
+    let hole = BlackHole::start().await;
+    let good = TestBackend::named("good").await;
+    let toml = format!(
+        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n\
+         [timeouts]\nresponse_headers = \"300ms\"\n[retry]\nmax_attempts = 1\n",
+        plugins::ROUND_ROBIN,
+        hole.url(),
+        good.url()
+    );
+    let proxy = TestProxy::start(&toml).await;
+
+    // Round robin: the first request goes to the black hole, the second to `good`.
+    let url = proxy.url("/");
+    let stuck = tokio::spawn(async move {
+        let started = Instant::now();
+        (get(&url).await, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let (status, _, body) = get(&proxy.url("/")).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "good"));
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "other clients were held up"
+    );
+
+    let ((status, _, body), took) = stuck.await.unwrap();
+    assert_eq!(status, 504);
+    assert_eq!(
+        body,
+        format!("lbx: backend {} did not answer within 300 ms\n", hole.addr)
+    );
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_that_times_out_is_retried_on_another_backend() {
+    let hole = BlackHole::start().await;
+    let good = TestBackend::named("good").await;
+    let toml = format!(
+        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n\
+         [timeouts]\nresponse_headers = \"200ms\"\n",
+        plugins::ROUND_ROBIN,
+        hole.url(),
+        good.url()
+    );
+    let proxy = TestProxy::start(&toml).await;
+    for _ in 0..4 {
+        let (status, _, body) = get(&proxy.url("/")).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "good"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_even_for_a_post_with_a_body() {
+    let gone = TestBackend::named("gone").await;
+    let good = TestBackend::named("good").await;
+    let toml = config(Some(plugins::ROUND_ROBIN), &[&gone, &good], "");
+    drop(gone);
+    let proxy = TestProxy::start(&toml).await;
+    for _ in 0..4 {
+        let request = Request::post(proxy.url("/sum"))
+            .body(PatternBody::new(100_000).boxed())
+            .unwrap();
+        let (status, _, body) = send(&http1_client(), request).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body,
+            PatternBody::expected_sum(100_000),
+            "body must arrive intact"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_whose_body_reached_a_resetting_backend_is_not_replayed() {
+    let resetter = ResettingBackend::start().await;
+    let good = TestBackend::named("good").await;
+    let toml = format!(
+        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n",
+        plugins::ROUND_ROBIN,
+        resetter.url(),
+        good.url()
+    );
+    let proxy = TestProxy::start(&toml).await;
+
+    let request = Request::post(proxy.url("/sum"))
+        .body(PatternBody::new(1024 * 1024).boxed())
+        .unwrap();
+    // lbx answers 502 while the client may still be uploading the rest of the body; such a
+    // client can see its write fail before it reads the 502. Either way it must not succeed.
+    match http1_client().request(request).await {
+        Ok(response) => assert_eq!(response.status(), 502),
+        Err(e) => assert!(format!("{e:?}").contains("BodyWrite"), "{e:?}"),
+    }
+    assert_eq!(resetter.requests(), 1);
+    assert_eq!(
+        good.requests(),
+        0,
+        "the POST must not be replayed on another backend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_headers_byte_by_byte_is_cut_off() {
+    let backend = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(
+        None,
+        &[&backend],
+        "[timeouts]\nrequest_headers = \"300ms\"\n",
+    ))
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let head = b"GET / HTTP/1.1\r\nHost: slow.example\r\nX-Padding: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let started = Instant::now();
+    let mut cut_off = false;
+    for byte in head {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut_off = true;
+            break;
+        }
+        // A closed connection shows up as a readable EOF.
+        let mut probe = [0u8; 1];
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(100), stream.read(&mut probe)).await
+        {
+            assert!(
+                matches!(read, Ok(0) | Err(_)),
+                "lbx answered a request it never got"
+            );
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(cut_off, "lbx kept waiting for the slow client");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(backend.requests(), 0);
+}
+
+#[test]
+fn sigterm_lets_the_slow_request_finish_refuses_new_connections_and_exits_0() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let backend = runtime.block_on(TestBackend::slow("slow", Duration::from_millis(1500)));
+    let mut lbx = LbxProcess::run(&["--backend", &backend.url(), "--drain-secs", "10"]);
+    let addr = lbx.addr;
+    let slow_request = runtime.spawn(async move {
+        let client = http1_client();
+        let request = Request::get(format!("http://{addr}/"))
+            .body(Empty::<Bytes>::new().boxed())
+            .unwrap();
+        send(&client, request).await
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &lbx.pid().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "lbx still accepts connections while draining"
+    );
+    let (status, _, body) = runtime.block_on(slow_request).unwrap();
+    assert_eq!((status.as_u16(), body.as_str()), (200, "slow"));
+    let exit = lbx.wait();
+    assert!(exit.success(), "lbx exited with {exit:?}");
+}
