@@ -204,7 +204,7 @@ async fn a_refused_connection_is_retried_even_for_a_post_with_a_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_whose_body_reached_a_resetting_backend_is_not_replayed() {
-    let resetter = ResettingBackend::start().await;
+    let resetter = ResettingBackend::start(32 * 1024).await;
     let good = TestBackend::named("good").await;
     let toml = format!(
         "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n",
@@ -301,4 +301,102 @@ fn sigterm_lets_the_slow_request_finish_refuses_new_connections_and_exits_0() {
     assert_eq!((status.as_u16(), body.as_str()), (200, "slow"));
     let exit = lbx.wait();
     assert!(exit.success(), "lbx exited with {exit:?}");
+}
+
+/// A request whose body reached a backend that reset mid-body, sent again to a good one.
+async fn replay_after_reset(
+    method: http::Method,
+    extra: &str,
+    body_len: u64,
+    reset_after: usize,
+) -> (u16, String, usize) {
+    let resetter = ResettingBackend::start(reset_after).await;
+    let good = TestBackend::named("good").await;
+    let toml = format!(
+        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n{extra}",
+        plugins::ROUND_ROBIN,
+        resetter.url(),
+        good.url()
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let request = Request::builder()
+        .method(method)
+        .uri(proxy.url("/sum"))
+        .body(PatternBody::new(body_len).boxed())
+        .unwrap();
+    let (status, body) = match http1_client().request(request).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+        Err(e) => (0, format!("{e:?}")),
+    };
+    assert_eq!(
+        resetter.requests(),
+        1,
+        "the first attempt went to the resetting backend"
+    );
+    (status, body, good.requests())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_put_is_replayed_with_its_whole_body_after_a_mid_body_reset() {
+    let (status, body, good_requests) =
+        replay_after_reset(http::Method::PUT, "", 48 * 1024, 16 * 1024).await;
+    assert_eq!((status, good_requests), (200, 1), "{body}");
+    assert_eq!(
+        body,
+        PatternBody::expected_sum(48 * 1024),
+        "replayed body must be intact"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_is_replayed_after_a_mid_body_reset_only_when_the_operator_opts_in() {
+    let opt_in = "[retry]\nnon_idempotent = true\n";
+    let (status, body, good_requests) =
+        replay_after_reset(http::Method::POST, opt_in, 48 * 1024, 16 * 1024).await;
+    assert_eq!((status, good_requests), (200, 1), "{body}");
+    assert_eq!(body, PatternBody::expected_sum(48 * 1024));
+
+    let (status, _, good_requests) =
+        replay_after_reset(http::Method::POST, "", 48 * 1024, 16 * 1024).await;
+    assert_ne!(status, 200);
+    assert_eq!(good_requests, 0, "without opt-in a POST is never replayed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_outgrew_the_replay_limit_before_the_failure_is_not_replayed() {
+    // 128 KiB reach the backend before it resets: more than the 32 KiB lbx may record.
+    let limit = "[retry]\nreplay_limit_bytes = 32768\n";
+    let (status, _, good_requests) =
+        replay_after_reset(http::Method::PUT, limit, 256 * 1024, 128 * 1024).await;
+    assert_ne!(status, 200);
+    assert_eq!(good_requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overall_request_deadline_bounds_retries_with_504() {
+    let (first, second) = (BlackHole::start().await, BlackHole::start().await);
+    let toml = format!(
+        "[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n\
+         [timeouts]\nresponse_headers = \"250ms\"\nrequest = \"400ms\"\n",
+        first.url(),
+        second.url()
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let started = Instant::now();
+    let (status, _, body) = get(&proxy.url("/")).await;
+    // First attempt times out at 250 ms, the retry is cut short by the 400 ms deadline.
+    assert_eq!(status, 504);
+    assert_eq!(
+        body,
+        "lbx: no response within the request deadline of 400 ms\n"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
 }

@@ -434,8 +434,8 @@ impl Drop for BlackHole {
     }
 }
 
-/// A backend that reads a request head and part of its body, then resets the connection.
-/// Counts the requests it saw.
+/// A backend that reads a request head and `threshold` bytes of body, then resets the
+/// connection. Counts the requests it saw.
 pub struct ResettingBackend {
     /// Its address.
     pub addr: SocketAddr,
@@ -444,8 +444,8 @@ pub struct ResettingBackend {
 }
 
 impl ResettingBackend {
-    /// Start one on 127.0.0.1:0.
-    pub async fn start() -> Self {
+    /// Start one on 127.0.0.1:0 that resets after `threshold` bytes.
+    pub async fn start(threshold: usize) -> Self {
         use tokio::io::AsyncReadExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -458,7 +458,7 @@ impl ResettingBackend {
                     let mut buf = vec![0u8; 64 * 1024];
                     let mut read = 0;
                     // Wait for the head and some body, then reset (RST, not FIN).
-                    while read < 32 * 1024 {
+                    while read < threshold {
                         match stream.read(&mut buf).await {
                             Ok(0) | Err(_) => return,
                             Ok(n) => read += n,

@@ -195,10 +195,14 @@ pub struct RetryConfig {
     /// ... but at least this many per second, so low traffic can still retry.
     #[serde(default = "default_min_retries_per_second")]
     pub min_retries_per_second: u32,
-    /// Replay requests with non-idempotent methods (POST, PATCH) after their body was sent.
-    /// Off by default: the backend may have acted on them.
+    /// Replay requests with non-idempotent methods (POST, PATCH) after they reached a
+    /// backend. Off by default: the backend may have acted on them.
     #[serde(default)]
     pub non_idempotent: bool,
+    /// Request bodies up to this size are recorded so a retry can send them again; a larger
+    /// body that already went to a failed backend is not replayed.
+    #[serde(default = "default_replay_limit")]
+    pub replay_limit_bytes: usize,
 }
 
 /// `[pool]`: keep-alive connections to backends.
@@ -233,6 +237,9 @@ fn default_budget_percent() -> u8 {
 }
 fn default_min_retries_per_second() -> u32 {
     10
+}
+fn default_replay_limit() -> usize {
+    64 * 1024
 }
 fn default_max_idle() -> usize {
     64

@@ -17,7 +17,7 @@ use http::request::Parts;
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
 use http_body::Body as _;
-use http_body_util::{Either, Empty};
+use http_body_util::Either;
 use hyper::body::Incoming;
 
 pub use body::{AccessLog, ProxyBody, RelayedBody};
@@ -26,7 +26,9 @@ pub use listener::serve;
 
 use crate::config::{OutlierConfig, RetryConfig, TimeoutConfig};
 use crate::plugin::{RequestMeta, Route, Router};
-use crate::upstream::{Backend, BackendSet, Ejection, SendError, UpstreamBody, Upstreams};
+use crate::upstream::{
+    Backend, BackendSet, Ejection, ReplayBody, SendError, UpstreamBody, Upstreams,
+};
 use retry::{RetryBudget, is_idempotent};
 
 /// The failure-handling settings the request path uses.
@@ -53,8 +55,10 @@ pub struct Proxy {
 enum AttemptFailure {
     /// Not written at all: the request comes back and may go anywhere else.
     Unsent(ProxyError, Box<Request<UpstreamBody>>),
-    /// Written, at least in part: only a bodiless, replay-safe request may be sent again.
+    /// Written, at least in part: only a replay-safe request may be sent again.
     Sent(ProxyError),
+    /// The request's overall deadline passed: no time left for anything else.
+    Deadline(ProxyError),
 }
 
 impl Proxy {
@@ -81,12 +85,12 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let started = Instant::now();
         let mut log = AccessLog::enabled().then(|| AccessLog::new(&request, started));
-        let budget = self.policies.timeouts.request;
-        let forwarded = tokio::time::timeout(budget, self.forward(request, client, &mut log)).await;
-        match forwarded {
-            Ok(Ok(response)) => response,
-            Ok(Err(error)) => respond_error(error, log),
-            Err(_) => respond_error(ProxyError::Deadline { after: budget }, log),
+        // The overall deadline is enforced by each attempt (the only waits in `forward`), so
+        // a request arms one timer per attempt rather than two.
+        let deadline = tokio::time::Instant::from_std(started) + self.policies.timeouts.request;
+        match self.forward(request, client, deadline, &mut log).await {
+            Ok(response) => response,
+            Err(error) => respond_error(error, log),
         }
     }
 
@@ -94,20 +98,30 @@ impl Proxy {
         &self,
         request: Request<Incoming>,
         client: SocketAddr,
+        deadline: tokio::time::Instant,
         log: &mut Option<AccessLog>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         self.retry_budget.record_request();
         let set = self.upstreams.snapshot();
         let (parts, body) = request.into_parts();
-        // Replaying a request that reached a backend is only safe for idempotent methods (or
-        // when the operator opts in), and only possible when it had no body to re-send.
-        let replay_after_send = body.is_end_stream()
-            && (is_idempotent(&parts.method) || self.policies.retry.non_idempotent);
+        let retry = &self.policies.retry;
+        // A request that reached a backend may be sent again only if its method is idempotent
+        // or the operator opted in; its body must be empty or recorded (and still within the
+        // recording limit when the retry comes).
+        let may_replay_sent = is_idempotent(&parts.method) || retry.non_idempotent;
+        let mut body = if retry.max_attempts > 1
+            && may_replay_sent
+            && !body.is_end_stream()
+            && body.size_hint().lower() <= retry.replay_limit_bytes as u64
+        {
+            UpstreamBody::Replayable(ReplayBody::new(body, retry.replay_limit_bytes))
+        } else {
+            UpstreamBody::Streaming(body)
+        };
         // Each attempt rewrites the request, so later attempts start from a copy of the
         // original. Only kept when a retry is possible at all.
-        let original = (self.policies.retry.max_attempts > 1).then(|| copy_parts(&parts));
+        let original = (retry.max_attempts > 1).then(|| copy_parts(&parts));
         let mut meta = RequestMeta { parts, client };
-        let mut body: UpstreamBody = Either::Left(body);
         let mut tried: Vec<u32> = Vec::new();
 
         for attempt in 0.. {
@@ -131,9 +145,10 @@ impl Proxy {
             }
             let mut parts = returned.parts;
             rewrite_for_backend(&mut parts, client, backend, upstream_headers);
+            let spare = if may_replay_sent { body.replay() } else { None };
 
             let failure = match self
-                .attempt(backend, Request::from_parts(parts, body))
+                .attempt(backend, Request::from_parts(parts, body), deadline)
                 .await
             {
                 Ok((response, lease, in_flight)) => {
@@ -157,10 +172,9 @@ impl Proxy {
             self.note_failure(&set, index);
             let (error, next_body) = match failure {
                 AttemptFailure::Unsent(error, request) => (error, Some(request.into_body())),
-                AttemptFailure::Sent(error) => (
-                    error,
-                    replay_after_send.then(|| Either::Right(Empty::new())),
-                ),
+                // Asked only now: the recording may have overflowed during the attempt.
+                AttemptFailure::Sent(error) => (error, spare.and_then(|spare| spare.replay())),
+                AttemptFailure::Deadline(error) => (error, None),
             };
             tried.push(index as u32);
             // Retrying makes sense only on a backend that has not failed this request yet.
@@ -191,6 +205,7 @@ impl Proxy {
         &self,
         backend: &Backend,
         request: Request<UpstreamBody>,
+        deadline: tokio::time::Instant,
     ) -> Result<
         (
             Response<Incoming>,
@@ -202,7 +217,8 @@ impl Proxy {
         let in_flight = backend.stats.start_request();
         let sent_at = Instant::now();
         let timeout = self.policies.timeouts.response_headers;
-        match tokio::time::timeout(timeout, backend.pool.send(request)).await {
+        let attempt_deadline = deadline.min(tokio::time::Instant::from_std(sent_at) + timeout);
+        match tokio::time::timeout_at(attempt_deadline, backend.pool.send(request)).await {
             Ok(Ok((response, lease))) => {
                 if !response.status().is_server_error() {
                     backend.stats.record_success(sent_at.elapsed());
@@ -220,6 +236,11 @@ impl Proxy {
                 Err(AttemptFailure::Sent(ProxyError::BackendUnreachable {
                     backend: backend.id.clone(),
                     reason,
+                }))
+            }
+            Err(_) if attempt_deadline == deadline => {
+                Err(AttemptFailure::Deadline(ProxyError::Deadline {
+                    after: self.policies.timeouts.request,
                 }))
             }
             Err(_) => Err(AttemptFailure::Sent(ProxyError::BackendTimeout {

@@ -5,6 +5,7 @@
 
 pub mod health;
 mod pool;
+mod request_body;
 mod stats;
 
 use std::collections::HashMap;
@@ -16,7 +17,8 @@ use http::uri::Authority;
 
 use crate::config::{BackendConfig, ConfigError, HealthCheck, HealthSettings, parse_backend_url};
 use crate::shutdown::StopReceiver;
-pub use pool::{ConnectionPool, Lease, PoolSettings, SendError, UpstreamBody};
+pub use pool::{ConnectionPool, Lease, PoolSettings, SendError};
+pub use request_body::{ReplayBody, UpstreamBody};
 pub use stats::{Ejection, InFlight, LiveStats};
 
 /// One backend as routing sees it.

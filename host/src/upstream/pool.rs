@@ -9,18 +9,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::uri::Authority;
 use http::{Request, Response};
-use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-/// Body of a request sent to a backend: the client's own body, or an empty one when a
-/// bodiless request is replayed on another backend (hyper cannot make a new `Incoming`).
-pub type UpstreamBody = Either<Incoming, Empty<Bytes>>;
+use super::UpstreamBody;
 
 /// Settings of every backend's pool.
 #[derive(Debug, Clone, Copy)]
