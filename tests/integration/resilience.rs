@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
     BackendProcess, BlackHole, LbxProcess, PatternBody, ResettingBackend, TestBackend, TestProxy,
-    config, get, http1_client, plugins, send,
+    config, config_for_urls, get, http1_client, plugins, send,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,14 +22,11 @@ async fn killing_a_backend_under_load_fails_no_request_and_a_restart_brings_it_b
         .into_iter()
         .collect();
     let (interval, rise) = (Duration::from_millis(100), 2u32);
-    let toml = format!(
-        "[plugin]\npath = {:?}\n{}\n[health]\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = {rise}\nfall = 2\n",
-        plugins::ROUND_ROBIN,
-        backends
-            .iter()
-            .map(|b| format!("[[backend]]\nurl = {:?}\n", b.url()))
-            .collect::<String>(),
+    let urls: Vec<String> = backends.iter().map(BackendProcess::url).collect();
+    let health = format!(
+        "[health]\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = {rise}\nfall = 2\n"
     );
+    let toml = config_for_urls(Some(plugins::ROUND_ROBIN), &urls, &health);
     let proxy = TestProxy::start(&toml).await;
     let url = proxy.url("/");
 
@@ -130,12 +127,10 @@ async fn a_backend_failing_its_health_check_gets_no_traffic_until_it_recovers() 
 async fn a_backend_that_never_answers_gives_504_and_other_clients_are_unaffected() {
     let hole = BlackHole::start().await;
     let good = TestBackend::named("good").await;
-    let toml = format!(
-        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n\
-         [timeouts]\nresponse_headers = \"300ms\"\n[retry]\nmax_attempts = 1\n",
-        plugins::ROUND_ROBIN,
-        hole.url(),
-        good.url()
+    let toml = config_for_urls(
+        Some(plugins::ROUND_ROBIN),
+        &[hole.url(), good.url()],
+        "[timeouts]\nresponse_headers = \"300ms\"\n[retry]\nmax_attempts = 1\n",
     );
     let proxy = TestProxy::start(&toml).await;
 
@@ -167,12 +162,10 @@ async fn a_backend_that_never_answers_gives_504_and_other_clients_are_unaffected
 async fn a_get_that_times_out_is_retried_on_another_backend() {
     let hole = BlackHole::start().await;
     let good = TestBackend::named("good").await;
-    let toml = format!(
-        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n\
-         [timeouts]\nresponse_headers = \"200ms\"\n",
-        plugins::ROUND_ROBIN,
-        hole.url(),
-        good.url()
+    let toml = config_for_urls(
+        Some(plugins::ROUND_ROBIN),
+        &[hole.url(), good.url()],
+        "[timeouts]\nresponse_headers = \"200ms\"\n",
     );
     let proxy = TestProxy::start(&toml).await;
     for _ in 0..4 {
@@ -206,11 +199,10 @@ async fn a_refused_connection_is_retried_even_for_a_post_with_a_body() {
 async fn a_post_whose_body_reached_a_resetting_backend_is_not_replayed() {
     let resetter = ResettingBackend::start(32 * 1024).await;
     let good = TestBackend::named("good").await;
-    let toml = format!(
-        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n",
-        plugins::ROUND_ROBIN,
-        resetter.url(),
-        good.url()
+    let toml = config_for_urls(
+        Some(plugins::ROUND_ROBIN),
+        &[resetter.url(), good.url()],
+        "",
     );
     let proxy = TestProxy::start(&toml).await;
 
@@ -312,11 +304,10 @@ async fn replay_after_reset(
 ) -> (u16, String, usize) {
     let resetter = ResettingBackend::start(reset_after).await;
     let good = TestBackend::named("good").await;
-    let toml = format!(
-        "[plugin]\npath = {:?}\n[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n{extra}",
-        plugins::ROUND_ROBIN,
-        resetter.url(),
-        good.url()
+    let toml = config_for_urls(
+        Some(plugins::ROUND_ROBIN),
+        &[resetter.url(), good.url()],
+        extra,
     );
     let proxy = TestProxy::start(&toml).await;
     let request = Request::builder()
@@ -379,11 +370,10 @@ async fn a_body_that_outgrew_the_replay_limit_before_the_failure_is_not_replayed
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overall_request_deadline_bounds_retries_with_504() {
     let (first, second) = (BlackHole::start().await, BlackHole::start().await);
-    let toml = format!(
-        "[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n\
-         [timeouts]\nresponse_headers = \"250ms\"\nrequest = \"400ms\"\n",
-        first.url(),
-        second.url()
+    let toml = config_for_urls(
+        None,
+        &[first.url(), second.url()],
+        "[timeouts]\nresponse_headers = \"250ms\"\nrequest = \"400ms\"\n",
     );
     let proxy = TestProxy::start(&toml).await;
     let started = Instant::now();

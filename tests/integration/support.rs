@@ -277,12 +277,18 @@ impl Drop for TestProxy {
 
 /// TOML for a proxy over `backends`, with `plugin` if given, plus extra lines.
 pub fn config(plugin: Option<&str>, backends: &[&TestBackend], extra: &str) -> String {
+    let urls: Vec<String> = backends.iter().map(|b| b.url()).collect();
+    config_for_urls(plugin, &urls, extra)
+}
+
+/// TOML for a proxy over backends at `urls`, with `plugin` if given, plus extra lines.
+pub fn config_for_urls(plugin: Option<&str>, urls: &[String], extra: &str) -> String {
     let mut toml = String::new();
     if let Some(path) = plugin {
         toml.push_str(&format!("[plugin]\npath = {path:?}\n"));
     }
-    for backend in backends {
-        toml.push_str(&format!("[[backend]]\nurl = {:?}\n", backend.url()));
+    for url in urls {
+        toml.push_str(&format!("[[backend]]\nurl = {url:?}\n"));
     }
     toml.push_str(extra);
     toml

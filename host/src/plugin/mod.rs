@@ -9,7 +9,6 @@ mod fallback;
 mod host_api;
 mod runtime;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -39,7 +38,7 @@ pub enum Route {
     NoUsableBackend,
 }
 
-/// Who made a decision, for the access log and counters.
+/// Who made a decision, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecidedBy {
     /// The plugin's own answer.
@@ -75,22 +74,11 @@ pub struct Routed {
     pub elapsed: Duration,
 }
 
-/// Counters of plugin outcomes since start.
-#[derive(Debug, Default)]
-pub struct RouterCounters {
-    /// Decisions answered by the plugin.
-    pub plugin_decisions: AtomicU64,
-    /// Decisions where the plugin failed and the fallback answered.
-    pub plugin_failures: AtomicU64,
-}
-
 /// Chooses a backend for each request.
 #[derive(Debug)]
 pub struct Router {
     plugin: Option<LoadedPlugin>,
     fallback: LeastInFlight,
-    /// Outcome counters.
-    pub counters: RouterCounters,
 }
 
 impl Router {
@@ -99,7 +87,6 @@ impl Router {
         Self {
             plugin,
             fallback: LeastInFlight::default(),
-            counters: RouterCounters::default(),
         }
     }
 
@@ -134,22 +121,9 @@ impl Router {
             Err(e) => Err(e.to_string()),
         };
         let (route, decided_by) = match outcome {
-            Ok(Some(route)) => {
-                self.counters
-                    .plugin_decisions
-                    .fetch_add(1, Ordering::Relaxed);
-                (route, DecidedBy::Plugin)
-            }
-            Ok(None) => {
-                self.counters
-                    .plugin_decisions
-                    .fetch_add(1, Ordering::Relaxed);
-                (self.fallback_route(set, tried), DecidedBy::Fallback)
-            }
+            Ok(Some(route)) => (route, DecidedBy::Plugin),
+            Ok(None) => (self.fallback_route(set, tried), DecidedBy::Fallback),
             Err(reason) => {
-                self.counters
-                    .plugin_failures
-                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(plugin = plugin.name(), %reason, "plugin decision failed; using fallback");
                 (
                     self.fallback_route(set, tried),

@@ -174,11 +174,6 @@ impl ConnectionPool {
         });
         Ok(sender)
     }
-
-    /// Idle connections right now (for tests and metrics).
-    pub fn idle_count(&self) -> usize {
-        self.idle.lock().expect("pool lock").len()
-    }
 }
 
 /// hyper's error with its cause, e.g. "connection closed before message completed".
