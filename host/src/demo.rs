@@ -70,6 +70,7 @@ pub async fn serve_backend(
 /// Run the demo: three backends (gamma is slow), lbx on `listen` with the embedded least_conn
 /// plugin, a few sample requests printed, then serve until Ctrl-C.
 pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
+    let signals = crate::shutdown::StopSignals::install()?;
     let (stop_tx, stop_rx) = crate::shutdown::channel();
     let mut backends = Vec::new();
     for (name, delay) in [
@@ -126,7 +127,7 @@ pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
     println!("  for i in $(seq 9); do curl -s http://{addr}/ & done; wait");
     println!("Press Ctrl-C to stop.");
 
-    tokio::signal::ctrl_c().await?;
+    signals.recv().await;
     let _ = stop_tx.send(true);
     let _ = serving.await;
     Ok(())

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lbx::config::{Config, Overrides};
 use lbx::server::{Server, worker_count};
+use lbx::shutdown::StopSignals;
 
 #[derive(Parser)]
 #[command(
@@ -89,15 +90,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load_config(&args)?;
             let runtime = build_runtime(config.workers)?;
             runtime.block_on(async {
+                let signals = StopSignals::install()?;
                 let mut server = Server::bind(&config).await?;
                 if let Some(secs) = args.drain_secs {
                     server = server.with_drain(Duration::from_secs(secs));
                 }
                 let (stop_tx, stop_rx) = lbx::shutdown::channel();
-                tokio::spawn(async move {
-                    wait_for_stop_signal().await;
-                    let _ = stop_tx.send(true);
-                });
+                signals.raise_on_signal(stop_tx);
                 server.run(stop_rx).await;
                 anyhow::Ok(())
             })
@@ -109,14 +108,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             delay_ms,
             workers,
         } => build_runtime(workers)?.block_on(async move {
+            let signals = StopSignals::install()?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
             let (stop_tx, stop_rx) = lbx::shutdown::channel();
-            tokio::spawn(async move {
-                wait_for_stop_signal().await;
-                let _ = stop_tx.send(true);
-            });
+            signals.raise_on_signal(stop_tx);
             lbx::demo::serve_backend(listener, name, Duration::from_millis(delay_ms), stop_rx)
                 .await;
             anyhow::Ok(())
@@ -150,15 +147,6 @@ fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         builder
     };
     Ok(builder.enable_all().build()?)
-}
-
-async fn wait_for_stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received; shutting down"),
-    }
 }
 
 fn init_logging() {
