@@ -40,8 +40,13 @@ pub fn choose<T: Router>(
     slot: &'static Slot<T>,
     req: &dyn Request,
     stats: Vec<u32>,
-    retry: RetryContext,
+    retry: Option<RetryContext>,
 ) -> Decision {
+    // A first attempt carries no retry context; plugins always get one (empty: attempt 0).
+    let retry = retry.unwrap_or(RetryContext {
+        attempt: 0,
+        tried: Vec::new(),
+    });
     thread_local! {
         // Reused across calls: unflattening allocates nothing after the first request.
         static BACKENDS: RefCell<Vec<BackendStats>> = const { RefCell::new(Vec::new()) };
@@ -116,7 +121,7 @@ macro_rules! export_router {
                 fn choose(
                     req: &$crate::__private::HostRequest,
                     stats: ::std::vec::Vec<u32>,
-                    retry: $crate::RetryContext,
+                    retry: ::core::option::Option<$crate::RetryContext>,
                 ) -> $crate::Decision {
                     $crate::__private::choose(&LBX_ROUTER, req, stats, retry)
                 }
@@ -169,7 +174,7 @@ mod tests {
             &SLOT,
             &FakeRequest::get("/"),
             crate::flatten_stats(&all_healthy(2)),
-            first_attempt(),
+            Some(first_attempt()),
         )
     }
 

@@ -111,11 +111,11 @@ impl Router {
             return (meta, routed(route, DecidedBy::Fallback, started));
         };
 
-        let retry = RetryContext {
+        let retry = (attempt > 0).then(|| RetryContext {
             attempt,
             tried: tried.to_vec(),
-        };
-        let (meta, result) = plugin.choose(meta, set, &retry);
+        });
+        let (meta, result) = plugin.choose(meta, set, retry.as_ref());
         let outcome = match result {
             Ok(decision) => interpret(decision, set),
             Err(e) => Err(e.to_string()),

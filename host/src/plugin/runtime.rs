@@ -275,7 +275,7 @@ impl LoadedPlugin {
         &self,
         meta: RequestMeta,
         set: &BackendSet,
-        retry: &RetryContext,
+        retry: Option<&RetryContext>,
     ) -> (RequestMeta, Result<Decision, CallError>) {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut instance = match pooled {
