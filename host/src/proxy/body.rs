@@ -82,11 +82,11 @@ impl AccessLog {
 #[derive(Debug)]
 pub struct RelayedBody {
     inner: Incoming,
-    /// The backend connection, handed back to its pool as soon as the body has ended.
+    /// The backend connection, handed back to its pool as soon as the body has ended; `None`
+    /// from then on, so it also says whether the body ended.
     lease: Option<Lease>,
     _in_flight: InFlight,
     log: Option<AccessLog>,
-    finished: bool,
 }
 
 impl RelayedBody {
@@ -97,7 +97,6 @@ impl RelayedBody {
             lease: Some(lease),
             _in_flight: in_flight,
             log,
-            finished: false,
         };
         // Bodiless responses (HEAD, 204, 304, `content-length: 0`) free the connection at once.
         if body.inner.is_end_stream() {
@@ -107,10 +106,13 @@ impl RelayedBody {
     }
 
     fn finish(&mut self) {
-        self.finished = true;
         if let Some(lease) = self.lease.take() {
             lease.put_back();
         }
+    }
+
+    fn finished(&self) -> bool {
+        self.lease.is_none()
     }
 }
 
@@ -129,7 +131,7 @@ impl Body for RelayedBody {
             Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
             _ => false,
         };
-        if ended && !self.finished {
+        if ended && !self.finished() {
             self.finish();
         }
         polled
@@ -149,7 +151,7 @@ impl Drop for RelayedBody {
         // A lease still held here means the body did not end: the connection is mid-response
         // and is dropped (closed) rather than reused.
         if let Some(log) = self.log.take() {
-            log.emit(self.finished);
+            log.emit(self.finished());
         }
     }
 }

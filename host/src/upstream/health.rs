@@ -4,7 +4,6 @@
 //! Each transition is logged once, with the reason; individual probes are not.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -103,10 +102,6 @@ async fn probe(authority: &Authority, check: &HealthCheck) -> Result<(), String>
     };
     match tokio::time::timeout(check.timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer within {}", describe(check.timeout))),
+        Err(_) => Err(format!("no answer within {} ms", check.timeout.as_millis())),
     }
-}
-
-fn describe(duration: Duration) -> String {
-    format!("{} ms", duration.as_millis())
 }

@@ -140,11 +140,8 @@ impl LiveStats {
         let now = self.millis_now();
         let since_last = now.saturating_sub(self.last_ejection_ms.load(Ordering::Relaxed));
         let calm = since_last > (outlier.max_ejection + outlier.base_ejection).as_millis() as u64;
-        let streak = if calm || self.ejections.load(Ordering::Relaxed) == 0 {
-            1
-        } else {
-            self.ejections.load(Ordering::Relaxed) + 1
-        };
+        let previous = self.ejections.load(Ordering::Relaxed);
+        let streak = if calm { 1 } else { previous + 1 };
         let duration = (outlier.base_ejection * streak).min(outlier.max_ejection);
         self.ejections.store(streak, Ordering::Relaxed);
         self.last_ejection_ms.store(now, Ordering::Relaxed);
