@@ -1,19 +1,17 @@
 //! Errors lbx answers itself: 502 when the chosen backend is unreachable, 503 when no backend
 //! is usable, each with the documented plain-text body.
 
-use crate::support::{TestBackend, TestProxy, config, get, plugins};
+use crate::support::{RefusingPort, TestBackend, TestProxy, config_for_urls, get, plugins};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_backend_gives_502_then_503_once_no_backend_is_usable() {
-    let backend = TestBackend::named("a").await;
-    let toml = config(
+    let stopped = RefusingPort::reserve();
+    let toml = config_for_urls(
         Some(plugins::LEAST_CONN),
-        &[&backend],
+        &[stopped.url()],
         "[outlier]\nconsecutive_failures = 2\nbase_ejection = \"1m\"\n",
     );
-    let backend_id = backend.addr.to_string();
-    drop(backend);
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let backend_id = stopped.addr.to_string();
     let proxy = TestProxy::start(&toml).await;
 
     for _ in 0..2 {
@@ -38,13 +36,12 @@ async fn stopped_backend_gives_502_then_503_once_no_backend_is_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_backend_costs_no_failed_request_and_is_ejected() {
     let good = TestBackend::named("good").await;
-    let doomed = TestBackend::named("doomed").await;
-    let toml = config(
+    let dead = RefusingPort::reserve();
+    let toml = config_for_urls(
         Some(plugins::ROUND_ROBIN),
-        &[&good, &doomed],
+        &[good.url(), dead.url()],
         "[outlier]\nconsecutive_failures = 1\nbase_ejection = \"1m\"\n",
     );
-    drop(doomed);
     let proxy = TestProxy::start(&toml).await;
     for _ in 0..20 {
         let (status, _, body) = get(&proxy.url("/")).await;

@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, Empty};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
-    BackendProcess, BlackHole, LbxProcess, PatternBody, ResettingBackend, TestBackend, TestProxy,
-    config, config_for_urls, get, http1_client, plugins, send,
+    BackendProcess, BlackHole, LbxProcess, PatternBody, RefusingPort, ResettingBackend,
+    TestBackend, TestProxy, config, config_for_urls, get, http1_client, plugins, send,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,10 +176,9 @@ async fn a_get_that_times_out_is_retried_on_another_backend() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_is_retried_even_for_a_post_with_a_body() {
-    let gone = TestBackend::named("gone").await;
+    let gone = RefusingPort::reserve();
     let good = TestBackend::named("good").await;
-    let toml = config(Some(plugins::ROUND_ROBIN), &[&gone, &good], "");
-    drop(gone);
+    let toml = config_for_urls(Some(plugins::ROUND_ROBIN), &[gone.url(), good.url()], "");
     let proxy = TestProxy::start(&toml).await;
     for _ in 0..4 {
         let request = Request::post(proxy.url("/sum"))

@@ -407,6 +407,33 @@ pub fn run_lbx_to_exit(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// A port on 127.0.0.1 that refuses every connection: bound but never listening, so the
+/// kernel answers a connect with RST, and no other test can take the port while it is held.
+/// (Dropping a [`TestBackend`] instead would free its port for a parallel test to reuse.)
+pub struct RefusingPort {
+    /// Its address.
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl RefusingPort {
+    /// Reserve one.
+    pub fn reserve() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        Self {
+            addr,
+            _socket: socket,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
 /// A backend that accepts connections and never answers; holds them until dropped.
 pub struct BlackHole {
     /// Its address.
