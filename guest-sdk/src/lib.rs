@@ -80,6 +80,7 @@ mod cookie;
 mod decision;
 mod export;
 mod hash;
+pub mod kv;
 mod log;
 mod request;
 mod rng;

@@ -4,11 +4,15 @@
 //! Run: `cargo bench -p lbx --bench decision`
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lbx::config::BackendConfig;
-use lbx::plugin::{Limits, LoadedPlugin, PluginEngine, RequestMeta, Router};
+use lbx::metrics::DecisionMetrics;
+use lbx::plugin::{
+    Breaker, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, Router,
+};
 use lbx::upstream::Upstreams;
 
 fn request_with_20_headers() -> RequestMeta {
@@ -47,23 +51,25 @@ fn decision(c: &mut Criterion) {
         deadline: Duration::from_millis(5),
         memory_bytes: 64 << 20,
     };
-    let plugin = LoadedPlugin::load_file(
-        &engine,
-        env!("LBX_PLUGIN_LEAST_CONN").as_ref(),
-        "{}".into(),
-        limits,
-        1,
-    )
-    .unwrap();
     let upstreams = eight_backends();
     let set = upstreams.snapshot();
+    let options = LoadOptions {
+        config_json: "{}".into(),
+        limits,
+        max_idle: 1,
+        kv: Arc::new(KvStore::new(1 << 20)),
+    };
+    let plugin =
+        LoadedPlugin::load_file(&engine, env!("LBX_PLUGIN_LEAST_CONN").as_ref(), options, &set)
+            .unwrap();
+    let breaker = || Breaker::new(5, Duration::from_secs(30));
     // Some load so the plugin has a real minimum to find.
     let _busy: Vec<_> = (0..8)
         .flat_map(|i| (0..(i % 3)).map(move |_| i))
         .map(|i| set.backends[i].stats.start_request())
         .collect();
 
-    let with_plugin = Router::new(Some(plugin));
+    let with_plugin = Router::new(Some(plugin), breaker(), DecisionMetrics::default());
     let mut meta = Some(request_with_20_headers());
     c.bench_function("least_conn decision (8 backends, 20 headers)", |b| {
         b.iter(|| {
@@ -73,7 +79,7 @@ fn decision(c: &mut Criterion) {
         })
     });
 
-    let builtin = Router::new(None);
+    let builtin = Router::new(None, breaker(), DecisionMetrics::default());
     c.bench_function("built-in least-in-flight (8 backends)", |b| {
         b.iter(|| {
             let (back, routed) = builtin.route(meta.take().unwrap(), &set, 0, &[]);

@@ -69,7 +69,7 @@ pub async fn serve_backend(
 
 /// Run the demo: three backends (gamma is slow), lbx on `listen` with the embedded least_conn
 /// plugin, a few sample requests printed, then serve until Ctrl-C.
-pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
+pub async fn run(listen: Option<String>, admin: Option<String>) -> anyhow::Result<()> {
     let signals = crate::shutdown::StopSignals::install()?;
     let (stop_tx, stop_rx) = crate::shutdown::channel();
     let mut backends = Vec::new();
@@ -92,6 +92,7 @@ pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
     let mut config = Config::default();
     config.apply(Overrides {
         listen,
+        admin,
         backends: backends
             .iter()
             .map(|(_, addr, _)| format!("http://{addr}"))
@@ -110,6 +111,7 @@ pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
         .context("cannot start the demo proxy (is something else on that port? try --listen 127.0.0.1:0)")?
         .with_drain(Duration::from_secs(2));
     let addr = server.local_addr();
+    let admin_addr = server.admin_addr();
     let serving = tokio::spawn(server.run(stop_rx.clone()));
 
     println!("lbx demo: proxy on http://{addr}, routing with the embedded least_conn plugin");
@@ -125,6 +127,10 @@ pub async fn run(listen: Option<String>) -> anyhow::Result<()> {
     println!("\nTry it yourself:");
     println!("  curl -i http://{addr}/");
     println!("  for i in $(seq 9); do curl -s http://{addr}/ & done; wait");
+    if let Some(admin) = admin_addr {
+        println!("  curl http://{admin}/admin/plugin     # the plugin in force");
+        println!("  curl http://{admin}/metrics          # Prometheus metrics");
+    }
     println!("Press Ctrl-C to stop.");
 
     signals.recv().await;

@@ -5,10 +5,14 @@
 //! health, errors); the plugin, behind the WIT contract in `wit/`, only decides. Start with
 //! [`server::Server`].
 
+pub mod admin;
+pub mod check;
 pub mod config;
 pub mod demo;
+pub mod metrics;
 pub mod plugin;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod shutdown;
 pub mod upstream;

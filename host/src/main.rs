@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lbx::config::{Config, Overrides};
-use lbx::server::{Server, worker_count};
+use lbx::server::{Origin, Server, worker_count};
 use lbx::shutdown::StopSignals;
 
 #[derive(Parser)]
@@ -31,6 +31,21 @@ enum Command {
         /// Address of the demo proxy.
         #[arg(long, default_value = lbx::config::DEFAULT_LISTEN)]
         listen: String,
+        /// Address of the admin API, or `off`.
+        #[arg(long, default_value = lbx::config::DEFAULT_ADMIN_LISTEN)]
+        admin: String,
+    },
+    /// Check a plugin: load it as `lbx run` would, run decisions on synthetic requests, print
+    /// them with the time each takes. Exits non-zero, saying why, if the plugin is unusable.
+    Check {
+        /// The plugin component (`.wasm`).
+        plugin: PathBuf,
+        /// Take the plugin's config, sandbox limits and backends from this file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Calls per synthetic request for the timing.
+        #[arg(long, default_value_t = 10_000)]
+        iterations: u32,
     },
     /// Run a tiny backend that answers every request with its name (for demos and benchmarks).
     Backend {
@@ -66,6 +81,9 @@ struct RunArgs {
     /// Worker threads (0 = one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Admin API address, or `off` [default: 127.0.0.1:9901].
+    #[arg(long)]
+    admin: Option<String>,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT [default: 30, or
     /// `timeouts.drain` from the config file].
     #[arg(long)]
@@ -87,11 +105,16 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
-            let config = load_config(&args)?;
+            let overrides = overrides(&args);
+            let config = load_config(args.config.as_deref(), overrides.clone())?;
             let runtime = build_runtime(config.workers)?;
             runtime.block_on(async {
                 let signals = StopSignals::install()?;
-                let mut server = Server::bind(&config).await?;
+                let origin = Origin {
+                    config_file: args.config.clone(),
+                    overrides,
+                };
+                let mut server = Server::bind_from(&config, origin).await?;
                 if let Some(secs) = args.drain_secs {
                     server = server.with_drain(Duration::from_secs(secs));
                 }
@@ -101,7 +124,17 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
-        Command::Demo { listen } => build_runtime(0)?.block_on(lbx::demo::run(Some(listen))),
+        Command::Check {
+            plugin,
+            config,
+            iterations,
+        } => {
+            print!("{}", lbx::check::run(&plugin, config.as_deref(), iterations)?);
+            Ok(())
+        }
+        Command::Demo { listen, admin } => {
+            build_runtime(0)?.block_on(lbx::demo::run(Some(listen), Some(admin)))
+        }
         Command::Backend {
             listen,
             name,
@@ -121,17 +154,22 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn load_config(args: &RunArgs) -> anyhow::Result<Config> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    config.apply(Overrides {
+fn overrides(args: &RunArgs) -> Overrides {
+    Overrides {
         listen: args.listen.clone(),
         plugin: args.plugin.clone(),
         backends: args.backends.clone(),
         workers: args.workers,
-    });
+        admin: args.admin.clone(),
+    }
+}
+
+fn load_config(file: Option<&std::path::Path>, overrides: Overrides) -> anyhow::Result<Config> {
+    let mut config = match file {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    config.apply(overrides);
     config.validate()?;
     Ok(config)
 }

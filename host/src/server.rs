@@ -1,5 +1,5 @@
-//! Wiring: from a validated [`Config`] to a bound, running proxy. Tests and `main` both start
-//! lbx through [`Server::bind`] and [`Server::run`].
+//! Wiring: from a validated [`Config`] to a bound, running proxy with its admin listener and
+//! hot reload. Tests and `main` both start lbx through a `Server::bind*` and [`Server::run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,47 +9,69 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, TimeoutConfig};
-use crate::plugin::{Limits, LoadedPlugin, PluginEngine, Router};
+use crate::admin::{self, Admin};
+use crate::config::{Config, Overrides, TimeoutConfig};
+use crate::metrics::{DecisionMetrics, Metrics, ReloadMetrics};
+use crate::plugin::{Breaker, KvStore, Router};
 use crate::proxy::{self, Policies, Proxy};
+pub use crate::reload::PluginSource;
+use crate::reload::{Reloader, ReloaderParts};
 use crate::upstream::Upstreams;
 
-/// Where the routing plugin comes from.
-#[derive(Debug, Clone)]
-pub enum PluginSource {
-    /// A `.wasm` file on disk.
-    File(PathBuf),
-    /// A component compiled into the lbx binary (the demo's plugin).
-    Embedded {
-        /// Name for logs.
-        name: &'static str,
-        /// The component's bytes.
-        bytes: &'static [u8],
-    },
+/// Where the configuration came from, so a reload can read it again.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The config file, if any (watched, and re-read on reload).
+    pub config_file: Option<PathBuf>,
+    /// Command-line settings to apply again over every re-read of the file.
+    pub overrides: Overrides,
 }
 
-/// A proxy bound to its listen address, ready to run.
+/// A proxy bound to its listen address (and admin address), ready to run.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
     proxy: Arc<Proxy>,
     timeouts: TimeoutConfig,
+    admin: Option<(TcpListener, Admin)>,
+    reloader: Arc<Reloader>,
 }
 
 impl Server {
-    /// Validate `config`, load the plugin it names and bind the listener.
+    /// Validate `config`, load the plugin it names and bind the listeners.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        let source = config
-            .plugin
-            .as_ref()
-            .map(|p| PluginSource::File(p.path.clone()));
-        Self::bind_with_plugin(config, source).await
+        Self::bind_inner(config, None, Origin::default()).await
     }
 
-    /// Like [`Server::bind`], with the plugin given explicitly (e.g. embedded).
+    /// Like [`Server::bind`], remembering where the config came from so that it is watched
+    /// and reloaded (`lbx run --config`).
+    pub async fn bind_from(config: &Config, origin: Origin) -> anyhow::Result<Self> {
+        Self::bind_inner(config, None, origin).await
+    }
+
+    /// Like [`Server::bind`], with the plugin given explicitly (e.g. embedded), replacing
+    /// the config's `[plugin] path`.
     pub async fn bind_with_plugin(
         config: &Config,
         source: Option<PluginSource>,
+    ) -> anyhow::Result<Self> {
+        match source {
+            Some(PluginSource::File(path)) => {
+                let mut config = config.clone();
+                config.apply(Overrides {
+                    plugin: Some(path),
+                    ..Overrides::default()
+                });
+                Self::bind_inner(&config, None, Origin::default()).await
+            }
+            embedded => Self::bind_inner(config, embedded, Origin::default()).await,
+        }
+    }
+
+    async fn bind_inner(
+        config: &Config,
+        embedded: Option<PluginSource>,
+        origin: Origin,
     ) -> anyhow::Result<Self> {
         config.validate()?;
         let upstreams = Arc::new(Upstreams::new(
@@ -57,31 +79,60 @@ impl Server {
             config.pool_settings(),
             config.health.clone(),
         )?);
-        let plugin = match source {
-            Some(source) => Some(load_plugin(config, source).await?),
-            None => None,
-        };
-        if let Some(plugin) = &plugin {
-            tracing::info!(plugin = plugin.name(), "routing plugin loaded");
-        } else {
-            tracing::info!("no routing plugin: using built-in least-in-flight");
-        }
-        let router = Arc::new(Router::new(plugin));
+        let decisions = DecisionMetrics::default();
+        let reloads = ReloadMetrics::default();
+        let plugin_settings = config.plugin.clone();
+        let breaker = plugin_settings.as_ref().map_or_else(
+            || Breaker::new(5, Duration::from_secs(30)),
+            |p| Breaker::new(p.disable_after_failures, p.disabled_for),
+        );
+        let kv = Arc::new(KvStore::new(
+            plugin_settings.as_ref().map_or(1024 * 1024, |p| p.kv_max_bytes),
+        ));
+        let router = Arc::new(Router::new(None, breaker, decisions.clone()));
+        let reloader = Arc::new(Reloader::new(ReloaderParts {
+            config: config.clone(),
+            config_file: origin.config_file,
+            overrides: origin.overrides,
+            embedded,
+            router: router.clone(),
+            upstreams: upstreams.clone(),
+            kv: kv.clone(),
+            metrics: reloads.clone(),
+            pool_size: worker_count(config.workers),
+        }));
+        reloader.load_initial().await?;
+
         let policies = Policies {
             timeouts: config.timeouts,
             outlier: config.outlier,
             retry: config.retry,
         };
-        let proxy = Arc::new(Proxy::new(upstreams, router, policies));
-
+        let proxy = Arc::new(Proxy::new(upstreams.clone(), router.clone(), policies));
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let admin = if config.admin.enabled {
+            let addr: SocketAddr = config.admin.listen.parse()?;
+            let metrics = Arc::new(Metrics::new(&decisions, &reloads, upstreams.clone()));
+            let admin = Admin {
+                router,
+                reloader: reloader.clone(),
+                upstreams,
+                kv,
+                metrics,
+            };
+            Some((admin::bind(addr).await?, admin))
+        } else {
+            None
+        };
         Ok(Self {
             listener,
             proxy,
             timeouts: config.timeouts,
+            admin,
+            reloader,
         })
     }
 
@@ -92,16 +143,35 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// The admin API's address, if it is enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr().expect("bound listener"))
+    }
+
+    /// What reloads the plugin and config (the admin API and SIGHUP call it too).
+    pub fn reloader(&self) -> &Arc<Reloader> {
+        &self.reloader
+    }
+
     /// Set how long in-flight requests get to finish after shutdown starts.
     pub fn with_drain(mut self, drain: Duration) -> Self {
         self.timeouts.drain = drain;
         self
     }
 
-    /// Start health checks, serve until `shutdown` turns true, then drain and return.
+    /// Start health checks, file watching and the admin API, serve until `shutdown` turns
+    /// true, then drain and return.
     pub async fn run(self, shutdown: crate::shutdown::StopReceiver) {
         self.proxy.upstreams().spawn_health_checks(&shutdown);
-        tracing::info!(listen = %self.local_addr(), "lbx listening");
+        if let Err(e) = crate::reload::watch::spawn(self.reloader.clone(), &shutdown).await {
+            tracing::warn!(error = %e, "cannot watch files for changes; reload with SIGHUP or the admin API");
+        }
+        if let Some((listener, admin)) = self.admin {
+            tokio::spawn(admin::serve(listener, admin, shutdown.clone()));
+        }
+        tracing::info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "lbx listening");
         proxy::serve(
             self.listener,
             self.proxy,
@@ -111,32 +181,6 @@ impl Server {
         )
         .await;
     }
-}
-
-async fn load_plugin(config: &Config, source: PluginSource) -> anyhow::Result<LoadedPlugin> {
-    let settings = config.plugin.clone();
-    let limits = Limits {
-        deadline: settings
-            .as_ref()
-            .map_or(Duration::from_millis(5), |p| p.deadline),
-        memory_bytes: settings.as_ref().map_or(64, |p| p.memory_limit_mib) as usize * 1024 * 1024,
-    };
-    let config_json = config.plugin_config_json();
-    let pool_size = worker_count(config.workers);
-    // Compiling takes milliseconds to seconds: keep it off the async threads.
-    tokio::task::spawn_blocking(move || {
-        let engine = PluginEngine::new(limits.deadline)?;
-        let loaded = match source {
-            PluginSource::File(path) => {
-                LoadedPlugin::load_file(&engine, &path, config_json, limits, pool_size)
-            }
-            PluginSource::Embedded { name, bytes } => {
-                LoadedPlugin::load_bytes(&engine, name, bytes, config_json, limits, pool_size)
-            }
-        };
-        Ok(loaded?)
-    })
-    .await?
 }
 
 /// Worker threads for a `workers` setting (0 = one per core).

@@ -94,7 +94,7 @@ fn missing_backends_fail_at_start() {
 #[test]
 fn demo_answers_sample_requests_and_stops_cleanly_on_sigint() {
     let mut demo = Command::new(LBX_BIN)
-        .args(["demo", "--listen", "127.0.0.1:0"])
+        .args(["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

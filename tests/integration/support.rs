@@ -248,24 +248,34 @@ impl Body for PatternBody {
 pub struct TestProxy {
     /// Where clients connect.
     pub addr: SocketAddr,
+    /// The admin API.
+    pub admin: SocketAddr,
     stop: StopSender,
 }
 
 impl TestProxy {
-    /// Start lbx from TOML text (its `listen` is replaced with 127.0.0.1:0).
+    /// Start lbx from TOML text (its `listen` and admin `listen` are replaced with
+    /// 127.0.0.1:0).
     pub async fn start(toml: &str) -> Self {
         let mut config = Config::parse(toml, None).unwrap();
         config.listen = "127.0.0.1:0".into();
+        config.admin.listen = "127.0.0.1:0".into();
         let server = lbx::Server::bind(&config).await.unwrap();
         let addr = server.local_addr();
+        let admin = server.admin_addr().expect("admin API enabled");
         let (stop, stopped) = shutdown::channel();
         tokio::spawn(server.with_drain(Duration::from_secs(1)).run(stopped));
-        Self { addr, stop }
+        Self { addr, admin, stop }
     }
 
     /// `http://<proxy><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://<admin><path>`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
     }
 }
 
@@ -337,15 +347,19 @@ pub struct LbxProcess {
     child: Child,
     /// Where it listens, read from its log.
     pub addr: SocketAddr,
+    /// Where its admin API listens, read from its log.
+    pub admin: SocketAddr,
+    log: Arc<Mutex<String>>,
 }
 
 impl LbxProcess {
-    /// Start `lbx run <args> --listen 127.0.0.1:0` and wait until it listens.
+    /// Start `lbx run <args> --listen 127.0.0.1:0 --admin 127.0.0.1:0` and wait until both
+    /// listen.
     pub fn run(args: &[&str]) -> Self {
         let mut child = Command::new(LBX_BIN)
             .arg("run")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -354,15 +368,51 @@ impl LbxProcess {
             .expect("start lbx");
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
+        let log = Arc::new(Mutex::new(String::new()));
+        let (mut addr, mut admin) = (None, None);
+        while addr.is_none() || admin.is_none() {
             let line = lines.next().expect("lbx exited before listening").unwrap();
-            if let Some(rest) = line.split("listen=").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            let value_of = |key: &str| {
+                line.split(key)
+                    .nth(1)
+                    .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap())
+            };
+            addr = addr.or_else(|| value_of(" listen="));
+            admin = admin.or_else(|| value_of(" admin="));
+            log.lock().unwrap().push_str(&(line + "\n"));
+        }
+        // Keep draining its log (so it never blocks on a full pipe) into `log`.
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push_str(&(line + "\n"));
             }
-        };
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, addr }
+        });
+        Self {
+            child,
+            addr: addr.unwrap(),
+            admin: admin.unwrap(),
+            log,
+        }
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Current resident memory, in KiB (VmRSS).
+    pub fn rss_kib(&self) -> u64 {
+        self.proc_status_kib("VmRSS:")
+    }
+
+    fn proc_status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("field in /proc/<pid>/status")
     }
 
     /// Wait for the process to exit on its own.
@@ -377,12 +427,7 @@ impl LbxProcess {
 
     /// Peak resident memory so far, in KiB (VmHWM).
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/<pid>/status")
+        self.proc_status_kib("VmHWM:")
     }
 }
 

@@ -24,8 +24,11 @@ pub use resilience::{
 /// Default address the proxy listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// Default address of the admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
+
 /// The whole configuration of one lbx process.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address the proxy accepts client connections on.
@@ -55,10 +58,59 @@ pub struct Config {
     /// Keep-alive connections to backends.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// The admin listener (plugin status, reload, metrics).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Watching the plugin and config files for changes.
+    #[serde(default)]
+    pub reload: ReloadConfig,
+}
+
+/// `[admin]`: a separate listener for operators, never exposed with the proxy's port.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Whether to run it at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Its address; keep it on loopback or a private network.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+/// `[reload]`: hot reload of the plugin and config files.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Watch the files and reload when they change (SIGHUP and the admin API work regardless).
+    #[serde(default = "yes")]
+    pub watch: bool,
+    /// Quiet time after the last change before reloading, so a file written in several steps
+    /// is read once, complete.
+    #[serde(default = "default_debounce", with = "humantime_serde")]
+    pub debounce: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce: default_debounce(),
+        }
+    }
 }
 
 /// `[plugin]`: which Wasm component routes requests, and its sandbox.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// Path to the plugin component (`.wasm`).
@@ -72,10 +124,34 @@ pub struct PluginConfig {
     /// Linear-memory cap per plugin instance, in MiB (a Python plugin needs ~13 MiB to start).
     #[serde(default = "default_memory_limit_mib")]
     pub memory_limit_mib: u32,
+    /// Consecutive failed decisions after which the plugin is disabled (0: never).
+    #[serde(default = "default_disable_after_failures")]
+    pub disable_after_failures: u32,
+    /// How long a disabled plugin stays disabled before it is tried again.
+    #[serde(default = "default_disabled_for", with = "humantime_serde")]
+    pub disabled_for: Duration,
+    /// Size bound of the host key-value store (keys plus values), in bytes.
+    #[serde(default = "default_kv_max_bytes")]
+    pub kv_max_bytes: usize,
+}
+
+impl PluginConfig {
+    /// The plugin at `path` with every other setting at its default.
+    pub fn at(path: PathBuf) -> Self {
+        Self {
+            path,
+            config: toml::Table::new(),
+            deadline: default_decision_deadline(),
+            memory_limit_mib: default_memory_limit_mib(),
+            disable_after_failures: default_disable_after_failures(),
+            disabled_for: default_disabled_for(),
+            kv_max_bytes: default_kv_max_bytes(),
+        }
+    }
 }
 
 /// One `[[backend]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     /// `http://host:port` of the backend.
@@ -106,6 +182,24 @@ fn default_decision_deadline() -> Duration {
 fn default_memory_limit_mib() -> u32 {
     64
 }
+fn default_disable_after_failures() -> u32 {
+    5
+}
+fn default_disabled_for() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_kv_max_bytes() -> usize {
+    1024 * 1024
+}
+fn default_admin_listen() -> String {
+    DEFAULT_ADMIN_LISTEN.to_string()
+}
+fn default_debounce() -> Duration {
+    Duration::from_millis(100)
+}
+fn yes() -> bool {
+    true
+}
 
 /// Settings given on the command line; each one that is set replaces the file's value.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +212,8 @@ pub struct Overrides {
     pub backends: Vec<String>,
     /// `--workers`.
     pub workers: Option<usize>,
+    /// `--admin` (an address, or `off`).
+    pub admin: Option<String>,
 }
 
 /// A configuration that could not be used, with every problem found.
@@ -178,6 +274,8 @@ impl Default for Config {
             outlier: OutlierConfig::default(),
             retry: RetryConfig::default(),
             pool: PoolConfig::default(),
+            admin: AdminConfig::default(),
+            reload: ReloadConfig::default(),
         }
     }
 }
@@ -211,15 +309,16 @@ impl Config {
         if let Some(path) = overrides.plugin {
             match &mut self.plugin {
                 Some(plugin) => plugin.path = path,
-                None => {
-                    self.plugin = Some(PluginConfig {
-                        path,
-                        config: toml::Table::new(),
-                        deadline: default_decision_deadline(),
-                        memory_limit_mib: default_memory_limit_mib(),
-                    })
-                }
+                None => self.plugin = Some(PluginConfig::at(path)),
             }
+        }
+        match overrides.admin.as_deref() {
+            Some("off") => self.admin.enabled = false,
+            Some(listen) => {
+                self.admin.enabled = true;
+                self.admin.listen = listen.to_string();
+            }
+            None => {}
         }
         if !overrides.backends.is_empty() {
             self.backends = overrides
@@ -293,6 +392,20 @@ impl Config {
                     "must be at least 1".into(),
                 );
             }
+        }
+        if self.admin.enabled
+            && let Err(e) = self.admin.listen.parse::<SocketAddr>()
+        {
+            problem(
+                "admin.listen".into(),
+                format!("{:?} is not an address like 127.0.0.1:9901 ({e})", self.admin.listen),
+            );
+        }
+        if self.reload.debounce > Duration::from_secs(10) {
+            problem(
+                "reload.debounce".into(),
+                "must be at most 10s (changes would apply late)".into(),
+            );
         }
         if let Err(mut health) = self.health.resolve("health") {
             problems.append(&mut health);
@@ -482,7 +595,9 @@ mod tests {
             backends: vec!["http://127.0.0.1:6".into()],
             plugin: Some("x.wasm".into()),
             workers: Some(1),
+            admin: Some("off".into()),
         });
+        assert!(!config.admin.enabled);
         assert_eq!(config.listen, "127.0.0.1:2");
         assert_eq!(config.backends[0].url, "http://127.0.0.1:6");
         assert_eq!(config.plugin.unwrap().path, PathBuf::from("x.wasm"));

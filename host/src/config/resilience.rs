@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Problem;
 
 /// `[timeouts]`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutConfig {
     /// Connecting to a backend (then the attempt fails: retry or 502).
@@ -32,7 +32,7 @@ pub struct TimeoutConfig {
 }
 
 /// `[health]` (defaults for every backend) or a backend's own `health = { ... }`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthSettings {
     /// Path probed with GET; no path means no active checks.
@@ -161,7 +161,7 @@ fn parse_status_range(text: &str) -> Result<(u16, u16), String> {
 }
 
 /// `[outlier]`: passive health, from the outcome of real requests.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutlierConfig {
     /// Consecutive failures (connection errors, and 5xx if `count_5xx`) that eject a backend.
@@ -183,7 +183,7 @@ pub struct OutlierConfig {
 }
 
 /// `[retry]`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Attempts per request, the first included (1 = never retry).
@@ -206,7 +206,7 @@ pub struct RetryConfig {
 }
 
 /// `[pool]`: keep-alive connections to backends.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolConfig {
     /// Idle connections kept per backend.

@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::LogLevel;
 use super::bindings::lbx::router::{host, types};
+use super::kv::KvStore;
 
 /// Marker type for the guest's handle on the current request. The handle carries no data: a
 /// store serves one decision at a time, and the request it is about sits in [`HostState`].
@@ -27,6 +28,23 @@ pub struct RequestMeta {
     pub client: SocketAddr,
 }
 
+impl RequestMeta {
+    /// The request a new plugin version is tried on before it serves: `GET /` for
+    /// `lbx-trial.invalid` from 127.0.0.1, with a `User-Agent` and no cookies.
+    pub fn synthetic() -> Self {
+        let (parts, ()) = http::Request::get("/")
+            .header(http::header::HOST, "lbx-trial.invalid")
+            .header(http::header::USER_AGENT, "lbx-trial")
+            .body(())
+            .expect("a static request is valid")
+            .into_parts();
+        Self {
+            parts,
+            client: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
 /// Data of one plugin store.
 pub struct HostState {
     wasi: WasiCtx,
@@ -37,17 +55,20 @@ pub struct HostState {
     pub request: Option<RequestMeta>,
     /// Names the plugin in log lines.
     pub plugin_name: Arc<str>,
+    /// The host key-value store (shared by all instances and versions).
+    pub kv: Arc<KvStore>,
 }
 
 impl HostState {
     /// A store's state with a bare WASI context: no files, environment, network or stdio.
-    pub fn new(limits: StoreLimits, plugin_name: Arc<str>) -> Self {
+    pub fn new(limits: StoreLimits, plugin_name: Arc<str>, kv: Arc<KvStore>) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             limits,
             request: None,
             plugin_name,
+            kv,
         }
     }
 }

@@ -2,23 +2,38 @@
 //!
 //! [`Router::route`] is the only entry point the proxy uses. It never fails: a plugin that
 //! traps, overruns its deadline, answers nonsense or picks a backend that is down is replaced
-//! for that request by the fallback, and the reason is logged.
+//! for that request by the fallback, and the reason is logged and counted. After repeated
+//! failures the [`Breaker`] disables the plugin for a cool-down.
+//!
+//! The plugin in force is swapped with one atomic store ([`Router::install`]): a decision in
+//! progress finishes on the version it started with, whose instances are freed when the last
+//! such decision returns.
 
 mod bindings;
+mod breaker;
+mod cache;
 mod fallback;
 mod host_api;
+mod kv;
 mod runtime;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use http::{HeaderName, HeaderValue, StatusCode};
 
+pub use bindings::{Decision, RetryContext};
+pub use breaker::{Breaker, Tripped};
 pub use fallback::LeastInFlight;
 pub use host_api::RequestMeta;
-pub use runtime::{Limits, LoadError, LoadedPlugin, PluginEngine};
+pub use kv::KvStore;
+pub use runtime::{
+    CallError, FailureKind, Limits, LoadError, LoadOptions, LoadedPlugin, PluginEngine,
+};
 
+use crate::metrics::DecisionMetrics;
 use crate::upstream::BackendSet;
-use bindings::{Decision, RetryContext};
 
 /// Where a request goes.
 #[derive(Debug)]
@@ -47,17 +62,29 @@ pub enum DecidedBy {
     Fallback,
     /// The fallback, because the plugin failed or answered something unusable.
     FallbackAfterPluginError,
+    /// The fallback, because the breaker has disabled the plugin.
+    FallbackPluginDisabled,
     /// Nothing was asked: no backend was usable.
     Host,
 }
 
 impl DecidedBy {
-    /// Short label for logs.
+    /// Every value, in declaration order (metrics index by `as usize`).
+    pub const ALL: [DecidedBy; 5] = [
+        DecidedBy::Plugin,
+        DecidedBy::Fallback,
+        DecidedBy::FallbackAfterPluginError,
+        DecidedBy::FallbackPluginDisabled,
+        DecidedBy::Host,
+    ];
+
+    /// Short label for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             DecidedBy::Plugin => "plugin",
             DecidedBy::Fallback => "fallback",
-            DecidedBy::FallbackAfterPluginError => "fallback-after-error",
+            DecidedBy::FallbackAfterPluginError => "fallback_after_error",
+            DecidedBy::FallbackPluginDisabled => "fallback_plugin_disabled",
             DecidedBy::Host => "host",
         }
     }
@@ -77,17 +104,39 @@ pub struct Routed {
 /// Chooses a backend for each request.
 #[derive(Debug)]
 pub struct Router {
-    plugin: Option<LoadedPlugin>,
+    plugin: ArcSwapOption<LoadedPlugin>,
+    breaker: Breaker,
     fallback: LeastInFlight,
+    metrics: DecisionMetrics,
 }
 
 impl Router {
     /// A router that asks `plugin` (or only the fallback when `None`).
-    pub fn new(plugin: Option<LoadedPlugin>) -> Self {
+    pub fn new(plugin: Option<LoadedPlugin>, breaker: Breaker, metrics: DecisionMetrics) -> Self {
         Self {
-            plugin,
+            plugin: ArcSwapOption::from(plugin.map(Arc::new)),
+            breaker,
             fallback: LeastInFlight::default(),
+            metrics,
         }
+    }
+
+    /// Put `plugin` in force (or none: fallback only) for every decision from now on, and
+    /// close the breaker. Returns the version it replaced.
+    pub fn install(&self, plugin: Option<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
+        let previous = self.plugin.swap(plugin.map(Arc::new));
+        self.breaker.reset();
+        previous
+    }
+
+    /// The plugin version in force.
+    pub fn current(&self) -> Option<Arc<LoadedPlugin>> {
+        self.plugin.load_full()
+    }
+
+    /// The breaker guarding the plugin.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// Decide where the request goes. `attempt` and `tried` describe earlier failed attempts.
@@ -99,39 +148,82 @@ impl Router {
         tried: &[u32],
     ) -> (RequestMeta, Routed) {
         let started = Instant::now();
+        let (meta, route, decided_by) = self.decide(meta, set, attempt, tried);
+        self.metrics.decided(decided_by);
+        (meta, routed(route, decided_by, started))
+    }
+
+    fn decide(
+        &self,
+        meta: RequestMeta,
+        set: &BackendSet,
+        attempt: u32,
+        tried: &[u32],
+    ) -> (RequestMeta, Route, DecidedBy) {
         // With nothing usable there is nothing to choose; answering 503 beats guessing.
         if !set.any_usable() {
-            return (
-                meta,
-                routed(Route::NoUsableBackend, DecidedBy::Host, started),
-            );
+            return (meta, Route::NoUsableBackend, DecidedBy::Host);
         }
-        let Some(plugin) = &self.plugin else {
-            let route = self.fallback_route(set, tried);
-            return (meta, routed(route, DecidedBy::Fallback, started));
+        let guard = self.plugin.load();
+        let Some(plugin) = guard.as_ref() else {
+            return (meta, self.fallback_route(set, tried), DecidedBy::Fallback);
         };
+        if !self.breaker.allows() {
+            let route = self.fallback_route(set, tried);
+            return (meta, route, DecidedBy::FallbackPluginDisabled);
+        }
 
         let retry = (attempt > 0).then(|| RetryContext {
             attempt,
             tried: tried.to_vec(),
         });
+        let call_started = Instant::now();
         let (meta, result) = plugin.choose(meta, set, retry.as_ref());
-        let outcome = match result {
-            Ok(decision) => interpret(decision, set),
-            Err(e) => Err(e.to_string()),
-        };
-        let (route, decided_by) = match outcome {
-            Ok(Some(route)) => (route, DecidedBy::Plugin),
-            Ok(None) => (self.fallback_route(set, tried), DecidedBy::Fallback),
-            Err(reason) => {
-                tracing::warn!(plugin = plugin.name(), %reason, "plugin decision failed; using fallback");
-                (
-                    self.fallback_route(set, tried),
-                    DecidedBy::FallbackAfterPluginError,
-                )
+        self.metrics
+            .plugin_seconds
+            .observe(call_started.elapsed().as_secs_f64());
+        let outcome = result.and_then(|decision| {
+            interpret(decision, set).map_err(|reason| CallError {
+                kind: FailureKind::InvalidAnswer,
+                reason,
+            })
+        });
+        match outcome {
+            Ok(Some(route)) => {
+                self.plugin_succeeded(plugin);
+                (meta, route, DecidedBy::Plugin)
             }
-        };
-        (meta, routed(route, decided_by, started))
+            Ok(None) => {
+                self.plugin_succeeded(plugin);
+                (meta, self.fallback_route(set, tried), DecidedBy::Fallback)
+            }
+            Err(error) => {
+                self.plugin_failed(plugin, &error);
+                let route = self.fallback_route(set, tried);
+                (meta, route, DecidedBy::FallbackAfterPluginError)
+            }
+        }
+    }
+
+    fn plugin_succeeded(&self, plugin: &LoadedPlugin) {
+        if self.breaker.record_success() {
+            tracing::info!(plugin = plugin.name(), "plugin answered again; re-enabled");
+        }
+    }
+
+    fn plugin_failed(&self, plugin: &LoadedPlugin, error: &CallError) {
+        self.metrics.failed(error.kind);
+        tracing::warn!(plugin = plugin.name(), kind = error.kind.as_str(), reason = %error.reason,
+            "plugin decision failed; using fallback");
+        if self.breaker.record_failure() == Tripped::Yes {
+            self.metrics.plugin_disabled.inc();
+            tracing::error!(
+                plugin = plugin.name(),
+                cooldown = ?self.breaker.cooldown(),
+                "plugin disabled after consecutive failures; the built-in fallback routes \
+                 until the cool-down passes or a new version loads"
+            );
+        }
     }
 
     fn fallback_route(&self, set: &BackendSet, tried: &[u32]) -> Route {
@@ -154,8 +246,9 @@ fn routed(route: Route, decided_by: DecidedBy, started: Instant) -> Routed {
     }
 }
 
-/// Check a plugin's answer against the backend set. `Ok(None)` means "no opinion".
-fn interpret(decision: Decision, set: &BackendSet) -> Result<Option<Route>, String> {
+/// Check a plugin's answer against the backend set. `Ok(None)` means "no opinion"; `Err` says
+/// why the answer cannot be used.
+pub fn interpret(decision: Decision, set: &BackendSet) -> Result<Option<Route>, String> {
     match decision {
         Decision::NoOpinion => Ok(None),
         Decision::Reject(status) => StatusCode::from_u16(status)

@@ -5,14 +5,18 @@
 //! instance is discarded (a trapped instance must not be re-entered) and the caller falls back.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
 use super::bindings::{BackendInfo, Decision, Plugin, PluginPre, RetryContext};
+use super::cache::{CompiledCache, ContentHash};
 use super::host_api::{HostState, RequestHandle, RequestMeta};
+use super::kv::KvStore;
 use crate::upstream::BackendSet;
 
 /// The finest epoch tick: shorter ticks cost more wakeups than they buy precision.
@@ -65,10 +69,18 @@ pub enum LoadError {
         /// The plugin's own message.
         message: String,
     },
+    /// The trial decision on a synthetic request failed.
+    #[error("plugin {name} failed its trial decision: {reason}")]
+    TrialDecision {
+        /// File name or label of the plugin.
+        name: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Sandbox limits applied to every instance of a plugin.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Longest time one `choose` call may run.
     pub deadline: Duration,
@@ -76,12 +88,27 @@ pub struct Limits {
     pub memory_bytes: usize,
 }
 
-/// The wasmtime engine shared by all plugins, with the thread that advances its epoch.
+/// How a plugin version is run: everything but its bytes.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The plugin's configuration as JSON, passed to `init`.
+    pub config_json: String,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Instances kept alive between decisions (one per worker thread is enough).
+    pub max_idle: usize,
+    /// The host key-value store, shared across versions.
+    pub kv: Arc<KvStore>,
+}
+
+/// The wasmtime engine shared by all plugins, with the thread that advances its epoch and the
+/// cache of compiled plugins.
 #[derive(Clone)]
 pub struct PluginEngine {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     tick: Duration,
+    compiled: Arc<CompiledCache>,
 }
 
 impl PluginEngine {
@@ -122,6 +149,7 @@ impl PluginEngine {
             engine,
             linker: Arc::new(linker),
             tick,
+            compiled: Arc::default(),
         })
     }
 }
@@ -144,55 +172,100 @@ struct PluginInstance {
 /// A loaded plugin version, ready to make decisions from any thread.
 pub struct LoadedPlugin {
     name: Arc<str>,
+    hash: ContentHash,
+    loaded_at: SystemTime,
     engine: Engine,
     pre: PluginPre<HostState>,
-    config_json: String,
-    limits: Limits,
+    options: LoadOptions,
     deadline_ticks: u64,
     tick: Duration,
     idle: Mutex<Vec<PluginInstance>>,
-    max_idle: usize,
+    decisions: AtomicU64,
+    failures: AtomicU64,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadedPlugin")
             .field("name", &self.name)
-            .field("limits", &self.limits)
+            .field("sha256", &self.sha256())
+            .field("limits", &self.options.limits)
             .finish_non_exhaustive()
     }
 }
 
+/// What kind of failure a failed call was, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The plugin trapped (panic, unreachable, out-of-bounds access…).
+    Trap,
+    /// The call ran past its deadline.
+    Timeout,
+    /// The plugin tried to grow its memory past the cap.
+    Memory,
+    /// No instance could be created or told about the backends.
+    Setup,
+    /// The plugin answered something unusable (index out of range, a down backend…).
+    InvalidAnswer,
+}
+
+impl FailureKind {
+    /// Label value for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Memory => "memory",
+            FailureKind::Setup => "setup",
+            FailureKind::InvalidAnswer => "invalid_answer",
+        }
+    }
+
+    /// Every kind, for pre-registering metric series.
+    pub const ALL: [FailureKind; 5] = [
+        FailureKind::Trap,
+        FailureKind::Timeout,
+        FailureKind::Memory,
+        FailureKind::Setup,
+        FailureKind::InvalidAnswer,
+    ];
+}
+
 /// A call into the plugin that failed: the request gets the fallback instead.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CallError(String);
+#[error("{reason}")]
+pub struct CallError {
+    /// What went wrong, for metrics.
+    pub kind: FailureKind,
+    /// One line for the log.
+    pub reason: String,
+}
 
 impl LoadedPlugin {
-    /// Read, compile, link and smoke-test (instantiate + `init`) a plugin file.
+    /// Read, compile, link and smoke-test a plugin file (see [`LoadedPlugin::load_bytes`]).
     pub fn load_file(
         engine: &PluginEngine,
         path: &Path,
-        config_json: String,
-        limits: Limits,
-        max_idle: usize,
+        options: LoadOptions,
+        trial_set: &BackendSet,
     ) -> Result<Self, LoadError> {
         let bytes = std::fs::read(path).map_err(|reason| LoadError::Read {
             path: path.to_path_buf(),
             reason,
         })?;
         let name = path.display().to_string();
-        Self::load_bytes(engine, &name, &bytes, config_json, limits, max_idle)
+        Self::load_bytes(engine, &name, &bytes, options, trial_set)
     }
 
-    /// Like [`LoadedPlugin::load_file`] for a plugin already in memory (e.g. embedded).
+    /// Compile (or take from the cache), link and smoke-test a plugin: instantiate it, run
+    /// `init` with its configuration and one decision on a synthetic request over
+    /// `trial_set`. A plugin that cannot do that is refused now, not on the first request.
     pub fn load_bytes(
         engine: &PluginEngine,
         name: &str,
         bytes: &[u8],
-        config_json: String,
-        limits: Limits,
-        max_idle: usize,
+        options: LoadOptions,
+        trial_set: &BackendSet,
     ) -> Result<Self, LoadError> {
         if is_core_module(bytes) {
             return Err(LoadError::Compile {
@@ -202,37 +275,51 @@ impl LoadedPlugin {
                     .into(),
             });
         }
-        let component = Component::new(&engine.engine, bytes).map_err(|e| LoadError::Compile {
+        let hash: ContentHash = Sha256::digest(bytes).into();
+        let component = engine.compiled.get_or_compile(hash, || {
+            Component::new(&engine.engine, bytes).map_err(|e| LoadError::Compile {
+                name: name.to_string(),
+                reason: format!("{e:#}"),
+            })
+        })?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             name: name.to_string(),
             reason: format!("{e:#}"),
-        })?;
-        let instance_pre =
-            engine
-                .linker
-                .instantiate_pre(&component)
-                .map_err(|e| LoadError::WrongWorld {
-                    name: name.to_string(),
-                    reason: format!("{e:#}"),
-                })?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
-            name: name.to_string(),
-            reason: format!("{e:#}"),
-        })?;
-        let deadline_ticks = ticks_covering(limits.deadline, engine.tick);
+        };
+        let instance_pre = engine
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
+        let pre = PluginPre::new(instance_pre).map_err(wrong_world)?;
         let loaded = Self {
             name: Arc::from(name),
+            hash,
+            loaded_at: SystemTime::now(),
             engine: engine.engine.clone(),
             pre,
-            config_json,
-            limits,
-            deadline_ticks,
+            deadline_ticks: ticks_covering(options.limits.deadline, engine.tick),
             tick: engine.tick,
+            options: LoadOptions {
+                max_idle: options.max_idle.max(1),
+                ..options
+            },
             idle: Mutex::new(Vec::new()),
-            max_idle: max_idle.max(1),
+            decisions: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         };
-        // Smoke test: a plugin that cannot start is refused now, not on the first request.
+        let trial_instance = loaded.instantiate()?;
+        loaded.idle.lock().expect("pool lock").push(trial_instance);
+        let (_, trial) = loaded.choose(RequestMeta::synthetic(), trial_set, None);
+        trial.map_err(|e| LoadError::TrialDecision {
+            name: name.to_string(),
+            reason: e.reason,
+        })?;
+        // The trial is not a decision anyone asked for: forget the instance it changed (a
+        // round robin must start at its beginning) and the count. Its effects on the shared
+        // key-value store, if any, remain.
         let first = loaded.instantiate()?;
-        loaded.idle.lock().expect("pool lock").push(first);
+        *loaded.idle.lock().expect("pool lock") = vec![first];
+        loaded.decisions.store(0, Ordering::Relaxed);
         Ok(loaded)
     }
 
@@ -241,12 +328,41 @@ impl LoadedPlugin {
         &self.name
     }
 
+    /// Hex SHA-256 of the plugin's bytes: its version.
+    pub fn sha256(&self) -> String {
+        self.hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Content hash, to tell whether a file on disk is this version.
+    pub fn content_hash(&self) -> &ContentHash {
+        &self.hash
+    }
+
+    /// When this version was loaded.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// How this version runs.
+    pub fn options(&self) -> &LoadOptions {
+        &self.options
+    }
+
+    /// Calls that returned a decision, and calls that failed, since this version loaded.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.decisions.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+
     fn instantiate(&self) -> Result<PluginInstance, LoadError> {
         let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
+            .memory_size(self.options.limits.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, HostState::new(limits, self.name.clone()));
+        let state = HostState::new(limits, self.name.clone(), self.options.kv.clone());
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(ticks_covering(SETUP_DEADLINE, self.tick));
         let trap = |e: wasmtime::Error| LoadError::Trap {
@@ -256,7 +372,7 @@ impl LoadedPlugin {
         let plugin = self.pre.instantiate(&mut store).map_err(trap)?;
         plugin
             .lbx_router_router()
-            .call_init(&mut store, &self.config_json)
+            .call_init(&mut store, &self.options.config_json)
             .map_err(trap)?
             .map_err(|message| LoadError::ConfigRejected {
                 name: self.name.to_string(),
@@ -277,12 +393,35 @@ impl LoadedPlugin {
         set: &BackendSet,
         retry: Option<&RetryContext>,
     ) -> (RequestMeta, Result<Decision, CallError>) {
+        let (meta, result) = self.call_choose(meta, set, retry);
+        let counter = if result.is_ok() {
+            &self.decisions
+        } else {
+            &self.failures
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        (meta, result)
+    }
+
+    fn call_choose(
+        &self,
+        meta: RequestMeta,
+        set: &BackendSet,
+        retry: Option<&RetryContext>,
+    ) -> (RequestMeta, Result<Decision, CallError>) {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut instance = match pooled {
             Some(instance) => instance,
             None => match self.instantiate() {
                 Ok(instance) => instance,
-                Err(e) => return (meta, Err(CallError(e.to_string()))),
+                Err(e) => {
+                    let kind = match &e {
+                        LoadError::Trap { reason, .. } => classify_message(reason),
+                        _ => FailureKind::Setup,
+                    };
+                    let reason = e.to_string();
+                    return (meta, Err(CallError { kind, reason }));
+                }
             },
         };
         if instance.backends_generation != set.generation
@@ -314,13 +453,13 @@ impl LoadedPlugin {
         match result {
             Ok(decision) => {
                 let mut idle = self.idle.lock().expect("pool lock");
-                if idle.len() < self.max_idle {
+                if idle.len() < self.options.max_idle {
                     idle.push(instance);
                 }
                 (meta, Ok(decision))
             }
             // The instance is dropped here: after a trap it must not be entered again.
-            Err(e) => (meta, Err(CallError(describe_trap(&e, self.limits)))),
+            Err(e) => (meta, Err(describe_failure(&e, self.options.limits))),
         }
     }
 }
@@ -362,7 +501,10 @@ fn tell_backends(
         .plugin
         .lbx_router_router()
         .call_backends_changed(&mut instance.store, &infos)
-        .map_err(|e| CallError(format!("backends-changed failed: {e:#}")))?;
+        .map_err(|e| CallError {
+            kind: classify(&e),
+            reason: format!("backends-changed failed: {e:#}"),
+        })?;
     instance.backends_generation = set.generation;
     Ok(())
 }
@@ -378,13 +520,37 @@ fn ticks_covering(duration: Duration, tick: Duration) -> u64 {
     (duration.as_micros().div_ceil(tick.as_micros()) as u64).max(1) + 1
 }
 
-/// Turn a wasmtime error into a one-line reason an operator can act on.
-fn describe_trap(error: &wasmtime::Error, limits: Limits) -> String {
+/// Turn a failed `choose` into a kind for metrics and a one-line reason an operator can act on.
+fn describe_failure(error: &wasmtime::Error, limits: Limits) -> CallError {
+    let kind = classify(error);
+    let reason = match kind {
+        FailureKind::Timeout => format!("decision exceeded its {:?} deadline", limits.deadline),
+        FailureKind::Memory => format!(
+            "plugin hit its memory limit of {} MiB",
+            limits.memory_bytes / (1024 * 1024)
+        ),
+        _ => match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => format!("plugin trapped: {trap}"),
+            None => format!("plugin call failed: {error:#}"),
+        },
+    };
+    CallError { kind, reason }
+}
+
+fn classify(error: &wasmtime::Error) -> FailureKind {
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => {
-            format!("decision exceeded its {:?} deadline", limits.deadline)
-        }
-        Some(trap) => format!("plugin trapped: {trap}"),
-        None => format!("plugin call failed: {error:#}"),
+        Some(wasmtime::Trap::Interrupt) => FailureKind::Timeout,
+        _ => classify_message(&format!("{error:#}")),
+    }
+}
+
+/// The memory limiter reports a refused growth as an error whose text is the only marker.
+fn classify_message(message: &str) -> FailureKind {
+    if message.contains("growing memory") || message.contains("memory growth") {
+        FailureKind::Memory
+    } else if message.contains("interrupt") {
+        FailureKind::Timeout
+    } else {
+        FailureKind::Trap
     }
 }

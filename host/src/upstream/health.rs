@@ -31,8 +31,8 @@ pub struct Target {
     pub check: HealthCheck,
 }
 
-/// Probe `target` until `stop` is raised.
-pub async fn run(target: Target, mut stop: StopReceiver) {
+/// Probe `target` until `stop` (shutdown) or `retired` (its backend set was replaced) is raised.
+pub async fn run(target: Target, mut stop: StopReceiver, mut retired: StopReceiver) {
     let mut ticks = tokio::time::interval(target.check.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let (mut passes, mut failures) = (0u32, 0u32);
@@ -40,6 +40,7 @@ pub async fn run(target: Target, mut stop: StopReceiver) {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = shutdown::stopped(&mut stop) => return,
+            _ = shutdown::stopped(&mut retired) => return,
         }
         match probe(&target.authority, &target.check).await {
             Ok(()) => {

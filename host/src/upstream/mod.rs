@@ -9,14 +9,14 @@ mod request_body;
 mod stats;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 
 use crate::config::{BackendConfig, ConfigError, HealthCheck, HealthSettings, parse_backend_url};
-use crate::shutdown::StopReceiver;
+use crate::shutdown::{self, StopReceiver, StopSender};
 pub use pool::{ConnectionPool, Lease, PoolSettings, SendError};
 pub use request_body::{ReplayBody, UpstreamBody};
 pub use stats::{Ejection, InFlight, LiveStats};
@@ -90,7 +90,16 @@ pub struct Upstreams {
     current: ArcSwap<BackendSet>,
     generations: AtomicU64,
     pool_settings: PoolSettings,
-    health_defaults: HealthSettings,
+    health_checks: Mutex<HealthChecks>,
+}
+
+/// The running health checkers: they belong to one backend set and are replaced with it.
+#[derive(Debug, Default)]
+struct HealthChecks {
+    /// Process shutdown; `None` until checks are first started.
+    shutdown: Option<StopReceiver>,
+    /// Stops the checkers of the set in force.
+    retire: Option<StopSender>,
 }
 
 impl Upstreams {
@@ -105,12 +114,27 @@ impl Upstreams {
             current: ArcSwap::from_pointee(set),
             generations: AtomicU64::new(1),
             pool_settings,
-            health_defaults,
+            health_checks: Mutex::default(),
         })
     }
 
-    /// Start active health checks for every backend that has one; they run until `stop`.
-    pub fn spawn_health_checks(&self, stop: &StopReceiver) {
+    /// Start active health checks for every backend of the set in force that has one; they
+    /// run until `shutdown`, or until a new set replaces this one (its own checks start then).
+    pub fn spawn_health_checks(&self, shutdown: &StopReceiver) {
+        let mut checks = self.health_checks.lock().expect("health lock");
+        checks.shutdown = Some(shutdown.clone());
+        self.restart_health_checks(&mut checks);
+    }
+
+    fn restart_health_checks(&self, checks: &mut HealthChecks) {
+        let Some(shutdown) = checks.shutdown.clone() else {
+            return; // not serving yet: `spawn_health_checks` starts them
+        };
+        if let Some(previous) = checks.retire.take() {
+            let _ = previous.send(true);
+        }
+        let (retire, retired) = shutdown::channel();
+        checks.retire = Some(retire);
         for backend in &self.snapshot().backends {
             if let Some(check) = &backend.health {
                 let target = health::Target {
@@ -119,7 +143,7 @@ impl Upstreams {
                     stats: backend.stats.clone(),
                     check: check.clone(),
                 };
-                tokio::spawn(health::run(target, stop.clone()));
+                tokio::spawn(health::run(target, shutdown.clone(), retired.clone()));
             }
         }
     }
@@ -129,21 +153,43 @@ impl Upstreams {
         self.current.load_full()
     }
 
-    /// Replace the backend set, keeping the live stats (and, if the address is unchanged, the
-    /// open connections) of backends whose id remains.
-    pub fn replace(&self, configs: &[BackendConfig]) -> Result<(), ConfigError> {
+    /// Build a new set from configuration without putting it in force (a reload checks the
+    /// plugin against it first). Backends whose id remains keep their live stats and, if the
+    /// address is unchanged, their open connections.
+    pub fn prepare(
+        &self,
+        configs: &[BackendConfig],
+        health_defaults: &HealthSettings,
+    ) -> Result<BackendSet, ConfigError> {
         let old = self.snapshot();
         let carried: HashMap<&str, &Backend> =
             old.backends.iter().map(|b| (b.id.as_str(), b)).collect();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        let set = build_set(
+        build_set(
             configs,
             generation,
             &carried,
             self.pool_settings,
-            &self.health_defaults,
-        )?;
-        self.current.store(Arc::new(set));
+            health_defaults,
+        )
+    }
+
+    /// Put a prepared set in force and move the health checks over to it. Requests already
+    /// routed keep the set they started with.
+    pub fn publish(&self, set: Arc<BackendSet>) {
+        let mut checks = self.health_checks.lock().expect("health lock");
+        self.current.store(set);
+        self.restart_health_checks(&mut checks);
+    }
+
+    /// [`Upstreams::prepare`] then [`Upstreams::publish`].
+    pub fn replace(
+        &self,
+        configs: &[BackendConfig],
+        health_defaults: &HealthSettings,
+    ) -> Result<(), ConfigError> {
+        let set = self.prepare(configs, health_defaults)?;
+        self.publish(Arc::new(set));
         Ok(())
     }
 }
@@ -271,10 +317,13 @@ pub(crate) mod tests {
         let _held = first.backends[0].stats.start_request();
 
         upstreams
-            .replace(&[
-                backend("http://127.0.0.1:3", Some("c")),
-                backend("http://127.0.0.1:1", Some("a")),
-            ])
+            .replace(
+                &[
+                    backend("http://127.0.0.1:3", Some("c")),
+                    backend("http://127.0.0.1:1", Some("a")),
+                ],
+                &HealthSettings::default(),
+            )
             .unwrap();
         let second = upstreams.snapshot();
         assert!(second.generation > first.generation);

@@ -1,0 +1,200 @@
+//! The admin listener: a separate port (default 127.0.0.1:9901) for operators and scrapers.
+//!
+//! - `GET /admin/plugin`: the plugin in force (path, sha256, loaded at, decisions, failures,
+//!   state), the last refused reload and the key-value store's usage, as JSON;
+//! - `POST /admin/plugin/reload`: re-read the plugin file now; 200 when applied or unchanged,
+//!   422 with the reason when refused (the old version keeps serving);
+//! - `GET /admin/backends`: each backend's id, address, labels and live stats, as JSON;
+//! - `GET /metrics`: Prometheus text format.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::metrics::Metrics;
+use crate::plugin::{KvStore, Router};
+use crate::reload::{Outcome, Reloader};
+use crate::shutdown::{self, StopReceiver};
+use crate::upstream::Upstreams;
+
+/// What the admin endpoints read and act on.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// The router (plugin in force, breaker).
+    pub router: Arc<Router>,
+    /// Reloads on request.
+    pub reloader: Arc<Reloader>,
+    /// The backend table.
+    pub upstreams: Arc<Upstreams>,
+    /// The plugins' key-value store.
+    pub kv: Arc<KvStore>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Serve the admin API on `listener` until `stop`.
+pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(admin = %addr, "admin API listening");
+    }
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = shutdown::stopped(&mut stop) => return,
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(admin.handle(request).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(client = %peer, error = %e, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+impl Admin {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let path = request.uri().path();
+        match (request.method(), path) {
+            (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
+            (&Method::POST, "/admin/plugin/reload") => self.reload().await,
+            (&Method::GET, "/admin/backends") => {
+                json_response(StatusCode::OK, self.backends_status())
+            }
+            (&Method::GET, "/metrics") => Response::builder()
+                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+                .body(Full::new(Bytes::from(self.metrics.render())))
+                .expect("static response parts are valid"),
+            (_, "/admin/plugin" | "/admin/plugin/reload" | "/admin/backends" | "/metrics") => {
+                text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            }
+            _ => text_response(
+                StatusCode::NOT_FOUND,
+                "not found; try /admin/plugin, /admin/backends, /metrics\n",
+            ),
+        }
+    }
+
+    fn plugin_status(&self) -> serde_json::Value {
+        let (keys, bytes) = self.kv.usage();
+        let kv = json!({ "keys": keys, "bytes": bytes });
+        let last_refused_reload = self.reloader.last_refusal();
+        let Some(plugin) = self.router.current() else {
+            return json!({
+                "state": "none",
+                "detail": "no plugin: the built-in least-in-flight fallback routes",
+                "last_refused_reload": last_refused_reload,
+                "kv": kv,
+            });
+        };
+        let (decisions, failures) = plugin.counts();
+        let state = if self.router.breaker().is_open() {
+            "disabled"
+        } else {
+            "active"
+        };
+        let loaded_at = plugin.loaded_at();
+        json!({
+            "state": state,
+            "path": plugin.name(),
+            "sha256": plugin.sha256(),
+            "loaded_at": humantime::format_rfc3339_millis(loaded_at).to_string(),
+            "decisions": decisions,
+            "failures": failures,
+            "deadline_ms": plugin.options().limits.deadline.as_secs_f64() * 1000.0,
+            "memory_limit_bytes": plugin.options().limits.memory_bytes,
+            "last_refused_reload": last_refused_reload,
+            "kv": kv,
+        })
+    }
+
+    fn backends_status(&self) -> serde_json::Value {
+        let set = self.upstreams.snapshot();
+        let backends: Vec<_> = set
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(index, b)| {
+                json!({
+                    "index": index,
+                    "id": b.id,
+                    "address": b.authority.as_str(),
+                    "weight": b.weight,
+                    "labels": b.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                    "usable": b.is_usable(),
+                    "down": b.stats.is_down(),
+                    "ejected": b.stats.is_ejected(),
+                    "in_flight": b.stats.in_flight(),
+                    "requests": b.stats.requests(),
+                    "ewma_latency_us": b.stats.ewma_latency_us(),
+                })
+            })
+            .collect();
+        json!({ "generation": set.generation, "backends": backends })
+    }
+
+    async fn reload(&self) -> Response<Full<Bytes>> {
+        match self.reloader.reload_plugin().await {
+            Ok(Outcome::Applied(what)) => json_response(
+                StatusCode::OK,
+                json!({ "result": "applied", "detail": what, "plugin": self.plugin_status() }),
+            ),
+            Ok(Outcome::Unchanged) => json_response(
+                StatusCode::OK,
+                json!({ "result": "unchanged", "plugin": self.plugin_status() }),
+            ),
+            Err(refused) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "result": "refused", "reason": refused.0 }),
+            ),
+        }
+    }
+}
+
+/// Bind the admin listener (fails start if the port is taken, like the proxy's own).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the admin API ([admin] listen)"))
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut text = serde_json::to_string_pretty(&body).expect("JSON values serialise");
+    text.push('\n');
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(text)))
+        .expect("static response parts are valid")
+}
+
+fn text_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,235 @@
+//! `lbx check PLUGIN.wasm [--config lbx.toml]`: is this file a plugin lbx can run, what does
+//! it decide, and how long does a decision take — before it goes anywhere near traffic.
+//!
+//! It loads the plugin exactly as `lbx run` would (same world, same sandbox, `init` with the
+//! config's `[plugin] config`), then runs a fixed set of synthetic requests over the config's
+//! backends (or three made-up ones) and prints each decision with its mean time. Any failure
+//! (not a component, wrong world, `init` refusal, a trap or an unusable answer) is an error.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::config::{BackendConfig, Config, HealthSettings};
+use crate::plugin::{
+    Decision, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta,
+    RetryContext, Route, interpret,
+};
+use crate::upstream::{BackendSet, PoolSettings, Upstreams};
+
+/// One synthetic request of the check.
+struct Scenario {
+    label: &'static str,
+    request: http::Request<()>,
+    client: SocketAddr,
+    /// Mark this backend index down first (restored afterwards).
+    down: Option<usize>,
+    /// Ask as a retry after the first decision of the plain `GET /`.
+    retry: bool,
+}
+
+/// Run the check; returns the report to print, or why the plugin is not usable.
+pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Result<String> {
+    let config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let backends = if config.backends.is_empty() {
+        (1..=3)
+            .map(|i| BackendConfig {
+                url: format!("http://127.0.0.1:{}", 9000 + i),
+                id: Some(format!("b{i}")),
+                weight: 1,
+                labels: Default::default(),
+                health: HealthSettings::default(),
+            })
+            .collect()
+    } else {
+        config.backends.clone()
+    };
+    let upstreams = Upstreams::new(
+        &backends,
+        PoolSettings {
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_idle: 0,
+        },
+        HealthSettings::default(),
+    )?;
+    let set = upstreams.snapshot();
+    let settings = config.plugin.as_ref();
+    let limits = Limits {
+        deadline: settings.map_or(Duration::from_millis(5), |p| p.deadline),
+        memory_bytes: settings.map_or(64, |p| p.memory_limit_mib) as usize * 1024 * 1024,
+    };
+    let options = LoadOptions {
+        config_json: config.plugin_config_json(),
+        limits,
+        max_idle: 1,
+        kv: Arc::new(KvStore::new(settings.map_or(1024 * 1024, |p| p.kv_max_bytes))),
+    };
+
+    let engine = PluginEngine::new(limits.deadline)?;
+    let started = Instant::now();
+    let loaded = LoadedPlugin::load_file(&engine, plugin, options, &set)?;
+    let load_time = started.elapsed();
+
+    let mut report = String::new();
+    let size = std::fs::metadata(plugin).map(|m| m.len()).unwrap_or(0);
+    writeln!(report, "plugin {}", plugin.display())?;
+    writeln!(
+        report,
+        "  sha256 {}\n  {size} bytes, compiled and started in {:.1} ms (init with {})",
+        loaded.sha256(),
+        load_time.as_secs_f64() * 1000.0,
+        loaded.options().config_json
+    )?;
+    writeln!(report, "backends")?;
+    for (i, b) in set.backends.iter().enumerate() {
+        writeln!(report, "  {i}: {} ({})", b.id, b.authority)?;
+    }
+    writeln!(
+        report,
+        "decisions (mean of {iterations} calls each; in-process, no network)"
+    )?;
+    let mut first_pick = None;
+    for scenario in scenarios(set.len()) {
+        if let Some(index) = scenario.down {
+            set.backends[index].stats.set_down(true);
+        }
+        let retry = scenario.retry.then(|| RetryContext {
+            attempt: 1,
+            tried: first_pick.into_iter().collect(),
+        });
+        let (parts, ()) = scenario.request.into_parts();
+        let meta = RequestMeta {
+            parts,
+            client: scenario.client,
+        };
+        let (meta, decision) = loaded.choose(meta, &set, retry.as_ref());
+        let decision =
+            decision.with_context(|| format!("decision for {} failed", scenario.label))?;
+        let described = describe(&decision, &set)
+            .with_context(|| format!("decision for {} is unusable", scenario.label))?;
+        if first_pick.is_none()
+            && let Decision::Pick(pick) = &decision
+        {
+            first_pick = Some(pick.backend);
+        }
+        let per_call = time_decisions(&loaded, meta, &set, retry.as_ref(), iterations)?;
+        writeln!(
+            report,
+            "  {:<44} -> {described}  [{:.2} µs]",
+            scenario.label,
+            per_call.as_secs_f64() * 1e6
+        )?;
+        if let Some(index) = scenario.down {
+            set.backends[index].stats.set_down(false);
+        }
+    }
+    writeln!(report, "ok: the plugin is usable")?;
+    Ok(report)
+}
+
+fn scenarios(backends: usize) -> Vec<Scenario> {
+    let local = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let get = |target: &str| {
+        http::Request::get(target)
+            .header("host", "example.test")
+            .header("user-agent", "lbx-check")
+    };
+    let mut list = vec![
+        Scenario {
+            label: "GET / from 127.0.0.1",
+            request: get("/").body(()).expect("valid"),
+            client: local,
+            down: None,
+            retry: false,
+        },
+        Scenario {
+            label: "GET /api/users?id=7 (x-canary: 1)",
+            request: get("/api/users?id=7")
+                .header("x-canary", "1")
+                .body(())
+                .expect("valid"),
+            client: SocketAddr::from(([10, 1, 2, 3], 51000)),
+            down: None,
+            retry: false,
+        },
+        Scenario {
+            label: "POST /cart (cookie session=abc) from 10.9.8.7",
+            request: http::Request::post("/cart")
+                .header("host", "shop.example.test")
+                .header("cookie", "session=abc; theme=dark")
+                .body(())
+                .expect("valid"),
+            client: SocketAddr::from(([10, 9, 8, 7], 52000)),
+            down: None,
+            retry: false,
+        },
+        Scenario {
+            label: "GET / retry after the first pick failed",
+            request: get("/").body(()).expect("valid"),
+            client: local,
+            down: None,
+            retry: true,
+        },
+    ];
+    if backends > 1 {
+        list.push(Scenario {
+            label: "GET / with backend 0 down",
+            request: get("/").body(()).expect("valid"),
+            client: local,
+            down: Some(0),
+            retry: false,
+        });
+    }
+    list
+}
+
+fn describe(decision: &Decision, set: &BackendSet) -> anyhow::Result<String> {
+    let route = match interpret(decision.clone(), set) {
+        Ok(route) => route,
+        Err(reason) => bail!(reason),
+    };
+    Ok(match route {
+        None => "no opinion (the built-in least-in-flight decides)".into(),
+        Some(Route::Reject(status)) => format!("reject {status}"),
+        Some(Route::NoUsableBackend) => "no usable backend".into(),
+        Some(Route::Forward {
+            index,
+            upstream_headers,
+            downstream_headers,
+        }) => {
+            let mut text = format!("backend {index} ({})", set.backends[index].id);
+            for (name, value) in &upstream_headers {
+                write!(text, ", upstream {name}: {}", value.to_str().unwrap_or("?"))?;
+            }
+            for (name, value) in &downstream_headers {
+                write!(text, ", response {name}: {}", value.to_str().unwrap_or("?"))?;
+            }
+            text
+        }
+    })
+}
+
+fn time_decisions(
+    loaded: &LoadedPlugin,
+    mut meta: RequestMeta,
+    set: &BackendSet,
+    retry: Option<&RetryContext>,
+    iterations: u32,
+) -> anyhow::Result<Duration> {
+    let iterations = iterations.max(1);
+    let started = Instant::now();
+    for _ in 0..iterations {
+        let (returned, decision) = loaded.choose(meta, set, retry);
+        decision?;
+        meta = returned;
+    }
+    Ok(started.elapsed() / iterations)
+}

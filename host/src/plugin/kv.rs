@@ -1,0 +1,163 @@
+//! The `kv` host import: a bounded key-value store owned by the host, shared by every instance
+//! of the routing plugin and kept across hot swaps, so state such as sticky tables or counters
+//! survives a new plugin version.
+//!
+//! Bounded by the total size of keys and values (`plugin.kv_max_bytes`): a plugin that keeps
+//! writing new keys gets `store-full`, never more host memory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::bindings::lbx::router::kv::{self, KvError};
+use super::host_api::HostState;
+
+/// Longest key accepted, in bytes (documented in the WIT).
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// The store. Cheap operations under one lock: plugin calls are short and a decision touches
+/// a handful of keys at most.
+#[derive(Debug)]
+pub struct KvStore {
+    max_bytes: AtomicUsize,
+    inner: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<String, Vec<u8>>,
+    /// Sum of key and value lengths.
+    bytes: usize,
+}
+
+impl KvStore {
+    /// An empty store holding at most `max_bytes` of keys and values.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes: AtomicUsize::new(max_bytes),
+            inner: Mutex::new(Entries::default()),
+        }
+    }
+
+    /// Change the size bound (a config reload). Entries already stored are kept; writes are
+    /// refused until the store is back under the new bound.
+    pub fn set_max_bytes(&self, max_bytes: usize) {
+        self.max_bytes.store(max_bytes, Ordering::Relaxed);
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.lock().map.get(key).cloned()
+    }
+
+    /// Store `value` under `key`.
+    pub fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(KvError::KeyTooLong);
+        }
+        let mut entries = self.lock();
+        let replaced = entries.map.get(&key).map_or(0, |old| key.len() + old.len());
+        let after = entries.bytes - replaced + key.len() + value.len();
+        if after > self.max_bytes.load(Ordering::Relaxed) {
+            return Err(KvError::StoreFull);
+        }
+        entries.bytes = after;
+        entries.map.insert(key, value);
+        Ok(())
+    }
+
+    /// Remove `key`; true if it existed.
+    pub fn delete(&self, key: &str) -> bool {
+        let mut entries = self.lock();
+        match entries.map.remove_entry(key) {
+            Some((key, value)) => {
+                entries.bytes -= key.len() + value.len();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Add `delta` to the counter under `key`, atomically with respect to other instances.
+    pub fn increment(&self, key: String, delta: i64) -> Result<i64, KvError> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(KvError::KeyTooLong);
+        }
+        let mut entries = self.lock();
+        let (current, old_len) = match entries.map.get(&key) {
+            Some(value) => (
+                <[u8; 8]>::try_from(value.as_slice()).map_or(0, i64::from_le_bytes),
+                key.len() + value.len(),
+            ),
+            None => (0, 0),
+        };
+        let after = entries.bytes - old_len + key.len() + 8;
+        if after > self.max_bytes.load(Ordering::Relaxed) {
+            return Err(KvError::StoreFull);
+        }
+        let next = current.wrapping_add(delta);
+        entries.bytes = after;
+        entries.map.insert(key, next.to_le_bytes().to_vec());
+        Ok(next)
+    }
+
+    /// Number of keys and bytes used, for the admin API.
+    pub fn usage(&self) -> (usize, usize) {
+        let entries = self.lock();
+        (entries.map.len(), entries.bytes)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // A panic while holding the lock cannot leave the map inconsistent (each operation
+        // updates `bytes` last), so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.kv.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        self.kv.set(key, value)
+    }
+
+    fn delete(&mut self, key: String) -> bool {
+        self.kv.delete(&key)
+    }
+
+    fn increment(&mut self, key: String, delta: i64) -> Result<i64, KvError> {
+        self.kv.increment(key, delta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_beyond_the_size_bound_are_refused_and_replacing_frees_space() {
+        let store = KvStore::new(20);
+        store.set("a".into(), vec![0; 9]).unwrap(); // 10 bytes
+        store.set("b".into(), vec![0; 9]).unwrap(); // 20 bytes
+        assert_eq!(store.set("c".into(), vec![]), Err(KvError::StoreFull));
+        store.set("a".into(), vec![0; 4]).unwrap(); // 15 bytes
+        store.set("c".into(), vec![0; 4]).unwrap(); // 20 bytes
+        assert!(store.delete("b"));
+        assert_eq!(store.usage(), (2, 10));
+    }
+
+    #[test]
+    fn counters_start_at_zero_and_refuse_long_keys() {
+        let store = KvStore::new(1024);
+        assert_eq!(store.increment("n".into(), 5), Ok(5));
+        assert_eq!(store.increment("n".into(), -2), Ok(3));
+        store.set("s".into(), b"not a counter".to_vec()).unwrap();
+        assert_eq!(store.increment("s".into(), 1), Ok(1));
+        let long = "k".repeat(MAX_KEY_BYTES + 1);
+        assert_eq!(store.increment(long, 1), Err(KvError::KeyTooLong));
+    }
+}

@@ -1,0 +1,379 @@
+//! Hot reload: a new plugin version or a new configuration is built and checked off the
+//! request path, then put in force with one atomic store each. Anything that fails (a file
+//! that is not a component, a plugin whose `init` refuses its config, an invalid config) is
+//! refused with a log line naming why, counted, and the running version keeps serving.
+//!
+//! Triggers: the file watcher ([`watch`]), SIGHUP, and `POST /admin/plugin/reload`. Reloads
+//! are serialised; a reload that finds nothing changed (same bytes, same settings) does nothing.
+
+pub mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, Overrides};
+use crate::metrics::{ReloadKind, ReloadMetrics};
+use crate::plugin::{KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, Router};
+use crate::upstream::{BackendSet, Upstreams};
+
+/// Where the routing plugin comes from.
+#[derive(Debug, Clone)]
+pub enum PluginSource {
+    /// A `.wasm` file on disk (watched, reloadable).
+    File(PathBuf),
+    /// A component compiled into the lbx binary (the demo's plugin; never reloaded).
+    Embedded {
+        /// Name for logs.
+        name: &'static str,
+        /// The component's bytes.
+        bytes: &'static [u8],
+    },
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Something new is in force; the text says what.
+    Applied(String),
+    /// Nothing had changed.
+    Unchanged,
+}
+
+/// A refused reload: the reason, as logged.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Everything a reload touches.
+#[derive(Debug)]
+pub struct Reloader {
+    config_file: Option<PathBuf>,
+    overrides: Overrides,
+    embedded: Option<PluginSource>,
+    router: Arc<Router>,
+    upstreams: Arc<Upstreams>,
+    kv: Arc<KvStore>,
+    metrics: ReloadMetrics,
+    pool_size: usize,
+    engine: Mutex<Option<PluginEngine>>,
+    /// The configuration in force; its lock also serialises reloads.
+    config: tokio::sync::Mutex<Config>,
+    last_refusal: Mutex<Option<String>>,
+}
+
+/// The parts a [`Reloader`] is built from.
+#[derive(Debug)]
+pub struct ReloaderParts {
+    /// The configuration in force at start.
+    pub config: Config,
+    /// The file it was read from, if any (then it is watched and re-read on reload).
+    pub config_file: Option<PathBuf>,
+    /// Command-line settings, applied again over every re-read file.
+    pub overrides: Overrides,
+    /// An embedded plugin that replaces the config's `[plugin] path`.
+    pub embedded: Option<PluginSource>,
+    /// The router whose plugin is swapped.
+    pub router: Arc<Router>,
+    /// The backend table that config reloads replace.
+    pub upstreams: Arc<Upstreams>,
+    /// The key-value store plugins share.
+    pub kv: Arc<KvStore>,
+    /// Reload counters.
+    pub metrics: ReloadMetrics,
+    /// Plugin instances to keep per version (one per worker).
+    pub pool_size: usize,
+}
+
+impl Reloader {
+    /// A reloader; nothing is loaded until [`Reloader::load_initial`].
+    pub fn new(parts: ReloaderParts) -> Self {
+        Self {
+            config_file: parts.config_file,
+            overrides: parts.overrides,
+            embedded: parts.embedded,
+            router: parts.router,
+            upstreams: parts.upstreams,
+            kv: parts.kv,
+            metrics: parts.metrics,
+            pool_size: parts.pool_size,
+            engine: Mutex::new(None),
+            config: tokio::sync::Mutex::new(parts.config),
+            last_refusal: Mutex::new(None),
+        }
+    }
+
+    /// Load the configured plugin at start. Unlike a reload, failure here is fatal: lbx must
+    /// not start routing with something other than what the operator asked for.
+    pub async fn load_initial(&self) -> anyhow::Result<()> {
+        let config = self.config.lock().await;
+        match self.plugin_source(&config) {
+            Some(source) => {
+                let options = self.load_options(&config);
+                let plugin = self
+                    .load(source, options, self.upstreams.snapshot())
+                    .await?;
+                tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), "routing plugin loaded");
+                self.router.install(Some(plugin));
+            }
+            None => tracing::info!("no routing plugin: using built-in least-in-flight"),
+        }
+        Ok(())
+    }
+
+    /// Files whose changes trigger a reload: the plugin (when loaded from a file) and the
+    /// config file.
+    pub async fn watched_files(&self) -> Vec<PathBuf> {
+        let config = self.config.lock().await;
+        let mut files: Vec<PathBuf> = self.config_file.iter().cloned().collect();
+        if let Some(PluginSource::File(path)) = self.plugin_source(&config) {
+            files.push(path);
+        }
+        files
+    }
+
+    /// Whether files are watched at all (`[reload] watch`) and the debounce to use.
+    pub async fn watch_settings(&self) -> (bool, Duration) {
+        let config = self.config.lock().await;
+        (config.reload.watch, config.reload.debounce)
+    }
+
+    /// The reason the last reload was refused, until one succeeds.
+    pub fn last_refusal(&self) -> Option<String> {
+        self.last_refusal.lock().expect("refusal lock").clone()
+    }
+
+    /// The plugin path in force, if the plugin is a file.
+    pub async fn plugin_path(&self) -> Option<PathBuf> {
+        let config = self.config.lock().await;
+        match self.plugin_source(&config) {
+            Some(PluginSource::File(path)) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Re-read the plugin file and put it in force if it changed.
+    pub async fn reload_plugin(&self) -> Result<Outcome, Refused> {
+        let config = self.config.lock().await;
+        let result = self.reload_plugin_locked(&config).await;
+        self.record(ReloadKind::Plugin, &result);
+        result
+    }
+
+    /// Re-read the config file (if lbx was started with one) and the plugin file, and apply
+    /// what changed. What cannot change without a restart is reported, not applied.
+    pub async fn reload_all(&self) -> Result<Outcome, Refused> {
+        let Some(path) = &self.config_file else {
+            return self.reload_plugin().await;
+        };
+        let mut current = self.config.lock().await;
+        let result = self.reload_config_locked(path, &mut current).await;
+        self.record(ReloadKind::Config, &result);
+        result
+    }
+
+    async fn reload_plugin_locked(&self, config: &Config) -> Result<Outcome, Refused> {
+        let Some(source @ PluginSource::File(_)) = self.plugin_source(config) else {
+            return Ok(Outcome::Unchanged); // no plugin, or an embedded one
+        };
+        let options = self.load_options(config);
+        if !self.plugin_differs(&source, &options) {
+            return Ok(Outcome::Unchanged);
+        }
+        let plugin = self
+            .load(source, options, self.upstreams.snapshot())
+            .await
+            .map_err(|e| Refused(format!("{e:#}")))?;
+        Ok(Outcome::Applied(self.install(plugin)))
+    }
+
+    async fn reload_config_locked(
+        &self,
+        path: &Path,
+        current: &mut Config,
+    ) -> Result<Outcome, Refused> {
+        let mut next = Config::load(path).map_err(|e| Refused(e.to_string()))?;
+        next.apply(self.overrides.clone());
+        next.validate().map_err(|e| Refused(e.to_string()))?;
+
+        let backends_changed =
+            next.backends != current.backends || next.health != current.health;
+        let next_source = self.plugin_source(&next);
+        let next_options = self.load_options(&next);
+        let plugin_changed = match &next_source {
+            Some(source) => self.plugin_differs(source, &next_options),
+            None => self.router.current().is_some(),
+        };
+        if !backends_changed && !plugin_changed && next == *current {
+            return Ok(Outcome::Unchanged);
+        }
+
+        // Build everything first, apply only if all of it is good.
+        let set = if backends_changed {
+            Some(Arc::new(
+                self.upstreams
+                    .prepare(&next.backends, &next.health)
+                    .map_err(|e| Refused(e.to_string()))?,
+            ))
+        } else {
+            None
+        };
+        let plugin = match (&next_source, plugin_changed) {
+            (Some(source), true) => {
+                let trial = set.clone().unwrap_or_else(|| self.upstreams.snapshot());
+                let plugin = self
+                    .load(source.clone(), next_options, trial)
+                    .await
+                    .map_err(|e| Refused(format!("{e:#}")))?;
+                Some(plugin)
+            }
+            _ => None,
+        };
+
+        let mut applied = Vec::new();
+        if let Some(set) = set {
+            applied.push(format!("{} backends", set.len()));
+            self.upstreams.publish(set);
+        }
+        if let Some(plugin) = plugin {
+            applied.push(self.install(plugin));
+        } else if plugin_changed {
+            self.router.install(None);
+            applied.push("plugin removed: built-in least-in-flight routes".into());
+        }
+        if let Some(settings) = &next.plugin {
+            self.router
+                .breaker()
+                .configure(settings.disable_after_failures, settings.disabled_for);
+            self.kv.set_max_bytes(settings.kv_max_bytes);
+        }
+        for key in needs_restart(current, &next) {
+            tracing::warn!(
+                key,
+                "config change needs a restart to take effect; the running value stays"
+            );
+        }
+        *current = next;
+        if applied.is_empty() {
+            applied.push("plugin limits".into());
+        }
+        Ok(Outcome::Applied(applied.join(", ")))
+    }
+
+    /// Whether loading `source` with `options` would give something other than what runs.
+    fn plugin_differs(&self, source: &PluginSource, options: &LoadOptions) -> bool {
+        let Some(current) = self.router.current() else {
+            return true;
+        };
+        let same_settings = current.options().config_json == options.config_json
+            && current.options().limits == options.limits;
+        let same_bytes = match source {
+            PluginSource::File(path) => std::fs::read(path)
+                .map(|bytes| <[u8; 32]>::from(Sha256::digest(&bytes)) == *current.content_hash())
+                .unwrap_or(false), // unreadable: let the load report why
+            PluginSource::Embedded { .. } => true,
+        };
+        !(same_settings && same_bytes)
+    }
+
+    fn install(&self, plugin: LoadedPlugin) -> String {
+        let summary = format!("plugin {} sha256 {}", plugin.name(), short(&plugin.sha256()));
+        tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), "new plugin version in force");
+        // The previous version is dropped when the last decision using it returns; its
+        // instances and compiled code go with it (unless the compile cache still holds it).
+        drop(self.router.install(Some(plugin)));
+        summary
+    }
+
+    fn record(&self, kind: ReloadKind, result: &Result<Outcome, Refused>) {
+        match result {
+            Ok(Outcome::Applied(what)) => {
+                self.metrics.record(kind, true);
+                *self.last_refusal.lock().expect("refusal lock") = None;
+                tracing::info!(applied = %what, "reload applied");
+            }
+            Ok(Outcome::Unchanged) => tracing::debug!("reload: nothing changed"),
+            Err(Refused(reason)) => {
+                self.metrics.record(kind, false);
+                *self.last_refusal.lock().expect("refusal lock") = Some(reason.clone());
+                tracing::error!(%reason, "reload refused; the running version keeps serving");
+            }
+        }
+    }
+
+    fn plugin_source(&self, config: &Config) -> Option<PluginSource> {
+        self.embedded.clone().or_else(|| {
+            config
+                .plugin
+                .as_ref()
+                .map(|p| PluginSource::File(p.path.clone()))
+        })
+    }
+
+    fn load_options(&self, config: &Config) -> LoadOptions {
+        let settings = config.plugin.as_ref();
+        LoadOptions {
+            config_json: config.plugin_config_json(),
+            limits: Limits {
+                deadline: settings.map_or(Duration::from_millis(5), |p| p.deadline),
+                memory_bytes: settings.map_or(64, |p| p.memory_limit_mib) as usize * 1024 * 1024,
+            },
+            max_idle: self.pool_size,
+            kv: self.kv.clone(),
+        }
+    }
+
+    /// Compile (or take from the cache) and smoke-test off the async threads: compiling takes
+    /// milliseconds to seconds.
+    async fn load(
+        &self,
+        source: PluginSource,
+        options: LoadOptions,
+        trial: Arc<BackendSet>,
+    ) -> anyhow::Result<LoadedPlugin> {
+        let engine = self.engine(options.limits.deadline)?;
+        let loaded = tokio::task::spawn_blocking(move || match source {
+            PluginSource::File(path) => LoadedPlugin::load_file(&engine, &path, options, &trial),
+            PluginSource::Embedded { name, bytes } => {
+                LoadedPlugin::load_bytes(&engine, name, bytes, options, &trial)
+            }
+        })
+        .await??;
+        Ok(loaded)
+    }
+
+    fn engine(&self, deadline: Duration) -> anyhow::Result<PluginEngine> {
+        let mut engine = self.engine.lock().expect("engine lock");
+        if let Some(engine) = engine.as_ref() {
+            return Ok(engine.clone());
+        }
+        let created = PluginEngine::new(deadline)?;
+        *engine = Some(created.clone());
+        Ok(created)
+    }
+}
+
+/// Top-level settings a running process cannot change, by key.
+fn needs_restart(current: &Config, next: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    let mut check = |key, changed: bool| {
+        if changed {
+            keys.push(key);
+        }
+    };
+    check("listen", current.listen != next.listen);
+    check("workers", current.workers != next.workers);
+    check("timeouts", current.timeouts != next.timeouts);
+    check("outlier", current.outlier != next.outlier);
+    check("retry", current.retry != next.retry);
+    check("pool", current.pool != next.pool);
+    check("admin", current.admin != next.admin);
+    check("reload", current.reload != next.reload);
+    keys
+}
+
+fn short(hex: &str) -> &str {
+    &hex[..hex.len().min(12)]
+}
