@@ -10,12 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugin crates built here: the product plugins, then test-only plugins.
-const PLUGINS: &[&str] = &["round_robin", "least_conn", "random"];
+const PLUGINS: &[&str] = &[
+    "round_robin",
+    "least_conn",
+    "random",
+    // tests/plugins: misbehaving and counting on purpose, and a component of another world.
+    "test_router",
+    "not_a_router",
+];
 
 fn main() {
     let host_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = host_dir.parent().expect("host/ sits in the workspace root");
-    for watched in ["wit", "guest-sdk", "plugins", "Cargo.lock"] {
+    for watched in ["wit", "guest-sdk", "plugins", "tests/plugins", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 

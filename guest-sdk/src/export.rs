@@ -14,6 +14,7 @@ pub type Slot<T> = LocalKey<RefCell<Option<T>>>;
 /// `init` export: builds the router and stores it, replacing any earlier one. On error the slot
 /// is left as it was and the message goes back to the host.
 pub fn init<T: Router>(slot: &'static Slot<T>, config: String) -> Result<(), String> {
+    route_panics_to_the_host_log();
     // The host sends `{}` for "no configuration"; be lenient with an empty string too.
     let config = if config.trim().is_empty() {
         "{}"
@@ -23,6 +24,16 @@ pub fn init<T: Router>(slot: &'static Slot<T>, config: String) -> Result<(), Str
     let router = T::init(config)?;
     slot.with(|cell| *cell.borrow_mut() = Some(router));
     Ok(())
+}
+
+/// A panic message goes to lbx's log through the `log` import. The default hook would write it
+/// to stderr, which lbx does not provide to plugins (a write there fails the decision before
+/// the panic's own trap could say why).
+fn route_panics_to_the_host_log() {
+    #[cfg(target_arch = "wasm32")]
+    std::panic::set_hook(Box::new(|info| {
+        crate::log(crate::LogLevel::Error, &format!("plugin panicked: {info}"));
+    }));
 }
 
 /// `backends-changed` export: forwarded to the router; ignored before `init`.

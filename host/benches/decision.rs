@@ -59,9 +59,13 @@ fn decision(c: &mut Criterion) {
         max_idle: 1,
         kv: Arc::new(KvStore::new(1 << 20)),
     };
-    let plugin =
-        LoadedPlugin::load_file(&engine, env!("LBX_PLUGIN_LEAST_CONN").as_ref(), options, &set)
-            .unwrap();
+    let plugin = LoadedPlugin::load_file(
+        &engine,
+        env!("LBX_PLUGIN_LEAST_CONN").as_ref(),
+        options,
+        &set,
+    )
+    .unwrap();
     let breaker = || Breaker::new(5, Duration::from_secs(30));
     // Some load so the plugin has a real minimum to find.
     let _busy: Vec<_> = (0..8)

@@ -84,7 +84,10 @@ impl Admin {
                 json_response(StatusCode::OK, self.backends_status())
             }
             (&Method::GET, "/metrics") => Response::builder()
-                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+                .header(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
                 .body(Full::new(Bytes::from(self.metrics.render())))
                 .expect("static response parts are valid"),
             (_, "/admin/plugin" | "/admin/plugin/reload" | "/admin/backends" | "/metrics") => {

@@ -16,8 +16,8 @@ use anyhow::{Context, bail};
 
 use crate::config::{BackendConfig, Config, HealthSettings};
 use crate::plugin::{
-    Decision, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta,
-    RetryContext, Route, interpret,
+    Decision, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, RetryContext,
+    Route, interpret,
 };
 use crate::upstream::{BackendSet, PoolSettings, Upstreams};
 
@@ -70,7 +70,9 @@ pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Res
         config_json: config.plugin_config_json(),
         limits,
         max_idle: 1,
-        kv: Arc::new(KvStore::new(settings.map_or(1024 * 1024, |p| p.kv_max_bytes))),
+        kv: Arc::new(KvStore::new(
+            settings.map_or(1024 * 1024, |p| p.kv_max_bytes),
+        )),
     };
 
     let engine = PluginEngine::new(limits.deadline)?;

@@ -129,7 +129,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             config,
             iterations,
         } => {
-            print!("{}", lbx::check::run(&plugin, config.as_deref(), iterations)?);
+            print!(
+                "{}",
+                lbx::check::run(&plugin, config.as_deref(), iterations)?
+            );
             Ok(())
         }
         Command::Demo { listen, admin } => {

@@ -40,8 +40,11 @@ impl Default for DecisionMetrics {
         let failures = Family::<Labels, Counter>::default();
         let by_handles =
             DecidedBy::ALL.map(|by| decided_by.get_or_create(&vec![("by", by.as_str())]).clone());
-        let failure_handles = FailureKind::ALL
-            .map(|kind| failures.get_or_create(&vec![("kind", kind.as_str())]).clone());
+        let failure_handles = FailureKind::ALL.map(|kind| {
+            failures
+                .get_or_create(&vec![("kind", kind.as_str())])
+                .clone()
+        });
         Self {
             // 1 µs to ~16 ms: a decision slower than that has hit its deadline anyway.
             plugin_seconds: Histogram::new(exponential_buckets(1e-6, 2.0, 15)),
@@ -165,8 +168,7 @@ impl prometheus_client::collector::Collector for BackendCollector {
         )?;
         for backend in &set.backends {
             let labels = [("backend", backend.id.as_str())];
-            ConstCounter::new(backend.stats.requests())
-                .encode(requests.encode_family(&labels)?)?;
+            ConstCounter::new(backend.stats.requests()).encode(requests.encode_family(&labels)?)?;
         }
         let mut in_flight = encoder.encode_descriptor(
             "backend_in_flight",

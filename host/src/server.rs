@@ -87,7 +87,9 @@ impl Server {
             |p| Breaker::new(p.disable_after_failures, p.disabled_for),
         );
         let kv = Arc::new(KvStore::new(
-            plugin_settings.as_ref().map_or(1024 * 1024, |p| p.kv_max_bytes),
+            plugin_settings
+                .as_ref()
+                .map_or(1024 * 1024, |p| p.kv_max_bytes),
         ));
         let router = Arc::new(Router::new(None, breaker, decisions.clone()));
         let reloader = Arc::new(Reloader::new(ReloaderParts {

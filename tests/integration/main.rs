@@ -6,8 +6,12 @@
 mod support;
 
 mod bodies;
+mod check;
+mod config_reload;
 mod errors;
+mod hot_swap;
 mod protocols;
 mod resilience;
 mod routing;
+mod sandbox;
 mod startup;

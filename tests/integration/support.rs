@@ -35,6 +35,10 @@ pub mod plugins {
     pub const LEAST_CONN: &str = env!("LBX_PLUGIN_LEAST_CONN");
     /// plugins/random.
     pub const RANDOM: &str = env!("LBX_PLUGIN_RANDOM");
+    /// tests/plugins/test_router: counts, loops, grows or panics as configured.
+    pub const TEST_ROUTER: &str = env!("LBX_PLUGIN_TEST_ROUTER");
+    /// tests/plugins/not_a_router: a component of another world.
+    pub const NOT_A_ROUTER: &str = env!("LBX_PLUGIN_NOT_A_ROUTER");
 }
 
 /// The lbx binary under test.
@@ -291,16 +295,24 @@ pub fn config(plugin: Option<&str>, backends: &[&TestBackend], extra: &str) -> S
     config_for_urls(plugin, &urls, extra)
 }
 
-/// TOML for a proxy over backends at `urls`, with `plugin` if given, plus extra lines.
+/// TOML for a proxy over backends at `urls`, with `plugin` if given, plus extra lines. With a
+/// plugin, the lines of `extra` before its first `[table]` are settings of `[plugin]`.
 pub fn config_for_urls(plugin: Option<&str>, urls: &[String], extra: &str) -> String {
     let mut toml = String::new();
+    let mut tables = extra;
     if let Some(path) = plugin {
-        toml.push_str(&format!("[plugin]\npath = {path:?}\n"));
+        let split = if extra.starts_with('[') {
+            0
+        } else {
+            extra.find("\n[").map_or(extra.len(), |i| i + 1)
+        };
+        toml.push_str(&format!("[plugin]\npath = {path:?}\n{}", &extra[..split]));
+        tables = &extra[split..];
     }
     for url in urls {
         toml.push_str(&format!("[[backend]]\nurl = {url:?}\n"));
     }
-    toml.push_str(extra);
+    toml.push_str(tables);
     toml
 }
 
@@ -641,5 +653,175 @@ impl BackendProcess {
 impl Drop for BackendProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir {
+    /// Its path.
+    pub path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// Create one; `label` makes it recognisable.
+    pub fn new(label: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "lbx-{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self { path }
+    }
+
+    /// `<dir>/<name>`.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.path.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Replace `path` with `bytes` the way deploy tools do: write a temporary file beside it, then
+/// rename it over the original (readers see the old file or the new one, never half).
+pub fn replace_atomically(path: &std::path::Path, bytes: &[u8]) {
+    let temporary = path.with_extension("tmp-new");
+    std::fs::write(&temporary, bytes).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// A plugin's bytes with a custom section appended: the same code as a different file, as a
+/// rebuilt plugin would be (a different hash, so lbx treats it as a new version).
+pub fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let name = b"lbx-test-version";
+    let mut payload = Vec::new();
+    leb128(name.len(), &mut payload);
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut bytes = component.to_vec();
+    bytes.push(0); // custom section id
+    leb128(payload.len(), &mut bytes);
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// The value of one series in Prometheus text, e.g. `lbx_reloads_total{what="plugin",result="ok"}`
+/// (labels in the order lbx writes them); 0 when the series is absent.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().unwrap())
+        })
+        .unwrap_or(0.0)
+}
+
+/// GET an admin URL; returns status and body.
+pub async fn admin_get(url: &str) -> (u16, String) {
+    let (status, _, body) = get(url).await;
+    (status.as_u16(), body)
+}
+
+/// POST an admin URL with an empty body; returns status and body.
+pub async fn admin_post(url: &str) -> (u16, String) {
+    let request = Request::post(url).body(Empty::new().boxed()).unwrap();
+    let (status, _, body) = send(&http1_client(), request).await;
+    (status.as_u16(), body)
+}
+
+/// Poll `check` every 20 ms until it returns `Some`, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Client loops sending GETs to one URL until finished: continuous bounded load.
+pub struct LoadGenerator {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<LoadStats>>,
+}
+
+/// What a [`LoadGenerator`] saw.
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    /// Requests answered 200.
+    pub ok: usize,
+    /// Every other outcome, described.
+    pub failed: Vec<String>,
+}
+
+impl LoadGenerator {
+    /// Start `clients` loops, each one request at a time over its own keep-alive connection.
+    pub fn start(url: String, clients: usize) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (url, stop) = (url.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let client = http1_client();
+                    let mut stats = LoadStats::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let request = Request::get(&url).body(Empty::new().boxed()).unwrap();
+                        match client.request(request).await {
+                            Ok(response) => {
+                                let status = response.status();
+                                let body = response.into_body().collect().await;
+                                match (status, body) {
+                                    (StatusCode::OK, Ok(_)) => stats.ok += 1,
+                                    (status, body) => stats
+                                        .failed
+                                        .push(format!("{status} body ok: {}", body.is_ok())),
+                                }
+                            }
+                            Err(e) => stats.failed.push(format!("request error: {e:?}")),
+                        }
+                    }
+                    stats
+                })
+            })
+            .collect();
+        Self { stop, tasks }
+    }
+
+    /// Stop the loops and add up what they saw.
+    pub async fn finish(self) -> LoadStats {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = LoadStats::default();
+        for task in self.tasks {
+            let stats = task.await.unwrap();
+            total.ok += stats.ok;
+            total.failed.extend(stats.failed);
+        }
+        total
     }
 }

@@ -398,7 +398,10 @@ impl Config {
         {
             problem(
                 "admin.listen".into(),
-                format!("{:?} is not an address like 127.0.0.1:9901 ({e})", self.admin.listen),
+                format!(
+                    "{:?} is not an address like 127.0.0.1:9901 ({e})",
+                    self.admin.listen
+                ),
             );
         }
         if self.reload.debounce > Duration::from_secs(10) {

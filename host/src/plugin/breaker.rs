@@ -125,7 +125,11 @@ mod tests {
 
         std::thread::sleep(Duration::from_millis(40));
         assert!(breaker.allows(), "half-open after the cool-down");
-        assert_eq!(breaker.record_failure(), Tripped::Yes, "a failed probe re-opens");
+        assert_eq!(
+            breaker.record_failure(),
+            Tripped::Yes,
+            "a failed probe re-opens"
+        );
         std::thread::sleep(Duration::from_millis(40));
         assert!(breaker.record_success(), "a good probe closes it");
         assert!(breaker.allows());

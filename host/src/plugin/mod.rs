@@ -12,6 +12,7 @@
 mod bindings;
 mod breaker;
 mod cache;
+mod contain;
 mod fallback;
 mod host_api;
 mod kv;

@@ -15,6 +15,7 @@ use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
 use super::bindings::{BackendInfo, Decision, Plugin, PluginPre, RetryContext};
 use super::cache::{CompiledCache, ContentHash};
+use super::contain::{contain, install_panic_hook};
 use super::host_api::{HostState, RequestHandle, RequestMeta};
 use super::kv::KvStore;
 use crate::upstream::BackendSet;
@@ -118,6 +119,7 @@ impl PluginEngine {
     /// between 1× and 1.5× its deadline. A finer tick would wake a thread 1000 times a second
     /// on a busy proxy (measured: ~4% of throughput on one core) for precision nobody needs.
     pub fn new(deadline: Duration) -> anyhow::Result<Self> {
+        install_panic_hook();
         let tick = (deadline / 2).max(MIN_EPOCH_TICK);
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
@@ -370,14 +372,16 @@ impl LoadedPlugin {
             reason: format!("{e:#}"),
         };
         let plugin = self.pre.instantiate(&mut store).map_err(trap)?;
-        plugin
-            .lbx_router_router()
-            .call_init(&mut store, &self.options.config_json)
-            .map_err(trap)?
-            .map_err(|message| LoadError::ConfigRejected {
-                name: self.name.to_string(),
-                message,
-            })?;
+        contain(|| {
+            plugin
+                .lbx_router_router()
+                .call_init(&mut store, &self.options.config_json)
+        })
+        .map_err(trap)?
+        .map_err(|message| LoadError::ConfigRejected {
+            name: self.name.to_string(),
+            message,
+        })?;
         Ok(PluginInstance {
             store,
             plugin,
@@ -439,12 +443,14 @@ impl LoadedPlugin {
         } = &mut instance;
         store.data_mut().request = Some(meta);
         store.set_epoch_deadline(self.deadline_ticks);
-        let result = plugin.lbx_router_router().call_choose(
-            &mut *store,
-            Resource::<RequestHandle>::new_borrow(0),
-            stats,
-            retry,
-        );
+        let result = contain(|| {
+            plugin.lbx_router_router().call_choose(
+                &mut *store,
+                Resource::<RequestHandle>::new_borrow(0),
+                stats,
+                retry,
+            )
+        });
         let meta = store
             .data_mut()
             .request
@@ -497,14 +503,16 @@ fn tell_backends(
     instance
         .store
         .set_epoch_deadline(ticks_covering(SETUP_DEADLINE, tick));
-    instance
-        .plugin
-        .lbx_router_router()
-        .call_backends_changed(&mut instance.store, &infos)
-        .map_err(|e| CallError {
-            kind: classify(&e),
-            reason: format!("backends-changed failed: {e:#}"),
-        })?;
+    let PluginInstance { store, plugin, .. } = instance;
+    contain(|| {
+        plugin
+            .lbx_router_router()
+            .call_backends_changed(&mut *store, &infos)
+    })
+    .map_err(|e| CallError {
+        kind: classify(&e),
+        reason: format!("backends-changed failed: {e:#}"),
+    })?;
     instance.backends_generation = set.generation;
     Ok(())
 }

@@ -169,7 +169,21 @@ impl Reloader {
             return self.reload_plugin().await;
         };
         let mut current = self.config.lock().await;
-        let result = self.reload_config_locked(path, &mut current).await;
+        let next = match read_config(path, &self.overrides) {
+            Ok(next) => next,
+            Err(refused) => {
+                let result = Err(refused);
+                self.record(ReloadKind::Config, &result);
+                return result;
+            }
+        };
+        if next == *current {
+            // Only the plugin file can have changed: count it as a plugin reload.
+            let result = self.reload_plugin_locked(&current).await;
+            self.record(ReloadKind::Plugin, &result);
+            return result;
+        }
+        let result = self.apply_config_locked(next, &mut current).await;
         self.record(ReloadKind::Config, &result);
         result
     }
@@ -189,17 +203,12 @@ impl Reloader {
         Ok(Outcome::Applied(self.install(plugin)))
     }
 
-    async fn reload_config_locked(
+    async fn apply_config_locked(
         &self,
-        path: &Path,
+        next: Config,
         current: &mut Config,
     ) -> Result<Outcome, Refused> {
-        let mut next = Config::load(path).map_err(|e| Refused(e.to_string()))?;
-        next.apply(self.overrides.clone());
-        next.validate().map_err(|e| Refused(e.to_string()))?;
-
-        let backends_changed =
-            next.backends != current.backends || next.health != current.health;
+        let backends_changed = next.backends != current.backends || next.health != current.health;
         let next_source = self.plugin_source(&next);
         let next_options = self.load_options(&next);
         let plugin_changed = match &next_source {
@@ -279,7 +288,11 @@ impl Reloader {
     }
 
     fn install(&self, plugin: LoadedPlugin) -> String {
-        let summary = format!("plugin {} sha256 {}", plugin.name(), short(&plugin.sha256()));
+        let summary = format!(
+            "plugin {} sha256 {}",
+            plugin.name(),
+            short(&plugin.sha256())
+        );
         tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), "new plugin version in force");
         // The previous version is dropped when the last decision using it returns; its
         // instances and compiled code go with it (unless the compile cache still holds it).
@@ -353,6 +366,14 @@ impl Reloader {
         *engine = Some(created.clone());
         Ok(created)
     }
+}
+
+/// Read, override and validate the config file.
+fn read_config(path: &Path, overrides: &Overrides) -> Result<Config, Refused> {
+    let mut next = Config::load(path).map_err(|e| Refused(e.to_string()))?;
+    next.apply(overrides.clone());
+    next.validate().map_err(|e| Refused(e.to_string()))?;
+    Ok(next)
 }
 
 /// Top-level settings a running process cannot change, by key.

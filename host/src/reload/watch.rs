@@ -33,15 +33,14 @@ pub async fn spawn(reloader: Arc<Reloader>, stop: &StopReceiver) -> anyhow::Resu
         return Ok(());
     }
     let (events, rx) = mpsc::unbounded_channel();
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        match event {
+    let watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
             Ok(event) if !event.kind.is_access() => {
                 let _ = events.send(());
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "file watch error"),
-        }
-    })?;
+        })?;
     let mut watch = DirWatch {
         watcher,
         dirs: BTreeSet::new(),
@@ -68,7 +67,9 @@ impl DirWatch {
         for dir in wanted.difference(&self.dirs) {
             match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
                 Ok(()) => tracing::debug!(dir = %dir.display(), "watching for changes"),
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; changes there need SIGHUP or the admin API"),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; changes there need SIGHUP or the admin API")
+                }
             }
         }
         self.dirs = wanted;
@@ -123,7 +124,11 @@ fn spawn_sighup(reloader: Arc<Reloader>, mut stop: StopReceiver) -> std::io::Res
 /// The directory of `file` as given, and of what it resolves to through symlinks.
 fn directories_of(file: &Path) -> Vec<PathBuf> {
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    let mut dirs: Vec<PathBuf> = absolute.parent().map(Path::to_path_buf).into_iter().collect();
+    let mut dirs: Vec<PathBuf> = absolute
+        .parent()
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
     if let Ok(resolved) = std::fs::canonicalize(&absolute)
         && let Some(parent) = resolved.parent()
         && !dirs.iter().any(|d| d == parent)

@@ -1,0 +1,104 @@
+//! `lbx check`: a usable plugin gets its decisions and timings printed; an unusable one is
+//! refused with the reason and a non-zero exit.
+
+use std::process::{Command, Stdio};
+
+use crate::support::{LBX_BIN, TempDir, plugins};
+
+fn check(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(LBX_BIN)
+        .arg("check")
+        .args(args)
+        .args(["--iterations", "200"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_prints_each_synthetic_decision_with_its_time() {
+    // The default 5 ms deadline is for production; a debug build sharing two cores with
+    // the rest of the suite can be preempted for longer than that.
+    let dir = TempDir::new("check-ok");
+    let config = dir.join("lbx.toml");
+    std::fs::write(
+        &config,
+        "[plugin]\npath = \"unused.wasm\"\ndeadline = \"1s\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = check(&[plugins::LEAST_CONN, "--config", config.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("sha256 "), "{stdout}");
+    // The retry avoids the backend that failed; the down backend is avoided.
+    assert!(
+        stdout.contains("GET / retry after the first pick failed      -> backend 1 (b2)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("GET / with backend 0 down") && !stdout.contains("down  -> backend 0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" µs]"), "{stdout}");
+    assert!(stdout.contains("ok: the plugin is usable"), "{stdout}");
+}
+
+#[test]
+fn check_uses_the_config_and_reports_an_init_refusal() {
+    let dir = TempDir::new("check");
+    let config = dir.join("lbx.toml");
+    std::fs::write(
+        &config,
+        "[[backend]]\nurl = \"http://127.0.0.1:9\"\nid = \"only\"\n\
+         [plugin]\npath = \"unused.wasm\"\n[plugin.config]\nmode = \"fly\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(&[plugins::TEST_ROUTER, "--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("rejected its configuration: unknown mode \"fly\""),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &config,
+        "[[backend]]\nurl = \"http://127.0.0.1:9\"\nid = \"only\"\n\
+         [plugin]\npath = \"unused.wasm\"\n[plugin.config]\nmode = \"count\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = check(&[plugins::TEST_ROUTER, "--config", config.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("0: only (127.0.0.1:9)"), "{stdout}");
+    assert!(stdout.contains("response x-request-number: 1"), "{stdout}");
+}
+
+#[test]
+fn check_refuses_other_worlds_and_plugins_that_overrun_their_deadline() {
+    let (ok, _, stderr) = check(&[plugins::NOT_A_ROUTER]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("does not implement the lbx:router@0.1.0 `plugin` world"),
+        "{stderr}"
+    );
+
+    let dir = TempDir::new("check-loop");
+    let config = dir.join("lbx.toml");
+    std::fs::write(
+        &config,
+        "[plugin]\npath = \"unused.wasm\"\ndeadline = \"20ms\"\n[plugin.config]\nmode = \"loop\"\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(&[plugins::TEST_ROUTER, "--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "decision for GET / from 127.0.0.1 failed: decision exceeded its 20ms deadline"
+        ),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,109 @@
+//! The sandbox: a plugin that loops, eats memory, panics or writes to stdout fails only its own
+//! decisions; the fallback answers every request, each within the deadline's reach; the
+//! breaker disables a failing plugin and probes it again after the cool-down.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{TestBackend, TestProxy, admin_get, config, get, metric, plugins};
+
+async fn metrics(proxy: &TestProxy) -> String {
+    admin_get(&proxy.admin_url("/metrics")).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_memory_eating_and_panicking_plugins_never_fail_a_request() {
+    let backend = TestBackend::named("a").await;
+    let modes = [
+        ("loop", "timeout"),
+        ("grow", "memory"),
+        ("panic", "trap"),
+        ("print", "trap"),
+    ];
+    for (mode, kind) in modes {
+        let proxy = TestProxy::start(&config(
+            Some(plugins::TEST_ROUTER),
+            &[&backend],
+            &format!(
+                "deadline = \"50ms\"\n\
+                 memory_limit_mib = 16\n\
+                 disable_after_failures = 3\n\
+                 disabled_for = \"1m\"\n\
+                 [plugin.config]\n\
+                 mode = \"{mode}\"\n"
+            ),
+        ))
+        .await;
+        for i in 0..10 {
+            let started = Instant::now();
+            let (status, _, body) = get(&proxy.url("/")).await;
+            let took = started.elapsed();
+            assert_eq!((status.as_u16(), body.as_str()), (200, "a"), "{mode} #{i}");
+            // An unbounded loop would never return; the deadline (50 ms) cuts it. The slack
+            // covers a debug build on a busy machine, not a plugin running on.
+            assert!(took < Duration::from_secs(2), "{mode} #{i} took {took:?}");
+        }
+        let text = metrics(&proxy).await;
+        let series = |s: &str| metric(&text, s);
+        assert_eq!(
+            series(&format!("lbx_plugin_failures_total{{kind=\"{kind}\"}}")),
+            3.0,
+            "{mode}:\n{text}"
+        );
+        assert_eq!(series("lbx_plugin_disabled_total"), 1.0, "{mode}");
+        assert_eq!(
+            series("lbx_decisions_total{by=\"fallback_after_error\"}"),
+            3.0
+        );
+        assert_eq!(
+            series("lbx_decisions_total{by=\"fallback_plugin_disabled\"}"),
+            7.0
+        );
+        let (_, status) = admin_get(&proxy.admin_url("/admin/plugin")).await;
+        assert!(status.contains("\"state\": \"disabled\""), "{status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_trips_then_recovers_once_the_plugin_answers_again() {
+    let backend = TestBackend::named("a").await;
+    // Panics on its first 4 real requests, then counts: trips after 3, fails its first
+    // probe (the 4th), passes the next.
+    let proxy = TestProxy::start(&config(
+        Some(plugins::TEST_ROUTER),
+        &[&backend],
+        "disable_after_failures = 3\ndisabled_for = \"300ms\"\n\
+         [plugin.config]\nmode = \"count\"\nfail_first = 4\n",
+    ))
+    .await;
+    let counted = || async {
+        let (status, headers, _) = get(&proxy.url("/")).await;
+        assert_eq!(status, 200, "every request is answered");
+        headers.contains_key("x-request-number")
+    };
+    for _ in 0..5 {
+        assert!(!counted().await);
+    }
+    let text = metrics(&proxy).await;
+    assert_eq!(metric(&text, "lbx_plugin_disabled_total"), 1.0, "{text}");
+    assert_eq!(
+        metric(
+            &text,
+            "lbx_decisions_total{by=\"fallback_plugin_disabled\"}"
+        ),
+        2.0
+    );
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(!counted().await, "the first probe fails (4th failure)");
+    assert_eq!(
+        metric(&metrics(&proxy).await, "lbx_plugin_disabled_total"),
+        2.0,
+        "a failed probe disables it again"
+    );
+
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(counted().await, "the second probe succeeds");
+    assert!(counted().await, "and the plugin stays enabled");
+    let (_, status) = admin_get(&proxy.admin_url("/admin/plugin")).await;
+    assert!(status.contains("\"state\": \"active\""), "{status}");
+}
