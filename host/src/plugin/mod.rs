@@ -12,11 +12,13 @@
 mod bindings;
 mod breaker;
 mod cache;
+mod compile;
 mod contain;
 mod fallback;
 mod host_api;
 mod kv;
 mod runtime;
+mod trim;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ pub use kv::KvStore;
 pub use runtime::{
     CallError, FailureKind, Limits, LoadError, LoadOptions, LoadedPlugin, PluginEngine,
 };
+pub use trim::return_free_memory;
 
 use crate::metrics::DecisionMetrics;
 use crate::upstream::BackendSet;

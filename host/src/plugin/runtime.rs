@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::component::{Linker, Resource};
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
 use super::bindings::{BackendInfo, Decision, Plugin, PluginPre, RetryContext};
 use super::cache::{CompiledCache, ContentHash};
+use super::compile::compile_component;
 use super::contain::{contain, install_panic_hook};
 use super::host_api::{HostState, RequestHandle, RequestMeta};
 use super::kv::KvStore;
@@ -107,6 +108,8 @@ pub struct LoadOptions {
 #[derive(Clone)]
 pub struct PluginEngine {
     engine: Engine,
+    /// The configuration `engine` was built from, for the throwaway compiling engines.
+    config: Arc<wasmtime::Config>,
     linker: Arc<Linker<HostState>>,
     tick: Duration,
     compiled: Arc<CompiledCache>,
@@ -149,6 +152,7 @@ impl PluginEngine {
             })?;
         Ok(Self {
             engine,
+            config: Arc::new(config),
             linker: Arc::new(linker),
             tick,
             compiled: Arc::default(),
@@ -279,9 +283,11 @@ impl LoadedPlugin {
         }
         let hash: ContentHash = Sha256::digest(bytes).into();
         let component = engine.compiled.get_or_compile(hash, || {
-            Component::new(&engine.engine, bytes).map_err(|e| LoadError::Compile {
-                name: name.to_string(),
-                reason: format!("{e:#}"),
+            compile_component(&engine.config, &engine.engine, bytes).map_err(|e| {
+                LoadError::Compile {
+                    name: name.to_string(),
+                    reason: format!("{e:#}"),
+                }
             })
         })?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {

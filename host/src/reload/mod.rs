@@ -297,6 +297,7 @@ impl Reloader {
         // The previous version is dropped when the last decision using it returns; its
         // instances and compiled code go with it (unless the compile cache still holds it).
         drop(self.router.install(Some(plugin)));
+        crate::plugin::return_free_memory();
         summary
     }
 
@@ -347,11 +348,17 @@ impl Reloader {
         trial: Arc<BackendSet>,
     ) -> anyhow::Result<LoadedPlugin> {
         let engine = self.engine(options.limits.deadline)?;
-        let loaded = tokio::task::spawn_blocking(move || match source {
-            PluginSource::File(path) => LoadedPlugin::load_file(&engine, &path, options, &trial),
-            PluginSource::Embedded { name, bytes } => {
-                LoadedPlugin::load_bytes(&engine, name, bytes, options, &trial)
-            }
+        let loaded = tokio::task::spawn_blocking(move || {
+            let loaded = match source {
+                PluginSource::File(path) => {
+                    LoadedPlugin::load_file(&engine, &path, options, &trial)
+                }
+                PluginSource::Embedded { name, bytes } => {
+                    LoadedPlugin::load_bytes(&engine, name, bytes, options, &trial)
+                }
+            };
+            crate::plugin::return_free_memory();
+            loaded
         })
         .await??;
         Ok(loaded)
