@@ -7,13 +7,15 @@
 //! which also makes backends removed by a reload disappear from the output.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
+use prometheus_client::encoding::NoLabelSet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::plugin::{DecidedBy, FailureKind};
@@ -21,11 +23,63 @@ use crate::upstream::Upstreams;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
+/// Upper bounds of the decision-latency buckets, in nanoseconds: 1 µs to ~16 ms, doubling (a
+/// decision slower than that has hit its deadline anyway).
+const LATENCY_BOUNDS_NS: [u64; 15] = {
+    let mut bounds = [0u64; 15];
+    let mut i = 0;
+    while i < bounds.len() {
+        bounds[i] = 1_000 << i;
+        i += 1;
+    }
+    bounds
+};
+
+/// A latency histogram updated with three relaxed atomic adds, no lock: it is observed on
+/// every plugin decision by every worker. (prometheus-client's `Histogram` takes a mutex per
+/// observation.) Encoded by [`Metrics`] as a Prometheus histogram in seconds.
+#[derive(Debug, Default)]
+pub struct LatencyHistogram {
+    /// Per-bucket counts; the last slot counts observations above every bound.
+    buckets: [AtomicU64; LATENCY_BOUNDS_NS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Record one duration.
+    pub fn observe(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let slot = LATENCY_BOUNDS_NS.partition_point(|&bound| bound < ns);
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_NS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(bound, count)| (*bound as f64 / 1e9, count.load(Ordering::Relaxed)))
+            .collect();
+        let overflow = self.buckets[LATENCY_BOUNDS_NS.len()].load(Ordering::Relaxed);
+        buckets.push((f64::INFINITY, overflow));
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let metric = encoder.encode_descriptor(
+            "plugin_decision_seconds",
+            "Time to decide when the plugin is asked (the plugin call and checking its answer)",
+            None,
+            MetricType::Histogram,
+        )?;
+        let mut metric = metric;
+        metric.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+}
+
 /// Counters the router updates on every decision.
 #[derive(Debug, Clone)]
 pub struct DecisionMetrics {
-    /// Time spent in plugin calls, in seconds.
-    pub plugin_seconds: Histogram,
+    /// Time of decisions that asked the plugin.
+    pub plugin_latency: Arc<LatencyHistogram>,
     decided_by: Family<Labels, Counter>,
     failures: Family<Labels, Counter>,
     by_handles: [Counter; DecidedBy::ALL.len()],
@@ -46,8 +100,7 @@ impl Default for DecisionMetrics {
                 .clone()
         });
         Self {
-            // 1 µs to ~16 ms: a decision slower than that has hit its deadline anyway.
-            plugin_seconds: Histogram::new(exponential_buckets(1e-6, 2.0, 15)),
+            plugin_latency: Arc::default(),
             decided_by,
             failures,
             by_handles,
@@ -112,11 +165,7 @@ impl Metrics {
         upstreams: Arc<Upstreams>,
     ) -> Self {
         let mut registry = Registry::with_prefix("lbx");
-        registry.register(
-            "plugin_decision_seconds",
-            "Time spent in routing plugin calls",
-            decisions.plugin_seconds.clone(),
-        );
+        registry.register_collector(Box::new(LatencyCollector(decisions.plugin_latency.clone())));
         registry.register(
             "decisions",
             "Routing decisions, by who made them (plugin, fallback, fallback_after_error, \
@@ -148,6 +197,16 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+/// The decision-latency histogram, read on each scrape.
+#[derive(Debug)]
+struct LatencyCollector(Arc<LatencyHistogram>);
+
+impl prometheus_client::collector::Collector for LatencyCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(&mut encoder)
     }
 }
 
@@ -193,5 +252,28 @@ impl prometheus_client::collector::Collector for BackendCollector {
                 .encode(usable.encode_family(&labels)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_land_in_the_first_bucket_that_holds_them() {
+        let histogram = LatencyHistogram::default();
+        histogram.observe(Duration::from_nanos(900)); // <= 1 µs
+        histogram.observe(Duration::from_nanos(1_000)); // <= 1 µs (bounds are inclusive)
+        histogram.observe(Duration::from_nanos(1_500)); // <= 2 µs
+        histogram.observe(Duration::from_secs(1)); // above every bound
+        let counts: Vec<u64> = histogram
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(counts[0], 2);
+        assert_eq!(counts[1], 1);
+        assert_eq!(counts[LATENCY_BOUNDS_NS.len()], 1);
+        assert_eq!(histogram.sum_ns.load(Ordering::Relaxed), 1_000_003_400);
     }
 }

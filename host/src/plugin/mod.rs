@@ -105,6 +105,14 @@ pub struct Routed {
     pub elapsed: Duration,
 }
 
+/// What [`Router::decide`] settled on.
+struct Decided {
+    route: Route,
+    by: DecidedBy,
+    /// Whether the plugin was called (its time goes into the latency histogram).
+    asked_plugin: bool,
+}
+
 /// Chooses a backend for each request.
 #[derive(Debug)]
 pub struct Router {
@@ -152,9 +160,13 @@ impl Router {
         tried: &[u32],
     ) -> (RequestMeta, Routed) {
         let started = Instant::now();
-        let (meta, route, decided_by) = self.decide(meta, set, attempt, tried);
-        self.metrics.decided(decided_by);
-        (meta, routed(route, decided_by, started))
+        let (meta, decision) = self.decide(meta, set, attempt, tried);
+        let routed = routed(decision.route, decision.by, started);
+        self.metrics.decided(decision.by);
+        if decision.asked_plugin {
+            self.metrics.plugin_latency.observe(routed.elapsed);
+        }
+        (meta, routed)
     }
 
     fn decide(
@@ -163,50 +175,64 @@ impl Router {
         set: &BackendSet,
         attempt: u32,
         tried: &[u32],
-    ) -> (RequestMeta, Route, DecidedBy) {
+    ) -> (RequestMeta, Decided) {
+        let without_plugin = |route, by| Decided {
+            route,
+            by,
+            asked_plugin: false,
+        };
         // With nothing usable there is nothing to choose; answering 503 beats guessing.
         if !set.any_usable() {
-            return (meta, Route::NoUsableBackend, DecidedBy::Host);
+            return (
+                meta,
+                without_plugin(Route::NoUsableBackend, DecidedBy::Host),
+            );
         }
         let guard = self.plugin.load();
         let Some(plugin) = guard.as_ref() else {
-            return (meta, self.fallback_route(set, tried), DecidedBy::Fallback);
+            let route = self.fallback_route(set, tried);
+            return (meta, without_plugin(route, DecidedBy::Fallback));
         };
         if !self.breaker.allows() {
             let route = self.fallback_route(set, tried);
-            return (meta, route, DecidedBy::FallbackPluginDisabled);
+            return (
+                meta,
+                without_plugin(route, DecidedBy::FallbackPluginDisabled),
+            );
         }
 
         let retry = (attempt > 0).then(|| RetryContext {
             attempt,
             tried: tried.to_vec(),
         });
-        let call_started = Instant::now();
         let (meta, result) = plugin.choose(meta, set, retry.as_ref());
-        self.metrics
-            .plugin_seconds
-            .observe(call_started.elapsed().as_secs_f64());
         let outcome = result.and_then(|decision| {
             interpret(decision, set).map_err(|reason| CallError {
                 kind: FailureKind::InvalidAnswer,
                 reason,
             })
         });
-        match outcome {
+        let (route, by) = match outcome {
             Ok(Some(route)) => {
                 self.plugin_succeeded(plugin);
-                (meta, route, DecidedBy::Plugin)
+                (route, DecidedBy::Plugin)
             }
             Ok(None) => {
                 self.plugin_succeeded(plugin);
-                (meta, self.fallback_route(set, tried), DecidedBy::Fallback)
+                (self.fallback_route(set, tried), DecidedBy::Fallback)
             }
             Err(error) => {
                 self.plugin_failed(plugin, &error);
                 let route = self.fallback_route(set, tried);
-                (meta, route, DecidedBy::FallbackAfterPluginError)
+                (route, DecidedBy::FallbackAfterPluginError)
             }
-        }
+        };
+        let decided = Decided {
+            route,
+            by,
+            asked_plugin: true,
+        };
+        (meta, decided)
     }
 
     fn plugin_succeeded(&self, plugin: &LoadedPlugin) {
