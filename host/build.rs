@@ -14,6 +14,11 @@ const PLUGINS: &[&str] = &[
     "round_robin",
     "least_conn",
     "random",
+    "weighted_round_robin",
+    "p2c_ewma",
+    "consistent_hash",
+    "sticky_cookie",
+    "header_router",
     // tests/plugins: misbehaving and counting on purpose, and a component of another world.
     "test_router",
     "not_a_router",

@@ -10,13 +10,13 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-PLUGINS=(round_robin least_conn random)
+PLUGINS=(round_robin least_conn random weighted_round_robin p2c_ewma consistent_hash sticky_cookie header_router)
 MAX_BYTES=$((100 * 1024))
 
 # The same directory host/build.rs builds plugins in, so the two never compile them twice.
 target_dir="${CARGO_TARGET_DIR:-target}/wasm-plugins"
 CARGO_TARGET_DIR="$target_dir" cargo build --profile plugin --target wasm32-wasip2 \
-    -p round_robin -p least_conn -p random
+    $(printf -- '-p %s ' "${PLUGINS[@]}")
 
 status=0
 for name in "${PLUGINS[@]}"; do

@@ -49,6 +49,32 @@ pub const fn fnv1a_64_extend(hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+/// A stable 64-bit hash with good mixing: FNV-1a followed by MurmurHash3's 64-bit finaliser.
+///
+/// FNV-1a alone spreads short, similar keys (`backend-1#17`, `backend-1#18`) poorly over the
+/// high bits; placing points on a hash ring or comparing hashes needs every bit to depend on
+/// every input byte. Stable like [`fnv1a_64`].
+///
+/// ```
+/// use lbx_guest::stable_hash;
+///
+/// assert_eq!(stable_hash(b"user-42"), stable_hash(b"user-42"));
+/// assert_ne!(stable_hash(b"node#1"), stable_hash(b"node#2"));
+/// ```
+pub const fn stable_hash(bytes: &[u8]) -> u64 {
+    mix64(fnv1a_64(bytes))
+}
+
+/// MurmurHash3's `fmix64`: every output bit depends on every input bit.
+pub const fn mix64(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::fnv1a_64;

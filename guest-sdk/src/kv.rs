@@ -31,6 +31,21 @@ pub fn set(key: &str, value: &[u8]) -> Result<(), KvError> {
     imp::set(key, value)
 }
 
+/// Store `value` under `key` only if `key` is absent; true if it was stored. Several instances
+/// agree on one value by each inserting a candidate and reading back the winner:
+///
+/// ```
+/// use lbx_guest::kv;
+///
+/// let mine = b"secret-of-instance-1";
+/// kv::insert("secret", mine).unwrap();
+/// kv::insert("secret", b"secret-of-instance-2").unwrap(); // too late: kept the first
+/// assert_eq!(kv::get("secret").unwrap(), mine);
+/// ```
+pub fn insert(key: &str, value: &[u8]) -> Result<bool, KvError> {
+    imp::insert(key, value)
+}
+
 /// Remove `key`; true if it existed.
 pub fn delete(key: &str) -> bool {
     imp::delete(key)
@@ -59,6 +74,10 @@ mod imp {
 
     pub fn set(key: &str, value: &[u8]) -> Result<(), KvError> {
         host::set(key, value)
+    }
+
+    pub fn insert(key: &str, value: &[u8]) -> Result<bool, KvError> {
+        host::insert(key, value)
     }
 
     pub fn delete(key: &str) -> bool {
@@ -94,6 +113,13 @@ mod imp {
         }
         STORE.with(|store| store.borrow_mut().insert(key.to_string(), value.to_vec()));
         Ok(())
+    }
+
+    pub fn insert(key: &str, value: &[u8]) -> Result<bool, KvError> {
+        if get(key).is_some() {
+            return Ok(false);
+        }
+        set(key, value).map(|()| true)
     }
 
     pub fn delete(key: &str) -> bool {

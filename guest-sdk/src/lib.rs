@@ -76,6 +76,7 @@
 pub mod bindings;
 
 mod candidates;
+mod config;
 mod cookie;
 mod decision;
 mod export;
@@ -86,21 +87,27 @@ mod request;
 mod rng;
 mod router;
 mod stats;
+mod table;
 pub mod testkit;
+mod weighted;
 
 pub use bindings::lbx::router::host::LogLevel;
 pub use bindings::lbx::router::types::{
     BackendInfo, BackendStats, Decision, Header, Pick, RetryContext,
 };
 pub use candidates::{Candidates, healthy_indices};
+pub use config::parse_config;
 pub use cookie::cookie_value;
 pub use decision::{header, no_opinion, pick, pick_with_headers, reject};
-pub use hash::{fnv1a_64, fnv1a_64_extend};
+pub use hash::{fnv1a_64, fnv1a_64_extend, mix64, stable_hash};
 pub use log::log;
 pub use request::Request;
 pub use rng::FastRng;
 pub use router::{Router, config_is_empty, init_default};
+pub use serde;
 pub use stats::{STATS_FIELDS, flatten_stats, unflatten_stats};
+pub use table::BackendTable;
+pub use weighted::{SmoothWeighted, weighted_random};
 pub use wit_bindgen;
 
 #[doc(hidden)]

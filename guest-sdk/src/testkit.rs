@@ -274,6 +274,22 @@ pub fn backend_info(id: &str, address: &str) -> BackendInfo {
     }
 }
 
+/// A backend's identity with labels (weight 1, address `<id>:80`).
+///
+/// ```
+/// let info = lbx_guest::testkit::labeled("api-1", &[("pool", "api")]);
+/// assert_eq!(info.labels, [("pool".to_string(), "api".to_string())]);
+/// ```
+pub fn labeled(id: &str, labels: &[(&str, &str)]) -> BackendInfo {
+    BackendInfo {
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..backend_info(id, &format!("{id}:80"))
+    }
+}
+
 /// The retry context of a first attempt: attempt 0, nothing tried.
 ///
 /// ```

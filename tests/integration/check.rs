@@ -68,7 +68,7 @@ fn check_uses_the_config_and_reports_an_init_refusal() {
     std::fs::write(
         &config,
         "[[backend]]\nurl = \"http://127.0.0.1:9\"\nid = \"only\"\n\
-         [plugin]\npath = \"unused.wasm\"\n[plugin.config]\nmode = \"count\"\n",
+         [plugin]\npath = \"unused.wasm\"\ndeadline = \"1s\"\n[plugin.config]\nmode = \"count\"\n",
     )
     .unwrap();
     let (ok, stdout, stderr) = check(&[plugins::TEST_ROUTER, "--config", config.to_str().unwrap()]);

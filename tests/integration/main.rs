@@ -11,6 +11,7 @@ mod config_reload;
 mod errors;
 mod hot_swap;
 mod protocols;
+mod python_plugin;
 mod resilience;
 mod routing;
 mod sandbox;

@@ -61,9 +61,20 @@ pub struct HostState {
 
 impl HostState {
     /// A store's state with a bare WASI context: no files, environment, network or stdio.
-    pub fn new(limits: StoreLimits, plugin_name: Arc<str>, kv: Arc<KvStore>) -> Self {
+    /// With `inherit_stdio` the plugin's stdout and stderr go to lbx's own (for `lbx check`,
+    /// which runs outside the async runtime, so that a Python traceback is visible).
+    pub fn new(
+        limits: StoreLimits,
+        plugin_name: Arc<str>,
+        kv: Arc<KvStore>,
+        inherit_stdio: bool,
+    ) -> Self {
+        let mut wasi = WasiCtx::builder();
+        if inherit_stdio {
+            wasi.inherit_stdout().inherit_stderr();
+        }
         Self {
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             limits,
             request: None,

@@ -66,6 +66,24 @@ impl KvStore {
         Ok(())
     }
 
+    /// Store `value` under `key` if absent; true if stored.
+    pub fn insert(&self, key: String, value: Vec<u8>) -> Result<bool, KvError> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(KvError::KeyTooLong);
+        }
+        let mut entries = self.lock();
+        if entries.map.contains_key(&key) {
+            return Ok(false);
+        }
+        let after = entries.bytes + key.len() + value.len();
+        if after > self.max_bytes.load(Ordering::Relaxed) {
+            return Err(KvError::StoreFull);
+        }
+        entries.bytes = after;
+        entries.map.insert(key, value);
+        Ok(true)
+    }
+
     /// Remove `key`; true if it existed.
     pub fn delete(&self, key: &str) -> bool {
         let mut entries = self.lock();
@@ -125,6 +143,10 @@ impl kv::Host for HostState {
         self.kv.set(key, value)
     }
 
+    fn insert(&mut self, key: String, value: Vec<u8>) -> Result<bool, KvError> {
+        self.kv.insert(key, value)
+    }
+
     fn delete(&mut self, key: String) -> bool {
         self.kv.delete(&key)
     }
@@ -148,6 +170,13 @@ mod tests {
         store.set("c".into(), vec![0; 4]).unwrap(); // 20 bytes
         assert!(store.delete("b"));
         assert_eq!(store.usage(), (2, 10));
+        assert_eq!(
+            store.insert("a".into(), vec![9]),
+            Ok(false),
+            "insert keeps what is there"
+        );
+        assert_eq!(store.get("a"), Some(vec![0; 4]));
+        assert_eq!(store.insert("d".into(), vec![9]), Ok(true));
     }
 
     #[test]

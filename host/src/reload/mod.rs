@@ -336,6 +336,7 @@ impl Reloader {
             },
             max_idle: self.pool_size,
             kv: self.kv.clone(),
+            inherit_stdio: false,
         }
     }
 
