@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use crate::support::{LBX_BIN, run_lbx_to_exit};
+use crate::support::{LBX_BIN, plugins, run_lbx_to_exit};
 
 fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("lbx-test-{}", std::process::id()));
@@ -69,6 +69,26 @@ fn unknown_config_key_fails_at_start_naming_the_key() {
     let (ok, stderr) = run_lbx_to_exit(&["run", "--config", config.to_str().unwrap()]);
     assert!(!ok);
     assert!(stderr.contains("workerz"), "{stderr}");
+}
+
+#[test]
+fn a_plugin_rejecting_its_config_stops_lbx_at_start_with_the_plugin_s_message() {
+    let config = temp_file(
+        "bad-plugin-config.toml",
+        format!(
+            "listen = \"127.0.0.1:0\"\n[admin]\nenabled = false\n\
+             [plugin]\npath = {:?}\n[plugin.config]\nrules = [{{ percent = 150.0, group = {{ v = \"x\" }} }}]\n\
+             [[backend]]\nurl = \"http://127.0.0.1:9\"\n",
+            plugins::HEADER_ROUTER
+        )
+        .as_bytes(),
+    );
+    let (ok, stderr) = run_lbx_to_exit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("rejected its configuration: invalid plugin config: rules[0]: percent 150"),
+        "{stderr}"
+    );
 }
 
 #[test]

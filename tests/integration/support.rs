@@ -35,6 +35,16 @@ pub mod plugins {
     pub const LEAST_CONN: &str = env!("LBX_PLUGIN_LEAST_CONN");
     /// plugins/random.
     pub const RANDOM: &str = env!("LBX_PLUGIN_RANDOM");
+    /// plugins/header_router.
+    pub const HEADER_ROUTER: &str = env!("LBX_PLUGIN_HEADER_ROUTER");
+    /// plugins/sticky_cookie.
+    pub const STICKY_COOKIE: &str = env!("LBX_PLUGIN_STICKY_COOKIE");
+    /// plugins/weighted_round_robin.
+    pub const WEIGHTED_ROUND_ROBIN: &str = env!("LBX_PLUGIN_WEIGHTED_ROUND_ROBIN");
+    /// plugins/consistent_hash.
+    pub const CONSISTENT_HASH: &str = env!("LBX_PLUGIN_CONSISTENT_HASH");
+    /// plugins/p2c_ewma.
+    pub const P2C_EWMA: &str = env!("LBX_PLUGIN_P2C_EWMA");
     /// tests/plugins/test_router: counts, loops, grows or panics as configured.
     pub const TEST_ROUTER: &str = env!("LBX_PLUGIN_TEST_ROUTER");
     /// tests/plugins/not_a_router: a component of another world.

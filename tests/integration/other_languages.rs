@@ -1,0 +1,99 @@
+//! The header router written in Python (examples/python, componentize-py) and in JavaScript
+//! (examples/js, componentize-js), each built by its own script and loaded by lbx, routes real
+//! requests as its rules say.
+//!
+//! The Python toolchain is installed by scripts/setup.sh, so that test always runs. The
+//! JavaScript one needs Node.js; without `node` and `npm` it says so and passes (run it with
+//! Node installed: `cargo test -p lbx --test integration other_languages`).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{TempDir, TestBackend, TestProxy, admin_get, get, http1_client, metric, send};
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn build(script: &str, out: &Path) {
+    let build = Command::new("bash")
+        .arg(format!("{ROOT}/{script}"))
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+}
+
+/// Route through a header-router plugin: `/api` to the api pool, `x-canary: 1` to the canary,
+/// the rest to the default group (version = stable); every decision must be the plugin's.
+async fn check_header_router(wasm: &Path) {
+    let stable = TestBackend::named("stable").await;
+    let canary = TestBackend::named("canary").await;
+    let api = TestBackend::named("api").await;
+    let toml = format!(
+        "[plugin]\n\
+         path = {wasm:?}\n\
+         deadline = \"1s\"\n\
+         [plugin.config]\n\
+         default = {{ version = \"stable\" }}\n\
+         rules = [\n\
+           {{ path_prefix = \"/api\", group = {{ pool = \"api\" }} }},\n\
+           {{ header = \"x-canary\", equals = \"1\", group = {{ version = \"canary\" }} }},\n\
+         ]\n\
+         [[backend]]\nurl = \"{}\"\nlabels = {{ version = \"stable\" }}\n\
+         [[backend]]\nurl = \"{}\"\nlabels = {{ version = \"canary\" }}\n\
+         [[backend]]\nurl = \"{}\"\nlabels = {{ pool = \"api\", version = \"stable\" }}\n",
+        stable.url(),
+        canary.url(),
+        api.url(),
+    );
+    let proxy = TestProxy::start(&toml).await;
+
+    assert_eq!(get(&proxy.url("/api/users")).await.2, "api");
+    let request = http::Request::get(proxy.url("/"))
+        .header("x-canary", "1")
+        .body(http_body_util::BodyExt::boxed(http_body_util::Empty::new()))
+        .unwrap();
+    assert_eq!(send(&http1_client(), request).await.2, "canary");
+    // No rule matches: the default group (version = stable), least in flight between
+    // `stable` and `api`; never the canary.
+    for _ in 0..10 {
+        let body = get(&proxy.url("/home")).await.2;
+        assert!(body == "stable" || body == "api", "{body}");
+    }
+
+    let (_, text) = admin_get(&proxy.admin_url("/metrics")).await;
+    assert_eq!(
+        metric(&text, "lbx_decisions_total{by=\"plugin\"}"),
+        12.0,
+        "the plugin made every decision:\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_header_router_routes_by_path_and_header() {
+    let dir = TempDir::new("python");
+    let wasm = dir.join("header_router.wasm");
+    build("examples/python/header_router/build.sh", &wasm);
+    check_header_router(&wasm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_header_router_routes_by_path_and_header() {
+    let has = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(has("node") && has("npm")) {
+        eprintln!("skipped: node and npm are needed to build the JavaScript plugin");
+        return;
+    }
+    let dir = TempDir::new("javascript");
+    let wasm = dir.join("header_router.wasm");
+    build("examples/js/header_router/build.sh", &wasm);
+    check_header_router(&wasm).await;
+}

@@ -1,0 +1,184 @@
+//! The plugin library through lbx, over real sockets: sticky sessions with real cookies,
+//! weights, consistent hashing, latency-aware choice and label routing.
+
+use std::time::Duration;
+
+use http::{HeaderMap, Request};
+use http_body_util::{BodyExt, Empty};
+
+use crate::support::{
+    TestBackend, TestProxy, config_for_urls, get, http1_client, plugins, send, tally,
+};
+
+/// GET `path` with extra headers; returns status, response headers and body.
+async fn get_with(
+    proxy: &TestProxy,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, HeaderMap, String) {
+    let mut request = Request::get(proxy.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Empty::new().boxed()).unwrap();
+    let (status, headers, body) = send(&http1_client(), request).await;
+    (status.as_u16(), headers, body)
+}
+
+/// `name=value` of a Set-Cookie header.
+fn cookie_pair(headers: &HeaderMap) -> Option<String> {
+    let set_cookie = headers.get("set-cookie")?.to_str().unwrap();
+    Some(set_cookie.split(';').next().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_cookie_keeps_a_client_on_its_backend_and_moves_it_when_that_goes_down() {
+    let backends = [
+        TestBackend::named("a").await,
+        TestBackend::named("b").await,
+        TestBackend::named("c").await,
+    ];
+    let urls: Vec<String> = backends.iter().map(TestBackend::url).collect();
+    let toml = config_for_urls(
+        Some(plugins::STICKY_COOKIE),
+        &urls,
+        "[plugin.config]\nsecret = \"test\"\nmax_age = 60\n\
+         [health]\npath = \"/healthz\"\ninterval = \"100ms\"\ntimeout = \"50ms\"\nfall = 1\nrise = 1\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+
+    let (status, headers, first) = get_with(&proxy, "/", &[]).await;
+    assert_eq!(status, 200);
+    let cookie = cookie_pair(&headers).expect("a new client gets the sticky cookie");
+    let set_cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        set_cookie.contains("Max-Age=60") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+    for _ in 0..100 {
+        let (_, headers, body) = get_with(&proxy, "/", &[("cookie", &cookie)]).await;
+        assert_eq!(body, first, "the client stays on its backend");
+        assert!(!headers.contains_key("set-cookie"));
+    }
+
+    // Its backend fails its health check: the client moves, with a new cookie.
+    let (home, _) = backends
+        .iter()
+        .zip(["a", "b", "c"])
+        .find(|(_, name)| *name == first)
+        .unwrap();
+    home.set_health(503);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, headers, moved) = get_with(&proxy, "/", &[("cookie", &cookie)]).await;
+    assert_ne!(moved, first);
+    let new_cookie = cookie_pair(&headers).expect("a moved client gets a new cookie");
+    assert_ne!(new_cookie, cookie);
+    let (_, _, again) = get_with(&proxy, "/", &[("cookie", &new_cookie)]).await;
+    assert_eq!(again, moved);
+
+    // A forged value is ignored: a fresh choice and a real cookie.
+    let (_, headers, _) = get_with(&proxy, "/", &[("cookie", "lbx_sticky=deadbeefdeadbeef")]).await;
+    assert!(cookie_pair(&headers).is_some_and(|c| c != "lbx_sticky=deadbeefdeadbeef"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_round_robin_follows_the_configured_weights_exactly() {
+    let backends = [
+        TestBackend::named("heavy").await,
+        TestBackend::named("light1").await,
+        TestBackend::named("light2").await,
+    ];
+    let mut toml = String::new();
+    toml.push_str(&format!(
+        "[plugin]\npath = {:?}\ndeadline = \"1s\"\n",
+        plugins::WEIGHTED_ROUND_ROBIN
+    ));
+    for (backend, weight) in backends.iter().zip([5, 1, 1]) {
+        toml.push_str(&format!(
+            "[[backend]]\nurl = {:?}\nweight = {weight}\n",
+            backend.url()
+        ));
+    }
+    let proxy = TestProxy::start(&toml).await;
+    let mut answers = Vec::new();
+    for _ in 0..70 {
+        answers.push(get(&proxy.url("/")).await.2);
+    }
+    let counts = tally(answers.clone());
+    assert_eq!(
+        (counts["heavy"], counts["light1"], counts["light2"]),
+        (50, 10, 10)
+    );
+    assert_eq!(
+        answers[..7],
+        [
+            "heavy", "heavy", "light1", "heavy", "light2", "heavy", "heavy"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_sends_each_user_to_one_backend() {
+    let backends = [
+        TestBackend::named("a").await,
+        TestBackend::named("b").await,
+        TestBackend::named("c").await,
+    ];
+    let urls: Vec<String> = backends.iter().map(TestBackend::url).collect();
+    let toml = config_for_urls(
+        Some(plugins::CONSISTENT_HASH),
+        &urls,
+        "[plugin.config]\nkey = \"header:x-user\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let mut homes = std::collections::HashSet::new();
+    for user in 0..30 {
+        let user = format!("user-{user}");
+        let (_, _, home) = get_with(&proxy, "/", &[("x-user", &user)]).await;
+        for _ in 0..3 {
+            assert_eq!(get_with(&proxy, "/", &[("x-user", &user)]).await.2, home);
+        }
+        homes.insert(home);
+    }
+    assert_eq!(homes.len(), 3, "30 users spread over all backends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p2c_ewma_keeps_traffic_off_a_slow_backend() {
+    let fast1 = TestBackend::named("fast1").await;
+    let fast2 = TestBackend::named("fast2").await;
+    let slow = TestBackend::slow("slow", Duration::from_millis(100)).await;
+    let urls = [fast1.url(), fast2.url(), slow.url()];
+    let proxy = TestProxy::start(&config_for_urls(Some(plugins::P2C_EWMA), &urls, "")).await;
+    let mut answers = Vec::new();
+    for _ in 0..60 {
+        answers.push(get(&proxy.url("/")).await.2);
+    }
+    let counts = tally(answers);
+    // Once its latency is known the slow backend loses every draw against a fast one.
+    assert!(counts.get("slow").copied().unwrap_or(0) <= 3, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_router_routes_by_path_header_and_labels() {
+    let stable = TestBackend::named("stable").await;
+    let canary = TestBackend::named("canary").await;
+    let toml = format!(
+        "[plugin]\npath = {:?}\ndeadline = \"1s\"\n[plugin.config]\n\
+         default = {{ version = \"stable\" }}\n\
+         rules = [{{ header = \"x-canary\", equals = \"1\", group = {{ version = \"canary\" }} }}]\n\
+         [[backend]]\nurl = {:?}\nlabels = {{ version = \"stable\" }}\n\
+         [[backend]]\nurl = {:?}\nlabels = {{ version = \"canary\" }}\n",
+        plugins::HEADER_ROUTER,
+        stable.url(),
+        canary.url()
+    );
+    let proxy = TestProxy::start(&toml).await;
+    assert_eq!(
+        get_with(&proxy, "/", &[("x-canary", "1")]).await.2,
+        "canary"
+    );
+    for _ in 0..5 {
+        assert_eq!(get(&proxy.url("/")).await.2, "stable");
+    }
+}
