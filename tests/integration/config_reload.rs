@@ -162,3 +162,53 @@ async fn sighup_reloads_the_config_when_file_watching_is_off() {
     .await;
     assert!(moved.is_some(), "SIGHUP did not reload:\n{}", lbx.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_config_the_plugin_rejects_at_reload_is_refused_and_the_old_one_serves() {
+    let stable = TestBackend::named("stable").await;
+    let canary = TestBackend::named("canary").await;
+    let dir = TempDir::new("plugin-config");
+    let config_file = dir.join("lbx.toml");
+    let write = |rules: &str| {
+        let toml = format!(
+            "[plugin]\npath = {:?}\ndeadline = \"1s\"\n[plugin.config]\n\
+             default = {{ version = \"stable\" }}\nrules = [{rules}]\n\
+             [[backend]]\nurl = {:?}\nlabels = {{ version = \"stable\" }}\n\
+             [[backend]]\nurl = {:?}\nlabels = {{ version = \"canary\" }}\n",
+            plugins::HEADER_ROUTER,
+            stable.url(),
+            canary.url()
+        );
+        let temporary = dir.join("lbx.toml.new");
+        std::fs::write(&temporary, toml).unwrap();
+        std::fs::rename(&temporary, &config_file).unwrap();
+    };
+    write("{ path_prefix = \"/beta\", group = { version = \"canary\" } }");
+    let lbx = LbxProcess::run(&["--config", config_file.to_str().unwrap()]);
+    let url = |path: &str| format!("http://{}{path}", lbx.addr);
+    assert_eq!(get(&url("/beta")).await.2, "canary");
+
+    write("{ percent = 150.0, group = { version = \"canary\" } }");
+    let metrics_url = format!("http://{}/metrics", lbx.admin);
+    let refused = eventually(Duration::from_secs(5), || async {
+        let (_, text) = admin_get(&metrics_url).await;
+        (metric(
+            &text,
+            "lbx_reloads_total{what=\"config\",result=\"refused\"}",
+        ) >= 1.0)
+            .then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "not refused:\n{}", lbx.log());
+    assert!(
+        lbx.log()
+            .contains("rejected its configuration: invalid plugin config: rules[0]: percent 150"),
+        "{}",
+        lbx.log()
+    );
+    assert_eq!(
+        get(&url("/beta")).await.2,
+        "canary",
+        "the old rules keep serving"
+    );
+}
