@@ -5,6 +5,8 @@
 #      (default OUT: examples/js/header_router/header_router.wasm)
 # Needs node and npm; the first run installs componentize-js (pinned in package.json) into
 # examples/js/header_router/node_modules (~20 s), a build then takes ~20 s.
+# package.json also pins @bytecodealliance/preview2-shim: componentize-js 0.22.0 imports it at
+# run time but lists it only as a dev dependency of its own.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
