@@ -258,7 +258,8 @@ impl Reloader {
                 .configure(settings.disable_after_failures, settings.disabled_for);
             self.kv.set_max_bytes(settings.kv_max_bytes);
         }
-        for key in needs_restart(current, &next) {
+        let restart_keys = needs_restart(current, &next);
+        for key in &restart_keys {
             tracing::warn!(
                 key,
                 "config change needs a restart to take effect; the running value stays"
@@ -266,7 +267,14 @@ impl Reloader {
         }
         *current = next;
         if applied.is_empty() {
-            applied.push("plugin limits".into());
+            applied.push(if restart_keys.is_empty() {
+                "plugin breaker and key-value store settings".into()
+            } else {
+                format!(
+                    "nothing in force yet: {} need a restart",
+                    restart_keys.join(", ")
+                )
+            });
         }
         Ok(Outcome::Applied(applied.join(", ")))
     }
