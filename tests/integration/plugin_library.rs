@@ -147,7 +147,7 @@ async fn consistent_hash_sends_each_user_to_one_backend() {
 async fn p2c_ewma_keeps_traffic_off_a_slow_backend() {
     let fast1 = TestBackend::named("fast1").await;
     let fast2 = TestBackend::named("fast2").await;
-    let slow = TestBackend::slow("slow", Duration::from_millis(100)).await;
+    let slow = TestBackend::slow("slow", Duration::from_millis(300)).await;
     let urls = [fast1.url(), fast2.url(), slow.url()];
     let proxy = TestProxy::start(&config_for_urls(Some(plugins::P2C_EWMA), &urls, "")).await;
     let mut answers = Vec::new();
@@ -155,8 +155,10 @@ async fn p2c_ewma_keeps_traffic_off_a_slow_backend() {
         answers.push(get(&proxy.url("/")).await.2);
     }
     let counts = tally(answers);
-    // Once its latency is known the slow backend loses every draw against a fast one.
-    assert!(counts.get("slow").copied().unwrap_or(0) <= 3, "{counts:?}");
+    // Once its latency is known the slow backend loses every draw against a fast one, unless
+    // a fast backend's latency spikes past 300 ms (a debug build on a busy machine): a fair
+    // share would be 20 of 60.
+    assert!(counts.get("slow").copied().unwrap_or(0) <= 5, "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
