@@ -258,6 +258,38 @@ pub fn loads(in_flight: &[u32]) -> Vec<BackendStats> {
     in_flight.iter().map(|&n| backend(true, n)).collect()
 }
 
+/// Healthy, idle backends with these weights, one per entry.
+///
+/// ```
+/// let backends = lbx_guest::testkit::weights(&[5, 1, 1]);
+/// assert_eq!(backends[0].weight, 5);
+/// ```
+pub fn weights(weights: &[u32]) -> Vec<BackendStats> {
+    weights
+        .iter()
+        .map(|&weight| BackendStats {
+            weight,
+            ..backend(true, 0)
+        })
+        .collect()
+}
+
+/// Healthy, idle backends with these latency averages (µs), one per entry.
+///
+/// ```
+/// let backends = lbx_guest::testkit::latencies(&[1_000, 50_000]);
+/// assert_eq!(backends[1].ewma_latency_us, 50_000);
+/// ```
+pub fn latencies(latencies_us: &[u32]) -> Vec<BackendStats> {
+    latencies_us
+        .iter()
+        .map(|&ewma_latency_us| BackendStats {
+            ewma_latency_us,
+            ..backend(true, 0)
+        })
+        .collect()
+}
+
 /// A backend's identity for [`Router::backends_changed`](crate::Router::backends_changed):
 /// weight 1, no labels.
 ///

@@ -107,15 +107,9 @@ lbx_guest::export_router!(P2cEwma);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lbx_guest::testkit::{FakeRequest, all_healthy, first_attempt, picked, retry};
-
-    fn with_latencies(latencies_us: &[u32]) -> Vec<BackendStats> {
-        let mut backends = all_healthy(latencies_us.len());
-        for (b, l) in backends.iter_mut().zip(latencies_us) {
-            b.ewma_latency_us = *l;
-        }
-        backends
-    }
+    use lbx_guest::testkit::{
+        FakeRequest, first_attempt, latencies as with_latencies, picked, retry,
+    };
 
     fn shares(router: &mut P2cEwma, backends: &[BackendStats], n: usize) -> Vec<usize> {
         let mut counts = vec![0; backends.len()];

@@ -85,15 +85,9 @@ lbx_guest::export_router!(WeightedRoundRobin);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lbx_guest::testkit::{FakeRequest, all_healthy, first_attempt, labeled, picked, retry};
-
-    fn weighted(weights: &[u32]) -> Vec<BackendStats> {
-        let mut backends = all_healthy(weights.len());
-        for (b, w) in backends.iter_mut().zip(weights) {
-            b.weight = *w;
-        }
-        backends
-    }
+    use lbx_guest::testkit::{
+        FakeRequest, all_healthy, first_attempt, labeled, picked, retry, weights as weighted,
+    };
 
     fn picks(router: &mut WeightedRoundRobin, backends: &[BackendStats], n: usize) -> Vec<usize> {
         let req = FakeRequest::get("/");
