@@ -61,18 +61,13 @@ pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Res
         HealthSettings::default(),
     )?;
     let set = upstreams.snapshot();
-    let settings = config.plugin.as_ref();
-    let limits = Limits {
-        deadline: settings.map_or(Duration::from_millis(5), |p| p.deadline),
-        memory_bytes: settings.map_or(64, |p| p.memory_limit_mib) as usize * 1024 * 1024,
-    };
+    let settings = config.plugin_settings();
+    let limits = Limits::from_settings(&settings);
     let options = LoadOptions {
         config_json: config.plugin_config_json(),
         limits,
         max_idle: 1,
-        kv: Arc::new(KvStore::new(
-            settings.map_or(1024 * 1024, |p| p.kv_max_bytes),
-        )),
+        kv: Arc::new(KvStore::new(settings.kv_max_bytes)),
         // A plugin's own output (a Python traceback) helps its author here.
         inherit_stdio: true,
     };

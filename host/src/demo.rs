@@ -19,7 +19,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Overrides};
-use crate::server::{PluginSource, Server};
+use crate::server::Server;
 
 /// Serve `name\n` to every request on `listener`, after `delay`, until `shutdown` is true.
 pub async fn serve_backend(
@@ -102,14 +102,16 @@ pub async fn run(listen: Option<String>, admin: Option<String>) -> anyhow::Resul
     for (backend, (name, _, _)) in config.backends.iter_mut().zip(&backends) {
         backend.id = Some(name.to_string());
     }
-    let plugin = PluginSource::Embedded {
-        name: "least_conn.wasm (embedded)",
-        bytes: crate::EMBEDDED_LEAST_CONN,
-    };
-    let server = Server::bind_with_plugin(&config, Some(plugin))
-        .await
-        .context("cannot start the demo proxy (is something else on that port? try --listen 127.0.0.1:0)")?
-        .with_drain(Duration::from_secs(2));
+    let server = Server::bind_embedded(
+        &config,
+        "least_conn.wasm (embedded)",
+        crate::EMBEDDED_LEAST_CONN,
+    )
+    .await
+    .context(
+        "cannot start the demo proxy (is something else on that port? try --listen 127.0.0.1:0)",
+    )?
+    .with_drain(Duration::from_secs(2));
     let addr = server.local_addr();
     let admin_addr = server.admin_addr();
     let serving = tokio::spawn(server.run(stop_rx.clone()));

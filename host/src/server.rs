@@ -49,23 +49,15 @@ impl Server {
         Self::bind_inner(config, None, origin).await
     }
 
-    /// Like [`Server::bind`], with the plugin given explicitly (e.g. embedded), replacing
-    /// the config's `[plugin] path`.
-    pub async fn bind_with_plugin(
+    /// Like [`Server::bind`], routing with a plugin compiled into the binary (the demo's)
+    /// instead of the config's `[plugin] path`.
+    pub async fn bind_embedded(
         config: &Config,
-        source: Option<PluginSource>,
+        name: &'static str,
+        bytes: &'static [u8],
     ) -> anyhow::Result<Self> {
-        match source {
-            Some(PluginSource::File(path)) => {
-                let mut config = config.clone();
-                config.apply(Overrides {
-                    plugin: Some(path),
-                    ..Overrides::default()
-                });
-                Self::bind_inner(&config, None, Origin::default()).await
-            }
-            embedded => Self::bind_inner(config, embedded, Origin::default()).await,
-        }
+        let embedded = PluginSource::Embedded { name, bytes };
+        Self::bind_inner(config, Some(embedded), Origin::default()).await
     }
 
     async fn bind_inner(
@@ -81,16 +73,12 @@ impl Server {
         )?);
         let decisions = DecisionMetrics::default();
         let reloads = ReloadMetrics::default();
-        let plugin_settings = config.plugin.clone();
-        let breaker = plugin_settings.as_ref().map_or_else(
-            || Breaker::new(5, Duration::from_secs(30)),
-            |p| Breaker::new(p.disable_after_failures, p.disabled_for),
+        let plugin_settings = config.plugin_settings();
+        let breaker = Breaker::new(
+            plugin_settings.disable_after_failures,
+            plugin_settings.disabled_for,
         );
-        let kv = Arc::new(KvStore::new(
-            plugin_settings
-                .as_ref()
-                .map_or(1024 * 1024, |p| p.kv_max_bytes),
-        ));
+        let kv = Arc::new(KvStore::new(plugin_settings.kv_max_bytes));
         let router = Arc::new(Router::new(None, breaker, decisions.clone()));
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),

@@ -427,6 +427,15 @@ impl Config {
         }
     }
 
+    /// The `[plugin]` settings in force: the configured ones, or every default when there is
+    /// no `[plugin]` table (sandbox, breaker and key-value settings still apply to an
+    /// embedded plugin, and the defaults live here only).
+    pub fn plugin_settings(&self) -> PluginConfig {
+        self.plugin
+            .clone()
+            .unwrap_or_else(|| PluginConfig::at(PathBuf::new()))
+    }
+
     /// The listen address (call after [`Config::validate`]).
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.listen.parse().map_err(|e| {

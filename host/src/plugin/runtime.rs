@@ -90,6 +90,16 @@ pub struct Limits {
     pub memory_bytes: usize,
 }
 
+impl Limits {
+    /// The limits `[plugin]` configures.
+    pub fn from_settings(settings: &crate::config::PluginConfig) -> Self {
+        Self {
+            deadline: settings.deadline,
+            memory_bytes: settings.memory_limit_mib as usize * 1024 * 1024,
+        }
+    }
+}
+
 /// How a plugin version is run: everything but its bytes.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {

@@ -145,15 +145,6 @@ impl Reloader {
         self.last_refusal.lock().expect("refusal lock").clone()
     }
 
-    /// The plugin path in force, if the plugin is a file.
-    pub async fn plugin_path(&self) -> Option<PathBuf> {
-        let config = self.config.lock().await;
-        match self.plugin_source(&config) {
-            Some(PluginSource::File(path)) => Some(path),
-            _ => None,
-        }
-    }
-
     /// Re-read the plugin file and put it in force if it changed.
     pub async fn reload_plugin(&self) -> Result<Outcome, Refused> {
         let config = self.config.lock().await;
@@ -215,9 +206,6 @@ impl Reloader {
             Some(source) => self.plugin_differs(source, &next_options),
             None => self.router.current().is_some(),
         };
-        if !backends_changed && !plugin_changed && next == *current {
-            return Ok(Outcome::Unchanged);
-        }
 
         // Build everything first, apply only if all of it is good.
         let set = if backends_changed {
@@ -252,12 +240,11 @@ impl Reloader {
             self.router.install(None);
             applied.push("plugin removed: built-in least-in-flight routes".into());
         }
-        if let Some(settings) = &next.plugin {
-            self.router
-                .breaker()
-                .configure(settings.disable_after_failures, settings.disabled_for);
-            self.kv.set_max_bytes(settings.kv_max_bytes);
-        }
+        let settings = next.plugin_settings();
+        self.router
+            .breaker()
+            .configure(settings.disable_after_failures, settings.disabled_for);
+        self.kv.set_max_bytes(settings.kv_max_bytes);
         let restart_keys = needs_restart(current, &next);
         for key in &restart_keys {
             tracing::warn!(
@@ -335,13 +322,9 @@ impl Reloader {
     }
 
     fn load_options(&self, config: &Config) -> LoadOptions {
-        let settings = config.plugin.as_ref();
         LoadOptions {
             config_json: config.plugin_config_json(),
-            limits: Limits {
-                deadline: settings.map_or(Duration::from_millis(5), |p| p.deadline),
-                memory_bytes: settings.map_or(64, |p| p.memory_limit_mib) as usize * 1024 * 1024,
-            },
+            limits: Limits::from_settings(&config.plugin_settings()),
             max_idle: self.pool_size,
             kv: self.kv.clone(),
             inherit_stdio: false,
@@ -357,17 +340,11 @@ impl Reloader {
         trial: Arc<BackendSet>,
     ) -> anyhow::Result<LoadedPlugin> {
         let engine = self.engine(options.limits.deadline)?;
-        let loaded = tokio::task::spawn_blocking(move || {
-            let loaded = match source {
-                PluginSource::File(path) => {
-                    LoadedPlugin::load_file(&engine, &path, options, &trial)
-                }
-                PluginSource::Embedded { name, bytes } => {
-                    LoadedPlugin::load_bytes(&engine, name, bytes, options, &trial)
-                }
-            };
-            crate::plugin::return_free_memory();
-            loaded
+        let loaded = tokio::task::spawn_blocking(move || match source {
+            PluginSource::File(path) => LoadedPlugin::load_file(&engine, &path, options, &trial),
+            PluginSource::Embedded { name, bytes } => {
+                LoadedPlugin::load_bytes(&engine, name, bytes, options, &trial)
+            }
         })
         .await??;
         Ok(loaded)

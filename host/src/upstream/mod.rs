@@ -181,17 +181,6 @@ impl Upstreams {
         self.current.store(set);
         self.restart_health_checks(&mut checks);
     }
-
-    /// [`Upstreams::prepare`] then [`Upstreams::publish`].
-    pub fn replace(
-        &self,
-        configs: &[BackendConfig],
-        health_defaults: &HealthSettings,
-    ) -> Result<(), ConfigError> {
-        let set = self.prepare(configs, health_defaults)?;
-        self.publish(Arc::new(set));
-        Ok(())
-    }
 }
 
 fn build_set(
@@ -316,8 +305,8 @@ pub(crate) mod tests {
         let first = upstreams.snapshot();
         let _held = first.backends[0].stats.start_request();
 
-        upstreams
-            .replace(
+        let next = upstreams
+            .prepare(
                 &[
                     backend("http://127.0.0.1:3", Some("c")),
                     backend("http://127.0.0.1:1", Some("a")),
@@ -325,6 +314,7 @@ pub(crate) mod tests {
                 &HealthSettings::default(),
             )
             .unwrap();
+        upstreams.publish(Arc::new(next));
         let second = upstreams.snapshot();
         assert!(second.generation > first.generation);
         assert_eq!(second.backends[1].id, "a");
