@@ -20,11 +20,8 @@ fn request_with_20_headers() -> RequestMeta {
     for i in 0..20 {
         builder = builder.header(format!("x-header-{i}"), format!("value-number-{i}"));
     }
-    let (parts, ()) = builder.body(()).unwrap().into_parts();
-    RequestMeta {
-        parts,
-        client: "127.0.0.1:40000".parse().unwrap(),
-    }
+    let request = builder.body(()).unwrap();
+    RequestMeta::from_http(&request, "127.0.0.1:40000".parse().unwrap())
 }
 
 fn eight_backends() -> Upstreams {

@@ -6,17 +6,25 @@
 //!   422 with the reason when refused (the old version keeps serving);
 //! - `GET /admin/backends`: each backend's id, address, labels and live stats, as JSON;
 //! - `GET /metrics`: Prometheus text format.
+//!
+//! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
+//! browser sends one) names a loopback address or one of `[admin] allowed_hosts` — a web page
+//! cannot reach it through a DNS name rebound to 127.0.0.1, nor post to it across sites. With
+//! `[admin] token_file`, every request must also carry `Authorization: Bearer <token>`; without
+//! one, lbx refuses to start the admin API on a non-loopback address. A request head must
+//! arrive within `[timeouts] request_headers`, as on the proxy port.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -25,6 +33,24 @@ use crate::plugin::{KvStore, Router};
 use crate::reload::{Outcome, Reloader};
 use crate::shutdown::{self, StopReceiver};
 use crate::upstream::Upstreams;
+
+/// Who may use the admin API.
+#[derive(Clone, Default)]
+pub struct Access {
+    /// The bearer token every request must carry, if one is configured.
+    pub token: Option<String>,
+    /// Host names accepted besides loopback ones.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allowed_hosts", &self.allowed_hosts)
+            .finish()
+    }
+}
 
 /// What the admin endpoints read and act on.
 #[derive(Debug, Clone)]
@@ -39,6 +65,10 @@ pub struct Admin {
     pub kv: Arc<KvStore>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Who may use it.
+    pub access: Access,
+    /// Time a client has to send a request head (and a keep-alive connection may idle).
+    pub header_timeout: Duration,
 }
 
 /// Serve the admin API on `listener` until `stop`.
@@ -59,12 +89,15 @@ pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) 
             _ = shutdown::stopped(&mut stop) => return,
         };
         let admin = admin.clone();
+        let header_timeout = admin.header_timeout;
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let admin = admin.clone();
                 async move { Ok::<_, Infallible>(admin.handle(request).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -76,6 +109,9 @@ pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) 
 
 impl Admin {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        if let Some(refusal) = self.access.refusal(&request) {
+            return refusal;
+        }
         let path = request.uri().path();
         match (request.method(), path) {
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
@@ -90,9 +126,8 @@ impl Admin {
                 )
                 .body(Full::new(Bytes::from(self.metrics.render())))
                 .expect("static response parts are valid"),
-            (_, "/admin/plugin" | "/admin/plugin/reload" | "/admin/backends" | "/metrics") => {
-                text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
-            }
+            (_, "/admin/plugin" | "/admin/backends" | "/metrics") => method_not_allowed("GET"),
+            (_, "/admin/plugin/reload") => method_not_allowed("POST"),
             _ => text_response(
                 StatusCode::NOT_FOUND,
                 "not found; try /admin/plugin, /admin/backends, /metrics\n",
@@ -184,6 +219,101 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} for the admin API ([admin] listen)"))
 }
 
+impl Access {
+    /// The response to send when the request may not use the admin API.
+    fn refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        let Some(host) = host else {
+            return Some(text_response(
+                StatusCode::BAD_REQUEST,
+                "a Host header is required\n",
+            ));
+        };
+        if !self.host_allowed(host) {
+            return Some(text_response(
+                StatusCode::FORBIDDEN,
+                "this Host is not allowed; see [admin] allowed_hosts\n",
+            ));
+        }
+        // A browser names the page that sent a request; only the admin API's own origins may.
+        if let Some(origin) = request.headers().get(header::ORIGIN) {
+            let origin_host = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .map(|(_, rest)| rest);
+            if !origin_host.is_some_and(|h| self.host_allowed(h)) {
+                return Some(text_response(
+                    StatusCode::FORBIDDEN,
+                    "cross-origin requests are refused\n",
+                ));
+            }
+        }
+        if let Some(token) = &self.token {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if !constant_time_eq(presented.trim().as_bytes(), token.as_bytes()) {
+                let mut response = text_response(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid bearer token is required\n",
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
+                return Some(response);
+            }
+        }
+        None
+    }
+
+    /// Whether `authority` (`host[:port]`) is a loopback name or an allowed host.
+    fn host_allowed(&self, authority: &str) -> bool {
+        let host = host_part(authority);
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        loopback
+            || self.allowed_hosts.iter().any(|allowed| {
+                allowed.eq_ignore_ascii_case(authority) || allowed.eq_ignore_ascii_case(host)
+            })
+    }
+}
+
+/// The host of `host[:port]` (IPv6 literals keep their brackets).
+fn host_part(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+}
+
+/// Compare without an early exit, so the time taken says nothing about where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response = text_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
+    response
+}
+
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut text = serde_json::to_string_pretty(&body).expect("JSON values serialise");
     text.push('\n');
@@ -200,4 +330,77 @@ fn text_response(status: StatusCode, body: &'static str) -> Response<Full<Bytes>
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Full::new(Bytes::from_static(body.as_bytes())))
         .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(host: &str, origin: Option<&str>, auth: Option<&str>) -> Request<()> {
+        let mut builder = Request::get("/admin/plugin").header(header::HOST, host);
+        if let Some(origin) = origin {
+            builder = builder.header(header::ORIGIN, origin);
+        }
+        if let Some(auth) = auth {
+            builder = builder.header(header::AUTHORIZATION, auth);
+        }
+        builder.body(()).unwrap()
+    }
+
+    fn status(access: &Access, request: &Request<()>) -> u16 {
+        access.refusal(request).map_or(200, |r| r.status().as_u16())
+    }
+
+    #[test]
+    fn only_loopback_or_allowed_hosts_are_answered() {
+        let access = Access {
+            allowed_hosts: vec!["lbx-admin.internal".into()],
+            ..Access::default()
+        };
+        for host in [
+            "127.0.0.1:9901",
+            "localhost:9901",
+            "[::1]:9901",
+            "127.0.0.2",
+            "lbx-admin.internal:9901",
+        ] {
+            assert_eq!(status(&access, &request(host, None, None)), 200, "{host}");
+        }
+        for host in [
+            "attacker.example:9901",
+            "10.0.0.1:9901",
+            "127.0.0.1.attacker.example",
+        ] {
+            assert_eq!(status(&access, &request(host, None, None)), 403, "{host}");
+        }
+    }
+
+    #[test]
+    fn cross_origin_browser_requests_are_refused() {
+        let access = Access::default();
+        let evil = request("127.0.0.1:9901", Some("https://attacker.example"), None);
+        assert_eq!(status(&access, &evil), 403);
+        let own = request("127.0.0.1:9901", Some("http://127.0.0.1:9901"), None);
+        assert_eq!(status(&access, &own), 200);
+    }
+
+    #[test]
+    fn with_a_token_every_request_needs_it() {
+        let access = Access {
+            token: Some("0123456789abcdef".into()),
+            ..Access::default()
+        };
+        assert_eq!(status(&access, &request("127.0.0.1", None, None)), 401);
+        assert_eq!(
+            status(&access, &request("127.0.0.1", None, Some("Bearer wrong"))),
+            401
+        );
+        assert_eq!(
+            status(
+                &access,
+                &request("127.0.0.1", None, Some("Bearer 0123456789abcdef"))
+            ),
+            200
+        );
+    }
 }

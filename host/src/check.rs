@@ -104,11 +104,7 @@ pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Res
             attempt: 1,
             tried: first_pick.into_iter().collect(),
         });
-        let (parts, ()) = scenario.request.into_parts();
-        let meta = RequestMeta {
-            parts,
-            client: scenario.client,
-        };
+        let meta = RequestMeta::from_http(&scenario.request, scenario.client);
         let (meta, decision) = loaded.choose(meta, &set, retry.as_ref());
         let decision =
             decision.with_context(|| format!("decision for {} failed", scenario.label))?;

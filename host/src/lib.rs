@@ -9,6 +9,8 @@ pub mod admin;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod http1;
+pub mod message;
 pub mod metrics;
 pub mod plugin;
 pub mod proxy;

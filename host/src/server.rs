@@ -97,6 +97,7 @@ impl Server {
             timeouts: config.timeouts,
             outlier: config.outlier,
             retry: config.retry,
+            proxy: config.proxy.clone(),
         };
         let proxy = Arc::new(Proxy::new(upstreams.clone(), router.clone(), policies));
         let addr = config.listen_addr()?;
@@ -106,12 +107,21 @@ impl Server {
         let admin = if config.admin.enabled {
             let addr: SocketAddr = config.admin.listen.parse()?;
             let metrics = Arc::new(Metrics::new(&decisions, &reloads, upstreams.clone()));
+            let token = config
+                .admin
+                .read_token()
+                .map_err(|problem| crate::config::ConfigError::Invalid(vec![problem]))?;
             let admin = Admin {
                 router,
                 reloader: reloader.clone(),
                 upstreams,
                 kv,
                 metrics,
+                access: admin::Access {
+                    token,
+                    allowed_hosts: config.admin.allowed_hosts.clone(),
+                },
+                header_timeout: config.timeouts.request_headers,
             };
             Some((admin::bind(addr).await?, admin))
         } else {
@@ -162,14 +172,7 @@ impl Server {
             tokio::spawn(admin::serve(listener, admin, shutdown.clone()));
         }
         tracing::info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "lbx listening");
-        proxy::serve(
-            self.listener,
-            self.proxy,
-            shutdown,
-            self.timeouts.drain,
-            self.timeouts.request_headers,
-        )
-        .await;
+        proxy::serve(self.listener, self.proxy, shutdown, self.timeouts.drain).await;
     }
 }
 

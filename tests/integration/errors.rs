@@ -1,7 +1,12 @@
 //! Errors lbx answers itself: 502 when the chosen backend is unreachable, 503 when no backend
-//! is usable, each with the documented plain-text body.
+//! is usable, each with a short generic body and a request id; the details (backend, address,
+//! OS error) go to the log line with the same id.
 
-use crate::support::{RefusingPort, TestBackend, TestProxy, config_for_urls, get, plugins};
+use std::time::Duration;
+
+use crate::support::{
+    LbxProcess, RefusingPort, TestBackend, TestProxy, config_for_urls, eventually, get, plugins,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_backend_gives_502_then_503_once_no_backend_is_usable() {
@@ -11,26 +16,54 @@ async fn stopped_backend_gives_502_then_503_once_no_backend_is_usable() {
         &[stopped.url()],
         "[outlier]\nconsecutive_failures = 2\nbase_ejection = \"1m\"\n",
     );
-    let backend_id = stopped.addr.to_string();
     let proxy = TestProxy::start(&toml).await;
 
     for _ in 0..2 {
         let (status, headers, body) = get(&proxy.url("/")).await;
         assert_eq!(status, 502);
         assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
-        assert!(
-            body.starts_with(&format!("lbx: backend {backend_id} unreachable: ")),
-            "unexpected 502 body: {body:?}"
-        );
-        assert!(
-            body.contains("refused"),
-            "502 body should say why: {body:?}"
+        let id = headers["x-request-id"].to_str().unwrap();
+        assert_eq!(
+            body,
+            format!("502 Bad Gateway: the backend could not be reached\nrequest id: {id}\n")
         );
     }
     // Two consecutive failures eject the only backend: nothing is usable any more.
-    let (status, _, body) = get(&proxy.url("/")).await;
+    let (status, headers, body) = get(&proxy.url("/")).await;
     assert_eq!(status, 503);
-    assert_eq!(body, "lbx: no usable backend\n");
+    let id = headers["x-request-id"].to_str().unwrap();
+    assert_eq!(
+        body,
+        format!("503 Service Unavailable: no backend is available\nrequest id: {id}\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_sees_no_internals_and_the_log_line_with_its_request_id_has_them() {
+    let stopped = RefusingPort::reserve();
+    let lbx = LbxProcess::run(&["--backend", &stopped.url()]);
+    let (status, headers, body) = get(&format!("http://{}/", lbx.addr)).await;
+    assert_eq!(status, 502);
+    let id = headers["x-request-id"].to_str().unwrap().to_string();
+    assert!(!body.contains(&stopped.addr.to_string()), "{body}");
+    assert!(
+        !body.contains("os error") && !body.contains("refused"),
+        "{body}"
+    );
+    assert!(body.contains(&id));
+    let line = eventually(Duration::from_secs(5), || {
+        let log = lbx.log();
+        let id = id.clone();
+        async move {
+            log.lines()
+                .find(|l| l.contains(&id) && l.contains("backend error"))
+                .map(str::to_string)
+        }
+    })
+    .await
+    .expect("a log line with the request id");
+    assert!(line.contains(&stopped.addr.to_string()), "{line}");
+    assert!(line.contains("refused"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,15 @@
 
 mod support;
 
+mod admin_access;
 mod bodies;
+mod body_relay_property;
 mod check;
 mod config_reload;
 mod errors;
+mod faults;
 mod hot_swap;
+mod nginx_differential;
 mod other_languages;
 mod plugin_library;
 mod protocols;
@@ -17,3 +21,4 @@ mod resilience;
 mod routing;
 mod sandbox;
 mod startup;
+mod wire;

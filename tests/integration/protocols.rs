@@ -66,10 +66,121 @@ async fn backend_sees_forwarded_headers_and_original_host_but_no_hop_by_hop_head
 
     let seen = backend.last_headers();
     assert_eq!(seen["host"], "shop.example");
-    assert_eq!(seen["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    // The client is not a trusted proxy: its own X-Forwarded-For is replaced, not extended.
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen["x-forwarded-proto"], "http");
     assert_eq!(seen["x-forwarded-host"], "shop.example");
     assert_eq!(seen["x-end-to-end"], "kept");
     assert!(!seen.contains_key("x-private-hop"));
     assert!(!seen.contains_key("proxy-authorization"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_even_while_it_answers_pings() {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let backend = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(
+        None,
+        &[&backend],
+        "[timeouts]\nrequest_headers = \"300ms\"\n",
+    ))
+    .await;
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .keep_alive_interval(std::time::Duration::from_millis(50))
+        .keep_alive_while_idle(true)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get(format!("http://{}/", proxy.addr))
+        .body(Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+    // Now only PINGs flow; lbx must still close the connection once it has been idle.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(3), connection).await;
+    assert!(ended.is_ok(), "the idle HTTP/2 connection stayed open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pythons_http_server_behind_lbx_serves_its_files() {
+    let dir = crate::support::TempDir::new("python-http-server");
+    std::fs::write(dir.join("hello.txt"), "hello from python\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&dir.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 (installed by scripts/setup.sh)");
+    let up = crate::support::eventually(std::time::Duration::from_secs(10), || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    assert!(up.is_some(), "python's http.server did not start");
+    let url = format!("http://127.0.0.1:{port}");
+    let proxy = TestProxy::start(&crate::support::config_for_urls(None, &[url], "")).await;
+
+    let (status, _, body) = crate::support::get(&proxy.url("/hello.txt?cache=1")).await;
+    // python's server routes on the raw request target: an absolute-form target would 404.
+    assert_eq!(
+        (status.as_u16(), body.as_str()),
+        (200, "hello from python\n")
+    );
+    let (status, _, _) = crate::support::get(&proxy.url("/missing.txt")).await;
+    assert_eq!(status, 404);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_uploads_with_expect_100_continue_without_waiting_for_its_own_timeout() {
+    let backend = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(None, &[&backend], "")).await;
+    let dir = crate::support::TempDir::new("curl-upload");
+    let file = dir.join("upload.bin");
+    let payload: Vec<u8> = (0..2 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &payload).unwrap();
+    let url = proxy.url("/sum");
+    let started = std::time::Instant::now();
+    // curl sends `Expect: 100-continue` for an upload this size and waits up to 1 s for it.
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sS", "-v", "--expect100-timeout", "5", "-T"])
+            .arg(&file)
+            .arg(&url)
+            .output()
+            .expect("curl (installed by scripts/setup.sh)")
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("> Expect: 100-continue"), "{stderr}");
+    assert!(stderr.contains("< HTTP/1.1 100 Continue"), "{stderr}");
+    assert!(
+        took < std::time::Duration::from_secs(4),
+        "curl waited for its expect timeout: {took:?}"
+    );
+    let mut hasher = std::hash::DefaultHasher::new();
+    std::hash::Hasher::write(&mut hasher, &payload);
+    let expected = format!("{} {:x}", payload.len(), std::hash::Hasher::finish(&hasher));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
 }

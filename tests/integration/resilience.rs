@@ -151,9 +151,9 @@ async fn a_backend_that_never_answers_gives_504_and_other_clients_are_unaffected
 
     let ((status, _, body), took) = stuck.await.unwrap();
     assert_eq!(status, 504);
-    assert_eq!(
-        body,
-        format!("lbx: backend {} did not answer within 300 ms\n", hole.addr)
+    assert!(
+        body.starts_with("504 Gateway Timeout: the backend did not answer in time\n"),
+        "{body}"
     );
     assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2));
 }
@@ -240,14 +240,18 @@ async fn a_client_sending_headers_byte_by_byte_is_cut_off() {
             cut_off = true;
             break;
         }
-        // A closed connection shows up as a readable EOF.
-        let mut probe = [0u8; 1];
+        // lbx answers 408 and closes: the answer, then EOF, shows up as readable.
+        let mut answer = Vec::new();
         if let Ok(read) =
-            tokio::time::timeout(Duration::from_millis(100), stream.read(&mut probe)).await
+            tokio::time::timeout(Duration::from_millis(100), stream.read_to_end(&mut answer)).await
         {
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(read.is_ok() || answer.is_empty(), "{read:?}");
             assert!(
-                matches!(read, Ok(0) | Err(_)),
-                "lbx answered a request it never got"
+                answer.is_empty()
+                    || (answer.starts_with("HTTP/1.1 408 ")
+                        && answer.contains("Connection: close\r\n")),
+                "lbx answered a request it never got: {answer:?}"
             );
             cut_off = true;
             break;
@@ -379,9 +383,9 @@ async fn the_overall_request_deadline_bounds_retries_with_504() {
     let (status, _, body) = get(&proxy.url("/")).await;
     // First attempt times out at 250 ms, the retry is cut short by the 400 ms deadline.
     assert_eq!(status, 504);
-    assert_eq!(
-        body,
-        "lbx: no response within the request deadline of 400 ms\n"
+    assert!(
+        body.starts_with("504 Gateway Timeout: the backend did not answer in time\n"),
+        "{body}"
     );
     let took = started.elapsed();
     assert!(

@@ -105,6 +105,27 @@ fn invalid_config_values_are_all_reported_with_their_keys() {
 }
 
 #[test]
+fn values_that_would_overflow_or_exhaust_the_machine_are_refused_at_start() {
+    let config = temp_file(
+        "huge-values.toml",
+        b"listen = \"127.0.0.1:0\"\nworkers = 100000\n\
+          [timeouts]\nrequest = \"18446744073709551615s\"\n\
+          [outlier]\nbase_ejection = \"18446744073709551615s\"\nmax_ejection = \"18446744073709551615s\"\n\
+          [[backend]]\nurl = \"http://127.0.0.1:9\"\n",
+    );
+    let (ok, stderr) = run_lbx_to_exit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(!ok, "lbx started");
+    for key in [
+        "workers:",
+        "timeouts.request:",
+        "outlier.base_ejection:",
+        "outlier.max_ejection:",
+    ] {
+        assert!(stderr.contains(key), "missing {key} in: {stderr}");
+    }
+}
+
+#[test]
 fn missing_backends_fail_at_start() {
     let (ok, stderr) = run_lbx_to_exit(&["run", "--listen", "127.0.0.1:0"]);
     assert!(!ok);

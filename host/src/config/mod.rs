@@ -6,6 +6,7 @@
 //! config must not silently fall back to a default. The failure-handling sections (timeouts,
 //! health, outlier detection, retries, pool) live in [`resilience`].
 
+mod edge;
 mod resilience;
 
 use std::collections::BTreeMap;
@@ -17,9 +18,18 @@ use std::time::Duration;
 use http::uri::Authority;
 use serde::Deserialize;
 
+pub use edge::{AdminConfig, Cidr, ProxyConfig};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
+
+/// Longest duration any timer setting accepts. Larger values are surely typos, and some
+/// (`18446744073709551615s`) would overflow a clock on the request path.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Most worker threads (`workers`): far above any core count lbx runs on, far below a number
+/// that exhausts the machine before lbx listens.
+pub const MAX_WORKERS: usize = 1024;
 
 /// Default address the proxy listens on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -58,33 +68,15 @@ pub struct Config {
     /// Keep-alive connections to backends.
     #[serde(default)]
     pub pool: PoolConfig,
+    /// What lbx tells backends about clients.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
     /// The admin listener (plugin status, reload, metrics).
     #[serde(default)]
     pub admin: AdminConfig,
     /// Watching the plugin and config files for changes.
     #[serde(default)]
     pub reload: ReloadConfig,
-}
-
-/// `[admin]`: a separate listener for operators, never exposed with the proxy's port.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    /// Whether to run it at all.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Its address; keep it on loopback or a private network.
-    #[serde(default = "default_admin_listen")]
-    pub listen: String,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: default_admin_listen(),
-        }
-    }
 }
 
 /// `[reload]`: hot reload of the plugin and config files.
@@ -191,9 +183,6 @@ fn default_disabled_for() -> Duration {
 fn default_kv_max_bytes() -> usize {
     1024 * 1024
 }
-fn default_admin_listen() -> String {
-    DEFAULT_ADMIN_LISTEN.to_string()
-}
 fn default_debounce() -> Duration {
     Duration::from_millis(100)
 }
@@ -274,6 +263,7 @@ impl Default for Config {
             outlier: OutlierConfig::default(),
             retry: RetryConfig::default(),
             pool: PoolConfig::default(),
+            proxy: ProxyConfig::default(),
             admin: AdminConfig::default(),
             reload: ReloadConfig::default(),
         }
@@ -393,16 +383,25 @@ impl Config {
                 );
             }
         }
-        if self.admin.enabled
-            && let Err(e) = self.admin.listen.parse::<SocketAddr>()
-        {
+        if self.workers > MAX_WORKERS {
             problem(
-                "admin.listen".into(),
-                format!(
-                    "{:?} is not an address like 127.0.0.1:9901 ({e})",
-                    self.admin.listen
-                ),
+                "workers".into(),
+                format!("{} is more than the maximum of {MAX_WORKERS}", self.workers),
             );
+        }
+        if let Some(plugin) = &self.plugin {
+            for (key, value) in [
+                ("plugin.deadline", plugin.deadline),
+                ("plugin.disabled_for", plugin.disabled_for),
+            ] {
+                check_duration(key, value, &mut problem);
+            }
+            if plugin.memory_limit_mib > 4096 {
+                problem(
+                    "plugin.memory_limit_mib".into(),
+                    "must be at most 4096 (a 32-bit Wasm memory cannot grow past 4 GiB)".into(),
+                );
+            }
         }
         if self.reload.debounce > Duration::from_secs(10) {
             problem(
@@ -419,7 +418,14 @@ impl Config {
                 problems.append(&mut health);
             }
         }
-        resilience::validate(&self.timeouts, &self.outlier, &self.retry, &mut problems);
+        resilience::validate(
+            &self.timeouts,
+            &self.outlier,
+            &self.retry,
+            &self.pool,
+            &mut problems,
+        );
+        self.admin.validate(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -461,6 +467,20 @@ impl Config {
             .as_ref()
             .map(|p| serde_json::to_string(&p.config).unwrap_or_else(|_| "{}".into()))
             .unwrap_or_else(|| "{}".into())
+    }
+}
+
+/// Report `value` under `key` if it is longer than [`MAX_DURATION`].
+pub(crate) fn check_duration(key: &str, value: Duration, problem: &mut impl FnMut(String, String)) {
+    if value > MAX_DURATION {
+        problem(
+            key.into(),
+            format!(
+                "{} is longer than the maximum of {}",
+                humantime::format_duration(value),
+                humantime::format_duration(MAX_DURATION)
+            ),
+        );
     }
 }
 

@@ -22,10 +22,15 @@ pub struct TimeoutConfig {
     /// same clock closes a client's keep-alive connection that stays idle this long.
     #[serde(default = "secs::<10>", with = "humantime_serde")]
     pub request_headers: Duration,
-    /// Overall budget from receiving a request to the backend's response headers, retries
-    /// included (then 504).
+    /// Overall budget from the moment the whole request (head and body) has arrived to the
+    /// backend's response headers, retries included (then 504). Time a client takes to upload
+    /// is not counted: `client_body` governs that.
     #[serde(default = "secs::<60>", with = "humantime_serde")]
     pub request: Duration,
+    /// A client uploading a request body must send some of it at least this often (then 408;
+    /// never counted against a backend).
+    #[serde(default = "secs::<30>", with = "humantime_serde")]
+    pub client_body: Duration,
     /// After SIGTERM/SIGINT, how long in-flight requests get to finish.
     #[serde(default = "secs::<30>", with = "humantime_serde")]
     pub drain: Duration,
@@ -103,11 +108,18 @@ impl HealthSettings {
         }
         let interval = self.interval.unwrap_or(Duration::from_secs(2));
         let timeout = self.timeout.unwrap_or(Duration::from_secs(1));
-        if interval.is_zero() {
-            problem("interval", "must be greater than 0".into());
-        }
-        if timeout.is_zero() {
-            problem("timeout", "must be greater than 0".into());
+        for (field, value) in [("interval", interval), ("timeout", timeout)] {
+            if value.is_zero() {
+                problem(field, "must be greater than 0".into());
+            } else if value > super::MAX_DURATION {
+                problem(
+                    field,
+                    format!(
+                        "must be at most {}",
+                        humantime::format_duration(super::MAX_DURATION)
+                    ),
+                );
+            }
         }
         let (status_min, status_max) =
             match parse_status_range(self.expected_status.as_deref().unwrap_or("200-399")) {
@@ -256,24 +268,40 @@ macro_rules! default_from_serde {
 }
 default_from_serde!(TimeoutConfig, OutlierConfig, RetryConfig, PoolConfig);
 
+/// Largest `retry.replay_limit_bytes`: the recording is held in memory per request.
+const MAX_REPLAY_LIMIT: usize = 64 * 1024 * 1024;
+/// Most `retry.max_attempts`.
+const MAX_ATTEMPTS: u32 = 16;
+
 /// Problems with the resilience sections, each under its key.
 pub fn validate(
     timeouts: &TimeoutConfig,
     outlier: &OutlierConfig,
     retry: &RetryConfig,
+    pool: &PoolConfig,
     problems: &mut Vec<Problem>,
 ) {
-    let mut problem = |key: &str, message: &str| {
-        problems.push(Problem {
-            key: key.into(),
-            message: message.into(),
-        })
-    };
+    let mut report = |key: String, message: String| problems.push(Problem { key, message });
     for (key, value) in [
         ("timeouts.connect", timeouts.connect),
         ("timeouts.response_headers", timeouts.response_headers),
         ("timeouts.request_headers", timeouts.request_headers),
         ("timeouts.request", timeouts.request),
+        ("timeouts.client_body", timeouts.client_body),
+        ("timeouts.drain", timeouts.drain),
+        ("outlier.base_ejection", outlier.base_ejection),
+        ("outlier.max_ejection", outlier.max_ejection),
+        ("pool.idle_timeout", pool.idle_timeout),
+    ] {
+        super::check_duration(key, value, &mut report);
+    }
+    let mut problem = |key: &str, message: &str| report(key.into(), message.into());
+    for (key, value) in [
+        ("timeouts.connect", timeouts.connect),
+        ("timeouts.response_headers", timeouts.response_headers),
+        ("timeouts.request_headers", timeouts.request_headers),
+        ("timeouts.request", timeouts.request),
+        ("timeouts.client_body", timeouts.client_body),
         ("outlier.base_ejection", outlier.base_ejection),
     ] {
         if value.is_zero() {
@@ -292,8 +320,17 @@ pub fn validate(
     if outlier.max_ejection_percent > 100 {
         problem("outlier.max_ejection_percent", "must be between 0 and 100");
     }
-    if retry.max_attempts == 0 {
-        problem("retry.max_attempts", "must be at least 1 (1 = no retries)");
+    if retry.max_attempts == 0 || retry.max_attempts > MAX_ATTEMPTS {
+        problem(
+            "retry.max_attempts",
+            "must be between 1 (no retries) and 16",
+        );
+    }
+    if retry.replay_limit_bytes > MAX_REPLAY_LIMIT {
+        problem(
+            "retry.replay_limit_bytes",
+            "must be at most 67108864 (64 MiB): the recording is kept in memory per request",
+        );
     }
     if retry.budget_percent > 100 {
         problem("retry.budget_percent", "must be between 0 and 100");

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::request::Parts;
+use bytes::Bytes;
 use wasmtime::StoreLimits;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::LogLevel;
 use super::bindings::lbx::router::{host, types};
 use super::kv::KvStore;
+use crate::message::{Headers, RequestHead};
 
 /// Marker type for the guest's handle on the current request. The handle carries no data: a
 /// store serves one decision at a time, and the request it is about sits in [`HostState`].
@@ -22,8 +23,10 @@ pub struct RequestHandle;
 /// so no header is copied unless the plugin asks for it.
 #[derive(Debug)]
 pub struct RequestMeta {
-    /// Method, URI, version and headers of the client's request.
-    pub parts: Parts,
+    /// Method, target, version and header fields of the client's request.
+    pub head: RequestHead,
+    /// The authority the request is for (Host, `:authority` or an absolute-form target).
+    pub authority: Option<Bytes>,
     /// The client's socket address.
     pub client: SocketAddr,
 }
@@ -32,15 +35,38 @@ impl RequestMeta {
     /// The request a new plugin version is tried on before it serves: `GET /` for
     /// `lbx-trial.invalid` from 127.0.0.1, with a `User-Agent` and no cookies.
     pub fn synthetic() -> Self {
-        let (parts, ()) = http::Request::get("/")
+        let request = http::Request::get("/")
             .header(http::header::HOST, "lbx-trial.invalid")
             .header(http::header::USER_AGENT, "lbx-trial")
             .body(())
-            .expect("a static request is valid")
-            .into_parts();
+            .expect("a static request is valid");
+        Self::from_http(&request, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The view of an `http::Request` (synthetic requests of `lbx check`, benchmarks): its
+    /// path and query as target, its header fields in order, Host as authority.
+    pub fn from_http<B>(request: &http::Request<B>, client: SocketAddr) -> Self {
+        let mut headers = Headers::with_capacity(request.headers().len());
+        for (name, value) in request.headers() {
+            headers.push(
+                Bytes::copy_from_slice(name.as_str().as_bytes()),
+                Bytes::copy_from_slice(value.as_bytes()),
+            );
+        }
+        let target = request.uri().path_and_query().map_or_else(
+            || Bytes::from_static(b"/"),
+            |p| Bytes::copy_from_slice(p.as_str().as_bytes()),
+        );
+        let authority = headers.get("host").cloned();
         Self {
-            parts,
-            client: SocketAddr::from(([127, 0, 0, 1], 0)),
+            head: RequestHead {
+                method: request.method().clone(),
+                target,
+                version: request.version(),
+                headers,
+            },
+            authority,
+            client,
         }
     }
 }
@@ -110,43 +136,35 @@ impl types::Host for HostState {}
 
 impl types::HostRequest for HostState {
     fn method(&mut self, _: Resource<RequestHandle>) -> String {
-        self.parts()
-            .map(|p| p.method.to_string())
+        self.head()
+            .map(|h| h.method.to_string())
             .unwrap_or_default()
     }
 
     fn path(&mut self, _: Resource<RequestHandle>) -> String {
-        self.parts()
-            .map(|p| p.uri.path().to_string())
+        self.head()
+            .map(|h| h.path().to_string())
             .unwrap_or_default()
     }
 
     fn query(&mut self, _: Resource<RequestHandle>) -> Option<String> {
-        self.parts()?.uri.query().map(str::to_string)
+        self.head()?.query().map(str::to_string)
     }
 
     fn authority(&mut self, _: Resource<RequestHandle>) -> Option<String> {
-        let parts = self.parts()?;
-        parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-            .map(str::to_string)
+        let authority = self.request.as_ref()?.authority.as_ref()?;
+        std::str::from_utf8(authority).ok().map(str::to_string)
     }
 
     fn header(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
-        let value = self.parts()?.headers.get(name.as_str())?;
-        value.to_str().ok().map(str::to_string)
+        self.head()?.headers.get_str(&name).map(str::to_string)
     }
 
     fn cookie(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
-        let parts = self.parts()?;
-        parts
+        self.head()?
             .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|h| h.to_str().ok())
+            .get_all("cookie")
+            .filter_map(|h| std::str::from_utf8(h).ok())
             .find_map(|header| find_cookie(header, &name))
             .map(str::to_string)
     }
@@ -169,8 +187,8 @@ impl types::HostRequest for HostState {
 }
 
 impl HostState {
-    fn parts(&self) -> Option<&Parts> {
-        self.request.as_ref().map(|r| &r.parts)
+    fn head(&self) -> Option<&RequestHead> {
+        self.request.as_ref().map(|r| &r.head)
     }
 }
 

@@ -1,112 +1,283 @@
-//! Header rules for a proxy hop: strip hop-by-hop headers (RFC 9110 §7.6.1) in both directions,
-//! and tell the backend who the client was (`X-Forwarded-For`, `-Proto`, `-Host`).
+//! Header rules for the hop through lbx, in both directions.
+//!
+//! Toward the backend ([`write_upstream_head`]): origin-form target (RFC 9112 §3.2.1), Host
+//! first, then the client's fields in their order and spelling minus hop-by-hop ones (RFC 9110
+//! §7.6.1: `Connection`, the fields it names, `Keep-Alive`, `Proxy-*`, `TE`,
+//! `Transfer-Encoding`, `Upgrade`), then `X-Forwarded-*`, the plugin's fields, and the framing
+//! lbx chose. Toward the client ([`client_response_head`]): the backend's fields minus
+//! hop-by-hop ones, the plugin's fields, and a `Date` if the backend sent none (RFC 9110
+//! §6.6.1: a recipient with a clock MUST add one before forwarding).
+//!
+//! `X-Forwarded-For` etc. from a client are believed only when the peer is one of
+//! `[proxy] trusted_proxies`; from anyone else they are replaced, so a client cannot make a
+//! backend believe it is someone else.
 
+use std::cell::RefCell;
 use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use bytes::{Bytes, BytesMut};
+use http::uri::Authority;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-/// Headers that describe one connection, not the message; never forwarded.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
+use super::request::RequestBody;
+use crate::config::ProxyConfig;
+use crate::message::{Headers, ResponseHead, list_elements, trim_ows};
+use crate::plugin::RequestMeta;
+
+/// Fields that describe one connection, not the message (RFC 9110 §7.6.1, plus the
+/// non-standard `Proxy-Connection` and the proxy authentication fields, which are addressed
+/// to lbx, not the backend).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "transfer-encoding",
+    "upgrade",
 ];
 
-/// Remove hop-by-hop headers, including any the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names (standard names compare as enums)
-    // is cheaper than nine hash lookups, on every request and every response.
-    let any = headers
-        .keys()
-        .any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
-    if !any {
-        return;
-    }
-    // Names listed in `Connection` are hop-by-hop too; collect them before removing it.
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
-    // `Upgrade` only means something together with `Connection: upgrade`, which lbx does not
-    // relay yet; forwarding it alone would confuse backends.
-    headers.remove(header::UPGRADE);
+/// Fields lbx writes itself on the way to the backend, so the client's are not copied.
+const REWRITTEN_UPSTREAM: [&str; 6] = [
+    "host",
+    "content-length",
+    "expect",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// How the request to the backend is framed and what it asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamFraming {
+    /// The body that follows.
+    pub body: RequestBody,
+    /// Send `Expect: 100-continue` (lbx relays the backend's answer to a waiting client).
+    pub expect_continue: bool,
 }
 
-/// Add the `X-Forwarded-*` headers for a request from `client` that arrived with `host`.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr, host: Option<&HeaderValue>) {
-    static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-    static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// The request head for a backend at `backend` (its Host when the client gave none).
+pub fn write_upstream_head(
+    meta: &RequestMeta,
+    backend: &Authority,
+    plugin_headers: &[(HeaderName, HeaderValue)],
+    proxy: &ProxyConfig,
+    framing: UpstreamFraming,
+    out: &mut BytesMut,
+) {
+    let head = &meta.head;
+    out.reserve(
+        256 + head.target.len()
+            + head
+                .headers
+                .iter()
+                .map(|f| f.name.len() + f.value.len() + 4)
+                .sum::<usize>(),
+    );
+    out.extend_from_slice(head.method.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(&head.target);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
 
-    let client = client.to_string();
-    // Append to an existing chain so the backend sees every hop, as nginx's
-    // `$proxy_add_x_forwarded_for` does.
-    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {client}"),
-        _ => client,
-    };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
+    let authority: &[u8] = meta
+        .authority
+        .as_deref()
+        .unwrap_or(backend.as_str().as_bytes());
+    field(out, b"Host", authority);
+
+    let listed: Vec<&[u8]> = head
+        .headers
+        .get_all("connection")
+        .flat_map(|v| list_elements(v))
+        .collect();
+    for f in &head.headers {
+        let name = &f.name[..];
+        let skipped = HOP_BY_HOP
+            .iter()
+            .chain(REWRITTEN_UPSTREAM.iter())
+            .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
+            || listed.iter().any(|l| name.eq_ignore_ascii_case(l));
+        if !skipped {
+            field(out, name, &f.value);
+        }
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    if let Some(host) = host {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+
+    let client = meta.client.ip();
+    let trusted = proxy.trusts(client);
+    write_forwarded_for(out, &head.headers, client, trusted);
+    let incoming = |name: &str| trusted.then(|| head.headers.get(name)).flatten();
+    field(
+        out,
+        b"X-Forwarded-Proto",
+        incoming("x-forwarded-proto").map_or(&b"http"[..], |v| &v[..]),
+    );
+    if let Some(host) = incoming("x-forwarded-host")
+        .map(|v| &v[..])
+        .or(meta.authority.as_deref())
+    {
+        field(out, b"X-Forwarded-Host", host);
     }
+    for (name, value) in plugin_headers {
+        field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    match framing.body {
+        RequestBody::None => {}
+        RequestBody::Length(n) => field(out, b"Content-Length", itoa(n).as_bytes()),
+        RequestBody::Streaming => field(out, b"Transfer-Encoding", b"chunked"),
+    }
+    // `TE: trailers` says the client accepts trailers; gRPC needs it end to end. Other TE
+    // members describe codings for this hop only and are dropped.
+    if head.headers.has_token("te", "trailers") {
+        field(out, b"TE", b"trailers");
+    }
+    if framing.expect_continue {
+        field(out, b"Expect", b"100-continue");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `X-Forwarded-For`: from a trusted peer, every incoming line's addresses in order (lines
+/// merged, RFC 9110 §5.3) then the peer; from anyone else, the peer alone.
+fn write_forwarded_for(out: &mut BytesMut, headers: &Headers, client: IpAddr, trusted: bool) {
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if trusted {
+        for element in headers
+            .get_all("x-forwarded-for")
+            .flat_map(|v| list_elements(v))
+        {
+            out.extend_from_slice(element);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(canonical_ip(client).to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn itoa(n: u64) -> String {
+    n.to_string()
+}
+
+/// The backend's response head made ready for the client: hop-by-hop fields (and the fields
+/// `Connection` names) removed, the framing fields removed when lbx will frame the body
+/// itself (`has_body`), the plugin's fields appended, `Date` ensured on final responses.
+pub fn client_response_head(
+    mut head: ResponseHead,
+    plugin_headers: Vec<(HeaderName, HeaderValue)>,
+    has_body: bool,
+) -> ResponseHead {
+    let listed: Vec<Bytes> = head
+        .headers
+        .get_all("connection")
+        .flat_map(|v| list_elements(v))
+        .map(Bytes::copy_from_slice)
+        .collect();
+    // A HEAD or 304 response keeps its Content-Length: it describes the representation, not
+    // this message's (absent) body. 1xx and 204 never carry one.
+    let drop_length =
+        has_body || head.status.is_informational() || head.status == StatusCode::NO_CONTENT;
+    head.headers.retain(|f| {
+        let name = &f.name[..];
+        !(HOP_BY_HOP
+            .iter()
+            .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
+            || listed.iter().any(|l| name.eq_ignore_ascii_case(l))
+            || (drop_length && name.eq_ignore_ascii_case(b"content-length")))
+    });
+    for (name, value) in plugin_headers {
+        head.headers.push(
+            Bytes::copy_from_slice(name.as_str().as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        );
+    }
+    // Interim responses are relayed bare.
+    if !head.status.is_informational() && !head.headers.contains("date") {
+        head.headers.push(Bytes::from_static(b"Date"), http_date());
+    }
+    head
+}
+
+/// The current time as an HTTP date, formatted at most once a second per thread.
+pub fn http_date() -> Bytes {
+    thread_local! {
+        static CACHED: RefCell<(u64, Bytes)> = const { RefCell::new((0, Bytes::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    CACHED.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second || cached.1.is_empty() {
+            *cached = (second, Bytes::from(httpdate::fmt_http_date(now)));
+        }
+        cached.1.clone()
+    })
+}
+
+/// `http::HeaderMap` fields (HTTP/2 requests and trailers) as a field list, lowercase names.
+pub fn from_header_map(map: &HeaderMap) -> Headers {
+    let mut headers = Headers::with_capacity(map.len());
+    for (name, value) in map {
+        headers.push(
+            Bytes::copy_from_slice(name.as_str().as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        );
+    }
+    headers
+}
+
+/// A field list as an `http::HeaderMap` (responses and trailers for HTTP/2 clients). Fields
+/// whose name or value HTTP/2 cannot carry are left out.
+pub fn to_header_map(headers: &Headers) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for f in headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(&f.name),
+            HeaderValue::from_maybe_shared(f.value.clone()),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// Join an HTTP/2 request's `cookie` fields into one, with `"; "` (RFC 9113 §8.2.3): HTTP/2
+/// clients send each cookie as its own field, HTTP/1.1 servers expect a single line.
+pub fn join_cookies(headers: &mut Headers) {
+    if headers.count("cookie") < 2 {
+        return;
+    }
+    let mut joined = BytesMut::new();
+    for value in headers.get_all("cookie") {
+        let value = trim_ows(value);
+        if value.is_empty() {
+            continue;
+        }
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(value);
+    }
+    headers.remove("cookie");
+    headers.push(Bytes::from_static(b"cookie"), joined.freeze());
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_and_connection_listed_ones_are_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, "keep-alive, x-secret".parse().unwrap());
-        headers.insert("keep-alive", "timeout=5".parse().unwrap());
-        headers.insert("x-secret", "1".parse().unwrap());
-        headers.insert(header::TRANSFER_ENCODING, "chunked".parse().unwrap());
-        headers.insert("x-kept", "1".parse().unwrap());
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 1);
-        assert!(headers.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn messages_without_hop_by_hop_headers_are_untouched() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, "a".parse().unwrap());
-        headers.insert("x-kept", "1".parse().unwrap());
-        strip_hop_by_hop(&mut headers);
-        assert_eq!(headers.len(), 2);
-    }
-
-    #[test]
-    fn a_lone_upgrade_header_is_removed() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::UPGRADE, "websocket".parse().unwrap());
-        strip_hop_by_hop(&mut headers);
-        assert!(headers.is_empty());
-    }
-
-    #[test]
-    fn forwarded_for_appends_to_an_existing_chain() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "10.0.0.1".parse().unwrap());
-        let host = HeaderValue::from_static("example.test");
-        add_forwarded(&mut headers, "127.0.0.1".parse().unwrap(), Some(&host));
-        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-        assert_eq!(headers["x-forwarded-proto"], "http");
-        assert_eq!(headers["x-forwarded-host"], "example.test");
-    }
-}
+mod tests;

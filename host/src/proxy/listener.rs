@@ -1,44 +1,34 @@
 //! Accepting client connections: HTTP/1.1 and HTTP/2 (prior knowledge, h2c) on one port, each
 //! connection on its own task, and a graceful stop that lets in-flight requests finish.
+//!
+//! The protocol is told apart by peeking at the first bytes (nothing is consumed): the HTTP/2
+//! connection preface starts with `PRI * HTTP/2.0`, which no HTTP/1.1 request line does.
 
-use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 
-use super::Proxy;
+use super::{Proxy, client_h1, client_h2};
+use crate::shutdown::{self, StopReceiver};
 
 /// Serve clients on `listener` until `shutdown` turns true, then stop accepting and give open
-/// connections up to `drain` to finish their requests. A client that does not deliver a
-/// request head within `header_timeout` (slowloris), or idles that long between keep-alive
-/// requests, is disconnected.
+/// connections up to `drain` to finish their requests; whatever is still open then is closed.
 pub async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
-    mut shutdown: crate::shutdown::StopReceiver,
+    mut shutdown: StopReceiver,
     drain: Duration,
-    header_timeout: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(header_timeout)
-        .keep_alive_timeout(header_timeout);
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = crate::shutdown::stopped(&mut shutdown) => break,
+            // Reap finished connection tasks so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = shutdown::stopped(&mut shutdown) => break,
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -52,30 +42,73 @@ pub async fn serve(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let proxy = proxy.clone();
-        let service = service_fn(move |request| {
-            let proxy = proxy.clone();
-            async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
-            }
-        });
+        connections.spawn(serve_connection(
+            stream,
+            peer,
+            proxy.clone(),
+            shutdown.clone(),
+        ));
     }
     drop(listener);
     tracing::info!(
         drain_secs = drain.as_secs_f64(),
+        open_connections = connections.len(),
         "stopped accepting; draining connections"
     );
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("drain time elapsed with requests still in flight; closing them");
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open_connections = connections.len(),
+            "drain time elapsed with requests still in flight; closing them"
+        );
+        connections.shutdown().await;
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    proxy: Arc<Proxy>,
+    stop: StopReceiver,
+) {
+    match sniff(&stream, proxy.policies().timeouts.request_headers).await {
+        Some(Protocol::Http2) => client_h2::serve(stream, peer, proxy, stop).await,
+        Some(Protocol::Http1) => client_h1::serve(stream, peer, proxy, stop).await,
+        None => {}
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// Which protocol the client speaks, from its first bytes; `None` if it closed or sent nothing
+/// within `timeout`.
+async fn sniff(stream: &TcpStream, timeout: Duration) -> Option<Protocol> {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0";
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut peeked = [0u8; 14];
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut peeked))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if !PREFACE.starts_with(&peeked[..n]) {
+            return Some(Protocol::Http1);
+        }
+        if n == PREFACE.len() {
+            return Some(Protocol::Http2);
+        }
+        // A prefix of the preface so far: wait for more (peek would return the same bytes at
+        // once, so pause rather than spin).
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }

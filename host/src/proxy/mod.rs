@@ -1,38 +1,56 @@
-//! The request path: ask the router where a request goes, rewrite it for the backend, relay
-//! the response, and account for it (in-flight, latency, failures, access log). A failed
-//! attempt is retried on another backend when that is safe and the retry budget allows.
+//! The request path: ask the router where a request goes, send it to that backend over one of
+//! its pooled HTTP/1.1 connections, relay interim and final responses, and account for the
+//! outcome. A failed attempt is retried on another backend when that is safe and the retry
+//! budget allows.
+//!
+//! Every failure is classified before anything is counted ([`error::Fault`]): the client's own
+//! faults (malformed request or body, gone, too slow) end the request without touching backend
+//! statistics, ejection, retries or the retry budget.
 
-mod body;
+mod access_log;
+mod client_body;
+mod client_h1;
+mod client_h2;
 mod error;
 mod headers;
 mod listener;
+mod outlier;
+mod relay;
+mod request;
 mod retry;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use http::header::HOST;
-use http::request::Parts;
-use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderName, HeaderValue, Request, Response, Uri, Version};
-use http_body::Body as _;
-use http_body_util::Either;
-use hyper::body::Incoming;
+use bytes::BytesMut;
+use http::{Method, StatusCode};
 
-pub use body::{AccessLog, ProxyBody, RelayedBody};
-pub use error::ProxyError;
+pub use access_log::AccessLog;
+pub use client_body::{BodyFeed, ClientBodyError, ClientSource, H1Body, H2Body, NoBody};
+pub use error::{Fault, ProxyError};
 pub use listener::serve;
+pub use relay::RelayedBody;
+pub use request::{ClientRequest, RequestBody, RequestId};
 
-use crate::config::{OutlierConfig, RetryConfig, TimeoutConfig};
+use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
+use crate::http1::BodyEncoding;
+use crate::message::ResponseHead;
 use crate::plugin::{RequestMeta, Route, Router};
 use crate::upstream::{
-    Backend, BackendSet, Ejection, ReplayBody, SendError, UpstreamBody, Upstreams,
+    Backend, ConnectError, Exchange, ExchangeError, ExchangeTimeouts, InFlight, OutgoingRequest,
+    Step, Upstreams,
 };
+use headers::{UpstreamFraming, client_response_head, write_upstream_head};
+use outlier::note_failure;
+use relay::ServedBy;
 use retry::{RetryBudget, is_idempotent};
 
-/// The failure-handling settings the request path uses.
-#[derive(Debug, Clone, Copy, Default)]
+/// How long a request body waits for the backend's `100 Continue` before it is sent anyway
+/// (curl waits 1 s too).
+const EXPECT_WAIT: Duration = Duration::from_secs(1);
+
+/// The settings the request path uses.
+#[derive(Debug, Clone, Default)]
 pub struct Policies {
     /// Timeouts.
     pub timeouts: TimeoutConfig,
@@ -40,6 +58,8 @@ pub struct Policies {
     pub outlier: OutlierConfig,
     /// Retries.
     pub retry: RetryConfig,
+    /// Forwarding headers and trusted proxies.
+    pub proxy: ProxyConfig,
 }
 
 /// Everything the request path needs, shared by all connections.
@@ -51,14 +71,52 @@ pub struct Proxy {
     retry_budget: RetryBudget,
 }
 
+/// Where 1xx responses go: an HTTP/1.1 client connection relays them; HTTP/2 and HTTP/1.0
+/// clients get none.
+pub trait InterimSink {
+    /// Whether the client can be sent interim responses at all.
+    fn accepts_interim(&self) -> bool;
+    /// Send one interim response head.
+    fn send_interim(
+        &mut self,
+        head: &ResponseHead,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+}
+
+/// A client that cannot receive interim responses.
+#[derive(Debug)]
+pub struct NoInterim;
+
+impl InterimSink for NoInterim {
+    fn accepts_interim(&self) -> bool {
+        false
+    }
+
+    async fn send_interim(&mut self, _: &ResponseHead) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A backend's response on its way to the client.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// The head for the client (hop-by-hop fields removed, plugin fields added).
+    pub head: ResponseHead,
+    /// The body, streamed from the backend.
+    pub body: RelayedBody,
+    /// Whether the client's request body was read to its end (if not, the client connection
+    /// cannot carry another request).
+    pub request_complete: bool,
+}
+
 /// How one attempt ended without a response to relay.
-enum AttemptFailure {
-    /// Not written at all: the request comes back and may go anywhere else.
-    Unsent(ProxyError, Box<Request<UpstreamBody>>),
-    /// Written, at least in part: only a replay-safe request may be sent again.
+enum AttemptError {
+    /// Nothing was sent (no connection): the request may go anywhere else.
+    Unsent(ProxyError),
+    /// Sent, at least in part: only a replay-safe request may go again.
     Sent(ProxyError),
-    /// The request's overall deadline passed: no time left for anything else.
-    Deadline(ProxyError),
+    /// Nothing more may be tried (the client's fault, or the deadline).
+    Final(ProxyError),
 }
 
 impl Proxy {
@@ -77,58 +135,92 @@ impl Proxy {
         &self.upstreams
     }
 
-    /// Serve one request from `client`.
-    pub async fn handle(
-        &self,
-        request: Request<Incoming>,
-        client: SocketAddr,
-    ) -> Response<ProxyBody> {
-        let started = Instant::now();
-        let mut log = AccessLog::enabled().then(|| AccessLog::new(&request, started));
-        // The overall deadline is enforced by each attempt (the only waits in `forward`), so
-        // a request arms one timer per attempt rather than two.
-        let deadline = tokio::time::Instant::from_std(started) + self.policies.timeouts.request;
-        match self.forward(request, client, deadline, &mut log).await {
-            Ok(response) => response,
-            Err(error) => respond_error(error, log),
-        }
+    /// The settings in force.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
-    async fn forward(
+    /// Serve one request: its body comes from `source`, interim responses go to `interim`.
+    /// An error is logged (with the request id) and access-logged here; the caller answers
+    /// the client with [`ProxyError::response`].
+    pub async fn handle<S: ClientSource, I: InterimSink>(
         &self,
-        request: Request<Incoming>,
-        client: SocketAddr,
-        deadline: tokio::time::Instant,
+        request: ClientRequest,
+        source: &mut S,
+        interim: &mut I,
+    ) -> Result<Forwarded, ProxyError> {
+        let id = request.id;
+        let mut log = AccessLog::enabled().then(|| {
+            AccessLog::new(
+                id,
+                &request.head.method,
+                &request.head.target,
+                request.received_at,
+            )
+        });
+        let result = self.forward(request, source, interim, &mut log).await;
+        if let Err(error) = &result {
+            error.log(id);
+            if let Some(mut log) = log {
+                log.status = error
+                    .status()
+                    .unwrap_or(StatusCode::from_u16(499).expect("499 is a valid code"));
+                log.emit(false);
+            }
+        }
+        result
+    }
+
+    async fn forward<S: ClientSource, I: InterimSink>(
+        &self,
+        request: ClientRequest,
+        source: &mut S,
+        interim: &mut I,
         log: &mut Option<AccessLog>,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+    ) -> Result<Forwarded, ProxyError> {
         self.retry_budget.record_request();
         let set = self.upstreams.snapshot();
-        let (parts, body) = request.into_parts();
         let retry = &self.policies.retry;
-        // A request that reached a backend may be sent again only if its method is idempotent
-        // or the operator opted in; its body must be empty or recorded (and still within the
-        // recording limit when the retry comes).
-        let may_replay_sent = is_idempotent(&parts.method) || retry.non_idempotent;
-        let mut body = if retry.max_attempts > 1
+        // A request that reached a backend may go again only if its method is idempotent or
+        // the operator opted in, and its body is recorded (within the limit) or empty.
+        let may_replay_sent = is_idempotent(&request.head.method) || retry.non_idempotent;
+        let record = retry.max_attempts > 1
             && may_replay_sent
-            && !body.is_end_stream()
-            && body.size_hint().lower() <= retry.replay_limit_bytes as u64
-        {
-            UpstreamBody::Replayable(ReplayBody::new(body, retry.replay_limit_bytes))
-        } else {
-            UpstreamBody::Streaming(body)
+            && match request.body {
+                RequestBody::None => false,
+                RequestBody::Length(n) => n <= retry.replay_limit_bytes as u64,
+                RequestBody::Streaming => true,
+            };
+        let complete_on_arrival = (request.body == RequestBody::None)
+            .then(|| tokio::time::Instant::from_std(request.received_at));
+        let mut feed = BodyFeed::new(
+            source,
+            record.then_some(retry.replay_limit_bytes),
+            complete_on_arrival,
+        );
+        let ClientRequest {
+            head,
+            authority,
+            body,
+            expect_continue,
+            client,
+            ..
+        } = request;
+        let mut meta = RequestMeta {
+            head,
+            authority,
+            client,
         };
-        // Each attempt rewrites the request, so later attempts start from a copy of the
-        // original. Only kept when a retry is possible at all.
-        let original = (retry.max_attempts > 1).then(|| copy_parts(&parts));
-        let mut meta = RequestMeta { parts, client };
         let mut tried: Vec<u32> = Vec::new();
+        let mut continue_relayed = false;
 
         for attempt in 0.. {
             let (returned, routed) = self.router.route(meta, &set, attempt, &tried);
+            meta = returned;
             if let Some(log) = log.as_mut() {
                 log.decision += routed.elapsed;
                 log.decided_by = routed.decided_by;
+                log.attempts = attempt + 1;
             }
             let (index, upstream_headers, downstream_headers) = match routed.route {
                 Route::Forward {
@@ -143,39 +235,75 @@ impl Proxy {
             if let Some(log) = log.as_mut() {
                 log.backend = Some((set.clone(), index));
             }
-            let mut parts = returned.parts;
-            rewrite_for_backend(&mut parts, client, backend, upstream_headers);
-            let spare = if may_replay_sent { body.replay() } else { None };
-
-            let failure = match self
-                .attempt(backend, Request::from_parts(parts, body), deadline)
-                .await
-            {
-                Ok((response, lease, in_flight)) => {
-                    let (mut parts, body) = response.into_parts();
-                    if parts.status.is_server_error() && self.policies.outlier.count_5xx {
-                        self.note_failure(&set, index);
+            // Expect goes upstream only while the client still waits for an answer to it,
+            // and only if lbx can relay that answer.
+            let expect = expect_continue && !continue_relayed && interim.accepts_interim();
+            let mut head = BytesMut::new();
+            write_upstream_head(
+                &meta,
+                &backend.authority,
+                &upstream_headers,
+                &self.policies.proxy,
+                UpstreamFraming {
+                    body,
+                    expect_continue: expect,
+                },
+                &mut head,
+            );
+            let outgoing = OutgoingRequest {
+                head: head.freeze(),
+                method: meta.head.method.clone(),
+                encoding: match body {
+                    RequestBody::None => BodyEncoding::Empty,
+                    RequestBody::Length(_) => BodyEncoding::Length,
+                    RequestBody::Streaming => BodyEncoding::Chunked,
+                },
+                expect_continue: expect,
+            };
+            let attempted = self
+                .attempt(
+                    backend,
+                    outgoing,
+                    &mut feed,
+                    interim,
+                    &mut continue_relayed,
+                    may_replay_sent,
+                )
+                .await;
+            let failure = match attempted {
+                Ok((response, in_flight)) => {
+                    let crate::upstream::Response { head, body, .. } = response;
+                    let status = head.status;
+                    if status.is_server_error() && self.policies.outlier.count_5xx {
+                        note_failure(&set, index, &self.policies.outlier);
                     }
-                    headers::strip_hop_by_hop(&mut parts.headers);
-                    for (name, value) in downstream_headers {
-                        parts.headers.append(name, value);
-                    }
+                    let has_body = message_has_body(&meta.head.method, status);
+                    let head = client_response_head(head, downstream_headers, has_body);
                     let mut log = log.take();
                     if let Some(log) = &mut log {
-                        log.status = parts.status;
+                        log.status = status;
                     }
-                    let body = RelayedBody::new(body, lease, in_flight, log);
-                    return Ok(Response::from_parts(parts, Either::Left(body)));
+                    let served_by = ServedBy {
+                        set: set.clone(),
+                        index,
+                        outlier: self.policies.outlier,
+                    };
+                    return Ok(Forwarded {
+                        head,
+                        body: RelayedBody::new(body, served_by, in_flight, log),
+                        request_complete: feed.is_complete(),
+                    });
                 }
                 Err(failure) => failure,
             };
-            self.note_failure(&set, index);
-            let (error, next_body) = match failure {
-                AttemptFailure::Unsent(error, request) => (error, Some(request.into_body())),
-                // Asked only now: the recording may have overflowed during the attempt.
-                AttemptFailure::Sent(error) => (error, spare.and_then(|spare| spare.replay())),
-                AttemptFailure::Deadline(error) => (error, None),
+            let (error, may_retry) = match failure {
+                AttemptError::Unsent(error) => (error, feed.rewind()),
+                AttemptError::Sent(error) => (error, may_replay_sent && feed.rewind()),
+                AttemptError::Final(error) => return Err(error),
             };
+            if error.fault() == Fault::Backend {
+                note_failure(&set, index, &self.policies.outlier);
+            }
             tried.push(index as u32);
             // Retrying makes sense only on a backend that has not failed this request yet.
             let untried_left = set
@@ -183,150 +311,133 @@ impl Proxy {
                 .iter()
                 .enumerate()
                 .any(|(i, b)| b.is_usable() && !tried.contains(&(i as u32)));
-            let can_retry = attempt + 1 < self.policies.retry.max_attempts
-                && untried_left
-                && next_body.is_some()
-                && original.is_some();
+            let can_retry = may_retry && attempt + 1 < retry.max_attempts && untried_left;
             if !can_retry || !self.retry_budget.try_retry() {
                 return Err(error);
             }
             tracing::debug!(backend = %backend.id, attempt, %error, "retrying on another backend");
-            body = next_body.expect("checked above");
-            meta = RequestMeta {
-                parts: copy_parts(original.as_ref().expect("checked above")),
-                client,
-            };
         }
         unreachable!("the attempt loop only ends by returning")
     }
 
-    /// Send one attempt to `backend`, within the response-headers timeout.
-    async fn attempt(
+    /// One attempt on `backend`: a pooled connection (or a new one), the exchange, interim
+    /// responses relayed. A pooled connection found closed before it answered is replaced by
+    /// a new one once, without counting against the backend.
+    async fn attempt<S: ClientSource, I: InterimSink>(
         &self,
         backend: &Backend,
-        request: Request<UpstreamBody>,
-        deadline: tokio::time::Instant,
-    ) -> Result<
-        (
-            Response<Incoming>,
-            crate::upstream::Lease,
-            crate::upstream::InFlight,
-        ),
-        AttemptFailure,
-    > {
+        outgoing: OutgoingRequest,
+        feed: &mut BodyFeed<'_, S>,
+        interim: &mut I,
+        continue_relayed: &mut bool,
+        may_replay_sent: bool,
+    ) -> Result<(crate::upstream::Response, InFlight), AttemptError> {
         let in_flight = backend.stats.start_request();
-        let sent_at = Instant::now();
-        let timeout = self.policies.timeouts.response_headers;
-        let attempt_deadline = deadline.min(tokio::time::Instant::from_std(sent_at) + timeout);
-        match tokio::time::timeout_at(attempt_deadline, backend.pool.send(request)).await {
-            Ok(Ok((response, lease))) => {
-                if !response.status().is_server_error() {
-                    backend.stats.record_success(sent_at.elapsed());
-                }
-                Ok((response, lease, in_flight))
-            }
-            Ok(Err(SendError::Connect { reason, request })) => Err(AttemptFailure::Unsent(
-                ProxyError::BackendUnreachable {
-                    backend: backend.id.clone(),
-                    reason,
-                },
-                request,
-            )),
-            Ok(Err(SendError::Exchange(reason))) => {
-                Err(AttemptFailure::Sent(ProxyError::BackendUnreachable {
-                    backend: backend.id.clone(),
-                    reason,
-                }))
-            }
-            Err(_) if attempt_deadline == deadline => {
-                Err(AttemptFailure::Deadline(ProxyError::Deadline {
-                    after: self.policies.timeouts.request,
-                }))
-            }
-            Err(_) => Err(AttemptFailure::Sent(ProxyError::BackendTimeout {
+        let started = Instant::now();
+        let unreachable = |e: ConnectError| {
+            AttemptError::Unsent(ProxyError::Unreachable {
                 backend: backend.id.clone(),
-                after: timeout,
-            })),
+                reason: e.to_string(),
+            })
+        };
+        let mut conn = match backend.pool.take_idle() {
+            Some(conn) => conn,
+            None => backend.pool.connect().await.map_err(unreachable)?,
+        };
+        let timeouts = ExchangeTimeouts {
+            response_headers: self.policies.timeouts.response_headers,
+            request: self.policies.timeouts.request,
+            expect_wait: EXPECT_WAIT,
+        };
+        let mut replaced_stale = false;
+        loop {
+            let result = {
+                let mut exchange =
+                    Exchange::new(conn, backend.pool.clone(), outgoing.clone(), feed, timeouts);
+                relay_until_final(&mut exchange, interim, continue_relayed).await
+            };
+            let error = match result {
+                Ok(response) => {
+                    if !response.head.status.is_server_error() {
+                        backend.stats.record_success(started.elapsed());
+                    }
+                    return Ok((response, in_flight));
+                }
+                Err(error) => error,
+            };
+            if matches!(error, ExchangeError::Stale)
+                && !replaced_stale
+                && may_replay_sent
+                && feed.rewind()
+            {
+                replaced_stale = true;
+                tracing::debug!(backend = %backend.id, "pooled connection was closed by the backend; sending on a new one");
+                conn = backend.pool.connect().await.map_err(unreachable)?;
+                continue;
+            }
+            return Err(self.classify(backend, error));
         }
     }
 
-    fn note_failure(&self, set: &BackendSet, index: usize) {
-        let backend = &set.backends[index];
-        let outlier = &self.policies.outlier;
-        let may_eject = set.may_eject_another(outlier.max_ejection_percent);
-        match backend.stats.record_failure(outlier, may_eject) {
-            Ejection::Ejected { failures, duration } => tracing::warn!(
-                backend = %backend.id,
-                failures,
-                ejected_for_secs = duration.as_secs_f64(),
-                "backend ejected after consecutive failures"
-            ),
-            Ejection::Spared { failures } => tracing::warn!(
-                backend = %backend.id,
-                failures,
-                max_ejection_percent = outlier.max_ejection_percent,
-                "backend keeps failing but is not ejected: too many backends are already out"
-            ),
-            Ejection::NotEjected => {}
+    fn classify(&self, backend: &Backend, error: ExchangeError<ClientBodyError>) -> AttemptError {
+        let id = backend.id.clone();
+        match error {
+            ExchangeError::Client(e) => AttemptError::Final(ProxyError::ClientBody(e)),
+            ExchangeError::Deadline => AttemptError::Final(ProxyError::Deadline {
+                after: self.policies.timeouts.request,
+            }),
+            ExchangeError::Stale => AttemptError::Sent(ProxyError::Broken {
+                backend: id,
+                reason: "reused connection closed before any response".into(),
+            }),
+            ExchangeError::Broken(reason) => AttemptError::Sent(ProxyError::Broken {
+                backend: id,
+                reason,
+            }),
+            ExchangeError::Invalid(e) => AttemptError::Sent(ProxyError::InvalidResponse {
+                backend: id,
+                reason: e.0.into(),
+            }),
+            ExchangeError::TimedOut(after) => {
+                AttemptError::Sent(ProxyError::BackendTimeout { backend: id, after })
+            }
         }
     }
 }
 
-/// Make the client's request one for `backend`: hop-by-hop headers out, forwarding headers
-/// in, Host preserved (an HTTP/2 client's `:authority` becomes Host), origin-form target.
-fn rewrite_for_backend(
-    parts: &mut Parts,
-    client: SocketAddr,
-    backend: &Backend,
-    upstream_headers: Vec<(HeaderName, HeaderValue)>,
-) {
-    let host = parts.headers.get(HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    headers::strip_hop_by_hop(&mut parts.headers);
-    headers::add_forwarded(&mut parts.headers, client.ip(), host.as_ref());
-    if let Some(host) = host {
-        parts.headers.insert(HOST, host);
+/// Drive an exchange to its final response, relaying interim ones: `100 Continue` once, and
+/// only to a client that asked for it; other 1xx to any client that can take them (RFC 9110
+/// §15.2: a proxy MUST forward 1xx responses).
+async fn relay_until_final<S: ClientSource, I: InterimSink>(
+    exchange: &mut Exchange<'_, BodyFeed<'_, S>>,
+    interim: &mut I,
+    continue_relayed: &mut bool,
+) -> Result<crate::upstream::Response, ExchangeError<ClientBodyError>> {
+    loop {
+        match exchange.step().await? {
+            Step::Final(response) => return Ok(response),
+            Step::Interim(head) => {
+                let relay = if head.status == StatusCode::CONTINUE {
+                    !std::mem::replace(continue_relayed, true)
+                } else {
+                    true
+                };
+                if relay && interim.accepts_interim() {
+                    let head = client_response_head(head, Vec::new(), false);
+                    interim
+                        .send_interim(&head)
+                        .await
+                        .map_err(|_| ExchangeError::Client(ClientBodyError::Gone))?;
+                }
+            }
+        }
     }
-    for (name, value) in upstream_headers {
-        parts.headers.append(name, value);
-    }
-    parts.uri = upstream_uri(&parts.uri, &backend.authority);
-    parts.version = Version::HTTP_11;
 }
 
-/// A copy of a request head (extensions are not carried: lbx sets none).
-fn copy_parts(parts: &Parts) -> Parts {
-    let mut copy = Request::new(()).into_parts().0;
-    copy.method = parts.method.clone();
-    copy.uri = parts.uri.clone();
-    copy.version = parts.version;
-    copy.headers = parts.headers.clone();
-    copy
-}
-
-fn respond_error(error: ProxyError, log: Option<AccessLog>) -> Response<ProxyBody> {
-    let response = error.to_response();
-    if let Some(mut log) = log {
-        log.status = response.status();
-        log.emit(true);
-    }
-    response.map(Either::Right)
-}
-
-/// `http://<backend>/<the client's path and query>`.
-fn upstream_uri(original: &Uri, backend: &http::uri::Authority) -> Uri {
-    let path = original
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(backend.clone())
-        .path_and_query(path)
-        .build()
-        .expect("scheme, authority and path are each valid")
+/// Whether a response to `method` with `status` has a body at all (RFC 9110 §6.4.1).
+fn message_has_body(method: &Method, status: StatusCode) -> bool {
+    !(*method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
 }

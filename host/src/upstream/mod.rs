@@ -3,9 +3,10 @@
 //! Readers take a snapshot ([`Upstreams::snapshot`]); a new backend set is built off the hot path
 //! and published with one store. Stats of backends that remain (same id) are carried over.
 
+pub mod exchange;
 pub mod health;
 mod pool;
-mod request_body;
+mod response_body;
 mod stats;
 
 use std::collections::HashMap;
@@ -17,8 +18,11 @@ use http::uri::Authority;
 
 use crate::config::{BackendConfig, ConfigError, HealthCheck, HealthSettings, parse_backend_url};
 use crate::shutdown::{self, StopReceiver, StopSender};
-pub use pool::{ConnectionPool, Lease, PoolSettings, SendError};
-pub use request_body::{ReplayBody, UpstreamBody};
+pub use exchange::{
+    BodySource, Exchange, ExchangeError, ExchangeTimeouts, OutgoingRequest, Response, Step,
+};
+pub use pool::{ConnectError, ConnectionPool, PoolSettings, UpstreamConn};
+pub use response_body::{ResponseBody, ResponseBodyError};
 pub use stats::{Ejection, InFlight, LiveStats};
 
 /// One backend as routing sees it.

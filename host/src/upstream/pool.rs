@@ -1,22 +1,22 @@
 //! Keep-alive HTTP/1.1 connections to one backend.
 //!
-//! Why not hyper-util's legacy client: it spawns a task per request to return the connection
-//! to its pool, goes through a shared pool lock and checkout future per request, and drops the
-//! request on a connect error. Here a connection is taken from a per-backend stack, used for
-//! exactly one request, and handed back by the response body when it ends (see
-//! `proxy::RelayedBody`), and a request that was never written is returned to the caller.
+//! A connection is a socket and its read buffer, nothing else: no task of its own, no channel.
+//! The request that takes it from the pool writes and reads it directly (see [`super::exchange`])
+//! and the response body hands it back when the response has ended cleanly. (hyper's
+//! `client::conn` puts a connection task and a channel hop between the request and the socket
+//! on every exchange; hyper-util's legacy client adds a pool lock, a checkout future and a
+//! spawned task per request, and drops the request on a connect error.)
+//!
+//! An idle connection the backend has closed is noticed when it is taken (a read that returns
+//! end of file, or bytes nobody asked for) and discarded; one closed in the instant after that
+//! check is reported by the exchange as stale, and the request goes again on a new connection.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use http::uri::Authority;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-
-use super::UpstreamBody;
 
 /// Settings of every backend's pool.
 #[derive(Debug, Clone, Copy)]
@@ -29,20 +29,27 @@ pub struct PoolSettings {
     pub max_idle: usize,
 }
 
-/// Why a request could not be sent.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    /// No connection could be made; the request was not sent and is handed back.
-    #[error("connect failed: {reason}")]
-    Connect {
-        /// Why.
-        reason: String,
-        /// The untouched request, for a retry elsewhere.
-        request: Box<Request<UpstreamBody>>,
-    },
-    /// The connection failed after the request was (maybe partly) written.
-    #[error("{0}")]
-    Exchange(String),
+/// Why no connection could be made (nothing was sent).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    /// The backend refused, or the address did not resolve.
+    #[error("connect failed: {0}")]
+    Failed(String),
+    /// No answer within the connect timeout.
+    #[error("connect timed out after {} ms", .0.as_millis())]
+    TimedOut(Duration),
+}
+
+/// An open connection to a backend.
+#[derive(Debug)]
+pub struct UpstreamConn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Bytes read from it and not yet consumed.
+    pub buf: BytesMut,
+    /// Whether it served an earlier request (so a close before any answer may be the backend
+    /// ending an idle connection rather than failing this request).
+    pub reused: bool,
 }
 
 /// Idle connections to one backend.
@@ -55,23 +62,8 @@ pub struct ConnectionPool {
 
 #[derive(Debug)]
 struct IdleConnection {
-    sender: http1::SendRequest<UpstreamBody>,
+    conn: UpstreamConn,
     since: Instant,
-}
-
-/// A connection lent to one request; give it back with [`ConnectionPool::put_back`].
-#[derive(Debug)]
-pub struct Lease {
-    sender: http1::SendRequest<UpstreamBody>,
-    pool: Arc<ConnectionPool>,
-}
-
-impl Lease {
-    /// Return the connection to its pool for the next request (call once the response body
-    /// has been read to its end; a connection in mid-response must be dropped instead).
-    pub fn put_back(self) {
-        self.pool.put_back(self.sender);
-    }
 }
 
 impl ConnectionPool {
@@ -84,102 +76,112 @@ impl ConnectionPool {
         }
     }
 
-    /// Send `request` on an idle connection, or a new one. Returns the response head and the
-    /// lease to give back when its body is done.
-    pub async fn send(
-        self: &Arc<Self>,
-        mut request: Request<UpstreamBody>,
-    ) -> Result<(Response<Incoming>, Lease), SendError> {
-        // A pooled connection may have been closed by the backend while idle; such a request
-        // comes back unsent and goes on a fresh connection instead.
-        while let Some(mut sender) = self.take_idle() {
-            if sender.ready().await.is_err() {
-                continue;
+    /// The most recently returned idle connection that is still open, if any.
+    pub fn take_idle(&self) -> Option<UpstreamConn> {
+        loop {
+            let idle = self.idle.lock().expect("pool lock").pop()?;
+            if idle.since.elapsed() < self.settings.idle_timeout && still_open(&idle.conn) {
+                let mut conn = idle.conn;
+                conn.reused = true;
+                return Some(conn);
             }
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok((response, self.lease(sender))),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(SendError::Exchange(describe(e.error()))),
-                },
-            }
-        }
-        let mut sender = match self.connect().await {
-            Ok(sender) => sender,
-            Err(reason) => {
-                return Err(SendError::Connect {
-                    reason,
-                    request: Box::new(request),
-                });
-            }
-        };
-        match sender.send_request(request).await {
-            Ok(response) => Ok((response, self.lease(sender))),
-            Err(e) => Err(SendError::Exchange(describe(&e))),
         }
     }
 
-    fn lease(self: &Arc<Self>, sender: http1::SendRequest<UpstreamBody>) -> Lease {
-        Lease {
-            sender,
-            pool: self.clone(),
-        }
+    /// Open a new connection.
+    pub async fn connect(&self) -> Result<UpstreamConn, ConnectError> {
+        let timeout = self.settings.connect_timeout;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.authority.as_str()))
+            .await
+            .map_err(|_| ConnectError::TimedOut(timeout))?
+            .map_err(|e| ConnectError::Failed(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        Ok(UpstreamConn {
+            stream,
+            buf: BytesMut::new(),
+            reused: false,
+        })
     }
 
-    fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
-        let mut idle = self.idle.lock().expect("pool lock");
-        while let Some(connection) = idle.pop() {
-            if !connection.sender.is_closed()
-                && connection.since.elapsed() < self.settings.idle_timeout
-            {
-                return Some(connection.sender);
-            }
-        }
-        None
-    }
-
-    fn put_back(&self, sender: http1::SendRequest<UpstreamBody>) {
-        if sender.is_closed() {
-            return;
+    /// Keep `conn` for a later request (the caller has read its last response completely).
+    pub fn put_back(&self, conn: UpstreamConn) {
+        if !conn.buf.is_empty() {
+            return; // bytes after the response: the backend is out of step, do not reuse
         }
         let mut idle = self.idle.lock().expect("pool lock");
         if idle.len() < self.settings.max_idle {
             idle.push(IdleConnection {
-                sender,
+                conn,
                 since: Instant::now(),
             });
         }
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<UpstreamBody>, String> {
-        let address = self.authority.as_str();
-        let stream =
-            tokio::time::timeout(self.settings.connect_timeout, TcpStream::connect(address))
-                .await
-                .map_err(|_| {
-                    format!(
-                        "connect timed out after {:?}",
-                        self.settings.connect_timeout
-                    )
-                })?
-                .map_err(|e| e.to_string())?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| describe(&e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "backend connection ended with an error");
-            }
-        });
-        Ok(sender)
+    /// Idle connections held now.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().expect("pool lock").len()
     }
 }
 
-/// hyper's error with its cause, e.g. "connection closed before message completed".
-fn describe(error: &hyper::Error) -> String {
-    match std::error::Error::source(error) {
-        Some(cause) => format!("{error}: {cause}"),
-        None => error.to_string(),
+/// Whether an idle connection is still usable: the backend has neither closed it nor sent
+/// anything on it. Non-blocking; tokio answers from the readiness it already knows, without a
+/// system call, unless the socket was reported readable.
+fn still_open(conn: &UpstreamConn) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn settings() -> PoolSettings {
+        PoolSettings {
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(60),
+            max_idle: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_backend_closed_while_idle_is_not_reused() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let pool = ConnectionPool::new(authority, settings());
+        let conn = pool.connect().await.unwrap();
+        let (mut server_side, _) = listener.accept().await.unwrap();
+        pool.put_back(conn);
+        server_side.shutdown().await.unwrap();
+        drop(server_side);
+        // Let the reactor see the FIN.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(pool.take_idle().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_open_idle_connection_is_reused_and_marked_so() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let pool = ConnectionPool::new(authority, settings());
+        let conn = pool.connect().await.unwrap();
+        let _server_side = listener.accept().await.unwrap();
+        assert!(!conn.reused);
+        pool.put_back(conn);
+        let again = pool.take_idle().expect("still open");
+        assert!(again.reused);
+    }
+
+    #[tokio::test]
+    async fn at_most_max_idle_connections_are_kept() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
+        let pool = ConnectionPool::new(authority, settings());
+        for _ in 0..3 {
+            let conn = pool.connect().await.unwrap();
+            let _ = listener.accept().await.unwrap();
+            pool.put_back(conn);
+        }
+        assert_eq!(pool.idle_count(), 2);
     }
 }

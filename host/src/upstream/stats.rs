@@ -137,16 +137,25 @@ impl LiveStats {
         if !may_eject {
             return Ejection::Spared { failures };
         }
+        // Saturating everywhere: a configured duration must never overflow the request path.
         let now = self.millis_now();
         let since_last = now.saturating_sub(self.last_ejection_ms.load(Ordering::Relaxed));
-        let calm = since_last > (outlier.max_ejection + outlier.base_ejection).as_millis() as u64;
+        let calm_ms = millis(outlier.max_ejection.saturating_add(outlier.base_ejection));
         let previous = self.ejections.load(Ordering::Relaxed);
-        let streak = if calm { 1 } else { previous + 1 };
-        let duration = (outlier.base_ejection * streak).min(outlier.max_ejection);
+        let streak = if since_last > calm_ms {
+            1
+        } else {
+            previous.saturating_add(1)
+        };
+        let duration = outlier
+            .base_ejection
+            .checked_mul(streak)
+            .unwrap_or(Duration::MAX)
+            .min(outlier.max_ejection);
         self.ejections.store(streak, Ordering::Relaxed);
         self.last_ejection_ms.store(now, Ordering::Relaxed);
         self.ejected_until_ms.store(
-            (now + duration.as_millis() as u64).max(1),
+            now.saturating_add(millis(duration)).max(1),
             Ordering::Relaxed,
         );
         self.consecutive_failures.store(0, Ordering::Relaxed);
@@ -154,8 +163,12 @@ impl LiveStats {
     }
 
     fn millis_now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        millis(self.epoch.elapsed())
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// What a failure did to the backend's standing.
@@ -258,6 +271,25 @@ mod tests {
             }
         }
         assert_eq!(durations, [10, 20, 25]);
+    }
+
+    #[test]
+    fn huge_ejection_settings_saturate_instead_of_panicking() {
+        let stats = LiveStats::default();
+        let config = OutlierConfig {
+            consecutive_failures: 1,
+            base_ejection: Duration::MAX,
+            max_ejection: Duration::MAX,
+            ..OutlierConfig::default()
+        };
+        for _ in 0..3 {
+            stats.clear_ejection();
+            assert!(matches!(
+                stats.record_failure(&config, true),
+                Ejection::Ejected { .. }
+            ));
+        }
+        assert!(stats.is_ejected());
     }
 
     #[test]

@@ -842,3 +842,6 @@ impl LoadGenerator {
         total
     }
 }
+
+mod raw;
+pub use raw::{RawBackend, RawClient, RawRequest};

@@ -1,0 +1,406 @@
+//! The client's request body on its way to a backend: read from an HTTP/1.1 connection or an
+//! HTTP/2 stream, under the client-body idle timeout, and recorded (up to a limit) so a retry
+//! can send it again.
+//!
+//! The rule this module exists for: a body that did not end cleanly — malformed framing, the
+//! client gone, the client too slow — is an error all the way up. It is never turned into an
+//! end of body, so the upstream request is abandoned without its terminating chunk (or short
+//! of its Content-Length) and is never replayed.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http_body::Body as _;
+use tokio::io::AsyncRead;
+use tokio::time::{Instant, Sleep};
+
+use crate::http1::body::{BodyDecoder, BodyError, Decoded};
+use crate::http1::io::{BODY_READ_SIZE, poll_read_into};
+use crate::message::BodyChunk;
+use crate::upstream::BodySource;
+
+/// Why the client's body could not be read: the client's fault, never a backend's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientBodyError {
+    /// The body's framing is broken (bad chunk size, missing CRLF): answered 400.
+    #[error("malformed request body: {0}")]
+    Malformed(&'static str),
+    /// The client closed or reset the connection (or stream) before the body ended.
+    #[error("client went away before its request body ended")]
+    Gone,
+    /// No body bytes arrived for `[timeouts] client_body`: answered 408.
+    #[error("no request body data for {} ms", .0.as_millis())]
+    TimedOut(Duration),
+}
+
+/// A client's body, read piece by piece.
+pub trait ClientSource {
+    /// The next piece; `Ready(Ok(None))` at the clean end.
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>>;
+}
+
+/// No body.
+#[derive(Debug, Default)]
+pub struct NoBody;
+
+impl ClientSource for NoBody {
+    fn poll_chunk(
+        &mut self,
+        _: &mut Context<'_>,
+    ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
+        Poll::Ready(Ok(None))
+    }
+}
+
+/// A timer that fires when a body has been idle for its timeout; armed only while waiting.
+#[derive(Debug)]
+struct IdleTimer {
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            sleep: None,
+        }
+    }
+
+    /// Data arrived: the next wait starts afresh.
+    fn activity(&mut self) {
+        if let Some(sleep) = &mut self.sleep
+            && let Some(at) = Instant::now().checked_add(self.timeout)
+        {
+            sleep.as_mut().reset(at);
+        }
+    }
+
+    /// The source is waiting: `Ready` once it has waited too long.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<ClientBodyError> {
+        let timeout = self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(sleep.as_mut().poll(cx));
+        Poll::Ready(ClientBodyError::TimedOut(timeout))
+    }
+}
+
+/// The body of a request on an HTTP/1.1 client connection, decoded from the connection's
+/// read half and buffer (which stay the connection's: the next request is read from them).
+#[derive(Debug)]
+pub struct H1Body<'c, R> {
+    reader: &'c mut R,
+    buf: &'c mut BytesMut,
+    decoder: BodyDecoder,
+    idle: IdleTimer,
+}
+
+impl<'c, R: AsyncRead + Unpin> H1Body<'c, R> {
+    /// The body framed by `decoder`, read from `reader` after what `buf` already holds.
+    pub fn new(
+        reader: &'c mut R,
+        buf: &'c mut BytesMut,
+        decoder: BodyDecoder,
+        idle: Duration,
+    ) -> Self {
+        Self {
+            reader,
+            buf,
+            decoder,
+            idle: IdleTimer::new(idle),
+        }
+    }
+
+    /// Whether the body was read to its end (so the connection can carry another request).
+    pub fn is_done(&self) -> bool {
+        self.decoder.is_done()
+    }
+}
+
+impl<R: AsyncRead + Unpin> ClientSource for H1Body<'_, R> {
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
+        loop {
+            match self.decoder.decode(self.buf) {
+                Ok(Decoded::Data(data)) => {
+                    self.idle.activity();
+                    return Poll::Ready(Ok(Some(BodyChunk::Data(data))));
+                }
+                Ok(Decoded::Trailers(trailers)) => {
+                    return Poll::Ready(Ok(Some(BodyChunk::Trailers(trailers))));
+                }
+                Ok(Decoded::End) => return Poll::Ready(Ok(None)),
+                Ok(Decoded::NeedMore) => {}
+                Err(BodyError::Malformed(what)) => {
+                    return Poll::Ready(Err(ClientBodyError::Malformed(what)));
+                }
+                Err(BodyError::Truncated) => return Poll::Ready(Err(ClientBodyError::Gone)),
+            }
+            match poll_read_into(Pin::new(&mut *self.reader), self.buf, BODY_READ_SIZE, cx) {
+                Poll::Ready(Ok(0)) => {
+                    if self.decoder.eof().is_err() {
+                        return Poll::Ready(Err(ClientBodyError::Gone));
+                    }
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(ClientBodyError::Gone)),
+                Poll::Pending => return self.idle.poll_expired(cx).map(Err),
+            }
+        }
+    }
+}
+
+/// The body of a request on an HTTP/2 stream.
+#[derive(Debug)]
+pub struct H2Body {
+    body: hyper::body::Incoming,
+    idle: IdleTimer,
+}
+
+impl H2Body {
+    /// Read `body` with `idle` as the client-body timeout.
+    pub fn new(body: hyper::body::Incoming, idle: Duration) -> Self {
+        Self {
+            body,
+            idle: IdleTimer::new(idle),
+        }
+    }
+}
+
+impl ClientSource for H2Body {
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                self.idle.activity();
+                let chunk = match frame.into_data() {
+                    Ok(data) => BodyChunk::Data(data),
+                    Err(frame) => match frame.into_trailers() {
+                        Ok(trailers) => {
+                            BodyChunk::Trailers(super::headers::from_header_map(&trailers))
+                        }
+                        Err(_) => BodyChunk::Data(bytes::Bytes::new()),
+                    },
+                };
+                Poll::Ready(Ok(Some(chunk)))
+            }
+            Poll::Ready(None) => Poll::Ready(Ok(None)),
+            // A reset stream (the client cancelled) or a protocol error h2 already answered.
+            Poll::Ready(Some(Err(_))) => Poll::Ready(Err(ClientBodyError::Gone)),
+            Poll::Pending => self.idle.poll_expired(cx).map(Err),
+        }
+    }
+}
+
+/// The client's body as attempts read it: each attempt starts from the beginning, replayed
+/// from the recording, then continues with what the client has not sent yet.
+#[derive(Debug)]
+pub struct BodyFeed<'s, S> {
+    source: &'s mut S,
+    /// `None`: not recorded (replay impossible once anything was read).
+    recording: Option<Recording>,
+    /// Recorded pieces this attempt has already been given.
+    cursor: usize,
+    /// Whether any piece was read from the source (before that, a retry needs no recording).
+    consumed: bool,
+    /// When the source ended cleanly.
+    completed_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Recording {
+    chunks: Vec<BodyChunk>,
+    bytes: usize,
+    limit: usize,
+    /// More than `limit` was read: the recording is gone and cannot be replayed.
+    overflowed: bool,
+}
+
+impl<'s, S: ClientSource> BodyFeed<'s, S> {
+    /// A feed over `source`, recording up to `record_limit` bytes when given. `complete_at` is
+    /// set for a request that has no body (it was complete on arrival).
+    pub fn new(
+        source: &'s mut S,
+        record_limit: Option<usize>,
+        complete_at: Option<Instant>,
+    ) -> Self {
+        Self {
+            source,
+            recording: record_limit.map(|limit| Recording {
+                chunks: Vec::new(),
+                bytes: 0,
+                limit,
+                overflowed: false,
+            }),
+            cursor: 0,
+            consumed: false,
+            completed_at: complete_at,
+        }
+    }
+
+    /// Start the body over for another attempt. `false` if it cannot be sent again (parts
+    /// were read and not recorded).
+    pub fn rewind(&mut self) -> bool {
+        let replayable = match &self.recording {
+            _ if !self.consumed => true,
+            Some(recording) => !recording.overflowed,
+            None => false,
+        };
+        if replayable {
+            self.cursor = 0;
+        }
+        replayable
+    }
+
+    /// Whether the client's body has been read to its clean end.
+    pub fn is_complete(&self) -> bool {
+        self.completed_at.is_some()
+    }
+
+    fn record(&mut self, chunk: &BodyChunk) {
+        let Some(recording) = &mut self.recording else {
+            return;
+        };
+        if recording.overflowed {
+            return;
+        }
+        let len = match chunk {
+            BodyChunk::Data(data) => data.len(),
+            BodyChunk::Trailers(_) => 0,
+        };
+        if recording.bytes + len > recording.limit {
+            recording.overflowed = true;
+            recording.chunks = Vec::new();
+            return;
+        }
+        recording.bytes += len;
+        recording.chunks.push(chunk.clone());
+        self.cursor = recording.chunks.len();
+    }
+}
+
+impl<S: ClientSource> BodySource for BodyFeed<'_, S> {
+    type Error = ClientBodyError;
+
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
+        if let Some(recording) = &self.recording
+            && !recording.overflowed
+            && self.cursor < recording.chunks.len()
+        {
+            let chunk = recording.chunks[self.cursor].clone();
+            self.cursor += 1;
+            return Poll::Ready(Ok(Some(chunk)));
+        }
+        if self.completed_at.is_some() {
+            return Poll::Ready(Ok(None));
+        }
+        let polled = ready!(self.source.poll_chunk(cx));
+        match &polled {
+            Ok(Some(chunk)) => {
+                self.consumed = true;
+                self.record(chunk);
+            }
+            Ok(None) => self.completed_at = Some(Instant::now()),
+            Err(_) => self.consumed = true,
+        }
+        Poll::Ready(polled)
+    }
+
+    fn completed_at(&self) -> Option<Instant> {
+        self.completed_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::collections::VecDeque;
+
+    /// A scripted source: hands out its pieces, then its end or error.
+    struct Script(VecDeque<Result<Option<BodyChunk>, ClientBodyError>>);
+
+    impl ClientSource for Script {
+        fn poll_chunk(
+            &mut self,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
+            Poll::Ready(self.0.pop_front().unwrap_or(Ok(None)))
+        }
+    }
+
+    fn data(text: &'static str) -> Result<Option<BodyChunk>, ClientBodyError> {
+        Ok(Some(BodyChunk::Data(Bytes::from_static(text.as_bytes()))))
+    }
+
+    fn drain<S: ClientSource>(
+        feed: &mut BodyFeed<'_, S>,
+    ) -> (Vec<u8>, Result<(), ClientBodyError>) {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut out = Vec::new();
+        loop {
+            match feed.poll_chunk(&mut cx) {
+                Poll::Ready(Ok(Some(BodyChunk::Data(d)))) => out.extend_from_slice(&d),
+                Poll::Ready(Ok(Some(BodyChunk::Trailers(_)))) => {}
+                Poll::Ready(Ok(None)) => return (out, Ok(())),
+                Poll::Ready(Err(e)) => return (out, Err(e)),
+                Poll::Pending => unreachable!("scripted sources are always ready"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_recorded_body_replays_from_the_start() {
+        let mut source = Script(VecDeque::from([data("ab"), data("cd"), Ok(None)]));
+        let mut feed = BodyFeed::new(&mut source, Some(16), None);
+        assert_eq!(drain(&mut feed).0, b"abcd");
+        assert!(feed.is_complete());
+        assert!(feed.rewind());
+        assert_eq!(drain(&mut feed).0, b"abcd");
+    }
+
+    #[test]
+    fn a_body_past_the_recording_limit_cannot_be_replayed() {
+        let mut source = Script(VecDeque::from([data("abcdef"), data("gh"), Ok(None)]));
+        let mut feed = BodyFeed::new(&mut source, Some(4), None);
+        assert_eq!(drain(&mut feed).0, b"abcdefgh");
+        assert!(!feed.rewind());
+    }
+
+    #[test]
+    fn a_body_that_broke_is_an_error_and_never_ends() {
+        let mut source = Script(VecDeque::from([
+            data("ab"),
+            Err(ClientBodyError::Malformed("x")),
+        ]));
+        let mut feed = BodyFeed::new(&mut source, Some(16), None);
+        let (got, result) = drain(&mut feed);
+        assert_eq!(got, b"ab");
+        assert_eq!(result, Err(ClientBodyError::Malformed("x")));
+        assert!(!feed.is_complete());
+    }
+
+    #[test]
+    fn an_unrecorded_body_can_still_be_sent_again_if_nothing_was_read() {
+        let mut source = Script(VecDeque::from([data("ab"), Ok(None)]));
+        let mut feed = BodyFeed::new(&mut source, None, None);
+        assert!(feed.rewind(), "nothing read yet");
+        let _ = drain(&mut feed);
+        assert!(!feed.rewind(), "read and not recorded");
+    }
+}

@@ -1,0 +1,393 @@
+//! HTTP/1.1 (and 1.0) client connections: read a request head, hand the request to the proxy
+//! with the connection's read side as the body source, relay interim responses, write the
+//! response framed for the client's version, and keep the connection for the next request
+//! only when both messages ended cleanly.
+//!
+//! A request head must arrive within `[timeouts] request_headers` (slowloris), which also
+//! closes a keep-alive connection idle that long. A connection closed with request bytes still
+//! unread is closed gracefully: lbx stops writing, then reads and discards for a moment, so the
+//! client is not sent a reset that could destroy the response it has not read yet.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Version};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::client_body::H1Body;
+use super::error::{Fault, ProxyError};
+use super::request::{ClientRequest, RequestBody, RequestId};
+use super::{Forwarded, InterimSink, Proxy, message_has_body};
+use crate::http1::Framing;
+use crate::http1::body::{BodyDecoder, CHUNK_END, chunk_header, last_chunk};
+use crate::http1::encode::write_response_head;
+use crate::http1::io::{HEAD_READ_SIZE, read_into, write_all_vectored};
+use crate::http1::parse::{ParsedRequest, RequestError, parse_request};
+use crate::message::{BodyChunk, ResponseHead};
+use crate::shutdown::{self, StopReceiver};
+
+/// Longest a closing connection keeps reading (and discarding) what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// What reading a request head gave.
+enum HeadRead {
+    Request(ParsedRequest),
+    /// Nothing to answer: the client closed, stayed idle too long, or lbx is shutting down
+    /// between requests.
+    Closed,
+    /// Part of a head arrived, then nothing within the header timeout.
+    TimedOut,
+    Invalid(RequestError),
+}
+
+/// Serve one client connection until it closes, fails, or `stop` is raised.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut stop: StopReceiver) {
+    let mut stream = stream;
+    let mut buf = BytesMut::with_capacity(HEAD_READ_SIZE);
+    let timeouts = proxy.policies().timeouts;
+    loop {
+        let parsed =
+            match read_head(&mut stream, &mut buf, timeouts.request_headers, &mut stop).await {
+                HeadRead::Request(parsed) => parsed,
+                HeadRead::Closed => return,
+                HeadRead::TimedOut => {
+                    let error = ProxyError::HeadTimedOut(timeouts.request_headers);
+                    let _ = answer_error(&mut stream, &error, RequestId::next(), true).await;
+                    return linger(&mut stream).await;
+                }
+                HeadRead::Invalid(error) => {
+                    let error = ProxyError::BadRequest(error);
+                    let id = RequestId::next();
+                    error.log(id);
+                    let _ = answer_error(&mut stream, &error, id, true).await;
+                    return linger(&mut stream).await;
+                }
+            };
+        let keep_alive = parsed.keep_alive;
+        let method = parsed.head.method.clone();
+        let version = parsed.head.version;
+        let body = match parsed.framing {
+            Framing::Empty if parsed.head.headers.contains("content-length") => {
+                RequestBody::Length(0)
+            }
+            Framing::Empty => RequestBody::None,
+            Framing::Length(n) => RequestBody::Length(n),
+            Framing::Chunked | Framing::UntilClose => RequestBody::Streaming,
+        };
+        let id = RequestId::next();
+        let request = ClientRequest {
+            head: parsed.head,
+            authority: parsed.authority,
+            body,
+            expect_continue: parsed.expect_continue,
+            client: peer,
+            received_at: std::time::Instant::now(),
+            id,
+        };
+
+        let (mut reader, mut writer) = stream.split();
+        let (result, body_done) = {
+            let mut source = H1Body::new(
+                &mut reader,
+                &mut buf,
+                BodyDecoder::new(parsed.framing),
+                timeouts.client_body,
+            );
+            let mut interim = Interim {
+                writer: &mut writer,
+                accepts: version == Version::HTTP_11,
+            };
+            let result = proxy.handle(request, &mut source, &mut interim).await;
+            (result, source.is_done())
+        };
+        let stopping = *stop.borrow();
+        let reusable = match result {
+            Ok(forwarded) => {
+                let closing = !keep_alive || !forwarded.request_complete || !body_done || stopping;
+                match write_response(&mut writer, forwarded, &method, version, closing).await {
+                    Ok(kept) => kept && !closing,
+                    Err(_) => false,
+                }
+            }
+            Err(error) => {
+                // After an error the connection stays only if the request was read to its
+                // end and the client did nothing wrong.
+                let closing =
+                    !keep_alive || !body_done || stopping || error.fault() == Fault::Client;
+                match error.response(id) {
+                    Some(_) => {
+                        answer_error(&mut writer, &error, id, closing).await.is_ok() && !closing
+                    }
+                    None => false,
+                }
+            }
+        };
+        if !reusable {
+            if !body_done {
+                return linger(&mut stream).await;
+            }
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Read until a complete request head is in `buf`.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+    stop: &mut StopReceiver,
+) -> HeadRead {
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        if !buf.is_empty() {
+            match parse_request(buf) {
+                Ok(Some(parsed)) => return HeadRead::Request(parsed),
+                Ok(None) => {}
+                Err(error) => return HeadRead::Invalid(error),
+            }
+        }
+        let idle = buf.is_empty();
+        let read = tokio::select! {
+            read = read_into(stream, buf, HEAD_READ_SIZE) => read,
+            _ = sleep_until(deadline) => {
+                return if idle { HeadRead::Closed } else { HeadRead::TimedOut };
+            }
+            // Shutting down: a connection between requests closes at once.
+            _ = shutdown::stopped(stop), if idle => return HeadRead::Closed,
+        };
+        match read {
+            Ok(0) | Err(_) => return HeadRead::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Interim responses to an HTTP/1.1 client.
+struct Interim<'w, W> {
+    writer: &'w mut W,
+    accepts: bool,
+}
+
+impl<W: AsyncWrite + Unpin + Send> InterimSink for Interim<'_, W> {
+    fn accepts_interim(&self) -> bool {
+        // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client.
+        self.accepts
+    }
+
+    async fn send_interim(&mut self, head: &ResponseHead) -> std::io::Result<()> {
+        let mut out = BytesMut::new();
+        write_response_head(head.status, &head.reason, &head.headers, &mut out);
+        self.writer.write_all(&out).await
+    }
+}
+
+/// How the response body goes to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    None,
+    Length,
+    Chunked,
+    UntilClose,
+}
+
+/// Write `forwarded` to the client. `Ok(true)`: the whole response went out and the
+/// connection may carry another request (if the caller's `closing` allows).
+async fn write_response<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    forwarded: Forwarded,
+    method: &Method,
+    version: Version,
+    mut closing: bool,
+) -> std::io::Result<bool> {
+    let Forwarded {
+        mut head, mut body, ..
+    } = forwarded;
+    let encoding = if !message_has_body(method, head.status) {
+        Encoding::None
+    } else {
+        match body.framing() {
+            Framing::Empty => {
+                head.headers.push(
+                    Bytes::from_static(b"Content-Length"),
+                    Bytes::from_static(b"0"),
+                );
+                Encoding::None
+            }
+            Framing::Length(n) => {
+                head.headers.push(
+                    Bytes::from_static(b"Content-Length"),
+                    Bytes::from(n.to_string()),
+                );
+                Encoding::Length
+            }
+            Framing::Chunked | Framing::UntilClose if version == Version::HTTP_11 => {
+                head.headers.push(
+                    Bytes::from_static(b"Transfer-Encoding"),
+                    Bytes::from_static(b"chunked"),
+                );
+                Encoding::Chunked
+            }
+            // An HTTP/1.0 client cannot read chunks: the body ends when lbx closes.
+            Framing::Chunked | Framing::UntilClose => {
+                closing = true;
+                Encoding::UntilClose
+            }
+        }
+    };
+    if closing {
+        head.headers.push(
+            Bytes::from_static(b"Connection"),
+            Bytes::from_static(b"close"),
+        );
+    } else if version == Version::HTTP_10 {
+        head.headers.push(
+            Bytes::from_static(b"Connection"),
+            Bytes::from_static(b"keep-alive"),
+        );
+    }
+    let mut out = BytesMut::new();
+    write_response_head(head.status, &head.reason, &head.headers, &mut out);
+    let head_bytes = out.freeze();
+    if encoding == Encoding::None {
+        writer.write_all(&head_bytes).await?;
+        // Drain a body the backend sent for a bodiless response (none, normally).
+        return Ok(drain(&mut body).await);
+    }
+
+    // The first piece usually arrived with the response head: send both in one write.
+    let first = std::future::poll_fn(|cx| Poll::Ready(body.poll_chunk(cx))).await;
+    let mut pending_head = Some(head_bytes);
+    let mut next = match first {
+        Poll::Ready(chunk) => chunk,
+        Poll::Pending => {
+            writer
+                .write_all(&pending_head.take().expect("head not yet written"))
+                .await?;
+            std::future::poll_fn(|cx| body.poll_chunk(cx)).await
+        }
+    };
+    loop {
+        let head_part = pending_head.take().unwrap_or_default();
+        match next {
+            Some(Ok(BodyChunk::Data(data))) => {
+                if data.is_empty() && head_part.is_empty() {
+                    next = std::future::poll_fn(|cx| body.poll_chunk(cx)).await;
+                    continue;
+                }
+                if encoding == Encoding::Chunked && !data.is_empty() {
+                    let size = chunk_header(data.len());
+                    let mut parts = [
+                        IoSlice::new(&head_part),
+                        IoSlice::new(size.as_ref()),
+                        IoSlice::new(&data),
+                        IoSlice::new(CHUNK_END),
+                    ];
+                    write_all_vectored(writer, &mut parts).await?;
+                } else {
+                    let mut parts = [IoSlice::new(&head_part), IoSlice::new(&data)];
+                    write_all_vectored(writer, &mut parts).await?;
+                }
+            }
+            Some(Ok(BodyChunk::Trailers(trailers))) => {
+                if encoding == Encoding::Chunked {
+                    let end = last_chunk(Some(&trailers));
+                    let mut parts = [IoSlice::new(&head_part), IoSlice::new(&end)];
+                    write_all_vectored(writer, &mut parts).await?;
+                    // The end is written; what remains is the body's own clean end.
+                    return Ok(drain(&mut body).await && !closing);
+                }
+                writer.write_all(&head_part).await?;
+            }
+            Some(Err(_)) => {
+                // The backend broke the body: the client must see an incomplete message, so
+                // the connection closes without the body's end.
+                writer.write_all(&head_part).await?;
+                return Ok(false);
+            }
+            None => {
+                if encoding == Encoding::Chunked {
+                    let end = last_chunk(None);
+                    let mut parts = [IoSlice::new(&head_part), IoSlice::new(&end)];
+                    write_all_vectored(writer, &mut parts).await?;
+                } else {
+                    writer.write_all(&head_part).await?;
+                }
+                return Ok(!closing);
+            }
+        }
+        next = std::future::poll_fn(|cx| body.poll_chunk(cx)).await;
+    }
+}
+
+/// Read a body to its end without relaying it. `true` if it ended cleanly.
+async fn drain(body: &mut super::RelayedBody) -> bool {
+    loop {
+        match std::future::poll_fn(|cx| body.poll_chunk(cx)).await {
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return false,
+            None => return true,
+        }
+    }
+}
+
+/// Answer with lbx's own error response.
+async fn answer_error<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    error: &ProxyError,
+    id: RequestId,
+    closing: bool,
+) -> std::io::Result<()> {
+    let Some((mut head, body)) = error.response(id) else {
+        return Ok(());
+    };
+    head.headers.push(
+        Bytes::from_static(b"Content-Length"),
+        Bytes::from(body.len().to_string()),
+    );
+    if closing {
+        head.headers.push(
+            Bytes::from_static(b"Connection"),
+            Bytes::from_static(b"close"),
+        );
+    }
+    let mut out = BytesMut::new();
+    write_response_head(head.status, &head.reason, &head.headers, &mut out);
+    out.extend_from_slice(&body);
+    writer.write_all(&out).await
+}
+
+/// Close after a response while the client may still be sending: stop writing, then read and
+/// discard briefly so that the close does not become a reset that destroys the response.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let discard = async {
+        let mut scratch = [0u8; 8192];
+        let mut discarded = 0;
+        while discarded < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, discard).await;
+}

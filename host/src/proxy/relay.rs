@@ -1,0 +1,139 @@
+//! The backend's response body on its way to the client: streamed piece by piece (never
+//! buffered), the request counted in flight until it ends, a body the backend breaks counted
+//! against it, and the access-log line written when it is over.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use super::access_log::AccessLog;
+use super::outlier::note_failure;
+use crate::config::OutlierConfig;
+use crate::http1::Framing;
+use crate::message::BodyChunk;
+use crate::upstream::{BackendSet, InFlight, ResponseBody, ResponseBodyError};
+
+/// Which backend a response came from, for counting a failure of its body.
+#[derive(Debug)]
+pub struct ServedBy {
+    /// The set the request was routed on.
+    pub set: Arc<BackendSet>,
+    /// The backend's index in it.
+    pub index: usize,
+    /// Outlier settings.
+    pub outlier: OutlierConfig,
+}
+
+/// A backend's response body being relayed.
+#[derive(Debug)]
+pub struct RelayedBody {
+    inner: ResponseBody,
+    served_by: ServedBy,
+    _in_flight: InFlight,
+    log: Option<AccessLog>,
+    complete: bool,
+}
+
+impl RelayedBody {
+    /// Relay `inner`; the request stays in flight and unlogged until this is done.
+    pub fn new(
+        inner: ResponseBody,
+        served_by: ServedBy,
+        in_flight: InFlight,
+        log: Option<AccessLog>,
+    ) -> Self {
+        let complete = inner.is_end();
+        Self {
+            inner,
+            served_by,
+            _in_flight: in_flight,
+            log,
+            complete,
+        }
+    }
+
+    /// How the backend framed the body.
+    pub fn framing(&self) -> Framing {
+        self.inner.framing()
+    }
+
+    /// Whether the body has been relayed to its end.
+    pub fn is_end(&self) -> bool {
+        self.complete
+    }
+
+    /// The next piece; `Ready(None)` at the clean end. An error means the backend broke the
+    /// body: the client must see an incomplete message, never a complete one.
+    pub fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<BodyChunk, ResponseBodyError>>> {
+        let polled = self.inner.poll_chunk(cx);
+        match &polled {
+            Poll::Ready(None) => self.complete = true,
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(log) = &self.log {
+                    tracing::warn!(request_id = %log.id, error = %e, "backend broke off its response body");
+                }
+                let ServedBy {
+                    set,
+                    index,
+                    outlier,
+                } = &self.served_by;
+                note_failure(set, *index, outlier);
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    /// Record the status the client was sent.
+    pub fn set_logged_status(&mut self, status: http::StatusCode) {
+        if let Some(log) = &mut self.log {
+            log.status = status;
+        }
+    }
+}
+
+impl Body for RelayedBody {
+    type Data = Bytes;
+    type Error = ResponseBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+        self.poll_chunk(cx).map(|chunk| {
+            chunk.map(|chunk| {
+                chunk.map(|chunk| match chunk {
+                    BodyChunk::Data(data) => Frame::data(data),
+                    BodyChunk::Trailers(trailers) => {
+                        Frame::trailers(super::headers::to_header_map(&trailers))
+                    }
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.complete
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing() {
+            Framing::Empty => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for RelayedBody {
+    fn drop(&mut self) {
+        if let Some(log) = self.log.take() {
+            log.emit(self.complete);
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Whose fault is it: a body that did not end cleanly is never completed upstream nor replayed,
+//! a client's errors never count against a backend, and a backend's invalid framing does.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{RawBackend, RawClient, TestProxy, admin_get, config_for_urls};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Two recording backends behind lbx with retries on and ejection after one failure, so any
+/// retry or any failure counted against a backend would show.
+async fn two_backends_quick_to_eject(extra: &str) -> (RawBackend, RawBackend, TestProxy) {
+    let (a, b) = (RawBackend::recording().await, RawBackend::recording().await);
+    let toml = config_for_urls(
+        None,
+        &[a.url(), b.url()],
+        &format!(
+            "[outlier]\nconsecutive_failures = 1\nbase_ejection = \"1m\"\n[retry]\nmax_attempts = 3\n{extra}"
+        ),
+    );
+    (a, b, TestProxy::start(&toml).await)
+}
+
+/// Every request both backends received.
+fn all_requests(a: &RawBackend, b: &RawBackend) -> Vec<crate::support::RawRequest> {
+    let mut requests = a.requests();
+    requests.extend(b.requests());
+    requests
+}
+
+async fn assert_no_backend_ejected(proxy: &TestProxy) {
+    let (status, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("\"ejected\": true"),
+        "a client's fault ejected a backend: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_upload_gets_400_and_is_neither_completed_nor_replayed() {
+    let (a, b, proxy) = two_backends_quick_to_eject("").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        .await;
+    // Let the first chunk reach the backend before the bad one arrives.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.send(b"zz\r\nworld\r\n0\r\n\r\n").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("400 Bad Request: the request body is malformed\n"),
+        "{answer}"
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let requests = all_requests(&a, &b);
+    assert_eq!(
+        requests.len(),
+        1,
+        "sent once, never replayed: {requests:#?}"
+    );
+    let upload = &requests[0];
+    assert!(!upload.complete, "the backend saw a complete body");
+    assert_eq!(upload.body, b"hello");
+    assert!(
+        !upload.wire_body.windows(3).any(|w| w == b"0\r\n"),
+        "no last chunk was sent"
+    );
+    assert_eq!(
+        a.closed_by_peer() + b.closed_by_peer(),
+        1,
+        "the upstream connection was closed"
+    );
+    assert_no_backend_ejected(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_upload_leaves_the_backend_an_incomplete_body() {
+    for reset in [false, true] {
+        let (a, b, proxy) = two_backends_quick_to_eject("").await;
+        let mut client = RawClient::connect(proxy.addr).await;
+        client
+            .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.abort(reset).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let requests = all_requests(&a, &b);
+        assert_eq!(requests.len(), 1, "reset={reset}: {requests:#?}");
+        assert!(!requests[0].complete, "reset={reset}");
+        assert_eq!(requests[0].body, b"0123456789");
+        assert_eq!(a.closed_by_peer() + b.closed_by_peer(), 1);
+        assert_no_backend_ejected(&proxy).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_never_eject_the_only_backend() {
+    let backend = RawBackend::recording().await;
+    let toml = config_for_urls(
+        None,
+        &[backend.url()],
+        "[outlier]\nconsecutive_failures = 2\nbase_ejection = \"1m\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    for _ in 0..5 {
+        let mut client = RawClient::connect(proxy.addr).await;
+        client
+            .send(
+                b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX\r\n",
+            )
+            .await;
+        let answer = client.read_to_close(5 * SECOND).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    }
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n"),
+        "the backend was ejected: {answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_gets_408_after_client_body_not_504_and_blames_no_backend() {
+    // The backend timeout is shorter than the client-body one: a stalled client must still be
+    // told it was too slow, not that the backend was.
+    let (a, b, proxy) = two_backends_quick_to_eject(
+        "[timeouts]\nclient_body = \"400ms\"\nresponse_headers = \"150ms\"\n",
+    )
+    .await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    let started = Instant::now();
+    client
+        .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n01")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    let took = started.elapsed();
+    assert!(
+        answer.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+        "{answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(400) && took < 3 * SECOND,
+        "{took:?}"
+    );
+    let requests = all_requests(&a, &b);
+    assert_eq!(requests.len(), 1);
+    assert!(!requests[0].complete);
+    assert_no_backend_ejected(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_moving_upload_is_not_cut_off() {
+    let backend = RawBackend::recording().await;
+    let toml = config_for_urls(
+        None,
+        &[backend.url()],
+        "[timeouts]\nclient_body = \"300ms\"\nresponse_headers = \"200ms\"\nrequest = \"300ms\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
+        .await;
+    // 10 bytes over ~1 s: longer than every timeout, but never idle for as long as one.
+    for byte in b"0123456789" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.send(&[*byte]).await;
+    }
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(backend.only_request().body, b"0123456789");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_with_content_length_and_chunked_is_a_502_the_backend_is_blamed_for() {
+    let backend = RawBackend::start(|mut conn| async move {
+        conn.read_request().await;
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").await;
+        conn.wait_closed().await;
+    })
+    .await;
+    let toml = config_for_urls(
+        None,
+        &[backend.url()],
+        "[outlier]\nconsecutive_failures = 1\nbase_ejection = \"1m\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let answer = client.read_until("request id").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("502 Bad Gateway: the backend sent an invalid response\n"),
+        "{answer}"
+    );
+    assert!(!answer.contains("hello"), "{answer}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        backend.closed_by_peer(),
+        1,
+        "lbx closed the upstream connection"
+    );
+    let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
+    assert!(
+        body.contains("\"ejected\": true"),
+        "counted against the backend: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_truncates_its_body_leaves_the_client_an_incomplete_response() {
+    let backend = RawBackend::start(|mut conn| async move {
+        conn.read_request().await;
+        conn.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            .await;
+        // Closes here, without the last chunk.
+    })
+    .await;
+    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], "")).await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.ends_with("5\r\nhello\r\n"),
+        "relayed so far: {answer}"
+    );
+    assert!(
+        !answer.contains("\r\n0\r\n"),
+        "lbx must not end a body the backend broke off: {answer}"
+    );
+}

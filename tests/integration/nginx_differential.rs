@@ -1,0 +1,322 @@
+//! Differential test against nginx (installed by scripts/setup.sh): the same requests go
+//! through nginx and through lbx to the same raw backend, and the request heads it receives are
+//! compared. Every difference must be on the allow-list below, with the reason it is allowed;
+//! anything else fails the test.
+//!
+//! nginx runs with the configuration an operator would use to front an application the way lbx
+//! does by default: HTTP/1.1 upstream, the client's Host passed on, `X-Forwarded-For` set to the
+//! peer (lbx trusts no proxy unless configured), streaming request bodies.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::support::{
+    RawBackend, RawClient, RawRequest, TempDir, TestProxy, config_for_urls, eventually,
+};
+
+/// A difference the test accepts, and why.
+struct Allowed {
+    /// Which request (its label).
+    request: &'static str,
+    /// The field that differs (lowercase), or `"<request line>"`, `"<framing>"`, `"<absent>"`.
+    what: &'static str,
+    /// Why lbx differs from nginx here.
+    why: &'static str,
+}
+
+const ALLOWED: &[Allowed] = &[
+    Allowed {
+        request: "options-asterisk",
+        what: "<absent>",
+        why: "nginx answers `OPTIONS *` with 400 itself; RFC 9112 §3.2.4 defines asterisk-form \
+              and lbx forwards it (checked against the RFC below instead)",
+    },
+    Allowed {
+        request: "connection-listed",
+        what: "x-secret",
+        why: "nginx forwards a field the client named in Connection; RFC 9110 §7.6.1 requires a \
+              proxy to remove it, and lbx does",
+    },
+    Allowed {
+        request: "chunked-post",
+        what: "<framing>",
+        why: "nginx re-frames a chunked body it has read whole as Content-Length (dropping \
+              trailers); lbx streams it chunked. The decoded bodies are compared and must match",
+    },
+];
+
+/// Field lines as a multiset of (lowercase name, value). Order and name case are not compared:
+/// each proxy writes its own fields first (RFC 9110 §5.3 lets order between different names
+/// vary) and names are case-insensitive (§5.1).
+fn fields(request: &RawRequest) -> BTreeMap<(String, String), usize> {
+    let mut set = BTreeMap::new();
+    for (name, value) in request.fields() {
+        let name = name.to_ascii_lowercase();
+        if matches!(name.as_str(), "content-length" | "transfer-encoding") {
+            continue; // compared as `<framing>`
+        }
+        *set.entry((name, value)).or_insert(0) += 1;
+    }
+    set
+}
+
+fn framing(request: &RawRequest) -> Vec<(String, String)> {
+    request
+        .fields()
+        .into_iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v))
+        .filter(|(n, _)| n == "content-length" || n == "transfer-encoding")
+        .collect()
+}
+
+/// Differences between what the backend got from nginx and from lbx, as (what, detail).
+fn differences(nginx: Option<&RawRequest>, lbx: &RawRequest) -> Vec<(String, String)> {
+    let Some(nginx) = nginx else {
+        return vec![(
+            "<absent>".into(),
+            "nginx did not forward the request".into(),
+        )];
+    };
+    let mut found = Vec::new();
+    if nginx.request_line() != lbx.request_line() {
+        found.push((
+            "<request line>".into(),
+            format!(
+                "nginx {:?}, lbx {:?}",
+                nginx.request_line(),
+                lbx.request_line()
+            ),
+        ));
+    }
+    let (from_nginx, from_lbx) = (fields(nginx), fields(lbx));
+    for (key, count) in &from_nginx {
+        if from_lbx.get(key) != Some(count) {
+            found.push((
+                key.0.clone(),
+                format!("nginx sent {}: {} (x{count})", key.0, key.1),
+            ));
+        }
+    }
+    for (key, count) in &from_lbx {
+        if from_nginx.get(key) != Some(count) {
+            found.push((
+                key.0.clone(),
+                format!("lbx sent {}: {} (x{count})", key.0, key.1),
+            ));
+        }
+    }
+    if framing(nginx) != framing(lbx) {
+        found.push((
+            "<framing>".into(),
+            format!("nginx {:?}, lbx {:?}", framing(nginx), framing(lbx)),
+        ));
+    }
+    assert_eq!(nginx.body, lbx.body, "the decoded bodies differ");
+    assert!(nginx.complete && lbx.complete);
+    found
+}
+
+/// nginx, running in the foreground from its own directory; stopped when dropped.
+struct Nginx {
+    child: Child,
+    http1: SocketAddr,
+    http2: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    fn binary() -> String {
+        ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .map(str::to_string)
+            .expect("nginx is not installed: run `bash scripts/setup.sh`, which installs it")
+    }
+
+    async fn start(backend: SocketAddr) -> Self {
+        let dir = TempDir::new("nginx");
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        };
+        let (http1, http2) = (free(), free());
+        let conf = format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\n\
+             error_log {dir}/error.log warn;\nevents {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
+               server {{\n    listen {http1};\n    listen {http2} http2;\n    location / {{\n\
+                 proxy_pass http://{backend};\n      proxy_http_version 1.1;\n\
+                 proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n\
+                 proxy_set_header X-Forwarded-For $remote_addr;\n\
+                 proxy_set_header X-Forwarded-Proto $scheme;\n\
+                 proxy_set_header X-Forwarded-Host $http_host;\n\
+                 proxy_request_buffering off;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+            dir = dir.path.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(Self::binary())
+            .arg("-p")
+            .arg(&dir.path)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start nginx");
+        let up = eventually(Duration::from_secs(10), || async move {
+            tokio::net::TcpStream::connect(http2).await.ok()
+        })
+        .await;
+        assert!(
+            up.is_some(),
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        Self {
+            child,
+            http1,
+            http2,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send a raw HTTP/1.1 request and wait for the whole answer.
+async fn send_raw(addr: SocketAddr, request: &str) -> String {
+    let mut client = RawClient::connect(addr).await;
+    client.send(request.as_bytes()).await;
+    client.read_to_close(Duration::from_secs(5)).await
+}
+
+/// Send an HTTP/2 request for `shop.example` with two `cookie` fields.
+async fn send_h2(addr: SocketAddr) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
+        TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = Request::get("http://shop.example/h2?x=1")
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .header("user-agent", "diff/1")
+        .body(Empty::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.into_body().collect().await.unwrap();
+}
+
+const HTTP1_REQUESTS: &[(&str, &str)] = &[
+    (
+        "get-query",
+        "GET /search?q=a%20b&x=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: diff/1\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    ),
+    (
+        "options-asterisk",
+        "OPTIONS * HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n",
+    ),
+    (
+        "head",
+        "HEAD /page HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: diff/1\r\nConnection: close\r\n\r\n",
+    ),
+    (
+        "chunked-post",
+        "POST /upload HTTP/1.1\r\nHost: shop.example\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    ),
+    (
+        "xff-untrusted",
+        "GET /who HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nConnection: close\r\n\r\n",
+    ),
+    (
+        "connection-listed",
+        "GET /hop HTTP/1.1\r\nHost: shop.example\r\nConnection: close, X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n\r\n",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lbx_forwards_what_nginx_forwards_except_where_the_rfcs_say_otherwise() {
+    let backend = RawBackend::recording().await;
+    let nginx = Nginx::start(backend.addr).await;
+    let lbx = TestProxy::start(&config_for_urls(None, &[backend.url()], "")).await;
+
+    let mut unexplained = Vec::new();
+    let mut used = std::collections::HashSet::new();
+    let mut compared = 0;
+    for (label, request) in HTTP1_REQUESTS {
+        let before = backend.requests().len();
+        send_raw(nginx.http1, request).await;
+        let through_nginx = backend.requests().get(before).cloned();
+        let before = backend.requests().len();
+        let answer = send_raw(lbx.addr, request).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{label}: lbx answered {answer}"
+        );
+        let through_lbx = backend.requests()[before].clone();
+        compared += 1;
+        for (what, detail) in differences(through_nginx.as_ref(), &through_lbx) {
+            match ALLOWED
+                .iter()
+                .position(|a| a.request == *label && a.what == what)
+            {
+                Some(i) => {
+                    used.insert(i);
+                }
+                None => unexplained.push(format!("{label}: {detail}")),
+            }
+        }
+        if *label == "options-asterisk" {
+            assert_eq!(through_lbx.request_line(), "OPTIONS * HTTP/1.1");
+        }
+    }
+
+    let before = backend.requests().len();
+    send_h2(nginx.http2).await;
+    let through_nginx = backend.requests().get(before).cloned();
+    let before = backend.requests().len();
+    send_h2(lbx.addr).await;
+    let through_lbx = backend.requests()[before].clone();
+    compared += 1;
+    for (_, detail) in differences(through_nginx.as_ref(), &through_lbx) {
+        unexplained.push(format!("h2-split-cookies: {detail}"));
+    }
+    assert_eq!(through_lbx.values("cookie"), ["a=1; b=2"]);
+
+    assert_eq!(compared, HTTP1_REQUESTS.len() + 1);
+    assert!(
+        unexplained.is_empty(),
+        "differences from nginx not on the allow-list:\n{}",
+        unexplained.join("\n")
+    );
+    // Every allow-list entry must still be needed, so the list cannot rot.
+    for (i, allowed) in ALLOWED.iter().enumerate() {
+        assert!(
+            used.contains(&i),
+            "allow-list entry no longer needed: {} / {} ({})",
+            allowed.request,
+            allowed.what,
+            allowed.why
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! What lbx puts on the wire, checked as bytes: the request line and fields a backend receives
+//! (RFC 9112 §3.2 target forms, Host, hop-by-hop fields, X-Forwarded-*, HTTP/2 cookies), and
+//! the interim responses, trailers and framing a client receives.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::support::{RawBackend, RawClient, TestProxy, config_for_urls};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+async fn proxy_for(backend: &RawBackend, extra: &str) -> TestProxy {
+    TestProxy::start(&config_for_urls(None, &[backend.url()], extra)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_receives_origin_form_with_host_first_and_the_clients_fields_in_order() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET /a?b=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: raw/1\r\nX-Mixed-Case: v\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(
+        backend.only_request().head,
+        "GET /a?b=1 HTTP/1.1\r\n\
+         Host: shop.example\r\n\
+         User-Agent: raw/1\r\n\
+         X-Mixed-Case: v\r\n\
+         X-Forwarded-For: 127.0.0.1\r\n\
+         X-Forwarded-Proto: http\r\n\
+         X-Forwarded-Host: shop.example\r\n\
+         \r\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_asterisk_and_absolute_form_targets_reach_the_backend_in_the_form_rfc_9112_requires()
+ {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"OPTIONS * HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+        .await;
+    client.read_until("ok").await;
+    client
+        .send(b"GET http://other.example:8080/p?q=1 HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\n\r\n")
+        .await;
+    client.read_to_close(5 * SECOND).await;
+    let requests = backend.requests();
+    assert_eq!(requests[0].request_line(), "OPTIONS * HTTP/1.1");
+    // §3.2.2: the absolute-form authority replaces Host; the backend gets origin-form.
+    assert_eq!(requests[1].request_line(), "GET /p?q=1 HTTP/1.1");
+    assert_eq!(requests[1].values("host"), ["other.example:8080"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_is_answered_501_and_never_forwarded() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 501 Not Implemented\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(
+            "\r\n\r\n501 Not Implemented: this server is not a forward proxy\nrequest id: "
+        ),
+        "{answer}"
+    );
+    assert_eq!(backend.connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_a_missing_duplicate_or_invalid_host_get_400_and_are_not_forwarded() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    for head in [
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a.example/evil\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+    ] {
+        let mut client = RawClient::connect(proxy.addr).await;
+        client.send(head.as_bytes()).await;
+        let answer = client.read_to_close(5 * SECOND).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{head:?}: {answer}"
+        );
+        assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    }
+    assert_eq!(backend.connections(), 0, "nothing reached the backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_request_without_host_is_sent_with_the_backends_authority() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client.send(b"GET /old HTTP/1.0\r\n\r\n").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    let request = backend.only_request();
+    assert_eq!(request.request_line(), "GET /old HTTP/1.1");
+    assert_eq!(request.values("host"), [backend.addr.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hop_by_hop_fields_and_those_connection_names_are_removed_but_te_trailers_is_kept() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Secret\r\nX-Secret: s\r\n\
+              Keep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nUpgrade: websocket\r\n\
+              TE: trailers, deflate\r\nX-Kept: 1\r\n\r\n",
+        )
+        .await;
+    client.read_to_close(5 * SECOND).await;
+    let request = backend.only_request();
+    let names: Vec<String> = request.fields().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "Host",
+            "X-Kept",
+            "X-Forwarded-For",
+            "X-Forwarded-Proto",
+            "X-Forwarded-Host",
+            "TE"
+        ]
+    );
+    assert_eq!(request.values("te"), ["trailers"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_clients_forwarded_for_is_replaced_and_a_trusted_proxys_lines_are_merged() {
+    let backend = RawBackend::recording().await;
+    let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7, 8.8.8.8\r\n\
+                 X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
+
+    let untrusting = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(untrusting.addr).await;
+    client.send(head).await;
+    client.read_to_close(5 * SECOND).await;
+
+    let trusting = proxy_for(&backend, "[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n").await;
+    let mut client = RawClient::connect(trusting.addr).await;
+    client.send(head).await;
+    client.read_to_close(5 * SECOND).await;
+
+    let requests = backend.requests();
+    assert_eq!(requests[0].values("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(requests[0].values("x-forwarded-proto"), ["http"]);
+    assert_eq!(
+        requests[1].values("x-forwarded-for"),
+        ["6.6.6.6, 7.7.7.7, 8.8.8.8, 127.0.0.1"]
+    );
+    assert_eq!(requests[1].values("x-forwarded-proto"), ["https"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_clients_cookie_fields_reach_an_http1_backend_as_one_line() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = Request::get(format!("http://{}/h2", proxy.addr))
+        .header("cookie", "a=1")
+        .header("cookie", "b=2")
+        .body(Empty::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "ok"
+    );
+    let request = backend.only_request();
+    assert_eq!(request.request_line(), "GET /h2 HTTP/1.1");
+    assert_eq!(request.values("cookie"), ["a=1; b=2"]);
+    assert_eq!(request.values("host"), [proxy.addr.to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_reaches_the_backend_chunked_with_its_trailers() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    let request = backend.only_request();
+    assert!(request.complete);
+    assert_eq!(request.body, b"hello world");
+    assert_eq!(request.values("transfer-encoding"), ["chunked"]);
+    assert!(
+        request.wire_body.ends_with(b"0\r\nX-Sum: 11\r\n\r\n"),
+        "{:?}",
+        String::from_utf8_lossy(&request.wire_body)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_hints_reach_an_http1_client_before_the_final_response() {
+    let backend = RawBackend::start(|mut conn| async move {
+        conn.read_request().await;
+        conn.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .await;
+    })
+    .await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(
+        answer.starts_with(
+            "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n"
+        ),
+        "{answer}"
+    );
+    assert!(answer.ends_with("\r\n\r\nok"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_client_is_sent_no_interim_response() {
+    let backend = RawBackend::start(|mut conn| async move {
+        conn.read_request().await;
+        conn.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    })
+    .await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client.send(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_answered_by_the_backend_before_the_body_moves() {
+    let backend = RawBackend::start(|mut conn| async move {
+        let head = conn.read_head().await.unwrap();
+        assert!(head.contains("\r\nExpect: 100-continue\r\n"), "{head}");
+        conn.write(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+        let request = conn.read_body(&head).await;
+        assert!(request.complete);
+        conn.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok")
+            .await;
+    })
+    .await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .await;
+    let interim = client.read_until("\r\n\r\n").await;
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    client.send(b"hello").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.contains("HTTP/1.1 201 Created\r\n"), "{answer}");
+    assert_eq!(backend.only_request().body, b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_refusing_an_expect_request_answers_before_any_body_is_sent() {
+    let backend = RawBackend::start(|mut conn| async move {
+        conn.read_head().await.unwrap();
+        conn.write(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+            .await;
+        conn.wait_closed().await;
+    })
+    .await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
+        "{answer}"
+    );
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    // The body was never read, so the connection cannot carry another request.
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    assert!(
+        backend.wire()[0].ends_with(b"\r\n\r\n"),
+        "no body bytes reached the backend"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_ignoring_expect_gets_the_body_after_lbx_tells_the_client_to_continue() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .await;
+    let interim = client.read_until("\r\n\r\n").await;
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    client.send(b"hello").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.contains("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(backend.only_request().body, b"hello");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_trailers_reach_an_http1_client() {
+    let backend = RawBackend::answering(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: 42\r\n\r\n",
+    )
+    .await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(
+        answer.contains("Transfer-Encoding: chunked\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains("Trailer: X-Checksum\r\n"), "{answer}");
+    assert!(
+        answer.ends_with("\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: 42\r\n\r\n"),
+        "{answer}"
+    );
+    assert_eq!(backend.only_request().values("te"), ["trailers"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_without_date_gets_one() {
+    let backend = RawBackend::answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    let date = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .expect("a Date field");
+    assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+}
