@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prepare a fresh machine to build lbx: the pinned Rust toolchain (rust-toolchain.toml) and
-# the wasm32-wasip2 target the plugins are compiled for. Idempotent; sourced by demo.sh/test.sh.
+# Prepare a fresh machine to build and test lbx: the pinned Rust toolchain (rust-toolchain.toml)
+# with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
+# against (nginx for the differential test, curl), and componentize-py for the Python plugin.
+# Idempotent; run by demo.sh and test.sh.
 #
 # Run: bash scripts/setup.sh
 set -euo pipefail
@@ -15,6 +17,33 @@ toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
 rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy >/dev/null
 rustup target add --toolchain "$toolchain" wasm32-wasip2 >/dev/null
 echo "setup: Rust $toolchain with wasm32-wasip2 ready"
+
+# Servers and clients not written here, which the integration tests run lbx against: nginx
+# (the differential test compares what it forwards with what lbx forwards), curl, python3.
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install ${missing[*]} (the tests run lbx against them)" >&2
+    exit 1
+  fi
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # policy-rc.d 101: the package must not start a system nginx on port 80; the test starts
+  # its own on a free port.
+  if [ -z "$sudo" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    remove_policy=1
+  fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "${remove_policy:-}" ]; then
+    rm -f /usr/sbin/policy-rc.d
+  fi
+fi
+echo "setup: nginx, curl and python3 ready"
 
 # componentize-py builds the example Python plugin, which the test suite runs through lbx.
 COMPONENTIZE_PY=0.25.1

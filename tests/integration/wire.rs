@@ -365,7 +365,88 @@ async fn a_response_without_date_gets_one() {
     let answer = client.read_to_close(5 * SECOND).await;
     let date = answer
         .lines()
-        .find_map(|l| l.strip_prefix("Date: "))
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("date").then(|| value.trim())
+        })
         .expect("a Date field");
     assert!(httpdate::parse_http_date(date).is_ok(), "{date}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lbxs_own_error_answer_to_head_has_no_body_and_the_connection_stays_usable() {
+    let dead = crate::support::RefusingPort::reserve();
+    let proxy = TestProxy::start(&config_for_urls(
+        None,
+        &[dead.url()],
+        "[outlier]\nconsecutive_failures = 100\n",
+    ))
+    .await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client.send(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    let (first, rest) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(
+        first.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{answer}"
+    );
+    // The next bytes are the second response, not the first one's body.
+    assert!(rest.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{answer}");
+    assert_eq!(
+        answer
+            .matches("502 Bad Gateway: the backend could not be reached")
+            .count(),
+        1,
+        "only the GET's answer has a body: {answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    let backend = RawBackend::start(|mut conn| async move {
+        while let Some(request) = conn.read_request().await {
+            let path = request
+                .request_line()
+                .split(' ')
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{path}",
+                path.len()
+            );
+            conn.write(answer.as_bytes()).await;
+        }
+    })
+    .await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    let bodies: Vec<&str> = answer
+        .split("HTTP/1.1 200 OK\r\n")
+        .skip(1)
+        .map(|r| r.split("\r\n\r\n").nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(bodies, ["/one", "/two", "/three"], "{answer}");
+    assert_eq!(backend.requests()[1].body, b"abc");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_client_asking_for_keep_alive_gets_it() {
+    let backend = RawBackend::recording().await;
+    let proxy = proxy_for(&backend, "").await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await;
+    let first = client.read_until("ok").await;
+    assert!(first.contains("Connection: keep-alive\r\n"), "{first}");
+    assert!(first.contains("Content-Length: 2\r\n"), "{first}");
+    client.send(b"GET /b HTTP/1.0\r\n\r\n").await;
+    let both = client.read_to_close(5 * SECOND).await;
+    assert_eq!(both.matches("HTTP/1.1 200 OK").count(), 2, "{both}");
+    assert_eq!(backend.requests().len(), 2);
 }

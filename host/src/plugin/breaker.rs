@@ -71,7 +71,10 @@ impl Breaker {
 
     /// A decision failed.
     pub fn record_failure(&self) -> Tripped {
-        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let failures = self
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         let threshold = self.threshold.load(Ordering::Relaxed);
         if threshold == 0 || failures < threshold {
             return Tripped::No;
@@ -79,7 +82,7 @@ impl Breaker {
         // Opening is a compare-and-swap from "closed or expired" so that many workers failing
         // at once trip it once.
         let now = self.now_ms();
-        let until = now + self.cooldown_ms.load(Ordering::Relaxed);
+        let until = now.saturating_add(self.cooldown_ms.load(Ordering::Relaxed));
         let current = self.open_until_ms.load(Ordering::Relaxed);
         let expired_or_closed = current == 0 || now >= current;
         if expired_or_closed

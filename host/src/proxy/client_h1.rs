@@ -60,14 +60,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
                 HeadRead::Closed => return,
                 HeadRead::TimedOut => {
                     let error = ProxyError::HeadTimedOut(timeouts.request_headers);
-                    let _ = answer_error(&mut stream, &error, RequestId::next(), true).await;
+                    let _ = answer_error(&mut stream, &error, RequestId::next(), None, true).await;
                     return linger(&mut stream).await;
                 }
                 HeadRead::Invalid(error) => {
                     let error = ProxyError::BadRequest(error);
                     let id = RequestId::next();
                     error.log(id);
-                    let _ = answer_error(&mut stream, &error, id, true).await;
+                    let _ = answer_error(&mut stream, &error, id, None, true).await;
                     return linger(&mut stream).await;
                 }
             };
@@ -124,7 +124,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
                     !keep_alive || !body_done || stopping || error.fault() == Fault::Client;
                 match error.response(id) {
                     Some(_) => {
-                        answer_error(&mut writer, &error, id, closing).await.is_ok() && !closing
+                        answer_error(&mut writer, &error, id, Some(&method), closing)
+                            .await
+                            .is_ok()
+                            && !closing
                     }
                     None => false,
                 }
@@ -347,11 +350,13 @@ async fn drain(body: &mut super::RelayedBody) -> bool {
     }
 }
 
-/// Answer with lbx's own error response.
+/// Answer with lbx's own error response (its body left out for a `HEAD` request: a body
+/// there would be read as the start of the next response).
 async fn answer_error<W: AsyncWrite + Unpin>(
     writer: &mut W,
     error: &ProxyError,
     id: RequestId,
+    method: Option<&Method>,
     closing: bool,
 ) -> std::io::Result<()> {
     let Some((mut head, body)) = error.response(id) else {
@@ -369,7 +374,9 @@ async fn answer_error<W: AsyncWrite + Unpin>(
     }
     let mut out = BytesMut::new();
     write_response_head(head.status, &head.reason, &head.headers, &mut out);
-    out.extend_from_slice(&body);
+    if method != Some(&Method::HEAD) {
+        out.extend_from_slice(&body);
+    }
     writer.write_all(&out).await
 }
 

@@ -151,7 +151,7 @@ async fn handle(
         Err(error) => {
             error.log(id);
             drop(open);
-            return error_response(&error, id);
+            return error_response(&error, id, &parts.method);
         }
     };
     let method = client_request.head.method.clone();
@@ -184,7 +184,7 @@ async fn handle(
             }
             response
         }
-        Err(error) => error_response(&error, id),
+        Err(error) => error_response(&error, id, &method),
     }
 }
 
@@ -257,12 +257,18 @@ fn accept(
     })
 }
 
-fn error_response(error: &ProxyError, id: RequestId) -> Response<H2ResponseBody> {
+fn error_response(error: &ProxyError, id: RequestId, method: &Method) -> Response<H2ResponseBody> {
     // A client that is gone gets nothing; hyper needs a response for the stream regardless.
     let Some((head, body)) = error.response(id) else {
         let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return response;
+    };
+    // A response to HEAD has no body.
+    let body = if *method == Method::HEAD {
+        Bytes::new()
+    } else {
+        body
     };
     let mut response = Response::new(Either::Right(Full::new(body)));
     *response.status_mut() = head.status;

@@ -260,6 +260,9 @@ impl<'s, S: BodySource> Exchange<'s, S> {
     }
 
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, ExchangeError<S::Error>>> {
+        if self.conn.is_none() {
+            return Poll::Ready(Err(ExchangeError::Broken("exchange already ended".into())));
+        }
         loop {
             let sent_more = match self.poll_send(cx) {
                 Ok(progress) => progress,

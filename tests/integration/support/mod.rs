@@ -468,17 +468,44 @@ impl Drop for LbxProcess {
 }
 
 /// Run `lbx <args>` to completion; returns exit success and stderr.
+/// A command that should exit gets 30 s; one still running then (say, an lbx that started when
+/// it should have refused) is killed and reported as not successful, so a regression fails the
+/// test instead of hanging the suite.
 pub fn run_lbx_to_exit(args: &[&str]) -> (bool, String) {
-    let output = Command::new(LBX_BIN)
+    let mut child = Command::new(LBX_BIN)
         .args(args)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run lbx");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    match status {
+        Some(status) => (status.success(), stderr),
+        None => (
+            false,
+            format!("{stderr}\n(lbx was still running after 30 s and was killed)"),
+        ),
+    }
 }
 
 /// A port on 127.0.0.1 that refuses every connection: bound but never listening, so the
