@@ -273,7 +273,15 @@ async fn expect_100_continue_is_answered_by_the_backend_before_the_body_moves() 
             .await;
     })
     .await;
-    let proxy = proxy_for(&backend, "").await;
+    let answer = upload_waiting_for_continue(&backend).await;
+    assert!(answer.contains("HTTP/1.1 201 Created\r\n"), "{answer}");
+    assert_eq!(backend.only_request().body, b"hello");
+}
+
+/// PUT a 5-byte body the way curl does: head with `Expect: 100-continue`, wait for
+/// `100 Continue` (failing if anything else comes first), then the body. Returns what followed.
+async fn upload_waiting_for_continue(backend: &RawBackend) -> String {
+    let proxy = proxy_for(backend, "").await;
     let mut client = RawClient::connect(proxy.addr).await;
     client
         .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
@@ -281,9 +289,7 @@ async fn expect_100_continue_is_answered_by_the_backend_before_the_body_moves() 
     let interim = client.read_until("\r\n\r\n").await;
     assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
     client.send(b"hello").await;
-    let answer = client.read_to_close(5 * SECOND).await;
-    assert!(answer.contains("HTTP/1.1 201 Created\r\n"), "{answer}");
-    assert_eq!(backend.only_request().body, b"hello");
+    client.read_to_close(5 * SECOND).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,15 +323,7 @@ async fn a_backend_refusing_an_expect_request_answers_before_any_body_is_sent() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_ignoring_expect_gets_the_body_after_lbx_tells_the_client_to_continue() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
-        .await;
-    let interim = client.read_until("\r\n\r\n").await;
-    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
-    client.send(b"hello").await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let answer = upload_waiting_for_continue(&backend).await;
     assert!(answer.contains("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert_eq!(backend.only_request().body, b"hello");
 }

@@ -282,32 +282,24 @@ pub fn validate(
     problems: &mut Vec<Problem>,
 ) {
     let mut report = |key: String, message: String| problems.push(Problem { key, message });
-    for (key, value) in [
-        ("timeouts.connect", timeouts.connect),
-        ("timeouts.response_headers", timeouts.response_headers),
-        ("timeouts.request_headers", timeouts.request_headers),
-        ("timeouts.request", timeouts.request),
-        ("timeouts.client_body", timeouts.client_body),
-        ("timeouts.drain", timeouts.drain),
-        ("outlier.base_ejection", outlier.base_ejection),
-        ("outlier.max_ejection", outlier.max_ejection),
-        ("pool.idle_timeout", pool.idle_timeout),
+    // (key, value, whether 0 is meaningless for it)
+    for (key, value, nonzero) in [
+        ("timeouts.connect", timeouts.connect, true),
+        ("timeouts.response_headers", timeouts.response_headers, true),
+        ("timeouts.request_headers", timeouts.request_headers, true),
+        ("timeouts.request", timeouts.request, true),
+        ("timeouts.client_body", timeouts.client_body, true),
+        ("timeouts.drain", timeouts.drain, false),
+        ("outlier.base_ejection", outlier.base_ejection, true),
+        ("outlier.max_ejection", outlier.max_ejection, false),
+        ("pool.idle_timeout", pool.idle_timeout, false),
     ] {
+        if nonzero && value.is_zero() {
+            report(key.into(), "must be greater than 0".into());
+        }
         super::check_duration(key, value, &mut report);
     }
     let mut problem = |key: &str, message: &str| report(key.into(), message.into());
-    for (key, value) in [
-        ("timeouts.connect", timeouts.connect),
-        ("timeouts.response_headers", timeouts.response_headers),
-        ("timeouts.request_headers", timeouts.request_headers),
-        ("timeouts.request", timeouts.request),
-        ("timeouts.client_body", timeouts.client_body),
-        ("outlier.base_ejection", outlier.base_ejection),
-    ] {
-        if value.is_zero() {
-            problem(key, "must be greater than 0");
-        }
-    }
     if outlier.consecutive_failures == 0 {
         problem("outlier.consecutive_failures", "must be at least 1");
     }

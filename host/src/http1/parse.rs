@@ -147,21 +147,9 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<ParsedRequest>, Reques
     };
     let method_range = offset(base, method.as_bytes());
     let target_range = offset(base, target.as_bytes());
-    let field_ranges: Vec<(Range<usize>, Range<usize>)> = request
-        .headers
-        .iter()
-        .map(|f| {
-            (
-                offset(base, f.name.as_bytes()),
-                offset(base, trim_ows(f.value)),
-            )
-        })
-        .collect();
+    let fields = field_ranges(base, request.headers);
     let bytes = buf.split_to(consumed).freeze();
-    let mut headers = Headers::with_capacity(field_ranges.len() + 4);
-    for (name, value) in field_ranges {
-        headers.push(bytes.slice(name), bytes.slice(value));
-    }
+    let headers = fields_of(&bytes, fields);
     let method = Method::from_bytes(&bytes[method_range])
         .map_err(|_| RequestError::Bad("invalid method"))?;
     accept_request(method, bytes.slice(target_range), version, headers).map(Some)
@@ -300,21 +288,9 @@ pub fn parse_response(
         _ => Version::HTTP_11,
     };
     let reason_range = offset(base, response.reason.unwrap_or("").as_bytes());
-    let field_ranges: Vec<(Range<usize>, Range<usize>)> = response
-        .headers
-        .iter()
-        .map(|f| {
-            (
-                offset(base, f.name.as_bytes()),
-                offset(base, trim_ows(f.value)),
-            )
-        })
-        .collect();
+    let fields = field_ranges(base, response.headers);
     let bytes = buf.split_to(consumed).freeze();
-    let mut headers = Headers::with_capacity(field_ranges.len() + 4);
-    for (name, value) in field_ranges {
-        headers.push(bytes.slice(name), bytes.slice(value));
-    }
+    let headers = fields_of(&bytes, fields);
     let status = StatusCode::from_u16(code).map_err(|_| ResponseError("invalid status code"))?;
     let framing = response_framing(&headers, version, status, method)?;
     let keep_alive = framing != Framing::UntilClose && wants_keep_alive(&headers, version);
@@ -541,6 +517,28 @@ fn split_absolute_form(target: &Bytes) -> Option<(Bytes, Bytes)> {
         Some(_) => return None,
     };
     Some((authority, origin))
+}
+
+/// Where each field's name and (trimmed) value lie in the buffer starting at `base`.
+fn field_ranges(base: usize, fields: &[httparse::Header<'_>]) -> Vec<(Range<usize>, Range<usize>)> {
+    fields
+        .iter()
+        .map(|f| {
+            (
+                offset(base, f.name.as_bytes()),
+                offset(base, trim_ows(f.value)),
+            )
+        })
+        .collect()
+}
+
+/// The fields at `ranges` of the head `bytes`, as slices of it (no copy).
+fn fields_of(bytes: &Bytes, ranges: Vec<(Range<usize>, Range<usize>)>) -> Headers {
+    let mut headers = Headers::with_capacity(ranges.len() + 4);
+    for (name, value) in ranges {
+        headers.push(bytes.slice(name), bytes.slice(value));
+    }
+    headers
 }
 
 /// The position of `part` inside the buffer starting at address `base`. httparse hands out
