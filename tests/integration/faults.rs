@@ -243,3 +243,67 @@ async fn a_backend_that_truncates_its_body_leaves_the_client_an_incomplete_respo
         "lbx must not end a body the backend broke off: {answer}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_stalls_mid_body_is_cut_off_after_backend_idle_and_blamed() {
+    let backend = RawBackend::start(|mut conn| async move {
+        conn.read_request().await;
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+            .await;
+        // Then silence, with the connection open.
+        conn.wait_closed().await;
+    })
+    .await;
+    let toml = config_for_urls(
+        None,
+        &[backend.url()],
+        "[timeouts]\nbackend_idle = \"300ms\"\n[outlier]\nconsecutive_failures = 1\nbase_ejection = \"1m\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    let started = Instant::now();
+    client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\r\nContent-Length: 100\r\n"), "{answer}");
+    assert!(
+        answer.ends_with("\r\n\r\n0123456789"),
+        "relayed so far, then closed: {answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(300) && took < 3 * SECOND,
+        "{took:?}"
+    );
+    let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
+    assert!(
+        body.contains("\"ejected\": true"),
+        "counted against the backend: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_moving_response_is_never_cut_off() {
+    let backend = RawBackend::start(|mut conn| async move {
+        conn.read_request().await;
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+            .await;
+        for byte in b"0123456789" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            conn.write(&[*byte]).await;
+        }
+    })
+    .await;
+    let toml = config_for_urls(
+        None,
+        &[backend.url()],
+        "[timeouts]\nbackend_idle = \"300ms\"\nresponse_headers = \"300ms\"\nrequest = \"300ms\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = client.read_to_close(5 * SECOND).await;
+    assert!(answer.ends_with("\r\n\r\n0123456789"), "{answer}");
+}

@@ -27,6 +27,11 @@ pub struct TimeoutConfig {
     /// is not counted: `client_body` governs that.
     #[serde(default = "secs::<60>", with = "humantime_serde")]
     pub request: Duration,
+    /// A backend sending a response body must send some of it at least this often; a body that
+    /// stops for longer is cut off (the client sees it incomplete) and counted against the
+    /// backend. A body that keeps moving is never cut, however long it lasts.
+    #[serde(default = "secs::<60>", with = "humantime_serde")]
+    pub backend_idle: Duration,
     /// A client uploading a request body must send some of it at least this often (then 408;
     /// never counted against a backend).
     #[serde(default = "secs::<30>", with = "humantime_serde")]
@@ -289,6 +294,7 @@ pub fn validate(
         ("timeouts.request_headers", timeouts.request_headers, true),
         ("timeouts.request", timeouts.request, true),
         ("timeouts.client_body", timeouts.client_body, true),
+        ("timeouts.backend_idle", timeouts.backend_idle, true),
         ("timeouts.drain", timeouts.drain, false),
         ("outlier.base_ejection", outlier.base_ejection, true),
         ("outlier.max_ejection", outlier.max_ejection, false),

@@ -348,6 +348,7 @@ impl Proxy {
             response_headers: self.policies.timeouts.response_headers,
             request: self.policies.timeouts.request,
             expect_wait: EXPECT_WAIT,
+            backend_idle: self.policies.timeouts.backend_idle,
         };
         let mut replaced_stale = false;
         loop {

@@ -54,6 +54,8 @@ pub struct ExchangeTimeouts {
     pub request: Duration,
     /// How long the body waits for `100 Continue` before it is sent anyway.
     pub expect_wait: Duration,
+    /// Longest the backend may pause inside its response body.
+    pub backend_idle: Duration,
 }
 
 /// What lbx sends: an encoded head, and how the body that follows is framed.
@@ -355,7 +357,13 @@ impl<'s, S: BodySource> Exchange<'s, S> {
         let reusable = parsed.keep_alive && request_complete && self.write_error.is_none();
         Response {
             head: parsed.head,
-            body: ResponseBody::new(conn, self.pool.clone(), parsed.framing, reusable),
+            body: ResponseBody::new(
+                conn,
+                self.pool.clone(),
+                parsed.framing,
+                reusable,
+                self.timeouts.backend_idle,
+            ),
             request_complete,
         }
     }

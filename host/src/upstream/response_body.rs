@@ -3,11 +3,15 @@
 //! The body owns the connection. When the body has ended exactly where its framing says (and
 //! the exchange allowed reuse), the connection goes back to the pool at once — before the
 //! client has even read the last bytes. A body that breaks (connection closed early, malformed
-//! chunks) is an error, never an end, and its connection is dropped.
+//! chunks, or silent for longer than the backend idle timeout) is an error, never an end, and
+//! its connection is dropped.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
 
 use super::pool::{ConnectionPool, UpstreamConn};
 use crate::http1::body::{BodyDecoder, BodyError, Decoded};
@@ -24,6 +28,9 @@ pub enum ResponseBodyError {
     /// The connection failed.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
+    /// No byte of the body arrived for this long.
+    #[error("no body data for {} ms", .0.as_millis())]
+    Idle(Duration),
 }
 
 /// A response body being read from its backend connection.
@@ -36,16 +43,21 @@ pub struct ResponseBody {
     reusable: bool,
     ended: bool,
     failed: bool,
+    /// Longest the backend may stay silent mid-body.
+    idle: Duration,
+    /// Armed only while waiting for the backend.
+    idle_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl ResponseBody {
     /// The body framed as `framing` on `conn`; the connection returns to `pool` after a clean
-    /// end if `reusable`.
+    /// end if `reusable`. The backend may pause at most `idle` between pieces of it.
     pub fn new(
         conn: UpstreamConn,
         pool: Arc<ConnectionPool>,
         framing: Framing,
         reusable: bool,
+        idle: Duration,
     ) -> Self {
         let mut body = Self {
             conn: Some(conn),
@@ -55,6 +67,8 @@ impl ResponseBody {
             reusable,
             ended: false,
             failed: false,
+            idle,
+            idle_timer: None,
         };
         if framing == Framing::Empty {
             body.end();
@@ -117,9 +131,27 @@ impl ResponseBody {
                         return Poll::Ready(Some(Err(self.fail(e.into()))));
                     }
                 }
-                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Ok(_)) => {
+                    // Data arrived: the next wait starts afresh.
+                    if let Some(timer) = &mut self.idle_timer
+                        && let Some(at) = Instant::now().checked_add(self.idle)
+                    {
+                        timer.as_mut().reset(at);
+                    }
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(self.fail(e.into())))),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    // A stream that keeps moving is never cut; one that stops is the backend's
+                    // fault once it has been silent for `idle`.
+                    let idle = self.idle;
+                    let timer = self
+                        .idle_timer
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Some(Err(self.fail(ResponseBodyError::Idle(idle)))));
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }
