@@ -28,10 +28,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::accept::accept_loop;
 use crate::metrics::Metrics;
 use crate::plugin::{KvStore, Router};
 use crate::reload::{Outcome, Reloader};
-use crate::shutdown::{self, StopReceiver};
+use crate::shutdown::StopReceiver;
 use crate::upstream::Upstreams;
 
 /// Who may use the admin API.
@@ -71,26 +72,16 @@ pub struct Admin {
     pub header_timeout: Duration,
 }
 
-/// Serve the admin API on `listener` until `stop`.
+/// Serve the admin API on `listener` until `stop`. Open admin connections are dropped then:
+/// nothing there needs to drain.
 pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(admin = %addr, "admin API listening");
     }
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = shutdown::stopped(&mut stop) => return,
-        };
+    accept_loop(&listener, &mut stop, "admin", |stream, peer| {
         let admin = admin.clone();
-        let header_timeout = admin.header_timeout;
-        tokio::spawn(async move {
+        async move {
+            let header_timeout = admin.header_timeout;
             let service = service_fn(move |request| {
                 let admin = admin.clone();
                 async move { Ok::<_, Infallible>(admin.handle(request).await) }
@@ -103,8 +94,9 @@ pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) 
             {
                 tracing::debug!(client = %peer, error = %e, "admin connection ended with an error");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 impl Admin {

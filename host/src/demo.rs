@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::accept::accept_loop;
 use crate::config::{Config, Overrides};
 use crate::server::Server;
 
@@ -31,15 +32,7 @@ pub async fn serve_backend(
     let body = Bytes::from(format!("{name}\n"));
     let name = Arc::new(name);
     let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(_) => { tokio::time::sleep(Duration::from_millis(10)).await; continue; }
-            },
-            _ = crate::shutdown::stopped(&mut shutdown) => return,
-        };
-        let _ = stream.set_nodelay(true);
+    accept_loop(&listener, &mut shutdown, "backend", |stream, _| {
         let body = body.clone();
         let name = name.clone();
         let service = service_fn(move |request: Request<Incoming>| {
@@ -63,8 +56,11 @@ pub async fn serve_backend(
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
-        tokio::spawn(connection);
-    }
+        async move {
+            let _ = connection.await;
+        }
+    })
+    .await;
 }
 
 /// Run the demo: three backends (gamma is slow), lbx on `listen` with the embedded least_conn

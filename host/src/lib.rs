@@ -5,6 +5,7 @@
 //! health, errors); the plugin, behind the WIT contract in `wit/`, only decides. Start with
 //! [`server::Server`].
 
+pub mod accept;
 pub mod admin;
 pub mod check;
 pub mod config;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 
 use super::{Proxy, client_h1, client_h2};
-use crate::shutdown::{self, StopReceiver};
+use crate::accept::accept_loop;
+use crate::shutdown::StopReceiver;
 
 /// Serve clients on `listener` until `shutdown` turns true, then stop accepting and give open
 /// connections up to `drain` to finish their requests; whatever is still open then is closed.
@@ -22,49 +22,23 @@ pub async fn serve(
     mut shutdown: StopReceiver,
     drain: Duration,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            // Reap finished connection tasks so the set does not grow.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            _ = shutdown::stopped(&mut shutdown) => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Usually EMFILE/ENFILE: back off briefly instead of spinning on the error.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-        connections.spawn(serve_connection(
-            stream,
-            peer,
-            proxy.clone(),
-            shutdown.clone(),
-        ));
-    }
+    let stop = shutdown.clone();
+    let connections = accept_loop(&listener, &mut shutdown, "proxy", |stream, peer| {
+        serve_connection(stream, peer, proxy.clone(), stop.clone())
+    })
+    .await;
     drop(listener);
     tracing::info!(
         drain_secs = drain.as_secs_f64(),
         open_connections = connections.len(),
         "stopped accepting; draining connections"
     );
-    let drained = tokio::time::timeout(drain, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    let open = connections.len();
+    if !connections.drain(drain).await {
         tracing::warn!(
-            open_connections = connections.len(),
+            open_connections = open,
             "drain time elapsed with requests still in flight; closing them"
         );
-        connections.shutdown().await;
     }
 }
 
