@@ -32,6 +32,9 @@ fn eight_backends() -> Upstreams {
             weight: 1,
             labels: [("pool".to_string(), "web".to_string())].into(),
             health: Default::default(),
+            ca: None,
+            server_name: None,
+            insecure_skip_verify: false,
         })
         .collect();
     Upstreams::new(

@@ -4,6 +4,8 @@
 //!   state), the last refused reload and the key-value store's usage, as JSON;
 //! - `POST /admin/plugin/reload`: re-read the plugin file now; 200 when applied or unchanged,
 //!   422 with the reason when refused (the old version keeps serving);
+//! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
+//!   SIGHUP does; 200 or 422 likewise;
 //! - `GET /admin/backends`: each backend's id, address, labels and live stats, as JSON;
 //! - `GET /metrics`: Prometheus text format.
 //!
@@ -108,6 +110,7 @@ impl Admin {
         match (request.method(), path) {
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
             (&Method::POST, "/admin/plugin/reload") => self.reload().await,
+            (&Method::POST, "/admin/reload") => self.reload_all().await,
             (&Method::GET, "/admin/backends") => {
                 json_response(StatusCode::OK, self.backends_status())
             }
@@ -119,7 +122,7 @@ impl Admin {
                 .body(Full::new(Bytes::from(self.metrics.render())))
                 .expect("static response parts are valid"),
             (_, "/admin/plugin" | "/admin/backends" | "/metrics") => method_not_allowed("GET"),
-            (_, "/admin/plugin/reload") => method_not_allowed("POST"),
+            (_, "/admin/plugin/reload" | "/admin/reload") => method_not_allowed("POST"),
             _ => text_response(
                 StatusCode::NOT_FOUND,
                 "not found; try /admin/plugin, /admin/backends, /metrics\n",
@@ -183,6 +186,23 @@ impl Admin {
             })
             .collect();
         json!({ "generation": set.generation, "backends": backends })
+    }
+
+    /// Config, plugin and certificates together, as SIGHUP does.
+    async fn reload_all(&self) -> Response<Full<Bytes>> {
+        match self.reloader.reload_all().await {
+            Ok(Outcome::Applied(what)) => json_response(
+                StatusCode::OK,
+                json!({ "result": "applied", "detail": what }),
+            ),
+            Ok(Outcome::Unchanged) => {
+                json_response(StatusCode::OK, json!({ "result": "unchanged" }))
+            }
+            Err(refused) => json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({ "result": "refused", "reason": refused.0 }),
+            ),
+        }
     }
 
     async fn reload(&self) -> Response<Full<Bytes>> {

@@ -46,6 +46,9 @@ pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Res
                 weight: 1,
                 labels: Default::default(),
                 health: HealthSettings::default(),
+                ca: None,
+                server_name: None,
+                insecure_skip_verify: false,
             })
             .collect()
     } else {

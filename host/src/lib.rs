@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod reload;
 pub mod server;
 pub mod shutdown;
+pub mod tls;
 pub mod upstream;
 
 pub use config::Config;

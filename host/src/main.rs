@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use lbx::config::{Config, Overrides};
+use lbx::config::{CertificateConfig, Config, Overrides};
 use lbx::server::{Origin, Server, worker_count};
 use lbx::shutdown::StopSignals;
 
@@ -88,6 +88,20 @@ struct RunArgs {
     /// `timeouts.drain` from the config file].
     #[arg(long)]
     drain_secs: Option<u64>,
+    /// Address of the HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN), beside the plain one.
+    #[arg(long)]
+    tls_listen: Option<String>,
+    /// PEM certificate chain for the HTTPS listener (repeat for more; pairs with --tls-key in
+    /// order; the first is served when SNI matches none).
+    #[arg(long = "tls-cert")]
+    tls_certs: Vec<PathBuf>,
+    /// PEM private key for the --tls-cert at the same position.
+    #[arg(long = "tls-key")]
+    tls_keys: Vec<PathBuf>,
+    /// PEM CA certificate(s) that sign the https:// backends' certificates, instead of the
+    /// system roots.
+    #[arg(long)]
+    backend_ca: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -105,7 +119,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
-            let overrides = overrides(&args);
+            let overrides = overrides(&args)?;
             let config = load_config(args.config.as_deref(), overrides.clone())?;
             let runtime = build_runtime(config.workers)?;
             runtime.block_on(async {
@@ -157,14 +171,32 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn overrides(args: &RunArgs) -> Overrides {
-    Overrides {
+fn overrides(args: &RunArgs) -> anyhow::Result<Overrides> {
+    if args.tls_certs.len() != args.tls_keys.len() {
+        anyhow::bail!(
+            "--tls-cert and --tls-key pair up in order: got {} certificates and {} keys",
+            args.tls_certs.len(),
+            args.tls_keys.len()
+        );
+    }
+    Ok(Overrides {
         listen: args.listen.clone(),
         plugin: args.plugin.clone(),
         backends: args.backends.clone(),
         workers: args.workers,
         admin: args.admin.clone(),
-    }
+        tls_listen: args.tls_listen.clone(),
+        tls_certificates: args
+            .tls_certs
+            .iter()
+            .zip(&args.tls_keys)
+            .map(|(cert, key)| CertificateConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            })
+            .collect(),
+        backend_ca: args.backend_ca.clone(),
+    })
 }
 
 fn load_config(file: Option<&std::path::Path>, overrides: Overrides) -> anyhow::Result<Config> {

@@ -135,6 +135,8 @@ pub enum ReloadKind {
     Plugin,
     /// The configuration file.
     Config,
+    /// The HTTPS listener's certificates.
+    Certificates,
 }
 
 impl ReloadMetrics {
@@ -143,6 +145,7 @@ impl ReloadMetrics {
         let what = match what {
             ReloadKind::Plugin => "plugin",
             ReloadKind::Config => "config",
+            ReloadKind::Certificates => "certificates",
         };
         let result = if ok { "ok" } else { "refused" };
         self.outcomes
@@ -189,6 +192,11 @@ impl Metrics {
         );
         registry.register_collector(Box::new(BackendCollector { upstreams }));
         Self { registry }
+    }
+
+    /// Add the series of a component that encodes its own (read on every scrape).
+    pub fn add_collector(&mut self, collector: Box<dyn prometheus_client::collector::Collector>) {
+        self.registry.register_collector(collector);
     }
 
     /// The Prometheus text exposition.

@@ -13,9 +13,10 @@ use crate::admin::{self, Admin};
 use crate::config::{Config, Overrides, TimeoutConfig};
 use crate::metrics::{DecisionMetrics, Metrics, ReloadMetrics};
 use crate::plugin::{Breaker, KvStore, Router};
-use crate::proxy::{self, Policies, Proxy};
+use crate::proxy::{self, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
 use crate::reload::{Reloader, ReloaderParts};
+use crate::tls::{Certificates, TlsTerminator};
 use crate::upstream::Upstreams;
 
 /// Where the configuration came from, so a reload can read it again.
@@ -27,10 +28,12 @@ pub struct Origin {
     pub overrides: Overrides,
 }
 
-/// A proxy bound to its listen address (and admin address), ready to run.
+/// A proxy bound to its listen addresses (plain, HTTPS, admin), ready to run.
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
+    redirect_http: bool,
+    tls: Option<(TcpListener, TlsTerminator)>,
     proxy: Arc<Proxy>,
     timeouts: TimeoutConfig,
     admin: Option<(TcpListener, Admin)>,
@@ -79,6 +82,13 @@ impl Server {
             plugin_settings.disabled_for,
         );
         let kv = Arc::new(KvStore::new(plugin_settings.kv_max_bytes));
+        let certificates = if config.tls.enabled() {
+            let loaded = Certificates::load(&config.tls.certificates, crate::tls::provider())
+                .context("cannot load [tls] certificates")?;
+            Some(Arc::new(loaded))
+        } else {
+            None
+        };
         let router = Arc::new(Router::new(None, breaker, decisions.clone()));
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
@@ -88,6 +98,7 @@ impl Server {
             router: router.clone(),
             upstreams: upstreams.clone(),
             kv: kv.clone(),
+            certificates: certificates.clone(),
             metrics: reloads.clone(),
             pool_size: worker_count(config.workers),
         }));
@@ -104,9 +115,26 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let tls = match (&config.tls.listen_addr(), &certificates) {
+            (Some(addr), Some(certificates)) => {
+                let terminator = TlsTerminator::new(certificates.clone())
+                    .context("cannot set up TLS for [tls] listen")?;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} ([tls] listen)"))?;
+                Some((listener, terminator))
+            }
+            _ => None,
+        };
         let admin = if config.admin.enabled {
             let addr: SocketAddr = config.admin.listen.parse()?;
-            let metrics = Arc::new(Metrics::new(&decisions, &reloads, upstreams.clone()));
+            let mut metrics = Metrics::new(&decisions, &reloads, upstreams.clone());
+            if let Some((_, terminator)) = &tls {
+                metrics.add_collector(Box::new(crate::tls::server::HandshakeCollector(
+                    terminator.metrics().clone(),
+                )));
+            }
+            let metrics = Arc::new(metrics);
             let token = config
                 .admin
                 .read_token()
@@ -129,6 +157,8 @@ impl Server {
         };
         Ok(Self {
             listener,
+            redirect_http: config.tls.redirect_http,
+            tls,
             proxy,
             timeouts: config.timeouts,
             admin,
@@ -141,6 +171,13 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The HTTPS address, if HTTPS is configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+            .as_ref()
+            .map(|(listener, _)| listener.local_addr().expect("bound listener"))
     }
 
     /// The admin API's address, if it is enabled.
@@ -171,8 +208,40 @@ impl Server {
         if let Some((listener, admin)) = self.admin {
             tokio::spawn(admin::serve(listener, admin, shutdown.clone()));
         }
-        tracing::info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "lbx listening");
-        proxy::serve(self.listener, self.proxy, shutdown, self.timeouts.drain).await;
+        let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut listeners = Vec::new();
+        match self.tls {
+            Some((tls_listener, terminator)) => {
+                tracing::info!(
+                    listen = %address(&self.listener),
+                    tls_listen = %address(&tls_listener),
+                    "lbx listening"
+                );
+                for (cert, names) in terminator.certificates().describe() {
+                    tracing::info!(certificate = %cert.display(), names = ?names, "serving certificate");
+                }
+                let plain_role = match tls_listener.local_addr() {
+                    Ok(addr) if self.redirect_http => Role::RedirectToHttps(addr.port()),
+                    _ => Role::Plain,
+                };
+                listeners.push(Listener {
+                    tcp: self.listener,
+                    role: plain_role,
+                });
+                listeners.push(Listener {
+                    tcp: tls_listener,
+                    role: Role::Tls(terminator),
+                });
+            }
+            None => {
+                tracing::info!(listen = %address(&self.listener), "lbx listening");
+                listeners.push(Listener {
+                    tcp: self.listener,
+                    role: Role::Plain,
+                });
+            }
+        }
+        proxy::serve(listeners, self.proxy, shutdown, self.timeouts.drain).await;
     }
 }
 

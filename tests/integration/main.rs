@@ -21,4 +21,5 @@ mod resilience;
 mod routing;
 mod sandbox;
 mod startup;
+mod tls;
 mod wire;

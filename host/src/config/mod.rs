@@ -8,6 +8,7 @@
 
 mod edge;
 mod resilience;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,6 +23,7 @@ pub use edge::{AdminConfig, Cidr, ProxyConfig};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
+pub use tls::{CertificateConfig, TlsConfig};
 
 /// Longest duration any timer setting accepts. Larger values are surely typos, and some
 /// (`18446744073709551615s`) would overflow a clock on the request path.
@@ -41,9 +43,12 @@ pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9901";
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address the proxy accepts client connections on.
+    /// Address the proxy accepts plain-HTTP client connections on.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// The HTTPS listener and its certificates.
+    #[serde(default)]
+    pub tls: TlsConfig,
     /// Worker threads; 0 means one per CPU core.
     #[serde(default)]
     pub workers: usize,
@@ -146,7 +151,8 @@ impl PluginConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `http://host:port` of the backend.
+    /// `http://host:port` (HTTP/1.1), `h2c://host:port` (cleartext HTTP/2) or
+    /// `https://host:port` (TLS; HTTP/2 or HTTP/1.1 by ALPN).
     pub url: String,
     /// Stable name shown to plugins, logs and metrics; defaults to `host:port`.
     #[serde(default)]
@@ -160,6 +166,34 @@ pub struct BackendConfig {
     /// This backend's own health-check settings, over the global `[health]` ones.
     #[serde(default)]
     pub health: HealthSettings,
+    /// `https://` only: PEM file of the CA certificate(s) that sign this backend's certificate,
+    /// trusted instead of the system roots.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// `https://` only: the name sent as SNI and checked against the backend's certificate
+    /// (default: the URL's host).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// `https://` only: accept any certificate (no verification). Off by default; a warning is
+    /// logged at start when on.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+impl BackendConfig {
+    /// A backend at `url` with every other setting at its default.
+    pub fn at(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            id: None,
+            weight: default_weight(),
+            labels: BTreeMap::new(),
+            health: HealthSettings::default(),
+            ca: None,
+            server_name: None,
+            insecure_skip_verify: false,
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -203,6 +237,12 @@ pub struct Overrides {
     pub workers: Option<usize>,
     /// `--admin` (an address, or `off`).
     pub admin: Option<String>,
+    /// `--tls-listen`.
+    pub tls_listen: Option<String>,
+    /// `--tls-cert` / `--tls-key` pairs, in order (they replace the file's certificates).
+    pub tls_certificates: Vec<CertificateConfig>,
+    /// `--backend-ca`: the CA for every `https://` backend that names none of its own.
+    pub backend_ca: Option<PathBuf>,
 }
 
 /// A configuration that could not be used, with every problem found.
@@ -244,10 +284,23 @@ impl fmt::Display for Problem {
     }
 }
 
+/// How lbx talks to a backend, from its URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendScheme {
+    /// `http://`: HTTP/1.1 over TCP.
+    Http,
+    /// `h2c://`: HTTP/2 over TCP, prior knowledge.
+    H2c,
+    /// `https://`: TLS, then HTTP/2 or HTTP/1.1 as ALPN settles.
+    Https,
+}
+
 /// A backend address that passed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendAddress {
-    /// `host:port`, as used for connecting and in the upstream URI.
+    /// How to talk to it.
+    pub scheme: BackendScheme,
+    /// `host:port`, as used for connecting (the port defaults to 80, or 443 for `https://`).
     pub authority: Authority,
 }
 
@@ -255,6 +308,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            tls: TlsConfig::default(),
             workers: 0,
             plugin: None,
             backends: Vec::new(),
@@ -279,13 +333,43 @@ impl Config {
         })
     }
 
-    /// Read and parse a config file (not yet validated: apply overrides first).
+    /// Read and parse a config file (not yet validated: apply overrides first). Relative
+    /// paths in it are taken relative to the file's directory, not the working directory (which
+    /// is `/` under systemd).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.to_path_buf(),
             reason,
         })?;
-        Self::parse(&text, Some(path))
+        let mut config = Self::parse(&text, Some(path))?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        Ok(config)
+    }
+
+    /// Make every relative path key relative to `dir`.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = dir.join(&*path);
+            }
+        };
+        if let Some(plugin) = &mut self.plugin {
+            resolve(&mut plugin.path);
+        }
+        for certificate in &mut self.tls.certificates {
+            resolve(&mut certificate.cert);
+            resolve(&mut certificate.key);
+        }
+        if let Some(token) = &mut self.admin.token_file {
+            resolve(token);
+        }
+        for backend in &mut self.backends {
+            if let Some(ca) = &mut backend.ca {
+                resolve(ca);
+            }
+        }
     }
 
     /// Apply command-line settings on top of the file's.
@@ -314,14 +398,21 @@ impl Config {
             self.backends = overrides
                 .backends
                 .into_iter()
-                .map(|url| BackendConfig {
-                    url,
-                    id: None,
-                    weight: default_weight(),
-                    labels: BTreeMap::new(),
-                    health: HealthSettings::default(),
-                })
+                .map(BackendConfig::at)
                 .collect();
+        }
+        if let Some(listen) = overrides.tls_listen {
+            self.tls.listen = Some(listen);
+        }
+        if !overrides.tls_certificates.is_empty() {
+            self.tls.certificates = overrides.tls_certificates;
+        }
+        if let Some(ca) = overrides.backend_ca {
+            for backend in &mut self.backends {
+                if backend.ca.is_none() && backend.url.starts_with("https://") {
+                    backend.ca = Some(ca.clone());
+                }
+            }
         }
     }
 
@@ -367,6 +458,27 @@ impl Config {
             }
             if backend.weight == 0 {
                 problem(format!("{key}.weight"), "must be at least 1".into());
+            }
+            let https = backend.url.starts_with("https://");
+            for (field, set) in [
+                ("ca", backend.ca.is_some()),
+                ("server_name", backend.server_name.is_some()),
+                ("insecure_skip_verify", backend.insecure_skip_verify),
+            ] {
+                if set && !https {
+                    problem(
+                        format!("{key}.{field}"),
+                        "only applies to https:// backends".into(),
+                    );
+                }
+            }
+            if let Some(name) = &backend.server_name
+                && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
+            {
+                problem(
+                    format!("{key}.server_name"),
+                    format!("{name:?} is not a DNS name or IP address"),
+                );
             }
             if backend.id.as_deref() == Some("") {
                 problem(format!("{key}.id"), "must not be empty".into());
@@ -426,6 +538,7 @@ impl Config {
             &mut problems,
         );
         self.admin.validate(&mut problems);
+        self.tls.validate(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -484,26 +597,30 @@ pub(crate) fn check_duration(key: &str, value: Duration, problem: &mut impl FnMu
     }
 }
 
-/// Accept `http://host:port` (port defaults to 80) and nothing else: lbx does not rewrite paths,
-/// so a path on a backend URL would be silently ignored — refuse it instead.
+/// Accept `http://host:port` (port 80 by default), `h2c://host:port` (80) and
+/// `https://host:port` (443), and nothing else: lbx does not rewrite paths, so a path on a
+/// backend URL would be silently ignored — refuse it instead.
 pub fn parse_backend_url(url: &str) -> Result<BackendAddress, String> {
+    const EXPECTED: &str = "expected http://host:port, h2c://host:port or https://host:port";
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("{url:?} is not a URL ({e}); expected http://host:port"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
+        .map_err(|e| format!("{url:?} is not a URL ({e}); {EXPECTED}"))?;
+    let (scheme, default_port) = match uri.scheme_str() {
+        Some("http") => (BackendScheme::Http, 80),
+        Some("h2c") => (BackendScheme::H2c, 80),
+        Some("https") => (BackendScheme::Https, 443),
         Some(other) => {
             return Err(format!(
-                "{url:?}: scheme {other:?} is not supported for backends; use http://"
+                "{url:?}: scheme {other:?} is not supported for backends; {EXPECTED}"
             ));
         }
-        None => return Err(format!("{url:?} has no scheme; expected http://host:port")),
-    }
+        None => return Err(format!("{url:?} has no scheme; {EXPECTED}")),
+    };
     let Some(authority) = uri.authority().cloned() else {
-        return Err(format!("{url:?} has no host; expected http://host:port"));
+        return Err(format!("{url:?} has no host; {EXPECTED}"));
     };
     if authority.host().is_empty() {
-        return Err(format!("{url:?} has no host; expected http://host:port"));
+        return Err(format!("{url:?} has no host; {EXPECTED}"));
     }
     if authority.as_str().contains('@') {
         return Err(format!(
@@ -518,11 +635,11 @@ pub fn parse_backend_url(url: &str) -> Result<BackendAddress, String> {
     let authority = if authority.port_u16().is_some() {
         authority
     } else {
-        format!("{}:80", authority.as_str())
+        format!("{}:{default_port}", authority.as_str())
             .parse()
             .map_err(|e| format!("{url:?}: {e}"))?
     };
-    Ok(BackendAddress { authority })
+    Ok(BackendAddress { scheme, authority })
 }
 
 #[cfg(test)]
@@ -581,7 +698,7 @@ mod tests {
             r#"
             listen = "nowhere"
             [[backend]]
-            url = "https://127.0.0.1:1"
+            url = "ftp://127.0.0.1:1"
             [[backend]]
             url = "http://127.0.0.1:2/api"
             weight = 0
@@ -628,11 +745,67 @@ mod tests {
             plugin: Some("x.wasm".into()),
             workers: Some(1),
             admin: Some("off".into()),
+            ..Overrides::default()
         });
         assert!(!config.admin.enabled);
         assert_eq!(config.listen, "127.0.0.1:2");
         assert_eq!(config.backends[0].url, "http://127.0.0.1:6");
         assert_eq!(config.plugin.unwrap().path, PathBuf::from("x.wasm"));
+    }
+
+    #[test]
+    fn backend_schemes_choose_the_protocol_and_default_port() {
+        let https = parse_backend_url("https://api.example").unwrap();
+        assert_eq!(https.scheme, BackendScheme::Https);
+        assert_eq!(https.authority.as_str(), "api.example:443");
+        let h2c = parse_backend_url("h2c://127.0.0.1:50051").unwrap();
+        assert_eq!(h2c.scheme, BackendScheme::H2c);
+        assert!(parse_backend_url("grpc://x").is_err());
+    }
+
+    #[test]
+    fn tls_options_only_apply_to_https_backends() {
+        let config = Config::parse(
+            "[[backend]]\nurl = \"http://127.0.0.1:1\"\nca = \"ca.pem\"\ninsecure_skip_verify = true\n\
+             [[backend]]\nurl = \"https://127.0.0.1:2\"\nserver_name = \"not a name\"\n",
+            None,
+        )
+        .unwrap();
+        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
+            panic!("expected problems");
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "backend[0].ca",
+                "backend[0].insecure_skip_verify",
+                "backend[1].server_name"
+            ]
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("lbx-paths-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("lbx.toml");
+        std::fs::write(
+            &file,
+            "[plugin]\npath = \"plugins/r.wasm\"\n[tls]\nlisten = \"127.0.0.1:0\"\n\
+             [[tls.certificate]]\ncert = \"certs/a.pem\"\nkey = \"/abs/a.key\"\n\
+             [[backend]]\nurl = \"https://127.0.0.1:1\"\nca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&file).unwrap();
+        assert_eq!(config.plugin.unwrap().path, dir.join("plugins/r.wasm"));
+        assert_eq!(config.tls.certificates[0].cert, dir.join("certs/a.pem"));
+        assert_eq!(config.tls.certificates[0].key, PathBuf::from("/abs/a.key"));
+        assert_eq!(
+            config.backends[0].ca.as_deref(),
+            Some(dir.join("ca.pem").as_path())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -55,6 +55,9 @@ mod tests {
                 weight: 1,
                 labels: Default::default(),
                 health: Default::default(),
+                ca: None,
+                server_name: None,
+                insecure_skip_verify: false,
             })
             .collect();
         Upstreams::new(

@@ -29,6 +29,8 @@ pub struct RequestMeta {
     pub authority: Option<Bytes>,
     /// The client's socket address.
     pub client: SocketAddr,
+    /// Whether the request came over TLS.
+    pub secure: bool,
 }
 
 impl RequestMeta {
@@ -67,6 +69,7 @@ impl RequestMeta {
             },
             authority,
             client,
+            secure: false,
         }
     }
 }

@@ -9,7 +9,6 @@
 //! client is not sent a reset that could destroy the response it has not read yet.
 
 use std::io::IoSlice;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -17,10 +16,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::client_body::H1Body;
+use super::connection::{ClientStream, ConnectionInfo, https_location};
 use super::error::{Fault, ProxyError};
 use super::request::{ClientRequest, RequestBody, RequestId};
 use super::{Forwarded, InterimSink, Proxy, message_has_body};
@@ -49,8 +48,12 @@ enum HeadRead {
 }
 
 /// Serve one client connection until it closes, fails, or `stop` is raised.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut stop: StopReceiver) {
-    let mut stream = stream;
+pub async fn serve<S: ClientStream>(
+    mut stream: S,
+    info: ConnectionInfo,
+    proxy: Arc<Proxy>,
+    mut stop: StopReceiver,
+) {
     let mut buf = BytesMut::with_capacity(HEAD_READ_SIZE);
     let timeouts = proxy.policies().timeouts;
     loop {
@@ -71,6 +74,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
                     return linger(&mut stream).await;
                 }
             };
+        if let Some(port) = info.redirect_to_https {
+            match redirect(&mut stream, &parsed, port).await {
+                Ok(true) => continue,
+                _ => return linger(&mut stream).await,
+            }
+        }
         let keep_alive = parsed.keep_alive;
         let method = parsed.head.method.clone();
         let version = parsed.head.version;
@@ -88,13 +97,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
             authority: parsed.authority,
             body,
             expect_continue: parsed.expect_continue,
-            client: peer,
+            client: info.peer,
+            secure: info.secure,
             received_at: std::time::Instant::now(),
             id,
         };
 
-        let (mut reader, mut writer) = stream.split();
-        let (result, body_done) = {
+        let (mut reader, mut writer) = stream.halves();
+        let (reusable, body_done) = {
             let mut source = H1Body::new(
                 &mut reader,
                 &mut buf,
@@ -106,33 +116,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
                 accepts: version == Version::HTTP_11,
             };
             let result = proxy.handle(request, &mut source, &mut interim).await;
-            (result, source.is_done())
+            let body_done = source.is_done();
+            drop(source);
+            // The client asked to close, left part of its body unread, or lbx is stopping.
+            let must_close = !keep_alive || !body_done || *stop.borrow();
+            let reusable = answer(&mut writer, result, &method, version, must_close, id).await;
+            (reusable, body_done)
         };
-        let stopping = *stop.borrow();
-        let reusable = match result {
-            Ok(forwarded) => {
-                let closing = !keep_alive || !forwarded.request_complete || !body_done || stopping;
-                match write_response(&mut writer, forwarded, &method, version, closing).await {
-                    Ok(kept) => kept && !closing,
-                    Err(_) => false,
-                }
-            }
-            Err(error) => {
-                // After an error the connection stays only if the request was read to its
-                // end and the client did nothing wrong.
-                let closing =
-                    !keep_alive || !body_done || stopping || error.fault() == Fault::Client;
-                match error.response(id) {
-                    Some(_) => {
-                        answer_error(&mut writer, &error, id, Some(&method), closing)
-                            .await
-                            .is_ok()
-                            && !closing
-                    }
-                    None => false,
-                }
-            }
-        };
+        drop((reader, writer));
         if !reusable {
             if !body_done {
                 return linger(&mut stream).await;
@@ -143,9 +134,87 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
     }
 }
 
+/// Write the response (or lbx's error answer) for one request. Returns whether the connection
+/// may carry another request.
+async fn answer<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    result: Result<Forwarded, ProxyError>,
+    method: &Method,
+    version: Version,
+    must_close: bool,
+    id: RequestId,
+) -> bool {
+    match result {
+        Ok(forwarded) => {
+            let closing = must_close || !forwarded.request_complete;
+            match write_response(writer, forwarded, method, version, closing).await {
+                Ok(kept) => kept && !closing,
+                Err(_) => false,
+            }
+        }
+        Err(error) => {
+            // After an error the connection stays only if the request was read to its
+            // end and the client did nothing wrong.
+            let closing = must_close || error.fault() == Fault::Client;
+            match error.response(id) {
+                Some(_) => {
+                    answer_error(writer, &error, id, Some(method), closing)
+                        .await
+                        .is_ok()
+                        && !closing
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+/// Answer `308 Permanent Redirect` to the same URL on HTTPS. `Ok(true)`: the connection may
+/// carry another request.
+async fn redirect<S: ClientStream>(
+    stream: &mut S,
+    parsed: &ParsedRequest,
+    port: u16,
+) -> std::io::Result<bool> {
+    let Some(location) = https_location(parsed.authority.as_deref(), port, &parsed.head.target)
+    else {
+        let error = ProxyError::Malformed("no Host to redirect to");
+        answer_error(
+            stream,
+            &error,
+            RequestId::next(),
+            Some(&parsed.head.method),
+            true,
+        )
+        .await?;
+        return Ok(false);
+    };
+    // The body (if any) is not read: close after the answer.
+    let keep = parsed.keep_alive && parsed.framing == Framing::Empty;
+    let mut head = ResponseHead::new(http::StatusCode::PERMANENT_REDIRECT);
+    head.headers
+        .push(Bytes::from_static(b"Location"), Bytes::from(location));
+    head.headers.push(
+        Bytes::from_static(b"Content-Length"),
+        Bytes::from_static(b"0"),
+    );
+    head.headers
+        .push(Bytes::from_static(b"Date"), super::headers::http_date());
+    if !keep {
+        head.headers.push(
+            Bytes::from_static(b"Connection"),
+            Bytes::from_static(b"close"),
+        );
+    }
+    let mut out = BytesMut::new();
+    write_response_head(head.status, &head.reason, &head.headers, &mut out);
+    stream.write_all(&out).await?;
+    Ok(keep)
+}
+
 /// Read until a complete request head is in `buf`.
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     timeout: Duration,
     stop: &mut StopReceiver,

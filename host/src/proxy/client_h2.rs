@@ -7,7 +7,6 @@
 //! forever. 1xx responses are not relayed to HTTP/2 clients (hyper's server cannot send them).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,9 +17,10 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::client_body::H2Body;
+use super::connection::{ConnectionInfo, https_location};
 use super::error::ProxyError;
 use super::headers::{from_header_map, join_cookies, to_header_map};
 use super::relay::RelayedBody;
@@ -86,7 +86,11 @@ impl Drop for OpenStream {
 
 /// Serve one HTTP/2 connection until it closes, idles out, or `stop` is raised (then GOAWAY,
 /// and open streams finish).
-pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut stop: StopReceiver) {
+pub async fn serve<S>(stream: S, info: ConnectionInfo, proxy: Arc<Proxy>, mut stop: StopReceiver)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = info.peer;
     let idle_timeout = proxy.policies().timeouts.request_headers;
     let activity = Arc::new(Activity::default());
     let started = tokio::time::Instant::now();
@@ -99,7 +103,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
                 activity: activity.clone(),
                 started,
             };
-            async move { Ok::<_, Infallible>(handle(&proxy, request, peer, open).await) }
+            async move { Ok::<_, Infallible>(handle(&proxy, request, info, open).await) }
         })
     };
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -140,13 +144,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>, mut s
 async fn handle(
     proxy: &Proxy,
     request: Request<Incoming>,
-    peer: SocketAddr,
+    info: ConnectionInfo,
     open: OpenStream,
 ) -> Response<H2ResponseBody> {
     let id = RequestId::next();
     let received_at = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let client_request = match accept(&parts, &body, peer, id, received_at) {
+    let client_request = match accept(&parts, &body, info, id, received_at) {
         Ok(request) => request,
         Err(error) => {
             error.log(id);
@@ -155,6 +159,22 @@ async fn handle(
         }
     };
     let method = client_request.head.method.clone();
+    if let Some(port) = info.redirect_to_https {
+        let location = https_location(
+            client_request.authority.as_deref(),
+            port,
+            &client_request.head.target,
+        );
+        let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+        match location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            Some(location) => {
+                *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            None => *response.status_mut() = StatusCode::BAD_REQUEST,
+        }
+        return response;
+    }
     let mut source = H2Body::new(body, proxy.policies().timeouts.client_body);
     match proxy
         .handle(client_request, &mut source, &mut NoInterim)
@@ -192,7 +212,7 @@ async fn handle(
 fn accept(
     parts: &http::request::Parts,
     body: &Incoming,
-    peer: SocketAddr,
+    info: ConnectionInfo,
     id: RequestId,
     received_at: std::time::Instant,
 ) -> Result<ClientRequest, ProxyError> {
@@ -251,7 +271,8 @@ fn accept(
         authority,
         body: request_body,
         expect_continue: false,
-        client: peer,
+        client: info.peer,
+        secure: info.secure,
         received_at,
         id,
     })

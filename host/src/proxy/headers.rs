@@ -8,7 +8,8 @@
 //! hop-by-hop ones, the plugin's fields, and a `Date` if the backend sent none (RFC 9110
 //! §6.6.1: a recipient with a clock MUST add one before forwarding).
 //!
-//! `X-Forwarded-For` etc. from a client are believed only when the peer is one of
+//! `X-Forwarded-Proto` says `https` for a request that came over TLS. `X-Forwarded-For` etc.
+//! from a client are believed only when the peer is one of
 //! `[proxy] trusted_proxies`; from anyone else they are replaced, so a client cannot make a
 //! backend believe it is someone else.
 
@@ -108,10 +109,11 @@ pub fn write_upstream_head(
     let trusted = proxy.trusts(client);
     write_forwarded_for(out, &head.headers, client, trusted);
     let incoming = |name: &str| trusted.then(|| head.headers.get(name)).flatten();
+    let scheme: &[u8] = if meta.secure { b"https" } else { b"http" };
     field(
         out,
         b"X-Forwarded-Proto",
-        incoming("x-forwarded-proto").map_or(&b"http"[..], |v| &v[..]),
+        incoming("x-forwarded-proto").map_or(scheme, |v| &v[..]),
     );
     if let Some(host) = incoming("x-forwarded-host")
         .map(|v| &v[..])

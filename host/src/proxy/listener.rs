@@ -1,8 +1,10 @@
-//! Accepting client connections: HTTP/1.1 and HTTP/2 (prior knowledge, h2c) on one port, each
-//! connection on its own task, and a graceful stop that lets in-flight requests finish.
+//! The proxy's listening ports: plain HTTP (HTTP/1.1 and HTTP/2 prior knowledge on one port,
+//! or only a redirect to HTTPS) and HTTPS (HTTP/1.1 and HTTP/2 by ALPN), each connection on
+//! its own task, and a graceful stop that lets in-flight requests finish.
 //!
-//! The protocol is told apart by peeking at the first bytes (nothing is consumed): the HTTP/2
-//! connection preface starts with `PRI * HTTP/2.0`, which no HTTP/1.1 request line does.
+//! On a plain port the protocol is told apart by peeking at the first bytes (nothing is
+//! consumed): the HTTP/2 connection preface starts with `PRI * HTTP/2.0`, which no HTTP/1.1
+//! request line does. On the HTTPS port ALPN says.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,48 +12,124 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
+use super::connection::ConnectionInfo;
 use super::{Proxy, client_h1, client_h2};
-use crate::accept::accept_loop;
+use crate::accept::{Connections, accept_loop};
 use crate::shutdown::StopReceiver;
+use crate::tls::TlsTerminator;
+use crate::tls::server::Negotiated;
 
-/// Serve clients on `listener` until `shutdown` turns true, then stop accepting and give open
-/// connections up to `drain` to finish their requests; whatever is still open then is closed.
+/// What a listening port does.
+#[derive(Debug, Clone)]
+pub enum Role {
+    /// Plain HTTP, proxied.
+    Plain,
+    /// Plain HTTP, every request answered `308` to `https://` on this port.
+    RedirectToHttps(u16),
+    /// HTTPS.
+    Tls(TlsTerminator),
+}
+
+/// A bound port and what it does.
+#[derive(Debug)]
+pub struct Listener {
+    /// The socket.
+    pub tcp: TcpListener,
+    /// Its role.
+    pub role: Role,
+}
+
+/// Serve clients on every listener until `shutdown` turns true, then stop accepting and give
+/// open connections up to `drain` to finish their requests; whatever is still open then is
+/// closed.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     proxy: Arc<Proxy>,
-    mut shutdown: StopReceiver,
+    shutdown: StopReceiver,
     drain: Duration,
 ) {
-    let stop = shutdown.clone();
-    let connections = accept_loop(&listener, &mut shutdown, "proxy", |stream, peer| {
-        serve_connection(stream, peer, proxy.clone(), stop.clone())
-    })
-    .await;
-    drop(listener);
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| tokio::spawn(accept_on(listener, proxy.clone(), shutdown.clone())))
+        .collect();
+    let mut open = Vec::new();
+    for accepting in loops {
+        if let Ok(connections) = accepting.await {
+            open.push(connections);
+        }
+    }
+    let count: usize = open.iter().map(Connections::len).sum();
     tracing::info!(
         drain_secs = drain.as_secs_f64(),
-        open_connections = connections.len(),
+        open_connections = count,
         "stopped accepting; draining connections"
     );
-    let open = connections.len();
-    if !connections.drain(drain).await {
-        tracing::warn!(
-            open_connections = open,
-            "drain time elapsed with requests still in flight; closing them"
-        );
+    let drains: Vec<_> = open
+        .into_iter()
+        .map(|connections| tokio::spawn(connections.drain(drain)))
+        .collect();
+    let mut drained = true;
+    for draining in drains {
+        drained &= draining.await.unwrap_or(false);
     }
+    if !drained {
+        tracing::warn!("drain time elapsed with requests still in flight; closing them");
+    }
+}
+
+async fn accept_on(listener: Listener, proxy: Arc<Proxy>, mut stop: StopReceiver) -> Connections {
+    let Listener { tcp, role } = listener;
+    let name = match role {
+        Role::Tls(_) => "https",
+        _ => "http",
+    };
+    let connection_stop = stop.clone();
+    accept_loop(&tcp, &mut stop, name, |stream, peer| {
+        serve_connection(
+            stream,
+            peer,
+            role.clone(),
+            proxy.clone(),
+            connection_stop.clone(),
+        )
+    })
+    .await
 }
 
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    role: Role,
     proxy: Arc<Proxy>,
     stop: StopReceiver,
 ) {
-    match sniff(&stream, proxy.policies().timeouts.request_headers).await {
-        Some(Protocol::Http2) => client_h2::serve(stream, peer, proxy, stop).await,
-        Some(Protocol::Http1) => client_h1::serve(stream, peer, proxy, stop).await,
-        None => {}
+    let timeout = proxy.policies().timeouts.request_headers;
+    let mut info = ConnectionInfo {
+        peer,
+        secure: false,
+        redirect_to_https: None,
+    };
+    match role {
+        Role::Tls(terminator) => {
+            let Some((stream, negotiated)) = terminator.accept(stream, timeout, peer).await else {
+                return;
+            };
+            info.secure = true;
+            match negotiated {
+                Negotiated::Http2 => client_h2::serve(stream, info, proxy, stop).await,
+                Negotiated::Http1 => client_h1::serve(stream, info, proxy, stop).await,
+            }
+        }
+        Role::Plain | Role::RedirectToHttps(_) => {
+            if let Role::RedirectToHttps(port) = role {
+                info.redirect_to_https = Some(port);
+            }
+            match sniff(&stream, timeout).await {
+                Some(Protocol::Http2) => client_h2::serve(stream, info, proxy, stop).await,
+                Some(Protocol::Http1) => client_h1::serve(stream, info, proxy, stop).await,
+                None => {}
+            }
+        }
     }
 }
 

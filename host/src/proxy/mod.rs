@@ -11,6 +11,7 @@ mod access_log;
 mod client_body;
 mod client_h1;
 mod client_h2;
+mod connection;
 mod error;
 mod headers;
 mod listener;
@@ -27,8 +28,9 @@ use http::{Method, StatusCode};
 
 pub use access_log::AccessLog;
 pub use client_body::{BodyFeed, ClientBodyError, ClientSource, H1Body, H2Body, NoBody};
+pub use connection::ConnectionInfo;
 pub use error::{Fault, ProxyError};
-pub use listener::serve;
+pub use listener::{Listener, Role, serve};
 pub use relay::RelayedBody;
 pub use request::{ClientRequest, RequestBody, RequestId};
 
@@ -204,12 +206,14 @@ impl Proxy {
             body,
             expect_continue,
             client,
+            secure,
             ..
         } = request;
         let mut meta = RequestMeta {
             head,
             authority,
             client,
+            secure,
         };
         let mut tried: Vec<u32> = Vec::new();
         let mut continue_relayed = false;

@@ -34,6 +34,8 @@ pub struct ClientRequest {
     pub expect_continue: bool,
     /// The client's address.
     pub client: SocketAddr,
+    /// Whether it came over TLS.
+    pub secure: bool,
     /// When the head arrived.
     pub received_at: Instant,
     /// The id in error responses and log lines.

@@ -1,7 +1,8 @@
-//! Hot reload: a new plugin version or a new configuration is built and checked off the
-//! request path, then put in force with one atomic store each. Anything that fails (a file
-//! that is not a component, a plugin whose `init` refuses its config, an invalid config) is
-//! refused with a log line naming why, counted, and the running version keeps serving.
+//! Hot reload: a new plugin version, a new configuration or new TLS certificates are built and
+//! checked off the request path, then put in force with one atomic store each. Anything that
+//! fails (a file that is not a component, a plugin whose `init` refuses its config, an invalid
+//! config, a certificate that does not parse or whose key does not match) is refused with a log
+//! line naming why, counted, and the running version keeps serving.
 //!
 //! Triggers: the file watcher ([`watch`]), SIGHUP, and `POST /admin/plugin/reload`. Reloads
 //! are serialised; a reload that finds nothing changed (same bytes, same settings) does nothing.
@@ -17,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Overrides};
 use crate::metrics::{ReloadKind, ReloadMetrics};
 use crate::plugin::{KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, Router};
+use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
 
 /// Where the routing plugin comes from.
@@ -56,6 +58,7 @@ pub struct Reloader {
     router: Arc<Router>,
     upstreams: Arc<Upstreams>,
     kv: Arc<KvStore>,
+    certificates: Option<Arc<Certificates>>,
     metrics: ReloadMetrics,
     pool_size: usize,
     engine: Mutex<Option<PluginEngine>>,
@@ -81,6 +84,8 @@ pub struct ReloaderParts {
     pub upstreams: Arc<Upstreams>,
     /// The key-value store plugins share.
     pub kv: Arc<KvStore>,
+    /// The HTTPS listener's certificates, when there is one.
+    pub certificates: Option<Arc<Certificates>>,
     /// Reload counters.
     pub metrics: ReloadMetrics,
     /// Plugin instances to keep per version (one per worker).
@@ -97,6 +102,7 @@ impl Reloader {
             router: parts.router,
             upstreams: parts.upstreams,
             kv: parts.kv,
+            certificates: parts.certificates,
             metrics: parts.metrics,
             pool_size: parts.pool_size,
             engine: Mutex::new(None),
@@ -123,13 +129,19 @@ impl Reloader {
         Ok(())
     }
 
-    /// Files whose changes trigger a reload: the plugin (when loaded from a file) and the
-    /// config file.
+    /// Files whose changes trigger a reload: the plugin (when loaded from a file), the config
+    /// file, and the HTTPS certificates and keys.
     pub async fn watched_files(&self) -> Vec<PathBuf> {
         let config = self.config.lock().await;
         let mut files: Vec<PathBuf> = self.config_file.iter().cloned().collect();
         if let Some(PluginSource::File(path)) = self.plugin_source(&config) {
             files.push(path);
+        }
+        if self.certificates.is_some() {
+            for pair in &config.tls.certificates {
+                files.push(pair.cert.clone());
+                files.push(pair.key.clone());
+            }
         }
         files
     }
@@ -153,9 +165,40 @@ impl Reloader {
         result
     }
 
-    /// Re-read the config file (if lbx was started with one) and the plugin file, and apply
-    /// what changed. What cannot change without a restart is reported, not applied.
+    /// Re-read the config file (if lbx was started with one), the plugin file and the
+    /// certificates, and apply what changed. What cannot change without a restart is reported,
+    /// not applied. Each part is applied or refused on its own.
     pub async fn reload_all(&self) -> Result<Outcome, Refused> {
+        let config_result = self.reload_config_and_plugin().await;
+        let certificate_result = self.reload_certificates().await;
+        combine(config_result, certificate_result)
+    }
+
+    /// Re-read the certificate and key files of the config in force; put them in force if
+    /// they changed and all load.
+    pub async fn reload_certificates(&self) -> Result<Outcome, Refused> {
+        let Some(certificates) = &self.certificates else {
+            return Ok(Outcome::Unchanged);
+        };
+        let config = self.config.lock().await;
+        let result = match certificates.reload(&config.tls.certificates) {
+            Ok(true) => {
+                for (cert, names) in certificates.describe() {
+                    tracing::info!(certificate = %cert.display(), names = ?names, "serving certificate");
+                }
+                Ok(Outcome::Applied(format!(
+                    "{} certificate(s)",
+                    config.tls.certificates.len()
+                )))
+            }
+            Ok(false) => Ok(Outcome::Unchanged),
+            Err(e) => Err(Refused(format!("certificates: {e}"))),
+        };
+        self.record(ReloadKind::Certificates, &result);
+        result
+    }
+
+    async fn reload_config_and_plugin(&self) -> Result<Outcome, Refused> {
         let Some(path) = &self.config_file else {
             return self.reload_plugin().await;
         };
@@ -361,6 +404,20 @@ impl Reloader {
     }
 }
 
+/// One outcome for two independent reloads: refused if either was (both reasons), applied if
+/// either applied something.
+fn combine(a: Result<Outcome, Refused>, b: Result<Outcome, Refused>) -> Result<Outcome, Refused> {
+    match (a, b) {
+        (Err(Refused(x)), Err(Refused(y))) => Err(Refused(format!("{x}; {y}"))),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+        (Ok(Outcome::Applied(x)), Ok(Outcome::Applied(y))) => {
+            Ok(Outcome::Applied(format!("{x}, {y}")))
+        }
+        (Ok(Outcome::Applied(x)), _) | (_, Ok(Outcome::Applied(x))) => Ok(Outcome::Applied(x)),
+        _ => Ok(Outcome::Unchanged),
+    }
+}
+
 /// Read, override and validate the config file.
 fn read_config(path: &Path, overrides: &Overrides) -> Result<Config, Refused> {
     let mut next = Config::load(path).map_err(|e| Refused(e.to_string()))?;
@@ -384,6 +441,12 @@ fn needs_restart(current: &Config, next: &Config) -> Vec<&'static str> {
     check("retry", current.retry != next.retry);
     check("pool", current.pool != next.pool);
     check("admin", current.admin != next.admin);
+    check("proxy", current.proxy != next.proxy);
+    check("tls.listen", current.tls.listen != next.tls.listen);
+    check(
+        "tls.redirect_http",
+        current.tls.redirect_http != next.tls.redirect_http,
+    );
     check("reload", current.reload != next.reload);
     keys
 }

@@ -261,6 +261,9 @@ pub(crate) mod tests {
             weight: 1,
             labels: Default::default(),
             health: Default::default(),
+            ca: None,
+            server_name: None,
+            insecure_skip_verify: false,
         }
     }
 

@@ -262,6 +262,8 @@ impl Body for PatternBody {
 pub struct TestProxy {
     /// Where clients connect.
     pub addr: SocketAddr,
+    /// The HTTPS listener, when the config has one.
+    pub tls: Option<SocketAddr>,
     /// The admin API.
     pub admin: SocketAddr,
     stop: StopSender,
@@ -274,12 +276,21 @@ impl TestProxy {
         let mut config = Config::parse(toml, None).unwrap();
         config.listen = "127.0.0.1:0".into();
         config.admin.listen = "127.0.0.1:0".into();
+        if config.tls.listen.is_some() {
+            config.tls.listen = Some("127.0.0.1:0".into());
+        }
         let server = lbx::Server::bind(&config).await.unwrap();
         let addr = server.local_addr();
+        let tls = server.tls_addr();
         let admin = server.admin_addr().expect("admin API enabled");
         let (stop, stopped) = shutdown::channel();
         tokio::spawn(server.with_drain(Duration::from_secs(1)).run(stopped));
-        Self { addr, admin, stop }
+        Self {
+            addr,
+            tls,
+            admin,
+            stop,
+        }
     }
 
     /// `http://<proxy><path>`.
@@ -872,3 +883,6 @@ impl LoadGenerator {
 
 mod raw;
 pub use raw::{RawBackend, RawClient, RawRequest};
+
+mod tls;
+pub use tls::{Issued, TestCa, https_get};

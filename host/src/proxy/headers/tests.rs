@@ -17,6 +17,7 @@ fn meta(fields: &[(&'static str, &'static str)], client: &str) -> RequestMeta {
             headers,
         },
         client: client.parse().unwrap(),
+        secure: false,
     }
 }
 

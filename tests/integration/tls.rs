@@ -1,0 +1,332 @@
+//! HTTPS termination: certificates chosen by SNI (wildcards, a default), HTTP/1.1 and HTTP/2 by
+//! ALPN on one port, session resumption, `X-Forwarded-Proto: https`, certificates replaced
+//! while serving (and a bad pair refused), a redirect from plain HTTP, failed handshakes that
+//! harm nothing. curl is the client where it can be.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::support::{
+    RawBackend, TestCa, TestProxy, admin_get, config_for_urls, eventually, https_get, metric,
+};
+
+/// `curl -v <args> https://<name>:<port><path>` resolving `name` to 127.0.0.1; returns
+/// (success, stdout, stderr).
+async fn curl(tls: SocketAddr, name: &str, path: &str, args: &[&str]) -> (bool, String, String) {
+    let resolve = format!("{name}:{}:127.0.0.1", tls.port());
+    let url = format!("https://{name}:{}{path}", tls.port());
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "-v", "--max-time", "10", "--resolve", &resolve])
+            .args(&args)
+            .arg(&url)
+            .output()
+            .expect("curl (installed by scripts/setup.sh)");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn tls_section(certificates: &[&crate::support::Issued]) -> String {
+    let mut toml = String::from("[tls]\nlisten = \"127.0.0.1:0\"\n");
+    for issued in certificates {
+        toml.push_str(&format!(
+            "[[tls.certificate]]\ncert = {:?}\nkey = {:?}\n",
+            issued.cert.to_str().unwrap(),
+            issued.key.to_str().unwrap()
+        ));
+    }
+    toml
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sni_name_gets_its_certificate_and_an_unknown_name_the_default() {
+    let ca = TestCa::new("sni");
+    let a = ca.issue("a", &["a.test"]);
+    let wildcard = ca.issue("wild", &["*.b.test"]);
+    let backend = RawBackend::recording().await;
+    let proxy = TestProxy::start(&config_for_urls(
+        None,
+        &[backend.url()],
+        &tls_section(&[&a, &wildcard]),
+    ))
+    .await;
+    let tls = proxy.tls.unwrap();
+    let cacert = ca.ca_pem.to_str().unwrap();
+
+    let (ok, body, log) = curl(tls, "a.test", "/", &["--cacert", cacert]).await;
+    assert!(ok, "{log}");
+    assert_eq!(body, "ok");
+    assert!(log.contains("subject: CN=a.test"), "{log}");
+
+    let (ok, _, log) = curl(tls, "x.b.test", "/", &["--cacert", cacert]).await;
+    assert!(ok, "{log}");
+    assert!(log.contains("subject: CN=*.b.test"), "{log}");
+    // One label only: the wildcard does not cover y.x.b.test, so the default is presented,
+    // and curl refuses it for that name.
+    let (ok, _, log) = curl(tls, "y.x.b.test", "/", &["--cacert", cacert]).await;
+    assert!(!ok, "{log}");
+    assert!(log.contains("subject: CN=a.test"), "{log}");
+
+    let (ok, _, log) = curl(tls, "unknown.test", "/", &["--insecure"]).await;
+    assert!(ok, "{log}");
+    assert!(
+        log.contains("subject: CN=a.test"),
+        "the first certificate is the default: {log}"
+    );
+
+    let requests = backend.requests();
+    assert_eq!(requests[0].values("x-forwarded-proto"), ["https"]);
+    assert_eq!(
+        requests[0].values("host"),
+        [format!("a.test:{}", tls.port())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpn_picks_http2_or_http1_on_the_same_port() {
+    let ca = TestCa::new("alpn");
+    let site = ca.issue("site", &["site.test"]);
+    let backend = RawBackend::recording().await;
+    let proxy = TestProxy::start(&config_for_urls(
+        None,
+        &[backend.url()],
+        &tls_section(&[&site]),
+    ))
+    .await;
+    let tls = proxy.tls.unwrap();
+    let cacert = ca.ca_pem.to_str().unwrap();
+    let (ok, body, log) = curl(tls, "site.test", "/h2", &["--cacert", cacert, "--http2"]).await;
+    assert!(ok && body == "ok", "{log}");
+    assert!(log.contains("ALPN: server accepted h2"), "{log}");
+    assert!(log.contains("< HTTP/2 200"), "{log}");
+    let (ok, _, log) = curl(tls, "site.test", "/h1", &["--cacert", cacert, "--http1.1"]).await;
+    assert!(ok, "{log}");
+    assert!(log.contains("ALPN: server accepted http/1.1"), "{log}");
+    assert!(log.contains("< HTTP/1.1 200 OK"), "{log}");
+    let requests = backend.requests();
+    assert_eq!(requests[0].request_line(), "GET /h2 HTTP/1.1");
+    assert_eq!(requests[0].values("x-forwarded-proto"), ["https"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_client_resumes_its_session() {
+    let ca = TestCa::new("resume");
+    let site = ca.issue("site", &["site.test"]);
+    let backend = RawBackend::recording().await;
+    let proxy = TestProxy::start(&config_for_urls(
+        None,
+        &[backend.url()],
+        &tls_section(&[&site]),
+    ))
+    .await;
+    let config = ca.client_config(&[b"http/1.1"]);
+    let first = https_get(proxy.tls.unwrap(), "site.test", &config, "/")
+        .await
+        .unwrap();
+    assert!(!first.resumed);
+    assert!(
+        first.response.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        first.response
+    );
+    let second = https_get(proxy.tls.unwrap(), "site.test", &config, "/")
+        .await
+        .unwrap();
+    assert!(
+        second.resumed,
+        "the second connection should resume the session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_replaced_under_load_without_a_failed_request_and_a_bad_pair_is_refused() {
+    let ca = TestCa::new("rotate");
+    let old = ca.issue("old", &["site.test"]);
+    let new = ca.issue("new", &["site.test"]);
+    // The layout a Kubernetes secret volume has: files are links through `..data`, which is
+    // replaced by an atomic rename to switch every file at once.
+    let secret = ca.dir.join("secret");
+    std::fs::create_dir_all(secret.join("..v1")).unwrap();
+    std::fs::copy(&old.cert, secret.join("..v1/tls.crt")).unwrap();
+    std::fs::copy(&old.key, secret.join("..v1/tls.key")).unwrap();
+    std::os::unix::fs::symlink("..v1", secret.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/tls.crt", secret.join("tls.crt")).unwrap();
+    std::os::unix::fs::symlink("..data/tls.key", secret.join("tls.key")).unwrap();
+    let toml = format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certificate]]\ncert = {:?}\nkey = {:?}\n",
+        secret.join("tls.crt").to_str().unwrap(),
+        secret.join("tls.key").to_str().unwrap()
+    );
+    let backend = RawBackend::recording().await;
+    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], &toml)).await;
+    let tls = proxy.tls.unwrap();
+    // Full handshakes: a resumed session presents no certificate.
+    let config = ca.fresh_client_config(&[b"http/1.1"]);
+    assert_eq!(
+        https_get(tls, "site.test", &config, "/")
+            .await
+            .unwrap()
+            .leaf,
+        old.der
+    );
+
+    // A few clients in a loop, each request on a new connection (a new handshake).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, config) = (stop.clone(), config.clone());
+            tokio::spawn(async move {
+                let (mut ok, mut failed) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match https_get(tls, "site.test", &config, "/").await {
+                        Ok(answer) if answer.response.starts_with("HTTP/1.1 200 OK") => ok += 1,
+                        Ok(answer) => failed.push(answer.response),
+                        Err(e) => failed.push(e),
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    std::fs::create_dir_all(secret.join("..v2")).unwrap();
+    std::fs::copy(&new.cert, secret.join("..v2/tls.crt")).unwrap();
+    std::fs::copy(&new.key, secret.join("..v2/tls.key")).unwrap();
+    std::os::unix::fs::symlink("..v2", secret.join("..data_tmp")).unwrap();
+    let flipped = Instant::now();
+    std::fs::rename(secret.join("..data_tmp"), secret.join("..data")).unwrap();
+    let seen = eventually(Duration::from_secs(5), || {
+        let config = config.clone();
+        let new = new.der.clone();
+        async move {
+            let answer = https_get(tls, "site.test", &config, "/").await.ok()?;
+            (answer.leaf == new).then_some(())
+        }
+    })
+    .await;
+    let took = flipped.elapsed();
+    assert!(seen.is_some(), "the new certificate was never presented");
+    assert!(
+        took < Duration::from_secs(1),
+        "new certificate after {took:?}"
+    );
+
+    // A key that is not the certificate's: refused, the current pair keeps serving.
+    let refused_before = metric(
+        &admin_get(&proxy.admin_url("/metrics")).await.1,
+        "lbx_reloads_total{what=\"certificates\",result=\"refused\"}",
+    );
+    std::fs::copy(&old.key, secret.join("..v2/tls.key")).unwrap();
+    let refused = eventually(Duration::from_secs(5), || {
+        let url = proxy.admin_url("/metrics");
+        async move {
+            let text = admin_get(&url).await.1;
+            let n = metric(
+                &text,
+                "lbx_reloads_total{what=\"certificates\",result=\"refused\"}",
+            );
+            (n > refused_before).then_some(())
+        }
+    })
+    .await;
+    assert!(refused.is_some(), "the mismatched pair was not refused");
+    assert_eq!(
+        https_get(tls, "site.test", &config, "/")
+            .await
+            .unwrap()
+            .leaf,
+        new.der
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (o, f) = client.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(ok > 20, "only {ok} requests completed");
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    let (_, plugin) = admin_get(&proxy.admin_url("/admin/plugin")).await;
+    assert!(
+        plugin.contains("does not match"),
+        "the refusal names why: {plugin}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_is_redirected_to_https_when_asked() {
+    let ca = TestCa::new("redirect");
+    let site = ca.issue("site", &["site.test"]);
+    let backend = RawBackend::recording().await;
+    let toml = tls_section(&[&site]).replace("[tls]\n", "[tls]\nredirect_http = true\n");
+    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], &toml)).await;
+    let mut client = crate::support::RawClient::connect(proxy.addr).await;
+    client
+        .send(b"GET /a?b=1 HTTP/1.1\r\nHost: site.test:8080\r\n\r\n")
+        .await;
+    let answer = client.read_until("\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 308 Permanent Redirect\r\n"),
+        "{answer}"
+    );
+    let location = format!(
+        "Location: https://site.test:{}/a?b=1\r\n",
+        proxy.tls.unwrap().port()
+    );
+    assert!(answer.contains(&location), "{answer}");
+    assert_eq!(backend.connections(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_handshake_is_counted_and_harms_nothing() {
+    let ca = TestCa::new("badhello");
+    let site = ca.issue("site", &["site.test"]);
+    let backend = RawBackend::recording().await;
+    let proxy = TestProxy::start(&config_for_urls(
+        None,
+        &[backend.url()],
+        &tls_section(&[&site]),
+    ))
+    .await;
+    let tls = proxy.tls.unwrap();
+    // Plain HTTP to the HTTPS port, and a client that does not trust the certificate.
+    let mut plain = crate::support::RawClient::connect(tls).await;
+    plain
+        .send(b"GET / HTTP/1.1\r\nHost: site.test\r\n\r\n")
+        .await;
+    assert!(plain.closed_within(Duration::from_secs(5)).await);
+    let untrusting = TestCa::new("other").client_config(&[b"http/1.1"]);
+    assert!(https_get(tls, "site.test", &untrusting, "/").await.is_err());
+
+    let answer = https_get(tls, "site.test", &ca.client_config(&[b"http/1.1"]), "/")
+        .await
+        .unwrap();
+    assert!(
+        answer.response.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        answer.response
+    );
+    let text = admin_get(&proxy.admin_url("/metrics")).await.1;
+    assert!(
+        metric(&text, "lbx_tls_handshakes_total{result=\"failed\"}") >= 2.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "lbx_tls_handshakes_total{result=\"ok\"}") >= 1.0,
+        "{text}"
+    );
+}
