@@ -146,6 +146,33 @@ pub fn trim_ows(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// `http::HeaderMap` fields (HTTP/2 requests and trailers) as a field list, lowercase names.
+pub fn from_header_map(map: &http::HeaderMap) -> Headers {
+    let mut headers = Headers::with_capacity(map.len());
+    for (name, value) in map {
+        headers.push(
+            Bytes::copy_from_slice(name.as_str().as_bytes()),
+            Bytes::copy_from_slice(value.as_bytes()),
+        );
+    }
+    headers
+}
+
+/// A field list as an `http::HeaderMap` (responses and trailers for HTTP/2 clients). Fields
+/// whose name or value HTTP/2 cannot carry are left out.
+pub fn to_header_map(headers: &Headers) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(headers.len());
+    for f in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(&f.name),
+            http::HeaderValue::from_maybe_shared(f.value.clone()),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
 /// A piece of a message body on its way through lbx.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyChunk {

@@ -37,7 +37,8 @@ pub async fn read_into<R: AsyncRead + Unpin + ?Sized>(
     std::future::poll_fn(|cx| poll_read_into(Pin::new(&mut *reader), buf, spare, cx)).await
 }
 
-/// Write every byte of `parts`, with as few calls as the socket allows.
+/// Write every byte of `parts`, with as few calls as the socket allows, then flush (a TLS
+/// stream may hold its last record until flushed; on TCP this costs nothing).
 pub async fn write_all_vectored<W: AsyncWrite + Unpin + ?Sized>(
     writer: &mut W,
     parts: &mut [IoSlice<'_>],
@@ -52,5 +53,14 @@ pub async fn write_all_vectored<W: AsyncWrite + Unpin + ?Sized>(
         }
         IoSlice::advance_slices(&mut parts, written);
     }
-    Ok(())
+    writer.flush().await
+}
+
+/// Write all of `bytes`, then flush.
+pub async fn write_all_flushed<W: AsyncWrite + Unpin + ?Sized>(
+    writer: &mut W,
+    bytes: &[u8],
+) -> io::Result<()> {
+    writer.write_all(bytes).await?;
+    writer.flush().await
 }

@@ -42,6 +42,10 @@ pub trait ClientSource {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>>;
+
+    /// Whether the body was read to its end (an HTTP/1.1 connection can then carry another
+    /// request).
+    fn is_done(&self) -> bool;
 }
 
 /// No body.
@@ -54,6 +58,10 @@ impl ClientSource for NoBody {
         _: &mut Context<'_>,
     ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
         Poll::Ready(Ok(None))
+    }
+
+    fn is_done(&self) -> bool {
+        true
     }
 }
 
@@ -117,14 +125,13 @@ impl<'c, R: AsyncRead + Unpin> H1Body<'c, R> {
             idle: IdleTimer::new(idle),
         }
     }
-
-    /// Whether the body was read to its end (so the connection can carry another request).
-    pub fn is_done(&self) -> bool {
-        self.decoder.is_done()
-    }
 }
 
 impl<R: AsyncRead + Unpin> ClientSource for H1Body<'_, R> {
+    fn is_done(&self) -> bool {
+        self.decoder.is_done()
+    }
+
     fn poll_chunk(
         &mut self,
         cx: &mut Context<'_>,
@@ -164,19 +171,26 @@ impl<R: AsyncRead + Unpin> ClientSource for H1Body<'_, R> {
 pub struct H2Body {
     body: hyper::body::Incoming,
     idle: IdleTimer,
+    ended: bool,
 }
 
 impl H2Body {
     /// Read `body` with `idle` as the client-body timeout.
     pub fn new(body: hyper::body::Incoming, idle: Duration) -> Self {
+        let ended = body.is_end_stream();
         Self {
             body,
             idle: IdleTimer::new(idle),
+            ended,
         }
     }
 }
 
 impl ClientSource for H2Body {
+    fn is_done(&self) -> bool {
+        self.ended
+    }
+
     fn poll_chunk(
         &mut self,
         cx: &mut Context<'_>,
@@ -188,14 +202,17 @@ impl ClientSource for H2Body {
                     Ok(data) => BodyChunk::Data(data),
                     Err(frame) => match frame.into_trailers() {
                         Ok(trailers) => {
-                            BodyChunk::Trailers(super::headers::from_header_map(&trailers))
+                            BodyChunk::Trailers(crate::message::from_header_map(&trailers))
                         }
                         Err(_) => BodyChunk::Data(bytes::Bytes::new()),
                     },
                 };
                 Poll::Ready(Ok(Some(chunk)))
             }
-            Poll::Ready(None) => Poll::Ready(Ok(None)),
+            Poll::Ready(None) => {
+                self.ended = true;
+                Poll::Ready(Ok(None))
+            }
             // A reset stream (the client cancelled) or a protocol error h2 already answered.
             Poll::Ready(Some(Err(_))) => Poll::Ready(Err(ClientBodyError::Gone)),
             Poll::Pending => self.idle.poll_expired(cx).map(Err),
@@ -206,8 +223,8 @@ impl ClientSource for H2Body {
 /// The client's body as attempts read it: each attempt starts from the beginning, replayed
 /// from the recording, then continues with what the client has not sent yet.
 #[derive(Debug)]
-pub struct BodyFeed<'s, S> {
-    source: &'s mut S,
+pub struct BodyFeed<S> {
+    source: S,
     /// `None`: not recorded (replay impossible once anything was read).
     recording: Option<Recording>,
     /// Recorded pieces this attempt has already been given.
@@ -227,14 +244,10 @@ struct Recording {
     overflowed: bool,
 }
 
-impl<'s, S: ClientSource> BodyFeed<'s, S> {
+impl<S: ClientSource> BodyFeed<S> {
     /// A feed over `source`, recording up to `record_limit` bytes when given. `complete_at` is
     /// set for a request that has no body (it was complete on arrival).
-    pub fn new(
-        source: &'s mut S,
-        record_limit: Option<usize>,
-        complete_at: Option<Instant>,
-    ) -> Self {
+    pub fn new(source: S, record_limit: Option<usize>, complete_at: Option<Instant>) -> Self {
         Self {
             source,
             recording: record_limit.map(|limit| Recording {
@@ -268,6 +281,11 @@ impl<'s, S: ClientSource> BodyFeed<'s, S> {
         self.completed_at.is_some()
     }
 
+    /// The source (to ask whether its framing ended).
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
     fn record(&mut self, chunk: &BodyChunk) {
         let Some(recording) = &mut self.recording else {
             return;
@@ -290,7 +308,7 @@ impl<'s, S: ClientSource> BodyFeed<'s, S> {
     }
 }
 
-impl<S: ClientSource> BodySource for BodyFeed<'_, S> {
+impl<S: ClientSource> BodySource for BodyFeed<S> {
     type Error = ClientBodyError;
 
     fn poll_chunk(
@@ -341,15 +359,17 @@ mod tests {
         ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
             Poll::Ready(self.0.pop_front().unwrap_or(Ok(None)))
         }
+
+        fn is_done(&self) -> bool {
+            self.0.is_empty()
+        }
     }
 
     fn data(text: &'static str) -> Result<Option<BodyChunk>, ClientBodyError> {
         Ok(Some(BodyChunk::Data(Bytes::from_static(text.as_bytes()))))
     }
 
-    fn drain<S: ClientSource>(
-        feed: &mut BodyFeed<'_, S>,
-    ) -> (Vec<u8>, Result<(), ClientBodyError>) {
+    fn drain<S: ClientSource>(feed: &mut BodyFeed<S>) -> (Vec<u8>, Result<(), ClientBodyError>) {
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
         let mut out = Vec::new();
@@ -366,8 +386,8 @@ mod tests {
 
     #[test]
     fn a_recorded_body_replays_from_the_start() {
-        let mut source = Script(VecDeque::from([data("ab"), data("cd"), Ok(None)]));
-        let mut feed = BodyFeed::new(&mut source, Some(16), None);
+        let source = Script(VecDeque::from([data("ab"), data("cd"), Ok(None)]));
+        let mut feed = BodyFeed::new(source, Some(16), None);
         assert_eq!(drain(&mut feed).0, b"abcd");
         assert!(feed.is_complete());
         assert!(feed.rewind());
@@ -376,19 +396,19 @@ mod tests {
 
     #[test]
     fn a_body_past_the_recording_limit_cannot_be_replayed() {
-        let mut source = Script(VecDeque::from([data("abcdef"), data("gh"), Ok(None)]));
-        let mut feed = BodyFeed::new(&mut source, Some(4), None);
+        let source = Script(VecDeque::from([data("abcdef"), data("gh"), Ok(None)]));
+        let mut feed = BodyFeed::new(source, Some(4), None);
         assert_eq!(drain(&mut feed).0, b"abcdefgh");
         assert!(!feed.rewind());
     }
 
     #[test]
     fn a_body_that_broke_is_an_error_and_never_ends() {
-        let mut source = Script(VecDeque::from([
+        let source = Script(VecDeque::from([
             data("ab"),
             Err(ClientBodyError::Malformed("x")),
         ]));
-        let mut feed = BodyFeed::new(&mut source, Some(16), None);
+        let mut feed = BodyFeed::new(source, Some(16), None);
         let (got, result) = drain(&mut feed);
         assert_eq!(got, b"ab");
         assert_eq!(result, Err(ClientBodyError::Malformed("x")));
@@ -397,8 +417,8 @@ mod tests {
 
     #[test]
     fn an_unrecorded_body_can_still_be_sent_again_if_nothing_was_read() {
-        let mut source = Script(VecDeque::from([data("ab"), Ok(None)]));
-        let mut feed = BodyFeed::new(&mut source, None, None);
+        let source = Script(VecDeque::from([data("ab"), Ok(None)]));
+        let mut feed = BodyFeed::new(source, None, None);
         assert!(feed.rewind(), "nothing read yet");
         let _ = drain(&mut feed);
         assert!(!feed.rewind(), "read and not recorded");

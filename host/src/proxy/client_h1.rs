@@ -18,15 +18,15 @@ use http::{Method, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::client_body::H1Body;
+use super::client_body::{ClientSource, H1Body};
 use super::connection::{ClientStream, ConnectionInfo, https_location};
 use super::error::{Fault, ProxyError};
 use super::request::{ClientRequest, RequestBody, RequestId};
-use super::{Forwarded, InterimSink, Proxy, message_has_body};
+use super::{Forwarded, Handled, InterimSink, Proxy, RequestSide, message_has_body};
 use crate::http1::Framing;
 use crate::http1::body::{BodyDecoder, CHUNK_END, chunk_header, last_chunk};
 use crate::http1::encode::write_response_head;
-use crate::http1::io::{HEAD_READ_SIZE, read_into, write_all_vectored};
+use crate::http1::io::{HEAD_READ_SIZE, read_into, write_all_flushed, write_all_vectored};
 use crate::http1::parse::{ParsedRequest, RequestError, parse_request};
 use crate::message::{BodyChunk, ResponseHead};
 use crate::shutdown::{self, StopReceiver};
@@ -105,7 +105,7 @@ pub async fn serve<S: ClientStream>(
 
         let (mut reader, mut writer) = stream.halves();
         let (reusable, body_done) = {
-            let mut source = H1Body::new(
+            let source = H1Body::new(
                 &mut reader,
                 &mut buf,
                 BodyDecoder::new(parsed.framing),
@@ -115,13 +115,23 @@ pub async fn serve<S: ClientStream>(
                 writer: &mut writer,
                 accepts: version == Version::HTTP_11,
             };
-            let result = proxy.handle(request, &mut source, &mut interim).await;
-            let body_done = source.is_done();
-            drop(source);
+            let Handled {
+                result,
+                request: mut side,
+            } = proxy.handle(request, source, &mut interim).await;
             // The client asked to close, left part of its body unread, or lbx is stopping.
-            let must_close = !keep_alive || !body_done || *stop.borrow();
-            let reusable = answer(&mut writer, result, &method, version, must_close, id).await;
-            (reusable, body_done)
+            let must_close = !keep_alive || !side.body_done() || *stop.borrow();
+            let reusable = answer(
+                &mut writer,
+                result,
+                &mut side,
+                &method,
+                version,
+                must_close,
+                id,
+            )
+            .await;
+            (reusable, side.body_done())
         };
         drop((reader, writer));
         if !reusable {
@@ -136,9 +146,10 @@ pub async fn serve<S: ClientStream>(
 
 /// Write the response (or lbx's error answer) for one request. Returns whether the connection
 /// may carry another request.
-async fn answer<W: AsyncWrite + Unpin>(
+async fn answer<W: AsyncWrite + Unpin, B: ClientSource>(
     writer: &mut W,
     result: Result<Forwarded, ProxyError>,
+    side: &mut RequestSide<B>,
     method: &Method,
     version: Version,
     must_close: bool,
@@ -147,7 +158,7 @@ async fn answer<W: AsyncWrite + Unpin>(
     match result {
         Ok(forwarded) => {
             let closing = must_close || !forwarded.request_complete;
-            match write_response(writer, forwarded, method, version, closing).await {
+            match write_response(writer, forwarded, side, method, version, closing).await {
                 Ok(kept) => kept && !closing,
                 Err(_) => false,
             }
@@ -208,7 +219,7 @@ async fn redirect<S: ClientStream>(
     }
     let mut out = BytesMut::new();
     write_response_head(head.status, &head.reason, &head.headers, &mut out);
-    stream.write_all(&out).await?;
+    write_all_flushed(stream, &out).await?;
     Ok(keep)
 }
 
@@ -266,7 +277,7 @@ impl<W: AsyncWrite + Unpin + Send> InterimSink for Interim<'_, W> {
     async fn send_interim(&mut self, head: &ResponseHead) -> std::io::Result<()> {
         let mut out = BytesMut::new();
         write_response_head(head.status, &head.reason, &head.headers, &mut out);
-        self.writer.write_all(&out).await
+        write_all_flushed(self.writer, &out).await
     }
 }
 
@@ -281,9 +292,10 @@ enum Encoding {
 
 /// Write `forwarded` to the client. `Ok(true)`: the whole response went out and the
 /// connection may carry another request (if the caller's `closing` allows).
-async fn write_response<W: AsyncWrite + Unpin>(
+async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
     writer: &mut W,
     forwarded: Forwarded,
+    side: &mut RequestSide<B>,
     method: &Method,
     version: Version,
     mut closing: bool,
@@ -338,9 +350,9 @@ async fn write_response<W: AsyncWrite + Unpin>(
     write_response_head(head.status, &head.reason, &head.headers, &mut out);
     let head_bytes = out.freeze();
     if encoding == Encoding::None {
-        writer.write_all(&head_bytes).await?;
+        write_all_flushed(writer, &head_bytes).await?;
         // Drain a body the backend sent for a bodiless response (none, normally).
-        return Ok(drain(&mut body).await);
+        return Ok(drain(&mut body, side).await);
     }
 
     // The first piece usually arrived with the response head: send both in one write.
@@ -349,10 +361,8 @@ async fn write_response<W: AsyncWrite + Unpin>(
     let mut next = match first {
         Poll::Ready(chunk) => chunk,
         Poll::Pending => {
-            writer
-                .write_all(&pending_head.take().expect("head not yet written"))
-                .await?;
-            std::future::poll_fn(|cx| body.poll_chunk(cx)).await
+            write_all_flushed(writer, &pending_head.take().expect("head not yet written")).await?;
+            next_piece(&mut body, side).await
         }
     };
     loop {
@@ -360,7 +370,7 @@ async fn write_response<W: AsyncWrite + Unpin>(
         match next {
             Some(Ok(BodyChunk::Data(data))) => {
                 if data.is_empty() && head_part.is_empty() {
-                    next = std::future::poll_fn(|cx| body.poll_chunk(cx)).await;
+                    next = next_piece(&mut body, side).await;
                     continue;
                 }
                 if encoding == Encoding::Chunked && !data.is_empty() {
@@ -383,14 +393,14 @@ async fn write_response<W: AsyncWrite + Unpin>(
                     let mut parts = [IoSlice::new(&head_part), IoSlice::new(&end)];
                     write_all_vectored(writer, &mut parts).await?;
                     // The end is written; what remains is the body's own clean end.
-                    return Ok(drain(&mut body).await && !closing);
+                    return Ok(drain(&mut body, side).await && !closing);
                 }
-                writer.write_all(&head_part).await?;
+                write_all_flushed(writer, &head_part).await?;
             }
             Some(Err(_)) => {
                 // The backend broke the body: the client must see an incomplete message, so
                 // the connection closes without the body's end.
-                writer.write_all(&head_part).await?;
+                write_all_flushed(writer, &head_part).await?;
                 return Ok(false);
             }
             None => {
@@ -399,19 +409,35 @@ async fn write_response<W: AsyncWrite + Unpin>(
                     let mut parts = [IoSlice::new(&head_part), IoSlice::new(&end)];
                     write_all_vectored(writer, &mut parts).await?;
                 } else {
-                    writer.write_all(&head_part).await?;
+                    write_all_flushed(writer, &head_part).await?;
                 }
                 return Ok(!closing);
             }
         }
-        next = std::future::poll_fn(|cx| body.poll_chunk(cx)).await;
+        next = next_piece(&mut body, side).await;
     }
 }
 
+/// The next piece of the response body, moving the request body into an HTTP/2 backend
+/// meanwhile (a stream can flow both ways at once). A client body that fails resets the
+/// backend stream, which then ends the response body in an error.
+async fn next_piece<B: ClientSource>(
+    body: &mut super::RelayedBody,
+    side: &mut RequestSide<B>,
+) -> Option<Result<BodyChunk, crate::upstream::ResponseBodyError>> {
+    std::future::poll_fn(|cx| {
+        if side.is_pumping() {
+            let _ = side.poll_pump(cx);
+        }
+        body.poll_chunk(cx)
+    })
+    .await
+}
+
 /// Read a body to its end without relaying it. `true` if it ended cleanly.
-async fn drain(body: &mut super::RelayedBody) -> bool {
+async fn drain<B: ClientSource>(body: &mut super::RelayedBody, side: &mut RequestSide<B>) -> bool {
     loop {
-        match std::future::poll_fn(|cx| body.poll_chunk(cx)).await {
+        match next_piece(body, side).await {
             Some(Ok(_)) => {}
             Some(Err(_)) => return false,
             None => return true,
@@ -446,7 +472,7 @@ async fn answer_error<W: AsyncWrite + Unpin>(
     if method != Some(&Method::HEAD) {
         out.extend_from_slice(&body);
     }
-    writer.write_all(&out).await
+    write_all_flushed(writer, &out).await
 }
 
 /// Close after a response while the client may still be sending: stop writing, then read and

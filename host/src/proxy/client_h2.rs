@@ -22,22 +22,25 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::client_body::H2Body;
 use super::connection::{ConnectionInfo, https_location};
 use super::error::ProxyError;
-use super::headers::{from_header_map, join_cookies, to_header_map};
+use super::headers::join_cookies;
 use super::relay::RelayedBody;
 use super::request::{ClientRequest, RequestBody, RequestId};
-use super::{NoInterim, Proxy, message_has_body};
+use super::{Handled, NoInterim, Proxy, RequestSide, message_has_body};
 use crate::http1::Framing;
 use crate::http1::parse::valid_authority;
 use crate::message::RequestHead;
+use crate::message::{from_header_map, to_header_map};
 use crate::shutdown::{self, StopReceiver};
 
 /// Body of every response to an HTTP/2 client: a relayed backend body or lbx's own.
 pub type H2ResponseBody = Either<StreamBody, Full<Bytes>>;
 
-/// A relayed body that keeps its stream counted as open until it is done.
+/// A relayed body that keeps its stream counted as open until it is done, and keeps moving
+/// the request body into an HTTP/2 backend while the response flows (gRPC streams).
 #[derive(Debug)]
 pub struct StreamBody {
     body: RelayedBody,
+    request: Option<RequestSide<H2Body>>,
     _open: OpenStream,
 }
 
@@ -49,6 +52,12 @@ impl http_body::Body for StreamBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Some(request) = &mut self.request
+            && request.poll_pump(cx).is_ready()
+        {
+            // Done, or the client's body failed (the backend stream is then reset).
+            self.request = None;
+        }
         std::pin::Pin::new(&mut self.body).poll_frame(cx)
     }
 
@@ -175,16 +184,15 @@ async fn handle(
         }
         return response;
     }
-    let mut source = H2Body::new(body, proxy.policies().timeouts.client_body);
-    match proxy
-        .handle(client_request, &mut source, &mut NoInterim)
-        .await
-    {
+    let source = H2Body::new(body, proxy.policies().timeouts.client_body);
+    let Handled { result, request } = proxy.handle(client_request, source, &mut NoInterim).await;
+    match result {
         Ok(forwarded) => {
             let head = forwarded.head;
             let framing = forwarded.body.framing();
             let body = StreamBody {
                 body: forwarded.body,
+                request: request.is_pumping().then_some(request),
                 _open: open,
             };
             let mut response = Response::new(Either::Left(body));

@@ -70,6 +70,9 @@ pub enum ProxyError {
         /// The deadline.
         after: Duration,
     },
+    /// The request cannot be expressed to the backend (a field HTTP/2 cannot carry).
+    #[error("request cannot be forwarded: {0}")]
+    Unforwardable(String),
     /// The routing plugin rejected the request with this status.
     #[error("request rejected by routing plugin with {0}")]
     Rejected(StatusCode),
@@ -98,9 +101,10 @@ impl ProxyError {
             | ProxyError::Broken { .. }
             | ProxyError::InvalidResponse { .. }
             | ProxyError::BackendTimeout { .. } => Fault::Backend,
-            ProxyError::NoUsableBackend | ProxyError::Deadline { .. } | ProxyError::Rejected(_) => {
-                Fault::Proxy
-            }
+            ProxyError::NoUsableBackend
+            | ProxyError::Deadline { .. }
+            | ProxyError::Rejected(_)
+            | ProxyError::Unforwardable(_) => Fault::Proxy,
         }
     }
 
@@ -117,7 +121,8 @@ impl ProxyError {
             ProxyError::NoUsableBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Unreachable { .. }
             | ProxyError::Broken { .. }
-            | ProxyError::InvalidResponse { .. } => StatusCode::BAD_GATEWAY,
+            | ProxyError::InvalidResponse { .. }
+            | ProxyError::Unforwardable(_) => StatusCode::BAD_GATEWAY,
             ProxyError::BackendTimeout { .. } | ProxyError::Deadline { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -148,6 +153,7 @@ impl ProxyError {
             ProxyError::Unreachable { .. } => "the backend could not be reached",
             ProxyError::Broken { .. } => "the backend closed the connection",
             ProxyError::InvalidResponse { .. } => "the backend sent an invalid response",
+            ProxyError::Unforwardable(_) => "the request could not be forwarded",
             ProxyError::BackendTimeout { .. } | ProxyError::Deadline { .. } => {
                 "the backend did not answer in time"
             }

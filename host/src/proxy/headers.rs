@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use http::uri::Authority;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::request::RequestBody;
 use crate::config::ProxyConfig;
@@ -59,7 +59,7 @@ pub struct UpstreamFraming {
     pub expect_continue: bool,
 }
 
-/// The request head for a backend at `backend` (its Host when the client gave none).
+/// The request head for an HTTP/1.1 backend at `backend` (its Host when the client gave none).
 pub fn write_upstream_head(
     meta: &RequestMeta,
     backend: &Authority,
@@ -81,12 +81,101 @@ pub fn write_upstream_head(
     out.extend_from_slice(b" ");
     out.extend_from_slice(&head.target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    upstream_fields(
+        meta,
+        backend,
+        plugin_headers,
+        proxy,
+        framing,
+        |name, value| field(out, name, value),
+    );
+    out.extend_from_slice(b"\r\n");
+}
 
+/// The request for an HTTP/2 backend at `backend`, reached with `scheme`: the same fields as
+/// over HTTP/1.1, Host as `:authority`, names lowercase, and no field HTTP/2 forbids
+/// (RFC 9113 §8.2.2: `Transfer-Encoding`, and `Expect` as lbx does not wait for `100` there).
+pub fn upstream_h2_request(
+    meta: &RequestMeta,
+    backend: &Authority,
+    scheme: http::uri::Scheme,
+    plugin_headers: &[(HeaderName, HeaderValue)],
+    proxy: &ProxyConfig,
+    framing: UpstreamFraming,
+) -> Result<http::request::Builder, String> {
+    let mut authority: Option<Vec<u8>> = None;
+    let mut headers = http::HeaderMap::with_capacity(meta.head.headers.len() + 6);
+    let mut bad = None;
+    upstream_fields(
+        meta,
+        backend,
+        plugin_headers,
+        proxy,
+        framing,
+        |name, value| {
+            if name.eq_ignore_ascii_case(b"host") {
+                authority = Some(value.to_vec());
+                return;
+            }
+            if name.eq_ignore_ascii_case(b"transfer-encoding")
+                || name.eq_ignore_ascii_case(b"expect")
+            {
+                return;
+            }
+            match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+                (Ok(name), Ok(value)) => {
+                    headers.append(name, value);
+                }
+                _ => bad = Some(String::from_utf8_lossy(name).into_owned()),
+            }
+        },
+    );
+    if let Some(name) = bad {
+        return Err(format!("field {name:?} cannot be sent over HTTP/2"));
+    }
+    let authority = authority.unwrap_or_else(|| backend.as_str().as_bytes().to_vec());
+    let authority = http::uri::Authority::try_from(authority.as_slice())
+        .map_err(|e| format!("authority not usable over HTTP/2: {e}"))?;
+    let path = if meta.head.target.as_ref() == b"*" {
+        http::uri::PathAndQuery::from_static("*")
+    } else {
+        http::uri::PathAndQuery::try_from(meta.head.target.as_ref())
+            .map_err(|e| format!("target not usable over HTTP/2: {e}"))?
+    };
+    let uri = http::Uri::builder()
+        .scheme(scheme)
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut builder = http::Request::builder()
+        .method(meta.head.method.clone())
+        .uri(uri)
+        .version(http::Version::HTTP_2);
+    if let Some(map) = builder.headers_mut() {
+        *map = headers;
+    }
+    Ok(builder)
+}
+
+/// Every field a backend gets, in order, handed to `emit`: Host first (the request's authority,
+/// or the backend's when the client named none), the client's fields minus hop-by-hop ones and
+/// those lbx rewrites, the `X-Forwarded-*` trio, the plugin's fields, the framing, `TE:
+/// trailers` and `Expect` when they apply.
+fn upstream_fields(
+    meta: &RequestMeta,
+    backend: &Authority,
+    plugin_headers: &[(HeaderName, HeaderValue)],
+    proxy: &ProxyConfig,
+    framing: UpstreamFraming,
+    mut emit: impl FnMut(&[u8], &[u8]),
+) {
+    let head = &meta.head;
     let authority: &[u8] = meta
         .authority
         .as_deref()
         .unwrap_or(backend.as_str().as_bytes());
-    field(out, b"Host", authority);
+    emit(b"Host", authority);
 
     let listed: Vec<&[u8]> = head
         .headers
@@ -101,17 +190,19 @@ pub fn write_upstream_head(
             .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
             || listed.iter().any(|l| name.eq_ignore_ascii_case(l));
         if !skipped {
-            field(out, name, &f.value);
+            emit(name, &f.value);
         }
     }
 
     let client = meta.client.ip();
     let trusted = proxy.trusts(client);
-    write_forwarded_for(out, &head.headers, client, trusted);
+    emit(
+        b"X-Forwarded-For",
+        &forwarded_for(&head.headers, client, trusted),
+    );
     let incoming = |name: &str| trusted.then(|| head.headers.get(name)).flatten();
     let scheme: &[u8] = if meta.secure { b"https" } else { b"http" };
-    field(
-        out,
+    emit(
         b"X-Forwarded-Proto",
         incoming("x-forwarded-proto").map_or(scheme, |v| &v[..]),
     );
@@ -119,42 +210,41 @@ pub fn write_upstream_head(
         .map(|v| &v[..])
         .or(meta.authority.as_deref())
     {
-        field(out, b"X-Forwarded-Host", host);
+        emit(b"X-Forwarded-Host", host);
     }
     for (name, value) in plugin_headers {
-        field(out, name.as_str().as_bytes(), value.as_bytes());
+        emit(name.as_str().as_bytes(), value.as_bytes());
     }
     match framing.body {
         RequestBody::None => {}
-        RequestBody::Length(n) => field(out, b"Content-Length", itoa(n).as_bytes()),
-        RequestBody::Streaming => field(out, b"Transfer-Encoding", b"chunked"),
+        RequestBody::Length(n) => emit(b"Content-Length", n.to_string().as_bytes()),
+        RequestBody::Streaming => emit(b"Transfer-Encoding", b"chunked"),
     }
     // `TE: trailers` says the client accepts trailers; gRPC needs it end to end. Other TE
     // members describe codings for this hop only and are dropped.
     if head.headers.has_token("te", "trailers") {
-        field(out, b"TE", b"trailers");
+        emit(b"TE", b"trailers");
     }
     if framing.expect_continue {
-        field(out, b"Expect", b"100-continue");
+        emit(b"Expect", b"100-continue");
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// `X-Forwarded-For`: from a trusted peer, every incoming line's addresses in order (lines
 /// merged, RFC 9110 §5.3) then the peer; from anyone else, the peer alone.
-fn write_forwarded_for(out: &mut BytesMut, headers: &Headers, client: IpAddr, trusted: bool) {
-    out.extend_from_slice(b"X-Forwarded-For: ");
+fn forwarded_for(headers: &Headers, client: IpAddr, trusted: bool) -> Vec<u8> {
+    let mut chain = Vec::with_capacity(64);
     if trusted {
         for element in headers
             .get_all("x-forwarded-for")
             .flat_map(|v| list_elements(v))
         {
-            out.extend_from_slice(element);
-            out.extend_from_slice(b", ");
+            chain.extend_from_slice(element);
+            chain.extend_from_slice(b", ");
         }
     }
-    out.extend_from_slice(canonical_ip(client).to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    chain.extend_from_slice(canonical_ip(client).to_string().as_bytes());
+    chain
 }
 
 fn canonical_ip(ip: IpAddr) -> IpAddr {
@@ -169,10 +259,6 @@ fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-fn itoa(n: u64) -> String {
-    n.to_string()
 }
 
 /// The backend's response head made ready for the client: hop-by-hop fields (and the fields
@@ -231,33 +317,6 @@ pub fn http_date() -> Bytes {
         }
         cached.1.clone()
     })
-}
-
-/// `http::HeaderMap` fields (HTTP/2 requests and trailers) as a field list, lowercase names.
-pub fn from_header_map(map: &HeaderMap) -> Headers {
-    let mut headers = Headers::with_capacity(map.len());
-    for (name, value) in map {
-        headers.push(
-            Bytes::copy_from_slice(name.as_str().as_bytes()),
-            Bytes::copy_from_slice(value.as_bytes()),
-        );
-    }
-    headers
-}
-
-/// A field list as an `http::HeaderMap` (responses and trailers for HTTP/2 clients). Fields
-/// whose name or value HTTP/2 cannot carry are left out.
-pub fn to_header_map(headers: &Headers) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(headers.len());
-    for f in headers {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(&f.name),
-            HeaderValue::from_maybe_shared(f.value.clone()),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
 }
 
 /// Join an HTTP/2 request's `cookie` fields into one, with `"; "` (RFC 9113 §8.2.3): HTTP/2

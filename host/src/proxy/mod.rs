@@ -1,6 +1,6 @@
 //! The request path: ask the router where a request goes, send it to that backend over one of
-//! its pooled HTTP/1.1 connections, relay interim and final responses, and account for the
-//! outcome. A failed attempt is retried on another backend when that is safe and the retry
+//! its pooled connections (HTTP/1.1 or HTTP/2, see [`attempt`]), relay interim and final
+//! responses, and account for the outcome. A failed attempt is retried on another backend when that is safe and the retry
 //! budget allows.
 //!
 //! Every failure is classified before anything is counted ([`error::Fault`]): the client's own
@@ -8,6 +8,7 @@
 //! statistics, ejection, retries or the retry budget.
 
 mod access_log;
+mod attempt;
 mod client_body;
 mod client_h1;
 mod client_h2;
@@ -18,10 +19,11 @@ mod listener;
 mod outlier;
 mod relay;
 mod request;
+mod request_side;
 mod retry;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{Method, StatusCode};
@@ -33,15 +35,13 @@ pub use error::{Fault, ProxyError};
 pub use listener::{Listener, Role, serve};
 pub use relay::RelayedBody;
 pub use request::{ClientRequest, RequestBody, RequestId};
+pub use request_side::RequestSide;
 
 use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
-use crate::http1::BodyEncoding;
 use crate::message::ResponseHead;
 use crate::plugin::{RequestMeta, Route, Router};
-use crate::upstream::{
-    Backend, ConnectError, Exchange, ExchangeError, ExchangeTimeouts, InFlight, OutgoingRequest,
-    Step, Upstreams,
-};
+use crate::upstream::Upstreams;
+use attempt::{Answer, AttemptError, Plan};
 use headers::{UpstreamFraming, client_response_head, write_upstream_head};
 use outlier::note_failure;
 use relay::ServedBy;
@@ -111,16 +111,6 @@ pub struct Forwarded {
     pub request_complete: bool,
 }
 
-/// How one attempt ended without a response to relay.
-enum AttemptError {
-    /// Nothing was sent (no connection): the request may go anywhere else.
-    Unsent(ProxyError),
-    /// Sent, at least in part: only a replay-safe request may go again.
-    Sent(ProxyError),
-    /// Nothing more may be tried (the client's fault, or the deadline).
-    Final(ProxyError),
-}
-
 impl Proxy {
     /// A proxy over these backends, routed by `router`.
     pub fn new(upstreams: Arc<Upstreams>, router: Arc<Router>, policies: Policies) -> Self {
@@ -144,13 +134,15 @@ impl Proxy {
 
     /// Serve one request: its body comes from `source`, interim responses go to `interim`.
     /// An error is logged (with the request id) and access-logged here; the caller answers
-    /// the client with [`ProxyError::response`].
+    /// the client with [`ProxyError::response`]. The request side comes back either way: it
+    /// says whether the client's body was read to its end, and may still be pumping the body
+    /// into an HTTP/2 backend, which whoever relays the response keeps doing.
     pub async fn handle<S: ClientSource, I: InterimSink>(
         &self,
         request: ClientRequest,
-        source: &mut S,
+        source: S,
         interim: &mut I,
-    ) -> Result<Forwarded, ProxyError> {
+    ) -> Handled<S> {
         let id = request.id;
         let mut log = AccessLog::enabled().then(|| {
             AccessLog::new(
@@ -160,31 +152,9 @@ impl Proxy {
                 request.received_at,
             )
         });
-        let result = self.forward(request, source, interim, &mut log).await;
-        if let Err(error) = &result {
-            error.log(id);
-            if let Some(mut log) = log {
-                log.status = error
-                    .status()
-                    .unwrap_or(StatusCode::from_u16(499).expect("499 is a valid code"));
-                log.emit(false);
-            }
-        }
-        result
-    }
-
-    async fn forward<S: ClientSource, I: InterimSink>(
-        &self,
-        request: ClientRequest,
-        source: &mut S,
-        interim: &mut I,
-        log: &mut Option<AccessLog>,
-    ) -> Result<Forwarded, ProxyError> {
-        self.retry_budget.record_request();
-        let set = self.upstreams.snapshot();
-        let retry = &self.policies.retry;
         // A request that reached a backend may go again only if its method is idempotent or
         // the operator opted in, and its body is recorded (within the limit) or empty.
+        let retry = &self.policies.retry;
         let may_replay_sent = is_idempotent(&request.head.method) || retry.non_idempotent;
         let record = retry.max_attempts > 1
             && may_replay_sent
@@ -195,11 +165,41 @@ impl Proxy {
             };
         let complete_on_arrival = (request.body == RequestBody::None)
             .then(|| tokio::time::Instant::from_std(request.received_at));
-        let mut feed = BodyFeed::new(
+        let feed = BodyFeed::new(
             source,
             record.then_some(retry.replay_limit_bytes),
             complete_on_arrival,
         );
+        let mut side = RequestSide::new(feed);
+        let result = self
+            .forward(request, &mut side, interim, &mut log, may_replay_sent)
+            .await;
+        if let Err(error) = &result {
+            error.log(id);
+            if let Some(mut log) = log {
+                log.status = error
+                    .status()
+                    .unwrap_or(StatusCode::from_u16(499).expect("499 is a valid code"));
+                log.emit(false);
+            }
+        }
+        Handled {
+            result,
+            request: side,
+        }
+    }
+
+    async fn forward<S: ClientSource, I: InterimSink>(
+        &self,
+        request: ClientRequest,
+        side: &mut RequestSide<S>,
+        interim: &mut I,
+        log: &mut Option<AccessLog>,
+        may_replay_sent: bool,
+    ) -> Result<Forwarded, ProxyError> {
+        self.retry_budget.record_request();
+        let set = self.upstreams.snapshot();
+        let retry = &self.policies.retry;
         let ClientRequest {
             head,
             authority,
@@ -242,7 +242,7 @@ impl Proxy {
             // Expect goes upstream only while the client still waits for an answer to it,
             // and only if lbx can relay that answer.
             let expect = expect_continue && !continue_relayed && interim.accepts_interim();
-            let mut head = BytesMut::new();
+            let mut h1_head = BytesMut::new();
             write_upstream_head(
                 &meta,
                 &backend.authority,
@@ -252,31 +252,28 @@ impl Proxy {
                     body,
                     expect_continue: expect,
                 },
-                &mut head,
+                &mut h1_head,
             );
-            let outgoing = OutgoingRequest {
-                head: head.freeze(),
+            let plan = Plan {
                 method: meta.head.method.clone(),
-                encoding: match body {
-                    RequestBody::None => BodyEncoding::Empty,
-                    RequestBody::Length(_) => BodyEncoding::Length,
-                    RequestBody::Streaming => BodyEncoding::Chunked,
-                },
+                h1_head: h1_head.freeze(),
+                upstream_headers: &upstream_headers,
+                body,
                 expect_continue: expect,
             };
             let attempted = self
                 .attempt(
                     backend,
-                    outgoing,
-                    &mut feed,
+                    &meta,
+                    plan,
+                    side,
                     interim,
                     &mut continue_relayed,
                     may_replay_sent,
                 )
                 .await;
             let failure = match attempted {
-                Ok((response, in_flight)) => {
-                    let crate::upstream::Response { head, body, .. } = response;
+                Ok((Answer { head, body }, in_flight)) => {
                     let status = head.status;
                     if status.is_server_error() && self.policies.outlier.count_5xx {
                         note_failure(&set, index, &self.policies.outlier);
@@ -295,14 +292,14 @@ impl Proxy {
                     return Ok(Forwarded {
                         head,
                         body: RelayedBody::new(body, served_by, in_flight, log),
-                        request_complete: feed.is_complete(),
+                        request_complete: side.feed.is_complete(),
                     });
                 }
                 Err(failure) => failure,
             };
             let (error, may_retry) = match failure {
-                AttemptError::Unsent(error) => (error, feed.rewind()),
-                AttemptError::Sent(error) => (error, may_replay_sent && feed.rewind()),
+                AttemptError::Unsent(error) => (error, side.feed.rewind()),
+                AttemptError::Sent(error) => (error, may_replay_sent && side.feed.rewind()),
                 AttemptError::Final(error) => return Err(error),
             };
             if error.fault() == Fault::Backend {
@@ -323,120 +320,16 @@ impl Proxy {
         }
         unreachable!("the attempt loop only ends by returning")
     }
-
-    /// One attempt on `backend`: a pooled connection (or a new one), the exchange, interim
-    /// responses relayed. A pooled connection found closed before it answered is replaced by
-    /// a new one once, without counting against the backend.
-    async fn attempt<S: ClientSource, I: InterimSink>(
-        &self,
-        backend: &Backend,
-        outgoing: OutgoingRequest,
-        feed: &mut BodyFeed<'_, S>,
-        interim: &mut I,
-        continue_relayed: &mut bool,
-        may_replay_sent: bool,
-    ) -> Result<(crate::upstream::Response, InFlight), AttemptError> {
-        let in_flight = backend.stats.start_request();
-        let started = Instant::now();
-        let unreachable = |e: ConnectError| {
-            AttemptError::Unsent(ProxyError::Unreachable {
-                backend: backend.id.clone(),
-                reason: e.to_string(),
-            })
-        };
-        let mut conn = match backend.pool.take_idle() {
-            Some(conn) => conn,
-            None => backend.pool.connect().await.map_err(unreachable)?,
-        };
-        let timeouts = ExchangeTimeouts {
-            response_headers: self.policies.timeouts.response_headers,
-            request: self.policies.timeouts.request,
-            expect_wait: EXPECT_WAIT,
-            backend_idle: self.policies.timeouts.backend_idle,
-        };
-        let mut replaced_stale = false;
-        loop {
-            let result = {
-                let mut exchange =
-                    Exchange::new(conn, backend.pool.clone(), outgoing.clone(), feed, timeouts);
-                relay_until_final(&mut exchange, interim, continue_relayed).await
-            };
-            let error = match result {
-                Ok(response) => {
-                    if !response.head.status.is_server_error() {
-                        backend.stats.record_success(started.elapsed());
-                    }
-                    return Ok((response, in_flight));
-                }
-                Err(error) => error,
-            };
-            if matches!(error, ExchangeError::Stale)
-                && !replaced_stale
-                && may_replay_sent
-                && feed.rewind()
-            {
-                replaced_stale = true;
-                tracing::debug!(backend = %backend.id, "pooled connection was closed by the backend; sending on a new one");
-                conn = backend.pool.connect().await.map_err(unreachable)?;
-                continue;
-            }
-            return Err(self.classify(backend, error));
-        }
-    }
-
-    fn classify(&self, backend: &Backend, error: ExchangeError<ClientBodyError>) -> AttemptError {
-        let id = backend.id.clone();
-        match error {
-            ExchangeError::Client(e) => AttemptError::Final(ProxyError::ClientBody(e)),
-            ExchangeError::Deadline => AttemptError::Final(ProxyError::Deadline {
-                after: self.policies.timeouts.request,
-            }),
-            ExchangeError::Stale => AttemptError::Sent(ProxyError::Broken {
-                backend: id,
-                reason: "reused connection closed before any response".into(),
-            }),
-            ExchangeError::Broken(reason) => AttemptError::Sent(ProxyError::Broken {
-                backend: id,
-                reason,
-            }),
-            ExchangeError::Invalid(e) => AttemptError::Sent(ProxyError::InvalidResponse {
-                backend: id,
-                reason: e.0.into(),
-            }),
-            ExchangeError::TimedOut(after) => {
-                AttemptError::Sent(ProxyError::BackendTimeout { backend: id, after })
-            }
-        }
-    }
 }
 
-/// Drive an exchange to its final response, relaying interim ones: `100 Continue` once, and
-/// only to a client that asked for it; other 1xx to any client that can take them (RFC 9110
-/// §15.2: a proxy MUST forward 1xx responses).
-async fn relay_until_final<S: ClientSource, I: InterimSink>(
-    exchange: &mut Exchange<'_, BodyFeed<'_, S>>,
-    interim: &mut I,
-    continue_relayed: &mut bool,
-) -> Result<crate::upstream::Response, ExchangeError<ClientBodyError>> {
-    loop {
-        match exchange.step().await? {
-            Step::Final(response) => return Ok(response),
-            Step::Interim(head) => {
-                let relay = if head.status == StatusCode::CONTINUE {
-                    !std::mem::replace(continue_relayed, true)
-                } else {
-                    true
-                };
-                if relay && interim.accepts_interim() {
-                    let head = client_response_head(head, Vec::new(), false);
-                    interim
-                        .send_interim(&head)
-                        .await
-                        .map_err(|_| ExchangeError::Client(ClientBodyError::Gone))?;
-                }
-            }
-        }
-    }
+/// What [`Proxy::handle`] gives back.
+#[derive(Debug)]
+pub struct Handled<S> {
+    /// The response to relay, or why there is none.
+    pub result: Result<Forwarded, ProxyError>,
+    /// The request's side: whether its body was read to its end, and the pump that may still
+    /// be feeding it to an HTTP/2 backend.
+    pub request: RequestSide<S>,
 }
 
 /// Whether a response to `method` with `status` has a body at all (RFC 9110 §6.4.1).

@@ -111,7 +111,7 @@ impl Body for RelayedBody {
                 chunk.map(|chunk| match chunk {
                     BodyChunk::Data(data) => Frame::data(data),
                     BodyChunk::Trailers(trailers) => {
-                        Frame::trailers(super::headers::to_header_map(&trailers))
+                        Frame::trailers(crate::message::to_header_map(&trailers))
                     }
                 })
             })

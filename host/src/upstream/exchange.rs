@@ -206,6 +206,8 @@ pub struct Exchange<'s, S: BodySource> {
     encoding: BodyEncoding,
     sending: Sending,
     outgoing: Option<Outgoing>,
+    /// A write completed and was not flushed yet (TLS may hold its last record until then).
+    needs_flush: bool,
     expect_continue: bool,
     timeouts: ExchangeTimeouts,
     /// When the write side last started waiting on the socket (the backend not reading).
@@ -242,6 +244,7 @@ impl<'s, S: BodySource> Exchange<'s, S> {
             encoding: request.encoding,
             sending: Sending::Head,
             outgoing: Some(Outgoing::plain(request.head)),
+            needs_flush: false,
             expect_continue: request.expect_continue,
             timeouts,
             write_blocked_since: None,
@@ -357,7 +360,7 @@ impl<'s, S: BodySource> Exchange<'s, S> {
         let reusable = parsed.keep_alive && request_complete && self.write_error.is_none();
         Response {
             head: parsed.head,
-            body: ResponseBody::new(
+            body: ResponseBody::http1(
                 conn,
                 self.pool.clone(),
                 parsed.framing,
@@ -387,6 +390,20 @@ impl<'s, S: BodySource> Exchange<'s, S> {
 
     /// Write what can be written and fetch more of the body. `Ok(true)`: progress was made.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Result<bool, SendFailure<S::Error>> {
+        if self.needs_flush && self.outgoing.is_none() {
+            let conn = self
+                .conn
+                .as_mut()
+                .expect("connection held until the final response");
+            match Pin::new(&mut conn.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return Err(SendFailure::Io(e)),
+                Poll::Pending => {
+                    self.write_blocked_since.get_or_insert_with(Instant::now);
+                    return Ok(false);
+                }
+            }
+        }
         if let Some(outgoing) = &mut self.outgoing {
             let conn = self
                 .conn
@@ -400,6 +417,7 @@ impl<'s, S: BodySource> Exchange<'s, S> {
                     self.write_blocked_since = None;
                     if outgoing.written >= outgoing.total() {
                         self.outgoing = None;
+                        self.needs_flush = true;
                         self.on_written();
                     }
                     return Ok(true);

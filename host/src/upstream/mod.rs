@@ -4,10 +4,12 @@
 //! and published with one store. Stats of backends that remain (same id) are carried over.
 
 pub mod exchange;
+pub mod h2;
 pub mod health;
 mod pool;
 mod response_body;
 mod stats;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +23,10 @@ use crate::shutdown::{self, StopReceiver, StopSender};
 pub use exchange::{
     BodySource, Exchange, ExchangeError, ExchangeTimeouts, OutgoingRequest, Response, Step,
 };
-pub use pool::{ConnectError, ConnectionPool, PoolSettings, UpstreamConn};
+pub use pool::{Checkout, ConnectError, ConnectionPool, PoolSettings, UpstreamConn};
 pub use response_body::{ResponseBody, ResponseBodyError};
 pub use stats::{Ejection, InFlight, LiveStats};
+pub use transport::{Protocol, Transport};
 
 /// One backend as routing sees it.
 #[derive(Debug)]
@@ -32,6 +35,8 @@ pub struct Backend {
     pub id: String,
     /// Where to connect: `host:port`.
     pub authority: Authority,
+    /// The configuration it was built from (what its pool's connections depend on).
+    pub config: BackendConfig,
     /// Relative weight from the configuration.
     pub weight: u32,
     /// Labels from the configuration, sorted by key.
@@ -187,6 +192,43 @@ impl Upstreams {
     }
 }
 
+/// How to reach backend `i`: its scheme, and for `https://` a TLS client configuration.
+fn transport_for(
+    i: usize,
+    config: &BackendConfig,
+    address: &crate::config::BackendAddress,
+    pool_settings: PoolSettings,
+) -> Result<Transport, ConfigError> {
+    let invalid = |field: &str, message: String| {
+        ConfigError::Invalid(vec![crate::config::Problem {
+            key: format!("backend[{i}].{field}"),
+            message,
+        }])
+    };
+    let tls = if address.scheme == crate::config::BackendScheme::Https {
+        if config.insecure_skip_verify {
+            tracing::warn!(
+                backend = %config.url,
+                "insecure_skip_verify: this backend's certificate is not verified; anyone on the \
+                 path can impersonate it"
+            );
+        }
+        let client =
+            crate::tls::client::client_config(config.ca.as_deref(), config.insecure_skip_verify)
+                .map_err(|message| invalid("ca", message))?;
+        Some((client, config.server_name.clone()))
+    } else {
+        None
+    };
+    Transport::new(
+        address.authority.clone(),
+        address.scheme,
+        tls,
+        pool_settings.connect_timeout,
+    )
+    .map_err(|message| invalid("server_name", message))
+}
+
 fn build_set(
     configs: &[BackendConfig],
     generation: u64,
@@ -213,17 +255,23 @@ fn build_set(
             .map_err(ConfigError::Invalid)?;
         let previous = carried.get(id.as_str());
         let stats = previous.map(|b| b.stats.clone()).unwrap_or_default();
-        let pool = previous
-            .filter(|b| b.authority == address.authority)
-            .map(|b| b.pool.clone())
-            .unwrap_or_else(|| {
-                Arc::new(ConnectionPool::new(
-                    address.authority.clone(),
-                    pool_settings,
-                ))
-            });
+        // Open connections are kept only if nothing they depend on changed.
+        let same_connections = |b: &&&Backend| {
+            b.config.url == config.url
+                && b.config.ca == config.ca
+                && b.config.server_name == config.server_name
+                && b.config.insecure_skip_verify == config.insecure_skip_verify
+        };
+        let pool = match previous.filter(same_connections) {
+            Some(b) => b.pool.clone(),
+            None => Arc::new(ConnectionPool::new(
+                transport_for(i, config, &address, pool_settings)?,
+                pool_settings,
+            )),
+        };
         backends.push(Backend {
             id,
+            config: config.clone(),
             stats,
             pool,
             health,
@@ -256,14 +304,8 @@ pub(crate) mod tests {
 
     fn backend(url: &str, id: Option<&str>) -> BackendConfig {
         BackendConfig {
-            url: url.into(),
             id: id.map(Into::into),
-            weight: 1,
-            labels: Default::default(),
-            health: Default::default(),
-            ca: None,
-            server_name: None,
-            insecure_skip_verify: false,
+            ..BackendConfig::at(url)
         }
     }
 

@@ -1,22 +1,27 @@
-//! Keep-alive HTTP/1.1 connections to one backend.
+//! Connections to one backend: idle HTTP/1.1 connections kept for reuse, and a few
+//! multiplexed HTTP/2 connections ([`super::h2`]). Which of the two a backend gets is fixed by
+//! its scheme (`http://`, `h2c://`) or, for `https://`, learned from ALPN on each new connection.
 //!
-//! A connection is a socket and its read buffer, nothing else: no task of its own, no channel.
-//! The request that takes it from the pool writes and reads it directly (see [`super::exchange`])
-//! and the response body hands it back when the response has ended cleanly. (hyper's
-//! `client::conn` puts a connection task and a channel hop between the request and the socket
-//! on every exchange; hyper-util's legacy client adds a pool lock, a checkout future and a
-//! spawned task per request, and drops the request on a connect error.)
+//! An HTTP/1.1 connection is a stream and its read buffer, nothing else: no task of its own, no
+//! channel. The request that takes it from the pool writes and reads it directly (see
+//! [`super::exchange`]) and the response body hands it back when the response has ended
+//! cleanly. (hyper's `client::conn` puts a connection task and a channel hop between the
+//! request and the socket on every exchange; hyper-util's legacy client adds a pool lock, a
+//! checkout future and a spawned task per request, and drops the request on a connect error.)
 //!
-//! An idle connection the backend has closed is noticed when it is taken (a read that returns
-//! end of file, or bytes nobody asked for) and discarded; one closed in the instant after that
-//! check is reported by the exchange as stale, and the request goes again on a new connection.
+//! An idle connection the backend has closed is noticed when it is taken and discarded; one
+//! closed in the instant after that check is reported by the exchange as stale, and the
+//! request goes again on a new connection.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use http::uri::Authority;
-use tokio::net::TcpStream;
+
+use super::h2::{H2Connections, H2Stream};
+pub use super::transport::ConnectError;
+use super::transport::{Protocol, Transport, UpstreamStream};
 
 /// Settings of every backend's pool.
 #[derive(Debug, Clone, Copy)]
@@ -29,22 +34,11 @@ pub struct PoolSettings {
     pub max_idle: usize,
 }
 
-/// Why no connection could be made (nothing was sent).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ConnectError {
-    /// The backend refused, or the address did not resolve.
-    #[error("connect failed: {0}")]
-    Failed(String),
-    /// No answer within the connect timeout.
-    #[error("connect timed out after {} ms", .0.as_millis())]
-    TimedOut(Duration),
-}
-
-/// An open connection to a backend.
+/// An open HTTP/1.1 connection to a backend.
 #[derive(Debug)]
 pub struct UpstreamConn {
-    /// The socket.
-    pub stream: TcpStream,
+    /// The stream.
+    pub stream: UpstreamStream,
     /// Bytes read from it and not yet consumed.
     pub buf: BytesMut,
     /// Whether it served an earlier request (so a close before any answer may be the backend
@@ -52,12 +46,24 @@ pub struct UpstreamConn {
     pub reused: bool,
 }
 
-/// Idle connections to one backend.
+/// A connection (or stream) for one request.
+#[derive(Debug)]
+pub enum Checkout {
+    /// An HTTP/1.1 connection of the request's own.
+    Http1(UpstreamConn),
+    /// A stream on a shared HTTP/2 connection.
+    Http2(H2Stream),
+}
+
+/// Connections to one backend.
 #[derive(Debug)]
 pub struct ConnectionPool {
-    authority: Authority,
+    transport: Transport,
     settings: PoolSettings,
     idle: Mutex<Vec<IdleConnection>>,
+    h2: H2Connections,
+    /// What the backend speaks, as last learned (0: not known yet).
+    protocol: AtomicU8,
 }
 
 #[derive(Debug)]
@@ -66,41 +72,83 @@ struct IdleConnection {
     since: Instant,
 }
 
+const UNKNOWN: u8 = 0;
+const HTTP1: u8 = 1;
+const HTTP2: u8 = 2;
+
 impl ConnectionPool {
-    /// An empty pool for the backend at `authority`.
-    pub fn new(authority: Authority, settings: PoolSettings) -> Self {
+    /// An empty pool for the backend reached through `transport`.
+    pub fn new(transport: Transport, settings: PoolSettings) -> Self {
         Self {
-            authority,
+            transport,
             settings,
             idle: Mutex::new(Vec::new()),
+            h2: H2Connections::default(),
+            protocol: AtomicU8::new(UNKNOWN),
         }
     }
 
-    /// The most recently returned idle connection that is still open, if any.
+    /// How the backend is reached.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// A connection or stream for one request: reused when one is free, new otherwise.
+    pub async fn checkout(&self) -> Result<Checkout, ConnectError> {
+        if self.protocol.load(Ordering::Relaxed) == HTTP2 {
+            return self.checkout_h2().await;
+        }
+        if let Some(conn) = self.take_idle() {
+            return Ok(Checkout::Http1(conn));
+        }
+        self.connect().await
+    }
+
+    /// A new connection for one request (after a pooled one turned out stale).
+    pub async fn connect(&self) -> Result<Checkout, ConnectError> {
+        let connected = self.transport.connect().await?;
+        match connected.protocol {
+            Protocol::Http1 => {
+                self.protocol.store(HTTP1, Ordering::Relaxed);
+                Ok(Checkout::Http1(UpstreamConn {
+                    stream: connected.stream,
+                    buf: BytesMut::new(),
+                    reused: false,
+                }))
+            }
+            Protocol::Http2 => {
+                self.protocol.store(HTTP2, Ordering::Relaxed);
+                self.h2
+                    .add(connected.stream, self.settings.idle_timeout)
+                    .await
+                    .map(Checkout::Http2)
+                    .map_err(ConnectError::Failed)
+            }
+        }
+    }
+
+    async fn checkout_h2(&self) -> Result<Checkout, ConnectError> {
+        if let Some(stream) = self.h2.checkout() {
+            return Ok(Checkout::Http2(stream));
+        }
+        // One connection opens at a time; requests that waited for it share it.
+        let _opening = self.h2.opening().await;
+        if let Some(stream) = self.h2.checkout() {
+            return Ok(Checkout::Http2(stream));
+        }
+        self.connect().await
+    }
+
+    /// The most recently returned idle HTTP/1.1 connection that is still open, if any.
     pub fn take_idle(&self) -> Option<UpstreamConn> {
         loop {
             let idle = self.idle.lock().expect("pool lock").pop()?;
-            if idle.since.elapsed() < self.settings.idle_timeout && still_open(&idle.conn) {
+            if idle.since.elapsed() < self.settings.idle_timeout && idle.conn.stream.still_open() {
                 let mut conn = idle.conn;
                 conn.reused = true;
                 return Some(conn);
             }
         }
-    }
-
-    /// Open a new connection.
-    pub async fn connect(&self) -> Result<UpstreamConn, ConnectError> {
-        let timeout = self.settings.connect_timeout;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(self.authority.as_str()))
-            .await
-            .map_err(|_| ConnectError::TimedOut(timeout))?
-            .map_err(|e| ConnectError::Failed(e.to_string()))?;
-        let _ = stream.set_nodelay(true);
-        Ok(UpstreamConn {
-            stream,
-            buf: BytesMut::new(),
-            reused: false,
-        })
     }
 
     /// Keep `conn` for a later request (the caller has read its last response completely).
@@ -117,39 +165,52 @@ impl ConnectionPool {
         }
     }
 
-    /// Idle connections held now.
+    /// Idle HTTP/1.1 connections held now.
     pub fn idle_count(&self) -> usize {
         self.idle.lock().expect("pool lock").len()
     }
-}
 
-/// Whether an idle connection is still usable: the backend has neither closed it nor sent
-/// anything on it. Non-blocking; tokio answers from the readiness it already knows, without a
-/// system call, unless the socket was reported readable.
-fn still_open(conn: &UpstreamConn) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(conn.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    /// HTTP/2 connections held now.
+    pub fn h2_connections(&self) -> usize {
+        self.h2.len()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BackendScheme;
     use tokio::io::AsyncWriteExt;
 
-    fn settings() -> PoolSettings {
-        PoolSettings {
+    fn pool(addr: std::net::SocketAddr, max_idle: usize) -> ConnectionPool {
+        let settings = PoolSettings {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(60),
-            max_idle: 2,
+            max_idle,
+        };
+        let transport = Transport::new(
+            addr.to_string().parse().unwrap(),
+            BackendScheme::Http,
+            None,
+            settings.connect_timeout,
+        )
+        .unwrap();
+        ConnectionPool::new(transport, settings)
+    }
+
+    /// A new HTTP/1.1 connection (not one from the idle list).
+    async fn http1(pool: &ConnectionPool) -> UpstreamConn {
+        match pool.connect().await.unwrap() {
+            Checkout::Http1(conn) => conn,
+            Checkout::Http2(_) => panic!("http:// is HTTP/1.1"),
         }
     }
 
     #[tokio::test]
     async fn a_connection_the_backend_closed_while_idle_is_not_reused() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let pool = ConnectionPool::new(authority, settings());
-        let conn = pool.connect().await.unwrap();
+        let pool = pool(listener.local_addr().unwrap(), 2);
+        let conn = http1(&pool).await;
         let (mut server_side, _) = listener.accept().await.unwrap();
         pool.put_back(conn);
         server_side.shutdown().await.unwrap();
@@ -162,9 +223,8 @@ mod tests {
     #[tokio::test]
     async fn an_open_idle_connection_is_reused_and_marked_so() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let pool = ConnectionPool::new(authority, settings());
-        let conn = pool.connect().await.unwrap();
+        let pool = pool(listener.local_addr().unwrap(), 2);
+        let conn = http1(&pool).await;
         let _server_side = listener.accept().await.unwrap();
         assert!(!conn.reused);
         pool.put_back(conn);
@@ -175,11 +235,11 @@ mod tests {
     #[tokio::test]
     async fn at_most_max_idle_connections_are_kept() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
-        let pool = ConnectionPool::new(authority, settings());
+        let pool = pool(listener.local_addr().unwrap(), 2);
+        let mut held = Vec::new();
         for _ in 0..3 {
-            let conn = pool.connect().await.unwrap();
-            let _ = listener.accept().await.unwrap();
+            let conn = http1(&pool).await;
+            held.push(listener.accept().await.unwrap());
             pool.put_back(conn);
         }
         assert_eq!(pool.idle_count(), 2);

@@ -1,23 +1,26 @@
-//! A backend's response body, read straight off its connection by whoever relays it.
+//! A backend's response body, read by whoever relays it: straight off an HTTP/1.1 connection
+//! (lbx's codec), or from an HTTP/2 stream (hyper).
 //!
-//! The body owns the connection. When the body has ended exactly where its framing says (and
+//! An HTTP/1.1 body owns its connection. When it has ended exactly where its framing says (and
 //! the exchange allowed reuse), the connection goes back to the pool at once — before the
-//! client has even read the last bytes. A body that breaks (connection closed early, malformed
-//! chunks, or silent for longer than the backend idle timeout) is an error, never an end, and
-//! its connection is dropped.
+//! client has even read the last bytes. An HTTP/2 body holds its stream's slot on the shared
+//! connection until it ends. A body that breaks (connection closed early, malformed chunks, a
+//! reset stream, or silent for longer than the backend idle timeout) is an error, never an end.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http_body::Body as _;
 use tokio::time::{Instant, Sleep};
 
+use super::h2::StreamSlot;
 use super::pool::{ConnectionPool, UpstreamConn};
 use crate::http1::body::{BodyDecoder, BodyError, Decoded};
 use crate::http1::io::{BODY_READ_SIZE, poll_read_into};
 use crate::http1::parse::Framing;
-use crate::message::BodyChunk;
+use crate::message::{BodyChunk, from_header_map};
 
 /// Why a response body could not be read to its end: the backend's fault.
 #[derive(Debug, thiserror::Error)]
@@ -28,19 +31,35 @@ pub enum ResponseBodyError {
     /// The connection failed.
     #[error("connection error: {0}")]
     Io(#[from] std::io::Error),
+    /// The HTTP/2 stream failed (reset, connection lost).
+    #[error("HTTP/2 stream failed: {0}")]
+    Http2(String),
     /// No byte of the body arrived for this long.
     #[error("no body data for {} ms", .0.as_millis())]
     Idle(Duration),
 }
 
-/// A response body being read from its backend connection.
+/// Where the body's bytes come from.
+#[derive(Debug)]
+enum Source {
+    Http1 {
+        conn: Option<UpstreamConn>,
+        pool: Arc<ConnectionPool>,
+        decoder: BodyDecoder,
+        reusable: bool,
+    },
+    Http2 {
+        body: hyper::body::Incoming,
+        /// Released when the body is done.
+        slot: Option<StreamSlot>,
+    },
+}
+
+/// A response body being read from its backend.
 #[derive(Debug)]
 pub struct ResponseBody {
-    conn: Option<UpstreamConn>,
-    pool: Arc<ConnectionPool>,
-    decoder: BodyDecoder,
+    source: Source,
     framing: Framing,
-    reusable: bool,
     ended: bool,
     failed: bool,
     /// Longest the backend may stay silent mid-body.
@@ -50,9 +69,9 @@ pub struct ResponseBody {
 }
 
 impl ResponseBody {
-    /// The body framed as `framing` on `conn`; the connection returns to `pool` after a clean
-    /// end if `reusable`. The backend may pause at most `idle` between pieces of it.
-    pub fn new(
+    /// An HTTP/1.1 body framed as `framing` on `conn`; the connection returns to `pool` after a
+    /// clean end if `reusable`. The backend may pause at most `idle` between pieces of it.
+    pub fn http1(
         conn: UpstreamConn,
         pool: Arc<ConnectionPool>,
         framing: Framing,
@@ -60,11 +79,13 @@ impl ResponseBody {
         idle: Duration,
     ) -> Self {
         let mut body = Self {
-            conn: Some(conn),
-            pool,
-            decoder: BodyDecoder::new(framing),
+            source: Source::Http1 {
+                conn: Some(conn),
+                pool,
+                decoder: BodyDecoder::new(framing),
+                reusable,
+            },
             framing,
-            reusable,
             ended: false,
             failed: false,
             idle,
@@ -74,6 +95,31 @@ impl ResponseBody {
             body.end();
         }
         body
+    }
+
+    /// An HTTP/2 body; `framing` is `Length` when the backend declared one, `Empty` when the
+    /// stream already ended, `Chunked` otherwise (a stream of unknown length).
+    pub fn http2(
+        body: hyper::body::Incoming,
+        slot: StreamSlot,
+        framing: Framing,
+        idle: Duration,
+    ) -> Self {
+        let mut response = Self {
+            source: Source::Http2 {
+                body,
+                slot: Some(slot),
+            },
+            framing,
+            ended: false,
+            failed: false,
+            idle,
+            idle_timer: None,
+        };
+        if framing == Framing::Empty {
+            response.end();
+        }
+        response
     }
 
     /// How the backend framed it.
@@ -91,20 +137,58 @@ impl ResponseBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<BodyChunk, ResponseBodyError>>> {
+        if self.failed {
+            // Asked again after an error: still an error, never a clean end.
+            return Poll::Ready(Some(Err(BodyError::Truncated.into())));
+        }
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let polled = match &mut self.source {
+            Source::Http1 { .. } => self.poll_http1(cx),
+            Source::Http2 { .. } => self.poll_http2(cx),
+        };
+        match polled {
+            Poll::Ready(Some(Ok(chunk))) => {
+                // Data arrived: the next wait starts afresh.
+                if let Some(timer) = &mut self.idle_timer
+                    && let Some(at) = Instant::now().checked_add(self.idle)
+                {
+                    timer.as_mut().reset(at);
+                }
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(self.fail(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                // A stream that keeps moving is never cut; one that stops is the backend's
+                // fault once it has been silent for `idle`.
+                let idle = self.idle;
+                let timer = self
+                    .idle_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(self.fail(ResponseBodyError::Idle(idle)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_http1(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<BodyChunk, ResponseBodyError>>> {
         loop {
-            if self.failed {
-                // Asked again after an error: still an error, never a clean end.
-                return Poll::Ready(Some(Err(BodyError::Truncated.into())));
-            }
-            if self.ended {
-                return Poll::Ready(None);
-            }
-            let Some(conn) = self.conn.as_mut() else {
+            let Source::Http1 { conn, decoder, .. } = &mut self.source else {
+                unreachable!("called for HTTP/1.1 bodies only");
+            };
+            let Some(conn) = conn.as_mut() else {
                 return Poll::Ready(None);
             };
-            match self.decoder.decode(&mut conn.buf) {
+            match decoder.decode(&mut conn.buf) {
                 Ok(Decoded::Data(data)) => {
-                    if self.decoder.is_done() && self.framing != Framing::Chunked {
+                    if decoder.is_done() && self.framing != Framing::Chunked {
                         self.end();
                     }
                     return Poll::Ready(Some(Ok(BodyChunk::Data(data))));
@@ -118,7 +202,7 @@ impl ResponseBody {
                     return Poll::Ready(None);
                 }
                 Ok(Decoded::NeedMore) => {}
-                Err(e) => return Poll::Ready(Some(Err(self.fail(e.into())))),
+                Err(e) => return Poll::Ready(Some(Err(e.into()))),
             }
             match poll_read_into(
                 Pin::new(&mut conn.stream),
@@ -127,48 +211,75 @@ impl ResponseBody {
                 cx,
             ) {
                 Poll::Ready(Ok(0)) => {
-                    if let Err(e) = self.decoder.eof() {
-                        return Poll::Ready(Some(Err(self.fail(e.into()))));
+                    if let Err(e) = decoder.eof() {
+                        return Poll::Ready(Some(Err(e.into())));
                     }
                 }
-                Poll::Ready(Ok(_)) => {
-                    // Data arrived: the next wait starts afresh.
-                    if let Some(timer) = &mut self.idle_timer
-                        && let Some(at) = Instant::now().checked_add(self.idle)
-                    {
-                        timer.as_mut().reset(at);
-                    }
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(self.fail(e.into())))),
-                Poll::Pending => {
-                    // A stream that keeps moving is never cut; one that stops is the backend's
-                    // fault once it has been silent for `idle`.
-                    let idle = self.idle;
-                    let timer = self
-                        .idle_timer
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
-                    if timer.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(Some(Err(self.fail(ResponseBodyError::Idle(idle)))));
-                    }
-                    return Poll::Pending;
-                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
 
-    /// The body has ended cleanly: hand the connection back if it may be reused.
+    fn poll_http2(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<BodyChunk, ResponseBodyError>>> {
+        let Source::Http2 { body, .. } = &mut self.source else {
+            unreachable!("called for HTTP/2 bodies only");
+        };
+        match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(BodyChunk::Data(data)))),
+                Err(frame) => {
+                    let trailers = frame.into_trailers().ok();
+                    self.end();
+                    match trailers {
+                        Some(trailers) => {
+                            Poll::Ready(Some(Ok(BodyChunk::Trailers(from_header_map(&trailers)))))
+                        }
+                        None => Poll::Ready(None),
+                    }
+                }
+            },
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(ResponseBodyError::Http2(e.to_string()))))
+            }
+            Poll::Ready(None) => {
+                self.end();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The body has ended cleanly: hand an HTTP/1.1 connection back if it may be reused;
+    /// release an HTTP/2 stream's slot.
     fn end(&mut self) {
         self.ended = true;
-        if let Some(conn) = self.conn.take()
-            && self.reusable
-            && self.decoder.is_done()
-        {
-            self.pool.put_back(conn);
+        match &mut self.source {
+            Source::Http1 {
+                conn,
+                pool,
+                decoder,
+                reusable,
+            } => {
+                if let Some(conn) = conn.take()
+                    && *reusable
+                    && decoder.is_done()
+                {
+                    pool.put_back(conn);
+                }
+            }
+            Source::Http2 { slot, .. } => drop(slot.take()),
         }
     }
 
     fn fail(&mut self, error: ResponseBodyError) -> ResponseBodyError {
-        self.conn = None;
+        if let Source::Http1 { conn, .. } = &mut self.source {
+            *conn = None;
+        }
         self.failed = true;
         error
     }

@@ -1,0 +1,441 @@
+//! One attempt at a backend: take a connection (or an HTTP/2 stream) from its pool, send the
+//! request, relay interim responses, and come back with the response head and body — or with
+//! a failure classified by who caused it and whether the request may go elsewhere.
+//!
+//! HTTP/1.1 attempts run lbx's own exchange ([`crate::upstream::exchange`]); HTTP/2 attempts
+//! go through hyper, the request body pumped into the stream by the request's side
+//! ([`super::request_side`]), which keeps pumping after the response head if the body has not
+//! ended (gRPC streams both ways).
+
+use std::time::Instant;
+
+use http::StatusCode;
+use http_body::Body as _;
+use tokio::time::Instant as TokioInstant;
+
+use super::client_body::{ClientBodyError, ClientSource};
+use super::error::ProxyError;
+use super::headers::{UpstreamFraming, client_response_head, upstream_h2_request};
+use super::request::RequestBody;
+use super::request_side::RequestSide;
+use super::{EXPECT_WAIT, InterimSink, Proxy};
+use crate::http1::{BodyEncoding, Framing};
+use crate::message::{ResponseHead, from_header_map};
+use crate::plugin::RequestMeta;
+use crate::upstream::exchange::Response as H1Response;
+use crate::upstream::h2::{H2RequestBody, H2Stream};
+use crate::upstream::{
+    Backend, BodySource, Checkout, ConnectError, Exchange, ExchangeError, ExchangeTimeouts,
+    InFlight, OutgoingRequest, ResponseBody, Step,
+};
+
+/// What one attempt sends: the request head (as HTTP/1.1 bytes, for HTTP/1.1 backends), the
+/// plugin's extra fields, how the body is framed.
+pub(super) struct Plan<'a> {
+    /// The request's method.
+    pub method: http::Method,
+    /// The head for an HTTP/1.1 backend.
+    pub h1_head: bytes::Bytes,
+    /// The plugin's fields for the backend.
+    pub upstream_headers: &'a [(http::HeaderName, http::HeaderValue)],
+    /// The body that follows.
+    pub body: RequestBody,
+    /// The client waits for `100 Continue`.
+    pub expect_continue: bool,
+}
+
+/// A backend's answer, whatever protocol it came over.
+pub(super) struct Answer {
+    /// The response head.
+    pub head: ResponseHead,
+    /// Its body.
+    pub body: ResponseBody,
+}
+
+/// How one attempt ended without a response to relay.
+pub(super) enum AttemptError {
+    /// Nothing was sent (no connection, or a stream the backend refused): the request may go
+    /// anywhere else.
+    Unsent(ProxyError),
+    /// Sent, at least in part: only a replay-safe request may go again.
+    Sent(ProxyError),
+    /// Nothing more may be tried (the client's fault, or the deadline).
+    Final(ProxyError),
+}
+
+impl Proxy {
+    /// One attempt on `backend`. A pooled connection found closed before it answered is
+    /// replaced by a new one once, without counting against the backend.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn attempt<S: ClientSource, I: InterimSink>(
+        &self,
+        backend: &Backend,
+        meta: &RequestMeta,
+        plan: Plan<'_>,
+        side: &mut RequestSide<S>,
+        interim: &mut I,
+        continue_relayed: &mut bool,
+        may_replay_sent: bool,
+    ) -> Result<(Answer, InFlight), AttemptError> {
+        let in_flight = backend.stats.start_request();
+        let started = Instant::now();
+        let mut checkout = backend
+            .pool
+            .checkout()
+            .await
+            .map_err(|e| self.unreachable(backend, e))?;
+        let mut replaced_stale = false;
+        loop {
+            let result = match checkout {
+                Checkout::Http1(conn) => {
+                    self.exchange_http1(backend, conn, &plan, side, interim, continue_relayed)
+                        .await
+                }
+                Checkout::Http2(stream) => {
+                    self.exchange_http2(
+                        backend,
+                        stream,
+                        meta,
+                        &plan,
+                        side,
+                        interim,
+                        continue_relayed,
+                    )
+                    .await
+                }
+            };
+            match result {
+                Ok(answer) => {
+                    if !answer.head.status.is_server_error() {
+                        backend.stats.record_success(started.elapsed());
+                    }
+                    return Ok((answer, in_flight));
+                }
+                Err(Failure::Stale) if !replaced_stale && may_replay_sent && side.feed.rewind() => {
+                    replaced_stale = true;
+                    tracing::debug!(backend = %backend.id, "pooled connection was closed by the backend; sending on a new one");
+                    checkout = backend
+                        .pool
+                        .connect()
+                        .await
+                        .map_err(|e| self.unreachable(backend, e))?;
+                }
+                Err(Failure::Stale) => {
+                    return Err(AttemptError::Sent(ProxyError::Broken {
+                        backend: backend.id.clone(),
+                        reason: "reused connection closed before any response".into(),
+                    }));
+                }
+                Err(Failure::Attempt(error)) => return Err(error),
+            }
+        }
+    }
+
+    fn unreachable(&self, backend: &Backend, error: ConnectError) -> AttemptError {
+        AttemptError::Unsent(ProxyError::Unreachable {
+            backend: backend.id.clone(),
+            reason: error.to_string(),
+        })
+    }
+
+    fn timeouts(&self) -> ExchangeTimeouts {
+        ExchangeTimeouts {
+            response_headers: self.policies.timeouts.response_headers,
+            request: self.policies.timeouts.request,
+            expect_wait: EXPECT_WAIT,
+            backend_idle: self.policies.timeouts.backend_idle,
+        }
+    }
+
+    async fn exchange_http1<S: ClientSource, I: InterimSink>(
+        &self,
+        backend: &Backend,
+        conn: crate::upstream::UpstreamConn,
+        plan: &Plan<'_>,
+        side: &mut RequestSide<S>,
+        interim: &mut I,
+        continue_relayed: &mut bool,
+    ) -> Result<Answer, Failure> {
+        let outgoing = OutgoingRequest {
+            head: plan.h1_head.clone(),
+            method: plan.method.clone(),
+            encoding: match plan.body {
+                RequestBody::None => BodyEncoding::Empty,
+                RequestBody::Length(_) => BodyEncoding::Length,
+                RequestBody::Streaming => BodyEncoding::Chunked,
+            },
+            expect_continue: plan.expect_continue,
+        };
+        let result = {
+            let mut exchange = Exchange::new(
+                conn,
+                backend.pool.clone(),
+                outgoing,
+                &mut side.feed,
+                self.timeouts(),
+            );
+            relay_until_final(&mut exchange, interim, continue_relayed).await
+        };
+        match result {
+            Ok(H1Response { head, body, .. }) => Ok(Answer { head, body }),
+            Err(ExchangeError::Stale) => Err(Failure::Stale),
+            Err(error) => Err(Failure::Attempt(self.classify(backend, error))),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange_http2<S: ClientSource, I: InterimSink>(
+        &self,
+        backend: &Backend,
+        stream: H2Stream,
+        meta: &RequestMeta,
+        plan: &Plan<'_>,
+        side: &mut RequestSide<S>,
+        interim: &mut I,
+        continue_relayed: &mut bool,
+    ) -> Result<Answer, Failure> {
+        // An HTTP/2 backend is not asked to confirm with `100 Continue`: a client waiting for
+        // one is told to go ahead now.
+        if plan.expect_continue && !*continue_relayed && interim.accepts_interim() {
+            interim
+                .send_interim(&ResponseHead::new(StatusCode::CONTINUE))
+                .await
+                .map_err(|_| Failure::Attempt(AttemptError::Final(ClientBodyError::Gone.into())))?;
+            *continue_relayed = true;
+        }
+        let framing = UpstreamFraming {
+            body: plan.body,
+            expect_continue: false,
+        };
+        let builder = upstream_h2_request(
+            meta,
+            &backend.authority,
+            backend.pool.transport().uri_scheme(),
+            plan.upstream_headers,
+            &self.policies.proxy,
+            framing,
+        )
+        .map_err(|reason| {
+            Failure::Attempt(AttemptError::Final(ProxyError::Unforwardable(reason)))
+        })?;
+        let body = match plan.body {
+            RequestBody::None => H2RequestBody::empty(),
+            RequestBody::Length(n) => {
+                let (tx, body) = H2RequestBody::channel(Some(n));
+                side.start_pump(tx);
+                body
+            }
+            RequestBody::Streaming => {
+                let (tx, body) = H2RequestBody::channel(None);
+                side.start_pump(tx);
+                body
+            }
+        };
+        let request = builder.body(body).map_err(|e| {
+            Failure::Attempt(AttemptError::Final(ProxyError::Unforwardable(
+                e.to_string(),
+            )))
+        })?;
+        let H2Stream {
+            mut sender,
+            slot,
+            reused,
+        } = stream;
+        let sent = sender.send_request(request);
+        tokio::pin!(sent);
+
+        let timeouts = self.timeouts();
+        let response = loop {
+            let deadline = response_deadline(side, &timeouts);
+            tokio::select! {
+                biased;
+                response = &mut sent => break response,
+                pumped = std::future::poll_fn(|cx| side.poll_pump(cx)), if side.is_pumping() => {
+                    if let Err(error) = pumped {
+                        // The client's body failed: the stream is reset, never completed.
+                        return Err(Failure::Attempt(AttemptError::Final(error.into())));
+                    }
+                }
+                _ = sleep_until(deadline.map(|(at, _)| at)) => {
+                    side.stop_pump();
+                    let error = match deadline.map(|(_, waited)| waited) {
+                        Some(Waited::Request) => AttemptError::Final(ProxyError::Deadline {
+                            after: timeouts.request,
+                        }),
+                        _ => AttemptError::Sent(ProxyError::BackendTimeout {
+                            backend: backend.id.clone(),
+                            after: timeouts.response_headers,
+                        }),
+                    };
+                    return Err(Failure::Attempt(error));
+                }
+            }
+        };
+        let response = match response {
+            Ok(response) => response,
+            Err(error) => {
+                side.stop_pump();
+                return Err(self.classify_h2(backend, &error, reused));
+            }
+        };
+        let (parts, incoming) = response.into_parts();
+        let has_body = super::message_has_body(&meta.head.method, parts.status);
+        let framing = if !has_body || incoming.is_end_stream() {
+            Framing::Empty
+        } else {
+            match parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                Some(0) => Framing::Empty,
+                Some(n) => Framing::Length(n),
+                None => Framing::Chunked,
+            }
+        };
+        let head = ResponseHead {
+            status: parts.status,
+            reason: bytes::Bytes::from_static(
+                parts.status.canonical_reason().unwrap_or("").as_bytes(),
+            ),
+            version: http::Version::HTTP_2,
+            headers: from_header_map(&parts.headers),
+        };
+        let body = ResponseBody::http2(incoming, slot, framing, timeouts.backend_idle);
+        Ok(Answer { head, body })
+    }
+
+    fn classify(&self, backend: &Backend, error: ExchangeError<ClientBodyError>) -> AttemptError {
+        let id = backend.id.clone();
+        match error {
+            ExchangeError::Client(e) => AttemptError::Final(ProxyError::ClientBody(e)),
+            ExchangeError::Deadline => AttemptError::Final(ProxyError::Deadline {
+                after: self.policies.timeouts.request,
+            }),
+            ExchangeError::Stale => AttemptError::Sent(ProxyError::Broken {
+                backend: id,
+                reason: "reused connection closed before any response".into(),
+            }),
+            ExchangeError::Broken(reason) => AttemptError::Sent(ProxyError::Broken {
+                backend: id,
+                reason,
+            }),
+            ExchangeError::Invalid(e) => AttemptError::Sent(ProxyError::InvalidResponse {
+                backend: id,
+                reason: e.0.into(),
+            }),
+            ExchangeError::TimedOut(after) => {
+                AttemptError::Sent(ProxyError::BackendTimeout { backend: id, after })
+            }
+        }
+    }
+
+    /// An HTTP/2 request that failed: a stream the backend refused (RFC 9113 §8.7: not
+    /// processed) or a request hyper never sent is as good as unsent; a reused connection that
+    /// was already closed is stale; anything else reached the backend.
+    fn classify_h2(&self, backend: &Backend, error: &hyper::Error, reused: bool) -> Failure {
+        let refused = std::error::Error::source(error)
+            .and_then(|source| source.downcast_ref::<h2::Error>())
+            .and_then(h2::Error::reason)
+            == Some(h2::Reason::REFUSED_STREAM);
+        if error.is_canceled() && reused {
+            return Failure::Stale;
+        }
+        let failed = ProxyError::Broken {
+            backend: backend.id.clone(),
+            reason: describe(error),
+        };
+        Failure::Attempt(if refused || error.is_canceled() {
+            AttemptError::Unsent(failed)
+        } else {
+            AttemptError::Sent(failed)
+        })
+    }
+}
+
+/// How an exchange failed, before it is known whether that ends the attempt.
+pub(super) enum Failure {
+    /// A pooled connection the backend had already closed: try a new one.
+    Stale,
+    /// The attempt is over.
+    Attempt(AttemptError),
+}
+
+/// Which timer ran out.
+#[derive(Debug, Clone, Copy)]
+enum Waited {
+    Backend,
+    Request,
+}
+
+/// When an HTTP/2 attempt waiting for its response head gives up: `response_headers` after the
+/// request body ended (or after the stream stopped taking it), and the request's overall
+/// deadline once the client is done. Nothing while lbx waits on the client.
+fn response_deadline<S: ClientSource>(
+    side: &RequestSide<S>,
+    timeouts: &ExchangeTimeouts,
+) -> Option<(TokioInstant, Waited)> {
+    let backend = side
+        .stream_blocked_since()
+        .or_else(|| {
+            (!side.is_pumping())
+                .then(|| side.feed.completed_at())
+                .flatten()
+        })
+        .and_then(|since| since.checked_add(timeouts.response_headers))
+        .map(|at| (at, Waited::Backend));
+    let request = side
+        .feed
+        .completed_at()
+        .and_then(|done| done.checked_add(timeouts.request))
+        .map(|at| (at, Waited::Request));
+    match (backend, request) {
+        (Some(b), Some(r)) => Some(if r.0 < b.0 { r } else { b }),
+        (b, r) => b.or(r),
+    }
+}
+
+async fn sleep_until(deadline: Option<TokioInstant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// hyper's error with its cause.
+fn describe(error: &hyper::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
+
+/// Drive an HTTP/1.1 exchange to its final response, relaying interim ones: `100 Continue`
+/// once, and only to a client that asked for it; other 1xx to any client that can take them
+/// (RFC 9110 §15.2: a proxy MUST forward 1xx responses).
+async fn relay_until_final<S: ClientSource, I: InterimSink>(
+    exchange: &mut Exchange<'_, super::client_body::BodyFeed<S>>,
+    interim: &mut I,
+    continue_relayed: &mut bool,
+) -> Result<H1Response, ExchangeError<ClientBodyError>> {
+    loop {
+        match exchange.step().await? {
+            Step::Final(response) => return Ok(response),
+            Step::Interim(head) => {
+                let relay = if head.status == StatusCode::CONTINUE {
+                    !std::mem::replace(continue_relayed, true)
+                } else {
+                    true
+                };
+                if relay && interim.accepts_interim() {
+                    let head = client_response_head(head, Vec::new(), false);
+                    interim
+                        .send_interim(&head)
+                        .await
+                        .map_err(|_| ExchangeError::Client(ClientBodyError::Gone))?;
+                }
+            }
+        }
+    }
+}
