@@ -6,6 +6,7 @@
 mod support;
 
 mod admin_access;
+mod backends;
 mod bodies;
 mod body_relay_property;
 mod check;

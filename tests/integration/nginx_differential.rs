@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::support::{
-    RawBackend, RawClient, RawRequest, TempDir, TestProxy, config_for_urls, eventually,
+    Nginx, RawBackend, RawClient, RawRequest, TempDir, TestProxy, config_for_urls, free_port,
 };
 
 /// A difference the test accepts, and why.
@@ -123,79 +122,31 @@ fn differences(nginx: Option<&RawRequest>, lbx: &RawRequest) -> Vec<(String, Str
     found
 }
 
-/// nginx, running in the foreground from its own directory; stopped when dropped.
-struct Nginx {
-    child: Child,
+/// nginx with the reference configuration, its plain and HTTP/2 ports.
+struct ReferenceNginx {
+    _nginx: Nginx,
     http1: SocketAddr,
     http2: SocketAddr,
-    _dir: TempDir,
 }
 
-impl Nginx {
-    fn binary() -> String {
-        ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .map(str::to_string)
-            .expect("nginx is not installed: run `bash scripts/setup.sh`, which installs it")
-    }
-
+impl ReferenceNginx {
     async fn start(backend: SocketAddr) -> Self {
-        let dir = TempDir::new("nginx");
-        let free = || {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-        };
-        let (http1, http2) = (free(), free());
-        let conf = format!(
-            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {dir}/nginx.pid;\n\
-             error_log {dir}/error.log warn;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {dir}/body;\n  proxy_temp_path {dir}/proxy;\n\
-               server {{\n    listen {http1};\n    listen {http2} http2;\n    location / {{\n\
-                 proxy_pass http://{backend};\n      proxy_http_version 1.1;\n\
-                 proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n\
-                 proxy_set_header X-Forwarded-For $remote_addr;\n\
-                 proxy_set_header X-Forwarded-Proto $scheme;\n\
-                 proxy_set_header X-Forwarded-Host $http_host;\n\
-                 proxy_request_buffering off;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
-            dir = dir.path.display()
+        let (http1, http2) = (free_port(), free_port());
+        let block = format!(
+            "server {{\n  listen 127.0.0.1:{http1};\n  listen 127.0.0.1:{http2} http2;\n  location / {{\n\
+               proxy_pass http://{backend};\n    proxy_http_version 1.1;\n\
+               proxy_set_header Connection \"\";\n    proxy_set_header Host $http_host;\n\
+               proxy_set_header X-Forwarded-For $remote_addr;\n\
+               proxy_set_header X-Forwarded-Proto $scheme;\n\
+               proxy_set_header X-Forwarded-Host $http_host;\n\
+               proxy_request_buffering off;\n    proxy_buffering off;\n  }}\n}}"
         );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new(Self::binary())
-            .arg("-p")
-            .arg(&dir.path)
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start nginx");
-        let up = eventually(Duration::from_secs(10), || async move {
-            tokio::net::TcpStream::connect(http2).await.ok()
-        })
-        .await;
-        assert!(
-            up.is_some(),
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
+        let nginx = Nginx::start(TempDir::new("nginx"), &block, http2).await;
         Self {
-            child,
-            http1,
-            http2,
-            _dir: dir,
+            _nginx: nginx,
+            http1: SocketAddr::from(([127, 0, 0, 1], http1)),
+            http2: SocketAddr::from(([127, 0, 0, 1], http2)),
         }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -257,7 +208,7 @@ const HTTP1_REQUESTS: &[(&str, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lbx_forwards_what_nginx_forwards_except_where_the_rfcs_say_otherwise() {
     let backend = RawBackend::recording().await;
-    let nginx = Nginx::start(backend.addr).await;
+    let nginx = ReferenceNginx::start(backend.addr).await;
     let lbx = TestProxy::start(&config_for_urls(None, &[backend.url()], "")).await;
 
     let mut unexplained = Vec::new();

@@ -1,5 +1,7 @@
 //! Active health checks: a task per backend probes `GET <path>` every interval on a fresh
-//! connection (so a dead process or a full accept queue shows up, not a pooled socket), and
+//! connection (so a dead process or a full accept queue shows up, not a pooled socket), over
+//! the same transport and protocol real requests use (TLS with the backend's verification for
+//! `https://`, HTTP/2 for `h2c://` or when ALPN picks it), and
 //! flips the backend down after `fall` failures in a row and up again after `rise` passes.
 //! Each transition is logged once, with the reason; individual probes are not.
 
@@ -9,12 +11,12 @@ use bytes::Bytes;
 use http::Request;
 use http::uri::Authority;
 use http_body_util::Empty;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::MissedTickBehavior;
 
 use super::LiveStats;
+use super::transport::{Protocol, Transport};
 use crate::config::HealthCheck;
 use crate::shutdown::{self, StopReceiver};
 
@@ -23,8 +25,10 @@ use crate::shutdown::{self, StopReceiver};
 pub struct Target {
     /// Backend id, for logs.
     pub id: String,
-    /// Where to connect.
+    /// Its authority (the Host of probes).
     pub authority: Authority,
+    /// How to connect (the backend's own transport).
+    pub transport: Transport,
     /// Where the verdict goes.
     pub stats: Arc<LiveStats>,
     /// How to check.
@@ -42,7 +46,7 @@ pub async fn run(target: Target, mut stop: StopReceiver, mut retired: StopReceiv
             _ = shutdown::stopped(&mut stop) => return,
             _ = shutdown::stopped(&mut retired) => return,
         }
-        match probe(&target.authority, &target.check).await {
+        match probe(&target.transport, &target.authority, &target.check).await {
             Ok(()) => {
                 passes += 1;
                 failures = 0;
@@ -74,27 +78,60 @@ pub async fn run(target: Target, mut stop: StopReceiver, mut retired: StopReceiv
 }
 
 /// One probe: connect, `GET path`, expect a status in range, all within `check.timeout`.
-async fn probe(authority: &Authority, check: &HealthCheck) -> Result<(), String> {
+async fn probe(
+    transport: &Transport,
+    authority: &Authority,
+    check: &HealthCheck,
+) -> Result<(), String> {
     let exchange = async {
-        let stream = TcpStream::connect(authority.as_str())
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let (mut sender, connection) = http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        let driver = tokio::spawn(connection);
-        let request = Request::get(check.path.as_str())
-            .header(http::header::HOST, authority.as_str())
-            .header(http::header::USER_AGENT, "lbx-health-check")
-            .header(http::header::CONNECTION, "close")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string());
-        driver.abort();
-        let status = response?.status().as_u16();
+        let connected = transport.connect().await.map_err(|e| e.to_string())?;
+        let status = match connected.protocol {
+            Protocol::Http1 => {
+                let (mut sender, connection) =
+                    http1::handshake::<_, Empty<Bytes>>(TokioIo::new(connected.stream))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let driver = tokio::spawn(connection);
+                let request = Request::get(check.path.as_str())
+                    .header(http::header::HOST, authority.as_str())
+                    .header(http::header::USER_AGENT, "lbx-health-check")
+                    .header(http::header::CONNECTION, "close")
+                    .body(Empty::new())
+                    .map_err(|e| e.to_string())?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| e.to_string());
+                driver.abort();
+                response?.status()
+            }
+            Protocol::Http2 => {
+                let (mut sender, connection) = http2::handshake::<_, _, Empty<Bytes>>(
+                    TokioExecutor::new(),
+                    TokioIo::new(connected.stream),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let driver = tokio::spawn(connection);
+                let uri = http::Uri::builder()
+                    .scheme(transport.uri_scheme())
+                    .authority(authority.clone())
+                    .path_and_query(check.path.as_str())
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                let request = Request::get(uri)
+                    .header(http::header::USER_AGENT, "lbx-health-check")
+                    .body(Empty::new())
+                    .map_err(|e| e.to_string())?;
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| e.to_string());
+                driver.abort();
+                response?.status()
+            }
+        };
+        let status = status.as_u16();
         if (check.status_min..=check.status_max).contains(&status) {
             Ok(())
         } else {

@@ -149,6 +149,7 @@ impl Upstreams {
                 let target = health::Target {
                     id: backend.id.clone(),
                     authority: backend.authority.clone(),
+                    transport: backend.pool.transport().clone(),
                     stats: backend.stats.clone(),
                     check: check.clone(),
                 };

@@ -79,12 +79,18 @@ const HTTP2: u8 = 2;
 impl ConnectionPool {
     /// An empty pool for the backend reached through `transport`.
     pub fn new(transport: Transport, settings: PoolSettings) -> Self {
+        // The scheme says it, except for `https://`, where ALPN will.
+        let protocol = match transport.known_protocol() {
+            Some(Protocol::Http1) => HTTP1,
+            Some(Protocol::Http2) => HTTP2,
+            None => UNKNOWN,
+        };
         Self {
             transport,
             settings,
             idle: Mutex::new(Vec::new()),
             h2: H2Connections::default(),
-            protocol: AtomicU8::new(UNKNOWN),
+            protocol: AtomicU8::new(protocol),
         }
     }
 
@@ -95,9 +101,32 @@ impl ConnectionPool {
 
     /// A connection or stream for one request: reused when one is free, new otherwise.
     pub async fn checkout(&self) -> Result<Checkout, ConnectError> {
-        if self.protocol.load(Ordering::Relaxed) == HTTP2 {
-            return self.checkout_h2().await;
+        match self.protocol.load(Ordering::Relaxed) {
+            HTTP1 => self.checkout_h1().await,
+            HTTP2 => self.checkout_h2().await,
+            _ => {
+                // Not known yet (`https://` before its first connection): one request finds
+                // out while the others wait, so a burst does not open a connection each to an
+                // HTTP/2 backend.
+                let opening = self.h2.opening().await;
+                match self.protocol.load(Ordering::Relaxed) {
+                    HTTP2 => {
+                        if let Some(stream) = self.h2.checkout() {
+                            return Ok(Checkout::Http2(stream));
+                        }
+                        self.connect().await
+                    }
+                    HTTP1 => {
+                        drop(opening);
+                        self.checkout_h1().await
+                    }
+                    _ => self.connect().await,
+                }
+            }
         }
+    }
+
+    async fn checkout_h1(&self) -> Result<Checkout, ConnectError> {
         if let Some(conn) = self.take_idle() {
             return Ok(Checkout::Http1(conn));
         }

@@ -100,6 +100,15 @@ impl Transport {
         })
     }
 
+    /// The protocol the scheme fixes (`None` for `https://`, where ALPN decides).
+    pub fn known_protocol(&self) -> Option<Protocol> {
+        match self.scheme {
+            BackendScheme::Http => Some(Protocol::Http1),
+            BackendScheme::H2c => Some(Protocol::Http2),
+            BackendScheme::Https => None,
+        }
+    }
+
     /// The scheme lbx uses toward this backend (`http` or `https`), for HTTP/2's `:scheme`.
     pub fn uri_scheme(&self) -> http::uri::Scheme {
         match self.scheme {

@@ -886,3 +886,6 @@ pub use raw::{RawBackend, RawClient, RawRequest};
 
 mod tls;
 pub use tls::{Issued, TestCa, https_get};
+
+mod nginx;
+pub use nginx::{Nginx, free_port};

@@ -1,0 +1,171 @@
+//! Backends by URL scheme: `h2c://` (cleartext HTTP/2: a few multiplexed connections, not one
+//! per request; bodies both ways; health checks in HTTP/2) and `https://` (TLS with ALPN, the
+//! backend's certificate verified against its `ca`, refused with a 502 and a log line naming
+//! why when it is not trusted), served here by hyper and by nginx.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::support::{
+    LbxProcess, Nginx, PatternBody, TempDir, TestBackend, TestCa, TestProxy, admin_get,
+    config_for_urls, eventually, free_port, get, http1_client, send,
+};
+
+fn h2c(backend: &TestBackend) -> String {
+    format!("h2c://{}", backend.addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_backend_serves_many_concurrent_requests_over_few_connections() {
+    let backend = TestBackend::slow("a", Duration::from_millis(50)).await;
+    let proxy = TestProxy::start(&config_for_urls(None, &[h2c(&backend)], "")).await;
+    // 64 requests at once from HTTP/1.1 clients: over HTTP/1.1 to the backend that would be 64
+    // connections; over HTTP/2 they share one (or a few).
+    let url = proxy.url("/");
+    let answers: Vec<_> = (0..64)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { get(&url).await })
+        })
+        .collect();
+    for answer in answers {
+        let (status, _, body) = answer.await.unwrap();
+        assert_eq!((status.as_u16(), body.as_str()), (200, "a"));
+    }
+    assert!(
+        backend.connections() <= 4,
+        "{} connections for 64 requests: HTTP/2 was not multiplexed",
+        backend.connections()
+    );
+    assert_eq!(backend.requests(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_and_downloads_cross_between_http1_clients_and_http2_backends_intact() {
+    let backend = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config_for_urls(None, &[h2c(&backend)], "")).await;
+    let length = 3 * 1024 * 1024 + 17;
+    // HTTP/1.1 client, chunked upload (no length known up front).
+    let upload = Request::post(proxy.url("/sum"))
+        .body(PatternBody::new(length).boxed())
+        .unwrap();
+    let (status, _, sum) = send(&http1_client(), upload).await;
+    assert_eq!(status, 200);
+    assert_eq!(sum, PatternBody::expected_sum(length));
+    // HTTP/2 client, download.
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let response = client
+        .get(proxy.url(&format!("/bytes/{length}")).parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len() as u64, length);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_speak_http2_to_an_h2c_backend() {
+    let backend = TestBackend::named("a").await;
+    let toml = config_for_urls(
+        None,
+        &[h2c(&backend)],
+        "[health]\npath = \"/healthz\"\ninterval = \"100ms\"\nrise = 1\nfall = 1\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let backends = proxy.admin_url("/admin/backends");
+    // Healthy probes keep it usable; a failing status takes it down.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(admin_get(&backends).await.1.contains("\"down\": false"));
+    backend.set_health(503);
+    let down = eventually(Duration::from_secs(5), || {
+        let backends = backends.clone();
+        async move {
+            admin_get(&backends)
+                .await
+                .1
+                .contains("\"down\": true")
+                .then_some(())
+        }
+    })
+    .await;
+    assert!(down.is_some(), "the HTTP/2 health check never saw the 503");
+}
+
+/// nginx serving HTTPS with `cert` on two ports: one with HTTP/2 by ALPN, one HTTP/1.1 only;
+/// each answers with the protocol it spoke and the SNI name it was sent.
+async fn nginx_https(ca: &TestCa) -> (Nginx, u16, u16) {
+    let cert = ca.issue("backend", &["backend.test"]);
+    let (h2_port, h1_port) = (free_port(), free_port());
+    let block = format!(
+        "ssl_certificate {cert};\nssl_certificate_key {key};\n\
+         server {{ listen 127.0.0.1:{h2_port} ssl http2; location / {{ return 200 \"$server_protocol $ssl_server_name\"; }} }}\n\
+         server {{ listen 127.0.0.1:{h1_port} ssl; location / {{ return 200 \"$server_protocol $ssl_server_name\"; }} }}",
+        cert = cert.cert.display(),
+        key = cert.key.display(),
+    );
+    let nginx = Nginx::start(TempDir::new("nginx-https"), &block, h1_port).await;
+    (nginx, h2_port, h1_port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_nginx_backend_is_verified_against_its_ca_and_spoken_to_by_alpn() {
+    let ca = TestCa::new("https-backend");
+    let (_nginx, h2_port, h1_port) = nginx_https(&ca).await;
+    let backend = |port: u16| {
+        format!(
+            "[[backend]]\nurl = \"https://127.0.0.1:{port}\"\nca = {:?}\nserver_name = \"backend.test\"\n",
+            ca.ca_pem.to_str().unwrap()
+        )
+    };
+    for (port, expected) in [
+        (h2_port, "HTTP/2.0 backend.test"),
+        (h1_port, "HTTP/1.1 backend.test"),
+    ] {
+        let proxy = TestProxy::start(&backend(port)).await;
+        let (status, _, body) = get(&proxy.url("/")).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, expected));
+        // Reused for the next request (HTTP/1.1 keep-alive or the HTTP/2 connection).
+        let (status, _, body) = get(&proxy.url("/again")).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, expected));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_backend_signed_by_another_ca_gets_502_and_a_log_line_saying_why() {
+    let ca = TestCa::new("real-ca");
+    let (_nginx, h2_port, _) = nginx_https(&ca).await;
+    let stranger = TestCa::new("wrong-ca");
+    let dir = TempDir::new("wrong-ca-config");
+    let config = dir.join("lbx.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[backend]]\nurl = \"https://127.0.0.1:{h2_port}\"\nca = {:?}\nserver_name = \"backend.test\"\n",
+            stranger.ca_pem.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let lbx = LbxProcess::run(&["--config", config.to_str().unwrap()]);
+    let (status, headers, body) = get(&format!("http://{}/", lbx.addr)).await;
+    assert_eq!(status, 502);
+    assert!(
+        body.starts_with("502 Bad Gateway: the backend could not be reached"),
+        "{body}"
+    );
+    let id = headers["x-request-id"].to_str().unwrap().to_string();
+    let line = eventually(Duration::from_secs(5), || {
+        let (log, id) = (lbx.log(), id.clone());
+        async move { log.lines().find(|l| l.contains(&id)).map(str::to_string) }
+    })
+    .await
+    .expect("a log line for the request");
+    assert!(line.contains("TLS handshake failed"), "{line}");
+    assert!(line.contains("UnknownIssuer"), "{line}");
+}
