@@ -45,19 +45,28 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "setup: nginx, curl and python3 ready"
 
-# componentize-py builds the example Python plugin, which the test suite runs through lbx.
+# Python packages the tests use: componentize-py builds the example Python plugin; grpcio and
+# websockets are real gRPC and WebSocket peers that the tests run through lbx.
 COMPONENTIZE_PY=0.25.1
-if ! python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('componentize-py') != '$COMPONENTIZE_PY')" 2>/dev/null; then
+GRPCIO=1.85.1
+WEBSOCKETS=17.4
+pip_install() { # package version
+  if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" 2>/dev/null; then
+    return
+  fi
   if ! python3 -m pip --version >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
       (apt-get update -qq && apt-get install -y -qq python3-pip) >/dev/null
     else
-      echo "setup: python3 with pip is required for the Python plugin example" >&2
+      echo "setup: python3 with pip is required for the Python plugin example and test peers" >&2
       exit 1
     fi
   fi
   # --user first; Debian's system Python refuses that without --break-system-packages.
-  python3 -m pip install --quiet --user "componentize-py==$COMPONENTIZE_PY" 2>/dev/null ||
-    python3 -m pip install --quiet --user --break-system-packages "componentize-py==$COMPONENTIZE_PY"
-fi
-echo "setup: componentize-py $COMPONENTIZE_PY ready"
+  python3 -m pip install --quiet --user "$1==$2" 2>/dev/null ||
+    python3 -m pip install --quiet --user --break-system-packages "$1==$2"
+}
+pip_install componentize-py "$COMPONENTIZE_PY"
+pip_install grpcio "$GRPCIO"
+pip_install websockets "$WEBSOCKETS"
+echo "setup: componentize-py $COMPONENTIZE_PY, grpcio $GRPCIO, websockets $WEBSOCKETS ready"

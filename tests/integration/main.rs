@@ -13,6 +13,7 @@ mod check;
 mod config_reload;
 mod errors;
 mod faults;
+mod grpc;
 mod hot_swap;
 mod nginx_differential;
 mod other_languages;

@@ -199,9 +199,10 @@ async fn handle(
             *response.status_mut() = head.status;
             *response.headers_mut() = to_header_map(&head.headers);
             if message_has_body(&method, head.status) {
+                // An empty body ends the stream with the headers (gRPC's trailers-only answers
+                // among them): no length field is needed there.
                 let length = match framing {
                     Framing::Length(n) => Some(n),
-                    Framing::Empty => Some(0),
                     _ => None,
                 };
                 if let Some(n) = length {
