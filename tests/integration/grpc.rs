@@ -3,55 +3,16 @@
 //! calls; status codes, messages and trailing metadata intact; the plugin (header_router)
 //! routes on the gRPC path; a 20 s stream that keeps sending is not cut by timeouts far shorter.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::Value;
 
-use crate::support::{TestCa, TestProxy, free_port, plugins};
-
-/// A peer script in `tests/integration/peers`.
-fn peer(script: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/integration/peers")
-        .join(script)
-}
-
-/// A grpcio server; killed when dropped.
-struct GrpcServer {
-    child: Child,
-    port: u16,
-}
-
-impl GrpcServer {
-    fn start(name: &str) -> Self {
-        let port = free_port();
-        let mut child = Command::new("python3")
-            .arg(peer("grpc_server.py"))
-            .args([&port.to_string(), name])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 with grpcio (installed by scripts/setup.sh)");
-        let mut ready = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
-        assert_eq!(ready.trim(), "ready", "the gRPC server did not start");
-        Self { child, port }
-    }
-}
-
-impl Drop for GrpcServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{PeerServer, TestCa, TestProxy, plugins, run_peer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_calls_pass_through_lbx_with_statuses_trailers_and_streams_intact() {
-    let (one, two) = (GrpcServer::start("one"), GrpcServer::start("two"));
+    let (one, two) = (
+        PeerServer::start("grpc_server.py", "one"),
+        PeerServer::start("grpc_server.py", "two"),
+    );
     let ca = TestCa::new("grpc");
     let site = ca.issue("site", &["grpc.test"]);
     let toml = format!(
@@ -70,24 +31,8 @@ async fn grpc_calls_pass_through_lbx_with_statuses_trailers_and_streams_intact()
     );
     let proxy = TestProxy::start(&toml).await;
     let target = format!("127.0.0.1:{}", proxy.tls.unwrap().port());
-    let ca_pem = ca.ca_pem.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg(peer("grpc_client.py"))
-            .arg(&target)
-            .arg(&ca_pem)
-            .arg("grpc.test")
-            .output()
-            .expect("python3 with grpcio")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let ca_pem = ca.ca_pem.to_str().unwrap().to_string();
+    let stdout = run_peer("grpc_client.py", vec![target, ca_pem, "grpc.test".into()]).await;
     let calls: Vec<Value> = stdout
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())

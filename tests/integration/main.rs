@@ -24,4 +24,5 @@ mod routing;
 mod sandbox;
 mod startup;
 mod tls;
+mod websocket;
 mod wire;

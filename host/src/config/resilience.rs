@@ -32,6 +32,10 @@ pub struct TimeoutConfig {
     /// backend. A body that keeps moving is never cut, however long it lasts.
     #[serde(default = "secs::<60>", with = "humantime_serde")]
     pub backend_idle: Duration,
+    /// An upgraded connection (a WebSocket, say) in which nothing moves either way for this
+    /// long is closed.
+    #[serde(default = "secs::<3600>", with = "humantime_serde")]
+    pub tunnel_idle: Duration,
     /// A client uploading a request body must send some of it at least this often (then 408;
     /// never counted against a backend).
     #[serde(default = "secs::<30>", with = "humantime_serde")]
@@ -295,6 +299,7 @@ pub fn validate(
         ("timeouts.request", timeouts.request, true),
         ("timeouts.client_body", timeouts.client_body, true),
         ("timeouts.backend_idle", timeouts.backend_idle, true),
+        ("timeouts.tunnel_idle", timeouts.tunnel_idle, true),
         ("timeouts.drain", timeouts.drain, false),
         ("outlier.base_ejection", outlier.base_ejection, true),
         ("outlier.max_ejection", outlier.max_ejection, false),

@@ -46,6 +46,9 @@ pub struct ParsedRequest {
     pub keep_alive: bool,
     /// Whether the client waits for `100 Continue` before sending the body.
     pub expect_continue: bool,
+    /// The protocols an HTTP/1.1 client asks to switch to (`Upgrade`, with `Connection:
+    /// upgrade`), e.g. `websocket`.
+    pub upgrade: Option<Bytes>,
 }
 
 /// A response head from a backend, with its framing decided.
@@ -212,6 +215,11 @@ fn accept_request(
         }
         Some(_) => return Err(RequestError::Expectation),
     };
+    // RFC 9110 §7.8: an upgrade is asked for with both fields, and only in HTTP/1.1.
+    let upgrade = (version == Version::HTTP_11 && headers.has_token("connection", "upgrade"))
+        .then(|| headers.get("upgrade").cloned())
+        .flatten()
+        .filter(|value| !value.is_empty());
     Ok(ParsedRequest {
         head: RequestHead {
             method,
@@ -223,6 +231,7 @@ fn accept_request(
         framing,
         keep_alive,
         expect_continue,
+        upgrade,
     })
 }
 

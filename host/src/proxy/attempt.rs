@@ -26,7 +26,7 @@ use crate::upstream::exchange::Response as H1Response;
 use crate::upstream::h2::{H2RequestBody, H2Stream};
 use crate::upstream::{
     Backend, BodySource, Checkout, ConnectError, Exchange, ExchangeError, ExchangeTimeouts,
-    InFlight, OutgoingRequest, ResponseBody, Step,
+    InFlight, OutgoingRequest, ResponseBody, Step, Switched, UpstreamConn,
 };
 
 /// What one attempt sends: the request head (as HTTP/1.1 bytes, for HTTP/1.1 backends), the
@@ -42,6 +42,8 @@ pub(super) struct Plan<'a> {
     pub body: RequestBody,
     /// The client waits for `100 Continue`.
     pub expect_continue: bool,
+    /// The head asks to switch protocols.
+    pub upgrade: bool,
 }
 
 /// A backend's answer, whatever protocol it came over.
@@ -50,6 +52,8 @@ pub(super) struct Answer {
     pub head: ResponseHead,
     /// Its body.
     pub body: ResponseBody,
+    /// After a `101`: the backend connection, now carrying the new protocol.
+    pub tunnel: Option<UpstreamConn>,
 }
 
 /// How one attempt ended without a response to relay.
@@ -150,7 +154,7 @@ impl Proxy {
     async fn exchange_http1<S: ClientSource, I: InterimSink>(
         &self,
         backend: &Backend,
-        conn: crate::upstream::UpstreamConn,
+        conn: UpstreamConn,
         plan: &Plan<'_>,
         side: &mut RequestSide<S>,
         interim: &mut I,
@@ -165,6 +169,7 @@ impl Proxy {
                 RequestBody::Streaming => BodyEncoding::Chunked,
             },
             expect_continue: plan.expect_continue,
+            upgrade: plan.upgrade,
         };
         let result = {
             let mut exchange = Exchange::new(
@@ -177,7 +182,16 @@ impl Proxy {
             relay_until_final(&mut exchange, interim, continue_relayed).await
         };
         match result {
-            Ok(H1Response { head, body, .. }) => Ok(Answer { head, body }),
+            Ok(Relayed::Final(H1Response { head, body, .. })) => Ok(Answer {
+                head,
+                body,
+                tunnel: None,
+            }),
+            Ok(Relayed::Switched(Switched { head, conn })) => Ok(Answer {
+                head,
+                body: ResponseBody::nothing(),
+                tunnel: Some(conn),
+            }),
             Err(ExchangeError::Stale) => Err(Failure::Stale),
             Err(error) => Err(Failure::Attempt(self.classify(backend, error))),
         }
@@ -203,9 +217,12 @@ impl Proxy {
                 .map_err(|_| Failure::Attempt(AttemptError::Final(ClientBodyError::Gone.into())))?;
             *continue_relayed = true;
         }
+        // HTTP/2 has no Upgrade (it would take extended CONNECT): the request goes as a plain
+        // one and the backend answers it as it would.
         let framing = UpstreamFraming {
             body: plan.body,
             expect_continue: false,
+            upgrade: None,
         };
         let builder = upstream_h2_request(
             meta,
@@ -303,7 +320,11 @@ impl Proxy {
             headers: from_header_map(&parts.headers),
         };
         let body = ResponseBody::http2(incoming, slot, framing, timeouts.backend_idle);
-        Ok(Answer { head, body })
+        Ok(Answer {
+            head,
+            body,
+            tunnel: None,
+        })
     }
 
     fn classify(&self, backend: &Backend, error: ExchangeError<ClientBodyError>) -> AttemptError {
@@ -411,6 +432,12 @@ fn describe(error: &hyper::Error) -> String {
     }
 }
 
+/// How an HTTP/1.1 exchange ended.
+enum Relayed {
+    Final(H1Response),
+    Switched(Switched),
+}
+
 /// Drive an HTTP/1.1 exchange to its final response, relaying interim ones: `100 Continue`
 /// once, and only to a client that asked for it; other 1xx to any client that can take them
 /// (RFC 9110 §15.2: a proxy MUST forward 1xx responses).
@@ -418,10 +445,11 @@ async fn relay_until_final<S: ClientSource, I: InterimSink>(
     exchange: &mut Exchange<'_, super::client_body::BodyFeed<S>>,
     interim: &mut I,
     continue_relayed: &mut bool,
-) -> Result<H1Response, ExchangeError<ClientBodyError>> {
+) -> Result<Relayed, ExchangeError<ClientBodyError>> {
     loop {
         match exchange.step().await? {
-            Step::Final(response) => return Ok(response),
+            Step::Final(response) => return Ok(Relayed::Final(response)),
+            Step::Switched(switched) => return Ok(Relayed::Switched(switched)),
             Step::Interim(head) => {
                 let relay = if head.status == StatusCode::CONTINUE {
                     !std::mem::replace(continue_relayed, true)

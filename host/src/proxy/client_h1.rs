@@ -22,6 +22,7 @@ use super::client_body::{ClientSource, H1Body};
 use super::connection::{ClientStream, ConnectionInfo, https_location};
 use super::error::{Fault, ProxyError};
 use super::request::{ClientRequest, RequestBody, RequestId};
+use super::tunnel;
 use super::{Forwarded, Handled, InterimSink, Proxy, RequestSide, message_has_body};
 use crate::http1::Framing;
 use crate::http1::body::{BodyDecoder, CHUNK_END, chunk_header, last_chunk};
@@ -97,6 +98,7 @@ pub async fn serve<S: ClientStream>(
             authority: parsed.authority,
             body,
             expect_continue: parsed.expect_continue,
+            upgrade: parsed.upgrade,
             client: info.peer,
             secure: info.secure,
             received_at: std::time::Instant::now(),
@@ -104,7 +106,7 @@ pub async fn serve<S: ClientStream>(
         };
 
         let (mut reader, mut writer) = stream.halves();
-        let (reusable, body_done) = {
+        let (next, body_done) = {
             let source = H1Body::new(
                 &mut reader,
                 &mut buf,
@@ -121,7 +123,7 @@ pub async fn serve<S: ClientStream>(
             } = proxy.handle(request, source, &mut interim).await;
             // The client asked to close, left part of its body unread, or lbx is stopping.
             let must_close = !keep_alive || !side.body_done() || *stop.borrow();
-            let reusable = answer(
+            let next = answer(
                 &mut writer,
                 result,
                 &mut side,
@@ -131,21 +133,41 @@ pub async fn serve<S: ClientStream>(
                 id,
             )
             .await;
-            (reusable, side.body_done())
+            (next, side.body_done())
         };
         drop((reader, writer));
-        if !reusable {
-            if !body_done {
-                return linger(&mut stream).await;
+        match next {
+            Next::Request => {}
+            Next::Close if !body_done => return linger(&mut stream).await,
+            Next::Close => {
+                let _ = stream.shutdown().await;
+                return;
             }
-            let _ = stream.shutdown().await;
-            return;
+            Next::Tunnel(upstream, relayed) => {
+                let end = tunnel::run(&mut stream, &mut buf, upstream, timeouts.tunnel_idle).await;
+                tracing::debug!(client = %info.peer, ?end, "upgraded connection ended");
+                // The request stayed in flight on its backend until now; its log line is
+                // written as the tunnel ends.
+                drop(relayed);
+                let _ = stream.shutdown().await;
+                return;
+            }
         }
     }
 }
 
-/// Write the response (or lbx's error answer) for one request. Returns whether the connection
-/// may carry another request.
+/// What the connection does after a response.
+enum Next {
+    /// Read the next request.
+    Request,
+    /// Close it.
+    Close,
+    /// Join it with the backend connection (after `101`).
+    Tunnel(crate::upstream::UpstreamConn, super::RelayedBody),
+}
+
+/// Write the response (or lbx's error answer) for one request, and say what the connection
+/// does next.
 async fn answer<W: AsyncWrite + Unpin, B: ClientSource>(
     writer: &mut W,
     result: Result<Forwarded, ProxyError>,
@@ -154,30 +176,48 @@ async fn answer<W: AsyncWrite + Unpin, B: ClientSource>(
     version: Version,
     must_close: bool,
     id: RequestId,
-) -> bool {
+) -> Next {
     match result {
-        Ok(forwarded) => {
+        Ok(mut forwarded) => {
+            if let Some(upstream) = forwarded.tunnel.take() {
+                return match switch_protocols(writer, &forwarded.head).await {
+                    Ok(()) => Next::Tunnel(upstream, forwarded.body),
+                    Err(_) => Next::Close,
+                };
+            }
             let closing = must_close || !forwarded.request_complete;
             match write_response(writer, forwarded, side, method, version, closing).await {
-                Ok(kept) => kept && !closing,
-                Err(_) => false,
+                Ok(true) if !closing => Next::Request,
+                _ => Next::Close,
             }
         }
         Err(error) => {
             // After an error the connection stays only if the request was read to its
             // end and the client did nothing wrong.
             let closing = must_close || error.fault() == Fault::Client;
-            match error.response(id) {
-                Some(_) => {
-                    answer_error(writer, &error, id, Some(method), closing)
-                        .await
-                        .is_ok()
-                        && !closing
-                }
+            let answered = match error.response(id) {
+                Some(_) => answer_error(writer, &error, id, Some(method), closing)
+                    .await
+                    .is_ok(),
                 None => false,
+            };
+            if answered && !closing {
+                Next::Request
+            } else {
+                Next::Close
             }
         }
     }
+}
+
+/// Relay a `101 Switching Protocols` head, as is: no body follows, HTTP ends here.
+async fn switch_protocols<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    head: &ResponseHead,
+) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    write_response_head(head.status, &head.reason, &head.headers, &mut out);
+    write_all_flushed(writer, &out).await
 }
 
 /// Answer `308 Permanent Redirect` to the same URL on HTTPS. `Ok(true)`: the connection may

@@ -280,6 +280,7 @@ fn accept(
         authority,
         body: request_body,
         expect_continue: false,
+        upgrade: None,
         client: info.peer,
         secure: info.secure,
         received_at,

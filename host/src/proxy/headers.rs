@@ -51,12 +51,14 @@ const REWRITTEN_UPSTREAM: [&str; 6] = [
 ];
 
 /// How the request to the backend is framed and what it asks for.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpstreamFraming {
     /// The body that follows.
     pub body: RequestBody,
     /// Send `Expect: 100-continue` (lbx relays the backend's answer to a waiting client).
     pub expect_continue: bool,
+    /// Ask to switch protocols (`Connection: upgrade` and this `Upgrade`), as the client did.
+    pub upgrade: Option<Bytes>,
 }
 
 /// The request head for an HTTP/1.1 backend at `backend` (its Host when the client gave none).
@@ -227,6 +229,12 @@ fn upstream_fields(
     }
     if framing.expect_continue {
         emit(b"Expect", b"100-continue");
+    }
+    // The two hop-by-hop fields of an upgrade, for this hop: the client asked for it, and
+    // the backend's `101` will be relayed (RFC 9110 §7.8).
+    if let Some(upgrade) = &framing.upgrade {
+        emit(b"Connection", b"upgrade");
+        emit(b"Upgrade", upgrade);
     }
 }
 

@@ -21,11 +21,12 @@ mod relay;
 mod request;
 mod request_side;
 mod retry;
+mod tunnel;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{Method, StatusCode};
 
 pub use access_log::AccessLog;
@@ -109,6 +110,8 @@ pub struct Forwarded {
     /// Whether the client's request body was read to its end (if not, the client connection
     /// cannot carry another request).
     pub request_complete: bool,
+    /// After `101 Switching Protocols`: the backend connection to join with the client's.
+    pub tunnel: Option<crate::upstream::UpstreamConn>,
 }
 
 impl Proxy {
@@ -205,10 +208,14 @@ impl Proxy {
             authority,
             body,
             expect_continue,
+            upgrade,
             client,
             secure,
             ..
         } = request;
+        // An upgrade is relayed for a request without a body (as a WebSocket handshake is):
+        // the switch must come after the whole request.
+        let upgrade = upgrade.filter(|_| body == RequestBody::None);
         let mut meta = RequestMeta {
             head,
             authority,
@@ -251,6 +258,7 @@ impl Proxy {
                 UpstreamFraming {
                     body,
                     expect_continue: expect,
+                    upgrade: upgrade.clone(),
                 },
                 &mut h1_head,
             );
@@ -260,6 +268,7 @@ impl Proxy {
                 upstream_headers: &upstream_headers,
                 body,
                 expect_continue: expect,
+                upgrade: upgrade.is_some(),
             };
             let attempted = self
                 .attempt(
@@ -273,13 +282,24 @@ impl Proxy {
                 )
                 .await;
             let failure = match attempted {
-                Ok((Answer { head, body }, in_flight)) => {
+                Ok((Answer { head, body, tunnel }, in_flight)) => {
                     let status = head.status;
                     if status.is_server_error() && self.policies.outlier.count_5xx {
                         note_failure(&set, index, &self.policies.outlier);
                     }
                     let has_body = message_has_body(&meta.head.method, status);
-                    let head = client_response_head(head, downstream_headers, has_body);
+                    let switched_to = tunnel
+                        .as_ref()
+                        .and_then(|_| head.headers.get("upgrade").cloned());
+                    let mut head = client_response_head(head, downstream_headers, has_body);
+                    if let Some(protocol) = switched_to {
+                        // The hop-by-hop pair that makes a 101 mean something, for this hop.
+                        head.headers.push(
+                            Bytes::from_static(b"Connection"),
+                            Bytes::from_static(b"upgrade"),
+                        );
+                        head.headers.push(Bytes::from_static(b"Upgrade"), protocol);
+                    }
                     let mut log = log.take();
                     if let Some(log) = &mut log {
                         log.status = status;
@@ -293,6 +313,7 @@ impl Proxy {
                         head,
                         body: RelayedBody::new(body, served_by, in_flight, log),
                         request_complete: side.feed.is_complete(),
+                        tunnel,
                     });
                 }
                 Err(failure) => failure,

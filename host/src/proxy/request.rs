@@ -32,6 +32,8 @@ pub struct ClientRequest {
     pub body: RequestBody,
     /// The client waits for `100 Continue` before sending its body.
     pub expect_continue: bool,
+    /// The protocols the client asks to switch to (HTTP/1.1 `Upgrade`).
+    pub upgrade: Option<Bytes>,
     /// The client's address.
     pub client: SocketAddr,
     /// Whether it came over TLS.

@@ -69,6 +69,9 @@ pub struct OutgoingRequest {
     pub encoding: BodyEncoding,
     /// The head carries `Expect: 100-continue`: hold the body until the backend says so.
     pub expect_continue: bool,
+    /// The head asks to switch protocols: a `101` ends the exchange with the connection
+    /// handed over ([`Step::Switched`]).
+    pub upgrade: bool,
 }
 
 /// What one step of an exchange produced.
@@ -79,6 +82,17 @@ pub enum Step {
     Interim(ResponseHead),
     /// The final response.
     Final(Response),
+    /// The backend switched protocols (`101`): the connection is no longer HTTP.
+    Switched(Switched),
+}
+
+/// A backend's `101 Switching Protocols` and the connection after it.
+#[derive(Debug)]
+pub struct Switched {
+    /// The `101` head.
+    pub head: ResponseHead,
+    /// The connection; its buffer may already hold the new protocol's first bytes.
+    pub conn: UpstreamConn,
 }
 
 /// The backend's final answer.
@@ -209,6 +223,7 @@ pub struct Exchange<'s, S: BodySource> {
     /// A write completed and was not flushed yet (TLS may hold its last record until then).
     needs_flush: bool,
     expect_continue: bool,
+    upgrade: bool,
     timeouts: ExchangeTimeouts,
     /// When the write side last started waiting on the socket (the backend not reading).
     write_blocked_since: Option<Instant>,
@@ -246,6 +261,7 @@ impl<'s, S: BodySource> Exchange<'s, S> {
             outgoing: Some(Outgoing::plain(request.head)),
             needs_flush: false,
             expect_continue: request.expect_continue,
+            upgrade: request.upgrade,
             timeouts,
             write_blocked_since: None,
             head_sent_at: None,
@@ -329,10 +345,21 @@ impl<'s, S: BodySource> Exchange<'s, S> {
             };
             let status = parsed.head.status;
             if status == StatusCode::SWITCHING_PROTOCOLS {
-                // lbx does not ask for an upgrade, so a backend may not switch.
-                return Err(
-                    ResponseError("101 Switching Protocols without an upgrade request").into(),
-                );
+                // A switch only answers an upgrade lbx asked for, once the request is all sent.
+                if !self.upgrade || self.sending != Sending::Done {
+                    return Err(ResponseError(
+                        "101 Switching Protocols without an upgrade request",
+                    )
+                    .into());
+                }
+                let conn = self
+                    .conn
+                    .take()
+                    .expect("connection held until the final response");
+                return Ok(Some(Step::Switched(Switched {
+                    head: parsed.head,
+                    conn,
+                })));
             }
             if status == StatusCode::CONTINUE {
                 if self.sending == Sending::AwaitingContinue {

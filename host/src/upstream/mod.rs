@@ -22,6 +22,7 @@ use crate::config::{BackendConfig, ConfigError, HealthCheck, HealthSettings, par
 use crate::shutdown::{self, StopReceiver, StopSender};
 pub use exchange::{
     BodySource, Exchange, ExchangeError, ExchangeTimeouts, OutgoingRequest, Response, Step,
+    Switched,
 };
 pub use pool::{Checkout, ConnectError, ConnectionPool, PoolSettings, UpstreamConn};
 pub use response_body::{ResponseBody, ResponseBodyError};

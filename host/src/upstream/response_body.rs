@@ -53,6 +53,8 @@ enum Source {
         /// Released when the body is done.
         slot: Option<StreamSlot>,
     },
+    /// No body at all (a `101`: what follows is no longer HTTP).
+    Nothing,
 }
 
 /// A response body being read from its backend.
@@ -122,6 +124,18 @@ impl ResponseBody {
         response
     }
 
+    /// No body (after `101 Switching Protocols`).
+    pub fn nothing() -> Self {
+        Self {
+            source: Source::Nothing,
+            framing: Framing::Empty,
+            ended: true,
+            failed: false,
+            idle: Duration::ZERO,
+            idle_timer: None,
+        }
+    }
+
     /// How the backend framed it.
     pub fn framing(&self) -> Framing {
         self.framing
@@ -147,6 +161,7 @@ impl ResponseBody {
         let polled = match &mut self.source {
             Source::Http1 { .. } => self.poll_http1(cx),
             Source::Http2 { .. } => self.poll_http2(cx),
+            Source::Nothing => Poll::Ready(None),
         };
         match polled {
             Poll::Ready(Some(Ok(chunk))) => {
@@ -273,6 +288,7 @@ impl ResponseBody {
                 }
             }
             Source::Http2 { slot, .. } => drop(slot.take()),
+            Source::Nothing => {}
         }
     }
 

@@ -889,3 +889,6 @@ pub use tls::{Issued, TestCa, https_get};
 
 mod nginx;
 pub use nginx::{Nginx, free_port};
+
+mod peers;
+pub use peers::{PeerServer, run_peer};

@@ -319,3 +319,13 @@ fn a_response_without_a_reason_phrase_is_accepted() {
     assert_eq!(parsed.head.status, StatusCode::NO_CONTENT);
     assert_eq!(parsed.head.reason, "");
 }
+
+#[test]
+fn an_upgrade_needs_both_fields_and_http_1_1() {
+    let websocket = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    assert_eq!(accepted(websocket).upgrade.unwrap(), "websocket");
+    let no_connection = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+    assert_eq!(accepted(no_connection).upgrade, None);
+    let old = "GET /ws HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    assert_eq!(accepted(old).upgrade, None);
+}

@@ -36,6 +36,7 @@ fn upstream(meta: &RequestMeta, proxy: &ProxyConfig, body: RequestBody, expect: 
         UpstreamFraming {
             body,
             expect_continue: expect,
+            upgrade: None,
         },
         &mut out,
     );

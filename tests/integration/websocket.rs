@@ -1,0 +1,186 @@
+//! WebSocket and HTTP/1.1 Upgrade, with PyPI's websockets as server and client: the plugin
+//! chooses the backend for the upgrade request (so sticky sessions hold for sockets), `101` is
+//! relayed, then bytes flow both ways until either side closes; the socket counts as in flight
+//! on its backend for its whole life; an idle socket is closed; an upgrade the backend refuses
+//! is answered as the backend answered.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{
+    PeerServer, RawClient, TestBackend, TestProxy, admin_get, config, config_for_urls, eventually,
+    plugins, run_peer,
+};
+
+const HANDSHAKE: &[u8] =
+    b"GET /ws HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+
+fn ws_url(proxy: &TestProxy) -> String {
+    format!("ws://{}/ws", proxy.addr)
+}
+
+async fn client(proxy: &TestProxy, scenario: &str, arg: Option<&str>) -> Value {
+    let mut args = vec![ws_url(proxy), scenario.to_string()];
+    args.extend(arg.map(str::to_string));
+    let stdout = run_peer("ws_client.py", args).await;
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+async fn in_flight(proxy: &TestProxy) -> u64 {
+    let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
+    let json: Value = serde_json::from_str(&body).unwrap();
+    json["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["in_flight"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_messages_up_to_a_mebibyte_make_the_round_trip_intact() {
+    let server = PeerServer::start("ws_server.py", "one");
+    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let result = client(&proxy, "echo", None).await;
+    assert_eq!(result["sent"], 1000, "{result}");
+    assert_eq!(result["intact"], 1000, "{result}");
+    assert!(
+        result["bytes"].as_u64().unwrap() > 100 * 1024 * 1024,
+        "{result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_from_the_server_reaches_the_client() {
+    let server = PeerServer::start("ws_server.py", "one");
+    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let result = client(&proxy, "close", None).await;
+    assert_eq!(result["code"], 4000, "{result}");
+    assert_eq!(result["reason"], "asked", "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sticky_cookie_every_socket_lands_on_the_cookies_backend() {
+    let (one, two) = (
+        PeerServer::start("ws_server.py", "one"),
+        PeerServer::start("ws_server.py", "two"),
+    );
+    let proxy = TestProxy::start(&config_for_urls(
+        Some(plugins::STICKY_COOKIE),
+        &[one.url(), two.url()],
+        "",
+    ))
+    .await;
+    let result = client(&proxy, "who", Some("6")).await;
+    let servers: Vec<&str> = result["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(result["cookie"].as_str().unwrap().contains('='), "{result}");
+    assert!(servers.iter().all(|s| *s == servers[0]), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_in_flight_while_open_and_closing_it_closes_the_backend_side() {
+    let server = PeerServer::start("ws_server.py", "one");
+    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let mut socket = RawClient::connect(proxy.addr).await;
+    socket.send(HANDSHAKE).await;
+    let answer = socket.read_until("\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nupgrade: websocket\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: upgrade\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        in_flight(&proxy).await,
+        1,
+        "the open socket counts as in flight"
+    );
+    socket.abort(false).await;
+    let released = eventually(Duration::from_secs(5), || async {
+        (in_flight(&proxy).await == 0).then_some(())
+    })
+    .await;
+    assert!(released.is_some(), "the tunnel did not end with the client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_socket_is_closed_after_tunnel_idle() {
+    let server = PeerServer::start("ws_server.py", "one");
+    let proxy = TestProxy::start(&config_for_urls(
+        None,
+        &[server.url()],
+        "[timeouts]\ntunnel_idle = \"300ms\"\n",
+    ))
+    .await;
+    let mut socket = RawClient::connect(proxy.addr).await;
+    socket.send(HANDSHAKE).await;
+    assert!(
+        socket
+            .read_until("\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 101 ")
+    );
+    assert!(
+        socket.closed_within(Duration::from_secs(3)).await,
+        "the idle socket stayed open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_the_backend_refuses_is_answered_as_it_answered_and_http_goes_on() {
+    let backend = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(None, &[&backend], "")).await;
+    let mut client = RawClient::connect(proxy.addr).await;
+    client.send(HANDSHAKE).await;
+    let first = client.read_until("\r\n\r\na").await;
+    assert!(first.starts_with("HTTP/1.1 200 OK\r\n"), "{first}");
+    client
+        .send(b"GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await;
+    let both = client.read_to_close(Duration::from_secs(5)).await;
+    assert_eq!(both.matches("HTTP/1.1 200 OK").count(), 2, "{both}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_an_open_socket_gets_the_drain_period_then_is_closed() {
+    let server = PeerServer::start("ws_server.py", "one");
+    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let mut socket = RawClient::connect(proxy.addr).await;
+    socket.send(HANDSHAKE).await;
+    assert!(
+        socket
+            .read_until("\r\n\r\n")
+            .await
+            .starts_with("HTTP/1.1 101 ")
+    );
+    let stopped = std::time::Instant::now();
+    drop(proxy); // stop, with the test proxy's 1 s drain
+    assert!(socket.closed_within(Duration::from_secs(5)).await);
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed before the drain period: {took:?}"
+    );
+}
