@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    RawBackend, TestCa, TestProxy, admin_get, config_for_urls, eventually, https_get, metric,
+    LbxProcess, RawBackend, TestCa, TestProxy, admin_get, admin_post, config_for_urls, eventually,
+    https_get, metric,
 };
 
 /// `curl -v <args> https://<name>:<port><path>` resolving `name` to 127.0.0.1; returns
@@ -328,5 +329,114 @@ async fn a_failed_handshake_is_counted_and_harms_nothing() {
     assert!(
         metric(&text, "lbx_tls_handshakes_total{result=\"ok\"}") >= 1.0,
         "{text}"
+    );
+}
+
+/// `openssl s_client` to `addr` with `args`; returns what it printed.
+async fn s_client(addr: SocketAddr, args: &[&str]) -> String {
+    let connect = addr.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &connect])
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_flags_start_an_https_listener_that_speaks_only_tls_1_2_and_1_3() {
+    let ca = TestCa::new("cli");
+    let site = ca.issue("site", &["site.test"]);
+    let backend = RawBackend::recording().await;
+    let lbx = LbxProcess::run(&[
+        "--backend",
+        &backend.url(),
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        site.cert.to_str().unwrap(),
+        "--tls-key",
+        site.key.to_str().unwrap(),
+    ]);
+    let tls = lbx.tls.expect("an HTTPS listener");
+    let (ok, body, log) = curl(
+        tls,
+        "site.test",
+        "/",
+        &["--cacert", ca.ca_pem.to_str().unwrap()],
+    )
+    .await;
+    assert!(ok && body == "ok", "{log}");
+    // TLS 1.1, offered by an openssl allowed to (security level 0), is refused.
+    let old = s_client(tls, &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"]).await;
+    assert!(
+        old.contains("alert handshake failure") || old.contains("alert protocol version"),
+        "{old}"
+    );
+    assert!(
+        !old.contains("Protocol  : TLSv1.1\n    Cipher    : ECDHE"),
+        "{old}"
+    );
+    let v12 = s_client(tls, &["-tls1_2", "-servername", "site.test"]).await;
+    assert!(v12.contains("New, TLSv1.2, Cipher is"), "{v12}");
+    let v13 = s_client(tls, &["-tls1_3", "-servername", "site.test"]).await;
+    assert!(v13.contains("New, TLSv1.3, Cipher is"), "{v13}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_reload_through_the_admin_api_with_watching_off() {
+    let ca = TestCa::new("admin-reload");
+    let old = ca.issue("old", &["site.test"]);
+    let new = ca.issue("new", &["site.test"]);
+    let live_cert = ca.dir.join("live.pem");
+    let live_key = ca.dir.join("live.key");
+    std::fs::copy(&old.cert, &live_cert).unwrap();
+    std::fs::copy(&old.key, &live_key).unwrap();
+    let toml = format!(
+        "[reload]\nwatch = false\n[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certificate]]\ncert = {:?}\nkey = {:?}\n",
+        live_cert.to_str().unwrap(),
+        live_key.to_str().unwrap()
+    );
+    let backend = RawBackend::recording().await;
+    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], &toml)).await;
+    let tls = proxy.tls.unwrap();
+    let config = ca.fresh_client_config(&[b"http/1.1"]);
+    assert_eq!(
+        https_get(tls, "site.test", &config, "/")
+            .await
+            .unwrap()
+            .leaf,
+        old.der
+    );
+    std::fs::copy(&new.cert, &live_cert).unwrap();
+    std::fs::copy(&new.key, &live_key).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Not watched: still the old one until asked.
+    assert_eq!(
+        https_get(tls, "site.test", &config, "/")
+            .await
+            .unwrap()
+            .leaf,
+        old.der
+    );
+    let (status, body) = admin_post(&proxy.admin_url("/admin/reload")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("certificate"), "{body}");
+    assert_eq!(
+        https_get(tls, "site.test", &config, "/")
+            .await
+            .unwrap()
+            .leaf,
+        new.der
     );
 }

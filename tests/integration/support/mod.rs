@@ -387,6 +387,8 @@ pub struct LbxProcess {
     child: Child,
     /// Where it listens, read from its log.
     pub addr: SocketAddr,
+    /// Its HTTPS listener, if it has one.
+    pub tls: Option<SocketAddr>,
     /// Where its admin API listens, read from its log.
     pub admin: SocketAddr,
     log: Arc<Mutex<String>>,
@@ -409,7 +411,7 @@ impl LbxProcess {
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let log = Arc::new(Mutex::new(String::new()));
-        let (mut addr, mut admin) = (None, None);
+        let (mut addr, mut admin, mut tls) = (None, None, None);
         while addr.is_none() || admin.is_none() {
             let line = lines.next().expect("lbx exited before listening").unwrap();
             let value_of = |key: &str| {
@@ -419,6 +421,7 @@ impl LbxProcess {
             };
             addr = addr.or_else(|| value_of(" listen="));
             admin = admin.or_else(|| value_of(" admin="));
+            tls = tls.or_else(|| value_of(" tls_listen="));
             log.lock().unwrap().push_str(&(line + "\n"));
         }
         // Keep draining its log (so it never blocks on a full pipe) into `log`.
@@ -431,6 +434,7 @@ impl LbxProcess {
         Self {
             child,
             addr: addr.unwrap(),
+            tls,
             admin: admin.unwrap(),
             log,
         }
