@@ -143,7 +143,8 @@ pub async fn serve<S: ClientStream>(
                 let _ = stream.shutdown().await;
                 return;
             }
-            Next::Tunnel(upstream, relayed) => {
+            Next::Tunnel(tunnel) => {
+                let (upstream, relayed) = *tunnel;
                 let end = tunnel::run(&mut stream, &mut buf, upstream, timeouts.tunnel_idle).await;
                 tracing::debug!(client = %info.peer, ?end, "upgraded connection ended");
                 // The request stayed in flight on its backend until now; its log line is
@@ -162,8 +163,9 @@ enum Next {
     Request,
     /// Close it.
     Close,
-    /// Join it with the backend connection (after `101`).
-    Tunnel(crate::upstream::UpstreamConn, super::RelayedBody),
+    /// Join it with the backend connection (after `101`); the relayed (empty) body keeps the
+    /// request in flight and logs it when the tunnel ends.
+    Tunnel(Box<(crate::upstream::UpstreamConn, super::RelayedBody)>),
 }
 
 /// Write the response (or lbx's error answer) for one request, and say what the connection
@@ -181,7 +183,7 @@ async fn answer<W: AsyncWrite + Unpin, B: ClientSource>(
         Ok(mut forwarded) => {
             if let Some(upstream) = forwarded.tunnel.take() {
                 return match switch_protocols(writer, &forwarded.head).await {
-                    Ok(()) => Next::Tunnel(upstream, forwarded.body),
+                    Ok(()) => Next::Tunnel(Box::new((upstream, forwarded.body))),
                     Err(_) => Next::Close,
                 };
             }
