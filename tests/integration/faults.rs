@@ -307,3 +307,51 @@ async fn a_slow_but_moving_response_is_never_cut_off() {
     let answer = client.read_to_close(5 * SECOND).await;
     assert!(answer.ends_with("\r\n\r\n0123456789"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_upload_to_an_http2_backend_is_reset_never_completed() {
+    let backend = crate::support::TestBackend::named("a").await;
+    let toml = config_for_urls(None, &[format!("h2c://{}", backend.addr)], "");
+    let proxy = TestProxy::start(&toml).await;
+    for (label, body) in [
+        ("malformed", &b"5\r\nhello\r\nzz\r\n"[..]),
+        ("truncated", &b"5\r\nhello\r\n"[..]),
+    ] {
+        let mut client = RawClient::connect(proxy.addr).await;
+        client
+            .send(b"PUT /sum HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await;
+        client.send(body).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if label == "truncated" {
+            client.abort(false).await;
+        } else {
+            let answer = client.read_to_close(5 * SECOND).await;
+            assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        }
+    }
+    // Each upload either never reached the backend (cancelled before its stream opened) or
+    // reached it and was reset: every request it saw is a broken upload, none is complete.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let settled = crate::support::eventually(5 * SECOND, || async {
+        let (_, broken) = backend.uploads();
+        (broken == backend.requests()).then_some(())
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "{} requests, uploads (complete, broken): {:?}",
+        backend.requests(),
+        backend.uploads()
+    );
+    assert!(
+        backend.requests() >= 1,
+        "the truncated upload's stream was opened"
+    );
+    assert_eq!(
+        backend.uploads().0,
+        0,
+        "a broken upload reached the HTTP/2 backend complete"
+    );
+    assert_no_backend_ejected(&proxy).await;
+}

@@ -1,6 +1,6 @@
 //! Differential test against nginx (installed by scripts/setup.sh): the same requests go
-//! through nginx and through lbx to the same raw backend, and the request heads it receives are
-//! compared. Every difference must be on the allow-list below, with the reason it is allowed;
+//! through nginx and through lbx to the same raw backend — over plain HTTP/1.1, HTTP/2 and
+//! HTTPS — and the request heads it receives are compared. Every difference must be on the allow-list below, with the reason it is allowed;
 //! anything else fails the test.
 //!
 //! nginx runs with the configuration an operator would use to front an application the way lbx
@@ -17,7 +17,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::support::{
-    Nginx, RawBackend, RawClient, RawRequest, TempDir, TestProxy, config_for_urls, free_port,
+    Issued, Nginx, RawBackend, RawClient, RawRequest, TempDir, TestCa, TestProxy, config_for_urls,
+    free_port, https_get,
 };
 
 /// A difference the test accepts, and why.
@@ -122,30 +123,35 @@ fn differences(nginx: Option<&RawRequest>, lbx: &RawRequest) -> Vec<(String, Str
     found
 }
 
-/// nginx with the reference configuration, its plain and HTTP/2 ports.
+/// nginx with the reference configuration, its plain, HTTP/2 and HTTPS ports.
 struct ReferenceNginx {
     _nginx: Nginx,
     http1: SocketAddr,
     http2: SocketAddr,
+    https: SocketAddr,
 }
 
 impl ReferenceNginx {
-    async fn start(backend: SocketAddr) -> Self {
-        let (http1, http2) = (free_port(), free_port());
+    async fn start(backend: SocketAddr, certificate: &Issued) -> Self {
+        let (http1, http2, https) = (free_port(), free_port(), free_port());
         let block = format!(
-            "server {{\n  listen 127.0.0.1:{http1};\n  listen 127.0.0.1:{http2} http2;\n  location / {{\n\
+            "ssl_certificate {cert};\nssl_certificate_key {key};\n\
+             server {{\n  listen 127.0.0.1:{http1};\n  listen 127.0.0.1:{http2} http2;\n  listen 127.0.0.1:{https} ssl;\n  location / {{\n\
                proxy_pass http://{backend};\n    proxy_http_version 1.1;\n\
                proxy_set_header Connection \"\";\n    proxy_set_header Host $http_host;\n\
                proxy_set_header X-Forwarded-For $remote_addr;\n\
                proxy_set_header X-Forwarded-Proto $scheme;\n\
                proxy_set_header X-Forwarded-Host $http_host;\n\
-               proxy_request_buffering off;\n    proxy_buffering off;\n  }}\n}}"
+               proxy_request_buffering off;\n    proxy_buffering off;\n  }}\n}}",
+            cert = certificate.cert.display(),
+            key = certificate.key.display(),
         );
         let nginx = Nginx::start(TempDir::new("nginx"), &block, http2).await;
         Self {
             _nginx: nginx,
             http1: SocketAddr::from(([127, 0, 0, 1], http1)),
             http2: SocketAddr::from(([127, 0, 0, 1], http2)),
+            https: SocketAddr::from(([127, 0, 0, 1], https)),
         }
     }
 }
@@ -208,8 +214,15 @@ const HTTP1_REQUESTS: &[(&str, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lbx_forwards_what_nginx_forwards_except_where_the_rfcs_say_otherwise() {
     let backend = RawBackend::recording().await;
-    let nginx = ReferenceNginx::start(backend.addr).await;
-    let lbx = TestProxy::start(&config_for_urls(None, &[backend.url()], "")).await;
+    let ca = TestCa::new("differential");
+    let site = ca.issue("site", &["shop.example"]);
+    let nginx = ReferenceNginx::start(backend.addr, &site).await;
+    let tls = format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certificate]]\ncert = {:?}\nkey = {:?}\n",
+        site.cert.to_str().unwrap(),
+        site.key.to_str().unwrap()
+    );
+    let lbx = TestProxy::start(&config_for_urls(None, &[backend.url()], &tls)).await;
 
     let mut unexplained = Vec::new();
     let mut used = std::collections::HashSet::new();
@@ -254,7 +267,25 @@ async fn lbx_forwards_what_nginx_forwards_except_where_the_rfcs_say_otherwise() 
     }
     assert_eq!(through_lbx.values("cookie"), ["a=1; b=2"]);
 
-    assert_eq!(compared, HTTP1_REQUESTS.len() + 1);
+    // The same request over TLS: X-Forwarded-Proto says https through both.
+    let config = ca.client_config(&[b"http/1.1"]);
+    let before = backend.requests().len();
+    https_get(nginx.https, "shop.example", &config, "/secure?x=1")
+        .await
+        .unwrap();
+    let through_nginx = backend.requests().get(before).cloned();
+    let before = backend.requests().len();
+    https_get(lbx.tls.unwrap(), "shop.example", &config, "/secure?x=1")
+        .await
+        .unwrap();
+    let through_lbx = backend.requests()[before].clone();
+    compared += 1;
+    for (_, detail) in differences(through_nginx.as_ref(), &through_lbx) {
+        unexplained.push(format!("https-get: {detail}"));
+    }
+    assert_eq!(through_lbx.values("x-forwarded-proto"), ["https"]);
+
+    assert_eq!(compared, HTTP1_REQUESTS.len() + 2);
     assert!(
         unexplained.is_empty(),
         "differences from nginx not on the allow-list:\n{}",

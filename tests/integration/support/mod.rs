@@ -63,6 +63,8 @@ struct Seen {
     requests: AtomicUsize,
     health_status: AtomicU16,
     headers: Mutex<Vec<HeaderMap>>,
+    complete_uploads: AtomicUsize,
+    broken_uploads: AtomicUsize,
 }
 
 /// A backend on 127.0.0.1:0. Routes:
@@ -136,6 +138,14 @@ impl TestBackend {
         self.seen.health_status.store(status, Ordering::SeqCst);
     }
 
+    /// `/sum` uploads whose body ended cleanly, and those that broke off.
+    pub fn uploads(&self) -> (usize, usize) {
+        (
+            self.seen.complete_uploads.load(Ordering::SeqCst),
+            self.seen.broken_uploads.load(Ordering::SeqCst),
+        )
+    }
+
     /// TCP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.seen.connections.load(Ordering::SeqCst)
@@ -179,11 +189,17 @@ async fn answer(
         let mut hasher = std::hash::DefaultHasher::new();
         let mut length = 0u64;
         while let Some(frame) = body.frame().await {
-            if let Ok(chunk) = frame.unwrap().into_data() {
+            let Ok(frame) = frame else {
+                // The body did not end cleanly (reset, connection lost): not an upload.
+                seen.broken_uploads.fetch_add(1, Ordering::SeqCst);
+                return Response::new(full(String::new()));
+            };
+            if let Ok(chunk) = frame.into_data() {
                 length += chunk.len() as u64;
                 hasher.write(&chunk);
             }
         }
+        seen.complete_uploads.fetch_add(1, Ordering::SeqCst);
         return Response::new(full(format!("{length} {:x}", hasher.finish())));
     }
     if let Some(n) = path.strip_prefix("/bytes/") {
