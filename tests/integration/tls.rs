@@ -8,30 +8,20 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     LbxProcess, RawBackend, TestCa, TestProxy, admin_get, admin_post, config_for_urls, eventually,
-    https_get, metric,
+    https_get, metric, run_tool,
 };
 
 /// `curl -v <args> https://<name>:<port><path>` resolving `name` to 127.0.0.1; returns
 /// (success, stdout, stderr).
 async fn curl(tls: SocketAddr, name: &str, path: &str, args: &[&str]) -> (bool, String, String) {
-    let resolve = format!("{name}:{}:127.0.0.1", tls.port());
-    let url = format!("https://{name}:{}{path}", tls.port());
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new("curl")
-            .args(["-sS", "-v", "--max-time", "10", "--resolve", &resolve])
-            .args(&args)
-            .arg(&url)
-            .output()
-            .expect("curl (installed by scripts/setup.sh)");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap()
+    let mut all: Vec<String> = ["-sS", "-v", "--max-time", "10", "--resolve"]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    all.push(format!("{name}:{}:127.0.0.1", tls.port()));
+    all.extend(args.iter().map(|a| a.to_string()));
+    all.push(format!("https://{name}:{}{path}", tls.port()));
+    run_tool("curl", all).await
 }
 
 fn tls_section(certificates: &[&crate::support::Issued]) -> String {
@@ -334,23 +324,10 @@ async fn a_failed_handshake_is_counted_and_harms_nothing() {
 
 /// `openssl s_client` to `addr` with `args`; returns what it printed.
 async fn s_client(addr: SocketAddr, args: &[&str]) -> String {
-    let connect = addr.to_string();
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let output = std::process::Command::new("openssl")
-            .args(["s_client", "-connect", &connect])
-            .args(&args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("openssl");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-    .await
-    .unwrap()
+    let mut all = vec!["s_client".to_string(), "-connect".into(), addr.to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let (_, stdout, stderr) = run_tool("openssl", all).await;
+    format!("{stdout}{stderr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,18 @@ async fn client(proxy: &TestProxy, scenario: &str, arg: Option<&str>) -> Value {
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
+/// A WebSocket opened by hand through lbx: the handshake sent, the `101` read.
+async fn open_socket(proxy: &TestProxy) -> (RawClient, String) {
+    let mut socket = RawClient::connect(proxy.addr).await;
+    socket.send(HANDSHAKE).await;
+    let answer = socket.read_until("\r\n\r\n").await;
+    assert!(
+        answer.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{answer}"
+    );
+    (socket, answer)
+}
+
 async fn in_flight(proxy: &TestProxy) -> u64 {
     let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
     let json: Value = serde_json::from_str(&body).unwrap();
@@ -88,13 +100,7 @@ async fn with_sticky_cookie_every_socket_lands_on_the_cookies_backend() {
 async fn a_socket_is_in_flight_while_open_and_closing_it_closes_the_backend_side() {
     let server = PeerServer::start("ws_server.py", "one");
     let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
-    let mut socket = RawClient::connect(proxy.addr).await;
-    socket.send(HANDSHAKE).await;
-    let answer = socket.read_until("\r\n\r\n").await;
-    assert!(
-        answer.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
-        "{answer}"
-    );
+    let (socket, answer) = open_socket(&proxy).await;
     assert!(
         answer
             .to_ascii_lowercase()
@@ -134,14 +140,7 @@ async fn an_idle_socket_is_closed_after_tunnel_idle() {
         "[timeouts]\ntunnel_idle = \"300ms\"\n",
     ))
     .await;
-    let mut socket = RawClient::connect(proxy.addr).await;
-    socket.send(HANDSHAKE).await;
-    assert!(
-        socket
-            .read_until("\r\n\r\n")
-            .await
-            .starts_with("HTTP/1.1 101 ")
-    );
+    let (mut socket, _) = open_socket(&proxy).await;
     assert!(
         socket.closed_within(Duration::from_secs(3)).await,
         "the idle socket stayed open"
@@ -167,14 +166,7 @@ async fn an_upgrade_the_backend_refuses_is_answered_as_it_answered_and_http_goes
 async fn on_shutdown_an_open_socket_gets_the_drain_period_then_is_closed() {
     let server = PeerServer::start("ws_server.py", "one");
     let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
-    let mut socket = RawClient::connect(proxy.addr).await;
-    socket.send(HANDSHAKE).await;
-    assert!(
-        socket
-            .read_until("\r\n\r\n")
-            .await
-            .starts_with("HTTP/1.1 101 ")
-    );
+    let (mut socket, _) = open_socket(&proxy).await;
     let stopped = std::time::Instant::now();
     drop(proxy); // stop, with the test proxy's 1 s drain
     assert!(socket.closed_within(Duration::from_secs(5)).await);

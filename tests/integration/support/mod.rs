@@ -499,6 +499,25 @@ impl Drop for LbxProcess {
 }
 
 /// Run `lbx <args>` to completion; returns exit success and stderr.
+/// Run `program <args>` to completion off the async threads; returns (success, stdout,
+/// stderr).
+pub async fn run_tool(program: &'static str, args: Vec<String>) -> (bool, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(program)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{program} (installed by scripts/setup.sh): {e}"));
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
 /// A command that should exit gets 30 s; one still running then (say, an lbx that started when
 /// it should have refused) is killed and reported as not successful, so a regression fails the
 /// test instead of hanging the suite.
