@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a fresh machine to build and test lbx: the pinned Rust toolchain (rust-toolchain.toml)
 # with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
-# against (nginx for the differential test, curl), and componentize-py for the Python plugin.
+# against (nginx for the differential test, curl, openssl), and the Python packages the tests
+# use (componentize-py for the Python plugin, grpcio and websockets as real peers).
 # Idempotent; run by demo.sh and test.sh.
 #
 # Run: bash scripts/setup.sh
@@ -18,10 +19,15 @@ rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clip
 rustup target add --toolchain "$toolchain" wasm32-wasip2 >/dev/null
 echo "setup: Rust $toolchain with wasm32-wasip2 ready"
 
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
 # Servers and clients not written here, which the integration tests run lbx against: nginx
-# (the differential test compares what it forwards with what lbx forwards), curl, python3.
+# (the differential test compares what it forwards with what lbx forwards), curl, openssl
+# (s_client checks TLS versions and session resumption), python3.
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -29,8 +35,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: please install ${missing[*]} (the tests run lbx against them)" >&2
     exit 1
   fi
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   # policy-rc.d 101: the package must not start a system nginx on port 80; the test starts
   # its own on a free port.
   if [ -z "$sudo" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -43,7 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     rm -f /usr/sbin/policy-rc.d
   fi
 fi
-echo "setup: nginx, curl and python3 ready"
+echo "setup: nginx, curl, openssl and python3 ready"
 
 # Python packages the tests use: componentize-py builds the example Python plugin; grpcio and
 # websockets are real gRPC and WebSocket peers that the tests run through lbx.
@@ -56,7 +60,7 @@ pip_install() { # package version
   fi
   if ! python3 -m pip --version >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1; then
-      (apt-get update -qq && apt-get install -y -qq python3-pip) >/dev/null
+      ($sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-pip) >/dev/null
     else
       echo "setup: python3 with pip is required for the Python plugin example and test peers" >&2
       exit 1
