@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     LbxProcess, RawBackend, TestCa, TestProxy, admin_get, admin_post, config_for_urls, eventually,
-    https_get, metric, run_tool,
+    https_connect, https_get, metric, run_tool,
 };
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// `curl -v <args> https://<name>:<port><path>` resolving `name` to 127.0.0.1; returns
 /// (success, stdout, stderr).
@@ -22,6 +23,35 @@ async fn curl(tls: SocketAddr, name: &str, path: &str, args: &[&str]) -> (bool, 
     all.extend(args.iter().map(|a| a.to_string()));
     all.push(format!("https://{name}:{}{path}", tls.port()));
     run_tool("curl", all).await
+}
+
+/// Send `request` on a kept-alive connection and read one answer from the recording backend
+/// (a head, then the two-byte body `ok`).
+async fn exchange_ok<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request: &[u8]) {
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let read_one = async {
+        loop {
+            let end = answer.windows(4).position(|w| w == b"\r\n\r\n");
+            if end.is_some_and(|at| answer.len() >= at + 4 + 2) {
+                break;
+            }
+            let mut byte = [0u8; 1];
+            stream
+                .read_exact(&mut byte)
+                .await
+                .expect("the connection broke");
+            answer.push(byte[0]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read_one)
+        .await
+        .expect("no answer in 5 s");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK\r\n") && answer.ends_with("\r\n\r\nok"),
+        "{answer}"
+    );
 }
 
 fn tls_section(certificates: &[&crate::support::Issued]) -> String {
@@ -168,6 +198,11 @@ async fn certificates_are_replaced_under_load_without_a_failed_request_and_a_bad
         old.der
     );
 
+    // A connection established before the rotation, kept alive across it.
+    let mut established = https_connect(tls, "site.test", &config).await.unwrap();
+    let keep_alive_get = b"GET / HTTP/1.1\r\nHost: site.test\r\n\r\n";
+    exchange_ok(&mut established, keep_alive_get).await;
+
     // A few clients in a loop, each request on a new connection (a new handshake).
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
@@ -236,6 +271,9 @@ async fn certificates_are_replaced_under_load_without_a_failed_request_and_a_bad
             .leaf,
         new.der
     );
+
+    // The connection from before both changes is untouched: it still serves.
+    exchange_ok(&mut established, keep_alive_get).await;
 
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failed) = (0, Vec::new());

@@ -924,7 +924,7 @@ mod raw;
 pub use raw::{RawBackend, RawClient, RawRequest};
 
 mod tls;
-pub use tls::{Issued, TestCa, https_get};
+pub use tls::{Issued, TestCa, https_connect, https_get};
 
 mod nginx;
 pub use nginx::{Nginx, free_port};

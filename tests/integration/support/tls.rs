@@ -133,14 +133,7 @@ pub async fn https_get(
     config: &Arc<rustls::ClientConfig>,
     path: &str,
 ) -> Result<HttpsAnswer, String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    let name = ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
-    let mut tls = TlsConnector::from(config.clone())
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let mut tls = https_connect(addr, server_name, config).await?;
     let (leaf, resumed) = {
         let (_, session) = tls.get_ref();
         let leaf = session
@@ -166,4 +159,20 @@ pub async fn https_get(
         leaf,
         resumed,
     })
+}
+
+/// A TLS connection to `addr` as `server_name`, handshake done.
+pub async fn https_connect(
+    addr: SocketAddr,
+    server_name: &str,
+    config: &Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(server_name.to_string()).map_err(|e| e.to_string())?;
+    TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))
 }
