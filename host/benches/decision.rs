@@ -27,14 +27,9 @@ fn request_with_20_headers() -> RequestMeta {
 fn eight_backends() -> Upstreams {
     let configs: Vec<BackendConfig> = (0..8)
         .map(|i| BackendConfig {
-            url: format!("http://127.0.0.1:{}", 9001 + i),
             id: Some(format!("backend-{i}")),
-            weight: 1,
             labels: [("pool".to_string(), "web".to_string())].into(),
-            health: Default::default(),
-            ca: None,
-            server_name: None,
-            insecure_skip_verify: false,
+            ..BackendConfig::at(format!("http://127.0.0.1:{}", 9001 + i))
         })
         .collect();
     Upstreams::new(

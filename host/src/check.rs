@@ -41,14 +41,8 @@ pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Res
     let backends = if config.backends.is_empty() {
         (1..=3)
             .map(|i| BackendConfig {
-                url: format!("http://127.0.0.1:{}", 9000 + i),
                 id: Some(format!("b{i}")),
-                weight: 1,
-                labels: Default::default(),
-                health: HealthSettings::default(),
-                ca: None,
-                server_name: None,
-                insecure_skip_verify: false,
+                ..BackendConfig::at(format!("http://127.0.0.1:{}", 9000 + i))
             })
             .collect()
     } else {

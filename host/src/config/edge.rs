@@ -26,17 +26,10 @@ pub struct ProxyConfig {
 impl ProxyConfig {
     /// Whether a connection from `peer` may speak for the clients behind it.
     pub fn trusts(&self, peer: IpAddr) -> bool {
-        let peer = canonical(peer);
+        // An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, how a dual-stack socket reports an
+        // IPv4 peer) compares as the IPv4 address it is.
+        let peer = peer.to_canonical();
         self.trusted_proxies.iter().any(|net| net.0.contains(&peer))
-    }
-}
-
-/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, how a dual-stack socket reports an IPv4
-/// peer) compares as the IPv4 address it is.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 
@@ -54,7 +47,7 @@ impl FromStr for Cidr {
             return Ok(Cidr(net.trunc()));
         }
         text.parse::<IpAddr>()
-            .map(|ip| Cidr(IpNet::from(canonical(ip))))
+            .map(|ip| Cidr(IpNet::from(ip.to_canonical())))
             .map_err(|_| format!("{text:?} is not an address or CIDR block like 10.0.0.0/8"))
     }
 }
@@ -77,7 +70,7 @@ impl fmt::Debug for Cidr {
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Whether to run it at all.
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub enabled: bool,
     /// Its address. A non-loopback address needs `token_file`.
     #[serde(default = "default_admin_listen")]
@@ -164,10 +157,6 @@ impl AdminConfig {
 
 fn default_admin_listen() -> String {
     super::DEFAULT_ADMIN_LISTEN.to_string()
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[cfg(test)]

@@ -220,7 +220,8 @@ fn default_kv_max_bytes() -> usize {
 fn default_debounce() -> Duration {
     Duration::from_millis(100)
 }
-fn yes() -> bool {
+/// `true`, for `#[serde(default)]` of switches that are on unless turned off.
+pub(crate) fn yes() -> bool {
     true
 }
 

@@ -120,14 +120,8 @@ impl HealthSettings {
         for (field, value) in [("interval", interval), ("timeout", timeout)] {
             if value.is_zero() {
                 problem(field, "must be greater than 0".into());
-            } else if value > super::MAX_DURATION {
-                problem(
-                    field,
-                    format!(
-                        "must be at most {}",
-                        humantime::format_duration(super::MAX_DURATION)
-                    ),
-                );
+            } else {
+                super::check_duration(field, value, &mut |field, message| problem(&field, message));
             }
         }
         let (status_min, status_max) =
@@ -189,7 +183,7 @@ pub struct OutlierConfig {
     #[serde(default = "default_consecutive_failures")]
     pub consecutive_failures: u32,
     /// Whether 5xx responses count as failures.
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub count_5xx: bool,
     /// First ejection lasts this long; each repeated ejection lasts one more of it.
     #[serde(default = "secs::<10>", with = "humantime_serde")]
@@ -240,9 +234,6 @@ pub struct PoolConfig {
 
 fn secs<const N: u64>() -> Duration {
     Duration::from_secs(N)
-}
-fn yes() -> bool {
-    true
 }
 fn default_consecutive_failures() -> u32 {
     5

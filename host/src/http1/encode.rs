@@ -8,15 +8,12 @@ use http::{Method, StatusCode};
 
 use crate::message::Headers;
 
-/// `method target HTTP/1.1`, the fields, and the blank line.
-pub fn write_request_head(method: &Method, target: &[u8], headers: &Headers, out: &mut BytesMut) {
-    out.reserve(method.as_str().len() + target.len() + 16 + fields_len(headers));
+/// `method target HTTP/1.1` CRLF: the request line. The fields follow (see [`write_field`]).
+pub fn write_request_line(method: &Method, target: &[u8], out: &mut BytesMut) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(target);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_fields(headers, out);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// `HTTP/1.1 status reason`, the fields, and the blank line.
@@ -39,14 +36,20 @@ pub fn write_response_head(
 /// `name: value` CRLF for each field.
 pub fn write_fields(headers: &Headers, out: &mut BytesMut) {
     for field in headers {
-        out.extend_from_slice(&field.name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(&field.value);
-        out.extend_from_slice(b"\r\n");
+        write_field(&field.name, &field.value, out);
     }
 }
 
-fn fields_len(headers: &Headers) -> usize {
+/// `name: value` CRLF.
+pub fn write_field(name: &[u8], value: &[u8], out: &mut BytesMut) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The bytes `headers` take as `name: value` CRLF lines, to reserve room for them.
+pub fn fields_len(headers: &Headers) -> usize {
     headers
         .iter()
         .map(|f| f.name.len() + f.value.len() + 4)
@@ -63,7 +66,9 @@ mod tests {
         headers.push("Host", "a.example");
         headers.push("X-Mixed", "v");
         let mut out = BytesMut::new();
-        write_request_head(&Method::GET, b"/p?q=1", &headers, &mut out);
+        write_request_line(&Method::GET, b"/p?q=1", &mut out);
+        write_fields(&headers, &mut out);
+        out.extend_from_slice(b"\r\n");
         assert_eq!(
             &out[..],
             b"GET /p?q=1 HTTP/1.1\r\nHost: a.example\r\nX-Mixed: v\r\n\r\n"

@@ -49,16 +49,7 @@ mod tests {
 
     fn set(n: usize) -> std::sync::Arc<BackendSet> {
         let configs: Vec<_> = (0..n)
-            .map(|i| BackendConfig {
-                url: format!("http://127.0.0.1:{}", 1000 + i),
-                id: None,
-                weight: 1,
-                labels: Default::default(),
-                health: Default::default(),
-                ca: None,
-                server_name: None,
-                insecure_skip_verify: false,
-            })
+            .map(|i| BackendConfig::at(format!("http://127.0.0.1:{}", 1000 + i)))
             .collect();
         Upstreams::new(
             &configs,

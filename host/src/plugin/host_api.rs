@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::LogLevel;
 use super::bindings::lbx::router::{host, types};
 use super::kv::KvStore;
-use crate::message::{Headers, RequestHead};
+use crate::message::RequestHead;
 
 /// Marker type for the guest's handle on the current request. The handle carries no data: a
 /// store serves one decision at a time, and the request it is about sits in [`HostState`].
@@ -48,13 +48,7 @@ impl RequestMeta {
     /// The view of an `http::Request` (synthetic requests of `lbx check`, benchmarks): its
     /// path and query as target, its header fields in order, Host as authority.
     pub fn from_http<B>(request: &http::Request<B>, client: SocketAddr) -> Self {
-        let mut headers = Headers::with_capacity(request.headers().len());
-        for (name, value) in request.headers() {
-            headers.push(
-                Bytes::copy_from_slice(name.as_str().as_bytes()),
-                Bytes::copy_from_slice(value.as_bytes()),
-            );
-        }
+        let headers = crate::message::from_header_map(request.headers());
         let target = request.uri().path_and_query().map_or_else(
             || Bytes::from_static(b"/"),
             |p| Bytes::copy_from_slice(p.as_str().as_bytes()),

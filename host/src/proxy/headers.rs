@@ -23,6 +23,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::request::RequestBody;
 use crate::config::ProxyConfig;
+use crate::http1::encode::{fields_len, write_field, write_request_line};
 use crate::message::{Headers, ResponseHead, list_elements, trim_ows};
 use crate::plugin::RequestMeta;
 
@@ -71,25 +72,15 @@ pub fn write_upstream_head(
     out: &mut BytesMut,
 ) {
     let head = &meta.head;
-    out.reserve(
-        256 + head.target.len()
-            + head
-                .headers
-                .iter()
-                .map(|f| f.name.len() + f.value.len() + 4)
-                .sum::<usize>(),
-    );
-    out.extend_from_slice(head.method.as_str().as_bytes());
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(&head.target);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out.reserve(256 + head.target.len() + fields_len(&head.headers));
+    write_request_line(&head.method, &head.target, out);
     upstream_fields(
         meta,
         backend,
         plugin_headers,
         proxy,
         framing,
-        |name, value| field(out, name, value),
+        |name, value| write_field(name, value, out),
     );
     out.extend_from_slice(b"\r\n");
 }
@@ -251,22 +242,8 @@ fn forwarded_for(headers: &Headers, client: IpAddr, trusted: bool) -> Vec<u8> {
             chain.extend_from_slice(b", ");
         }
     }
-    chain.extend_from_slice(canonical_ip(client).to_string().as_bytes());
+    chain.extend_from_slice(client.to_canonical().to_string().as_bytes());
     chain
-}
-
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The backend's response head made ready for the client: hop-by-hop fields (and the fields

@@ -80,23 +80,16 @@ impl ResponseBody {
         reusable: bool,
         idle: Duration,
     ) -> Self {
-        let mut body = Self {
-            source: Source::Http1 {
+        Self::from_source(
+            Source::Http1 {
                 conn: Some(conn),
                 pool,
                 decoder: BodyDecoder::new(framing),
                 reusable,
             },
             framing,
-            ended: false,
-            failed: false,
             idle,
-            idle_timer: None,
-        };
-        if framing == Framing::Empty {
-            body.end();
-        }
-        body
+        )
     }
 
     /// An HTTP/2 body; `framing` is `Length` when the backend declared one, `Empty` when the
@@ -107,11 +100,25 @@ impl ResponseBody {
         framing: Framing,
         idle: Duration,
     ) -> Self {
-        let mut response = Self {
-            source: Source::Http2 {
+        Self::from_source(
+            Source::Http2 {
                 body,
                 slot: Some(slot),
             },
+            framing,
+            idle,
+        )
+    }
+
+    /// No body (after `101 Switching Protocols`).
+    pub fn nothing() -> Self {
+        Self::from_source(Source::Nothing, Framing::Empty, Duration::ZERO)
+    }
+
+    /// A body read from `source`; an `Empty` one has ended before it starts.
+    fn from_source(source: Source, framing: Framing, idle: Duration) -> Self {
+        let mut body = Self {
+            source,
             framing,
             ended: false,
             failed: false,
@@ -119,21 +126,9 @@ impl ResponseBody {
             idle_timer: None,
         };
         if framing == Framing::Empty {
-            response.end();
+            body.end();
         }
-        response
-    }
-
-    /// No body (after `101 Switching Protocols`).
-    pub fn nothing() -> Self {
-        Self {
-            source: Source::Nothing,
-            framing: Framing::Empty,
-            ended: true,
-            failed: false,
-            idle: Duration::ZERO,
-            idle_timer: None,
-        }
+        body
     }
 
     /// How the backend framed it.
