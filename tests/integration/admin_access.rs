@@ -6,13 +6,6 @@ use std::time::Duration;
 
 use crate::support::{RawClient, TempDir, TestBackend, TestProxy, config, run_lbx_to_exit};
 
-/// Send `request` to the admin port; returns the whole answer.
-async fn admin(proxy: &TestProxy, request: &str) -> String {
-    let mut client = RawClient::connect(proxy.admin).await;
-    client.send(request.as_bytes()).await;
-    client.read_to_close(Duration::from_secs(5)).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_loopback_and_allowed_host_names_are_answered() {
     let backend = TestBackend::named("a").await;
@@ -28,8 +21,8 @@ async fn only_loopback_and_allowed_host_names_are_answered() {
         "[::1]",
         "lbx-admin.internal:9901",
     ] {
-        let answer = admin(
-            &proxy,
+        let answer = RawClient::exchange(
+            proxy.admin,
             &format!("GET /admin/backends HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
         )
         .await;
@@ -39,8 +32,8 @@ async fn only_loopback_and_allowed_host_names_are_answered() {
         );
     }
     // A DNS name rebound to 127.0.0.1 arrives with its own Host.
-    let answer = admin(
-        &proxy,
+    let answer = RawClient::exchange(
+        proxy.admin,
         "GET /admin/backends HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n",
     )
     .await;
@@ -52,8 +45,8 @@ async fn only_loopback_and_allowed_host_names_are_answered() {
 async fn a_cross_site_post_from_a_browser_is_refused() {
     let backend = TestBackend::named("a").await;
     let proxy = TestProxy::start(&config(None, &[&backend], "")).await;
-    let answer = admin(
-        &proxy,
+    let answer = RawClient::exchange(
+        proxy.admin,
         "POST /admin/plugin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://attacker.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     )
     .await;
@@ -73,8 +66,8 @@ async fn with_a_token_file_every_admin_request_needs_the_bearer_token() {
     ))
     .await;
     for path in ["/metrics", "/admin/backends"] {
-        let answer = admin(
-            &proxy,
+        let answer = RawClient::exchange(
+            proxy.admin,
             &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
         )
         .await;
@@ -89,9 +82,17 @@ async fn with_a_token_file_every_admin_request_needs_the_bearer_token() {
             "{answer}"
         );
     }
-    let wrong = admin(&proxy, "POST /admin/plugin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+    let wrong = RawClient::exchange(
+        proxy.admin,
+        "POST /admin/plugin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(wrong.starts_with("HTTP/1.1 401 "), "{wrong}");
-    let right = admin(&proxy, "POST /admin/plugin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret-token-0123456789\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+    let right = RawClient::exchange(
+        proxy.admin,
+        "POST /admin/plugin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cret-token-0123456789\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(right.starts_with("HTTP/1.1 200 OK\r\n"), "{right}");
 }
 
@@ -118,8 +119,8 @@ async fn a_slow_admin_client_is_cut_off_at_the_header_timeout() {
 async fn method_not_allowed_names_the_allowed_method() {
     let backend = TestBackend::named("a").await;
     let proxy = TestProxy::start(&config(None, &[&backend], "")).await;
-    let answer = admin(
-        &proxy,
+    let answer = RawClient::exchange(
+        proxy.admin,
         "DELETE /admin/backends HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     .await;
@@ -131,8 +132,8 @@ async fn method_not_allowed_names_the_allowed_method() {
         answer.to_ascii_lowercase().contains("\r\nallow: get\r\n"),
         "{answer}"
     );
-    let answer = admin(
-        &proxy,
+    let answer = RawClient::exchange(
+        proxy.admin,
         "GET /admin/plugin/reload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     .await;

@@ -28,6 +28,16 @@ fn all_requests(a: &RawBackend, b: &RawBackend) -> Vec<crate::support::RawReques
     requests
 }
 
+/// The backend was blamed: the admin API shows it ejected.
+async fn assert_backend_ejected(proxy: &TestProxy) {
+    let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
+    assert!(
+        body.contains("\"ejected\": true"),
+        "counted against the backend: {body}"
+    );
+}
+
+/// No backend was blamed: the admin API shows none ejected.
 async fn assert_no_backend_ejected(proxy: &TestProxy) {
     let (status, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
     assert_eq!(status, 200);
@@ -102,27 +112,24 @@ async fn a_client_that_disconnects_mid_upload_leaves_the_backend_an_incomplete_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_never_eject_the_only_backend() {
     let backend = RawBackend::recording().await;
-    let toml = config_for_urls(
-        None,
-        &[backend.url()],
+    let proxy = TestProxy::in_front_of(
+        backend.url(),
         "[outlier]\nconsecutive_failures = 2\nbase_ejection = \"1m\"\n",
-    );
-    let proxy = TestProxy::start(&toml).await;
+    )
+    .await;
     for _ in 0..5 {
-        let mut client = RawClient::connect(proxy.addr).await;
-        client
-            .send(
-                b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX\r\n",
-            )
-            .await;
-        let answer = client.read_to_close(5 * SECOND).await;
+        let answer = RawClient::exchange(
+            proxy.addr,
+            b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXX\r\n",
+        )
+        .await;
         assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
     }
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(
         answer.starts_with("HTTP/1.1 200 OK\r\n"),
         "the backend was ejected: {answer}"
@@ -161,12 +168,11 @@ async fn a_stalled_upload_gets_408_after_client_body_not_504_and_blames_no_backe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_but_moving_upload_is_not_cut_off() {
     let backend = RawBackend::recording().await;
-    let toml = config_for_urls(
-        None,
-        &[backend.url()],
+    let proxy = TestProxy::in_front_of(
+        backend.url(),
         "[timeouts]\nclient_body = \"300ms\"\nresponse_headers = \"200ms\"\nrequest = \"300ms\"\n",
-    );
-    let proxy = TestProxy::start(&toml).await;
+    )
+    .await;
     let mut client = RawClient::connect(proxy.addr).await;
     client
         .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nConnection: close\r\n\r\n")
@@ -189,12 +195,11 @@ async fn a_response_with_content_length_and_chunked_is_a_502_the_backend_is_blam
         conn.wait_closed().await;
     })
     .await;
-    let toml = config_for_urls(
-        None,
-        &[backend.url()],
+    let proxy = TestProxy::in_front_of(
+        backend.url(),
         "[outlier]\nconsecutive_failures = 1\nbase_ejection = \"1m\"\n",
-    );
-    let proxy = TestProxy::start(&toml).await;
+    )
+    .await;
     let mut client = RawClient::connect(proxy.addr).await;
     client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let answer = client.read_until("request id").await;
@@ -213,11 +218,7 @@ async fn a_response_with_content_length_and_chunked_is_a_502_the_backend_is_blam
         1,
         "lbx closed the upstream connection"
     );
-    let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
-    assert!(
-        body.contains("\"ejected\": true"),
-        "counted against the backend: {body}"
-    );
+    assert_backend_ejected(&proxy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,10 +230,8 @@ async fn a_backend_that_truncates_its_body_leaves_the_client_an_incomplete_respo
         // Closes here, without the last chunk.
     })
     .await;
-    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], "")).await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(proxy.addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(
         answer.ends_with("5\r\nhello\r\n"),
@@ -254,12 +253,11 @@ async fn a_backend_that_stalls_mid_body_is_cut_off_after_backend_idle_and_blamed
         conn.wait_closed().await;
     })
     .await;
-    let toml = config_for_urls(
-        None,
-        &[backend.url()],
+    let proxy = TestProxy::in_front_of(
+        backend.url(),
         "[timeouts]\nbackend_idle = \"300ms\"\n[outlier]\nconsecutive_failures = 1\nbase_ejection = \"1m\"\n",
-    );
-    let proxy = TestProxy::start(&toml).await;
+    )
+    .await;
     let mut client = RawClient::connect(proxy.addr).await;
     let started = Instant::now();
     client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
@@ -275,11 +273,7 @@ async fn a_backend_that_stalls_mid_body_is_cut_off_after_backend_idle_and_blamed
         took >= Duration::from_millis(300) && took < 3 * SECOND,
         "{took:?}"
     );
-    let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
-    assert!(
-        body.contains("\"ejected\": true"),
-        "counted against the backend: {body}"
-    );
+    assert_backend_ejected(&proxy).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,25 +288,23 @@ async fn a_slow_but_moving_response_is_never_cut_off() {
         }
     })
     .await;
-    let toml = config_for_urls(
-        None,
-        &[backend.url()],
+    let proxy = TestProxy::in_front_of(
+        backend.url(),
         "[timeouts]\nbackend_idle = \"300ms\"\nresponse_headers = \"300ms\"\nrequest = \"300ms\"\n",
-    );
-    let proxy = TestProxy::start(&toml).await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    )
+    .await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(answer.ends_with("\r\n\r\n0123456789"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_upload_to_an_http2_backend_is_reset_never_completed() {
     let backend = crate::support::TestBackend::named("a").await;
-    let toml = config_for_urls(None, &[format!("h2c://{}", backend.addr)], "");
-    let proxy = TestProxy::start(&toml).await;
+    let proxy = TestProxy::in_front_of(format!("h2c://{}", backend.addr), "").await;
     for (label, body) in [
         ("malformed", &b"5\r\nhello\r\nzz\r\n"[..]),
         ("truncated", &b"5\r\nhello\r\n"[..]),

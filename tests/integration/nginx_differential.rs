@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -17,8 +16,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::support::{
-    Issued, Nginx, RawBackend, RawClient, RawRequest, TempDir, TestCa, TestProxy, config_for_urls,
-    free_port, https_get,
+    Issued, Nginx, RawBackend, RawClient, RawRequest, TempDir, TestCa, TestProxy, free_port,
+    https_get, tls_section,
 };
 
 /// A difference the test accepts, and why.
@@ -156,13 +155,6 @@ impl ReferenceNginx {
     }
 }
 
-/// Send a raw HTTP/1.1 request and wait for the whole answer.
-async fn send_raw(addr: SocketAddr, request: &str) -> String {
-    let mut client = RawClient::connect(addr).await;
-    client.send(request.as_bytes()).await;
-    client.read_to_close(Duration::from_secs(5)).await
-}
-
 /// Send an HTTP/2 request for `shop.example` with two `cookie` fields.
 async fn send_h2(addr: SocketAddr) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -217,22 +209,17 @@ async fn lbx_forwards_what_nginx_forwards_except_where_the_rfcs_say_otherwise() 
     let ca = TestCa::new("differential");
     let site = ca.issue("site", &["shop.example"]);
     let nginx = ReferenceNginx::start(backend.addr, &site).await;
-    let tls = format!(
-        "[tls]\nlisten = \"127.0.0.1:0\"\n[[tls.certificate]]\ncert = {:?}\nkey = {:?}\n",
-        site.cert.to_str().unwrap(),
-        site.key.to_str().unwrap()
-    );
-    let lbx = TestProxy::start(&config_for_urls(None, &[backend.url()], &tls)).await;
+    let lbx = TestProxy::in_front_of(backend.url(), &tls_section(&[&site])).await;
 
     let mut unexplained = Vec::new();
     let mut used = std::collections::HashSet::new();
     let mut compared = 0;
     for (label, request) in HTTP1_REQUESTS {
         let before = backend.requests().len();
-        send_raw(nginx.http1, request).await;
+        RawClient::exchange(nginx.http1, request).await;
         let through_nginx = backend.requests().get(before).cloned();
         let before = backend.requests().len();
-        let answer = send_raw(lbx.addr, request).await;
+        let answer = RawClient::exchange(lbx.addr, request).await;
         assert!(
             answer.starts_with("HTTP/1.1 200 OK\r\n"),
             "{label}: lbx answered {answer}"

@@ -4,11 +4,14 @@
 //! harm nothing. curl is the client where it can be.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::CertificateDer;
+
 use crate::support::{
-    LbxProcess, RawBackend, TestCa, TestProxy, admin_get, admin_post, config_for_urls, eventually,
-    https_connect, https_get, metric, run_tool,
+    LbxProcess, RawBackend, TestCa, TestProxy, admin_get, admin_post, eventually, https_connect,
+    https_get, metric, run_tool, tls_section,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -54,16 +57,12 @@ async fn exchange_ok<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, request:
     );
 }
 
-fn tls_section(certificates: &[&crate::support::Issued]) -> String {
-    let mut toml = String::from("[tls]\nlisten = \"127.0.0.1:0\"\n");
-    for issued in certificates {
-        toml.push_str(&format!(
-            "[[tls.certificate]]\ncert = {:?}\nkey = {:?}\n",
-            issued.cert.to_str().unwrap(),
-            issued.key.to_str().unwrap()
-        ));
-    }
-    toml
+/// The leaf certificate a new connection to `site.test` made with `config` is shown.
+async fn presented_certificate(
+    tls: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+) -> CertificateDer<'static> {
+    https_get(tls, "site.test", config, "/").await.unwrap().leaf
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,12 +71,7 @@ async fn each_sni_name_gets_its_certificate_and_an_unknown_name_the_default() {
     let a = ca.issue("a", &["a.test"]);
     let wildcard = ca.issue("wild", &["*.b.test"]);
     let backend = RawBackend::recording().await;
-    let proxy = TestProxy::start(&config_for_urls(
-        None,
-        &[backend.url()],
-        &tls_section(&[&a, &wildcard]),
-    ))
-    .await;
+    let proxy = TestProxy::in_front_of(backend.url(), &tls_section(&[&a, &wildcard])).await;
     let tls = proxy.tls.unwrap();
     let cacert = ca.ca_pem.to_str().unwrap();
 
@@ -115,12 +109,7 @@ async fn alpn_picks_http2_or_http1_on_the_same_port() {
     let ca = TestCa::new("alpn");
     let site = ca.issue("site", &["site.test"]);
     let backend = RawBackend::recording().await;
-    let proxy = TestProxy::start(&config_for_urls(
-        None,
-        &[backend.url()],
-        &tls_section(&[&site]),
-    ))
-    .await;
+    let proxy = TestProxy::in_front_of(backend.url(), &tls_section(&[&site])).await;
     let tls = proxy.tls.unwrap();
     let cacert = ca.ca_pem.to_str().unwrap();
     let (ok, body, log) = curl(tls, "site.test", "/h2", &["--cacert", cacert, "--http2"]).await;
@@ -141,12 +130,7 @@ async fn a_returning_client_resumes_its_session() {
     let ca = TestCa::new("resume");
     let site = ca.issue("site", &["site.test"]);
     let backend = RawBackend::recording().await;
-    let proxy = TestProxy::start(&config_for_urls(
-        None,
-        &[backend.url()],
-        &tls_section(&[&site]),
-    ))
-    .await;
+    let proxy = TestProxy::in_front_of(backend.url(), &tls_section(&[&site])).await;
     let config = ca.client_config(&[b"http/1.1"]);
     let first = https_get(proxy.tls.unwrap(), "site.test", &config, "/")
         .await
@@ -186,17 +170,11 @@ async fn certificates_are_replaced_under_load_without_a_failed_request_and_a_bad
         secret.join("tls.key").to_str().unwrap()
     );
     let backend = RawBackend::recording().await;
-    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], &toml)).await;
+    let proxy = TestProxy::in_front_of(backend.url(), &toml).await;
     let tls = proxy.tls.unwrap();
     // Full handshakes: a resumed session presents no certificate.
     let config = ca.fresh_client_config(&[b"http/1.1"]);
-    assert_eq!(
-        https_get(tls, "site.test", &config, "/")
-            .await
-            .unwrap()
-            .leaf,
-        old.der
-    );
+    assert_eq!(presented_certificate(tls, &config).await, old.der);
 
     // A connection established before the rotation, kept alive across it.
     let mut established = https_connect(tls, "site.test", &config).await.unwrap();
@@ -264,13 +242,7 @@ async fn certificates_are_replaced_under_load_without_a_failed_request_and_a_bad
     })
     .await;
     assert!(refused.is_some(), "the mismatched pair was not refused");
-    assert_eq!(
-        https_get(tls, "site.test", &config, "/")
-            .await
-            .unwrap()
-            .leaf,
-        new.der
-    );
+    assert_eq!(presented_certificate(tls, &config).await, new.der);
 
     // The connection from before both changes is untouched: it still serves.
     exchange_ok(&mut established, keep_alive_get).await;
@@ -302,7 +274,7 @@ async fn plain_http_is_redirected_to_https_when_asked() {
     let site = ca.issue("site", &["site.test"]);
     let backend = RawBackend::recording().await;
     let toml = tls_section(&[&site]).replace("[tls]\n", "[tls]\nredirect_http = true\n");
-    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], &toml)).await;
+    let proxy = TestProxy::in_front_of(backend.url(), &toml).await;
     let mut client = crate::support::RawClient::connect(proxy.addr).await;
     client
         .send(b"GET /a?b=1 HTTP/1.1\r\nHost: site.test:8080\r\n\r\n")
@@ -325,12 +297,7 @@ async fn a_failed_handshake_is_counted_and_harms_nothing() {
     let ca = TestCa::new("badhello");
     let site = ca.issue("site", &["site.test"]);
     let backend = RawBackend::recording().await;
-    let proxy = TestProxy::start(&config_for_urls(
-        None,
-        &[backend.url()],
-        &tls_section(&[&site]),
-    ))
-    .await;
+    let proxy = TestProxy::in_front_of(backend.url(), &tls_section(&[&site])).await;
     let tls = proxy.tls.unwrap();
     // Plain HTTP to the HTTPS port, and a client that does not trust the certificate.
     let mut plain = crate::support::RawClient::connect(tls).await;
@@ -423,35 +390,17 @@ async fn certificates_reload_through_the_admin_api_with_watching_off() {
         live_key.to_str().unwrap()
     );
     let backend = RawBackend::recording().await;
-    let proxy = TestProxy::start(&config_for_urls(None, &[backend.url()], &toml)).await;
+    let proxy = TestProxy::in_front_of(backend.url(), &toml).await;
     let tls = proxy.tls.unwrap();
     let config = ca.fresh_client_config(&[b"http/1.1"]);
-    assert_eq!(
-        https_get(tls, "site.test", &config, "/")
-            .await
-            .unwrap()
-            .leaf,
-        old.der
-    );
+    assert_eq!(presented_certificate(tls, &config).await, old.der);
     std::fs::copy(&new.cert, &live_cert).unwrap();
     std::fs::copy(&new.key, &live_key).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Not watched: still the old one until asked.
-    assert_eq!(
-        https_get(tls, "site.test", &config, "/")
-            .await
-            .unwrap()
-            .leaf,
-        old.der
-    );
+    assert_eq!(presented_certificate(tls, &config).await, old.der);
     let (status, body) = admin_post(&proxy.admin_url("/admin/reload")).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("certificate"), "{body}");
-    assert_eq!(
-        https_get(tls, "site.test", &config, "/")
-            .await
-            .unwrap()
-            .leaf,
-        new.der
-    );
+    assert_eq!(presented_certificate(tls, &config).await, new.der);
 }

@@ -54,7 +54,7 @@ async fn in_flight(proxy: &TestProxy) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_messages_up_to_a_mebibyte_make_the_round_trip_intact() {
     let server = PeerServer::start("ws_server.py", "one");
-    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let proxy = TestProxy::in_front_of(server.url(), "").await;
     let result = client(&proxy, "echo", None).await;
     assert_eq!(result["sent"], 1000, "{result}");
     assert_eq!(result["intact"], 1000, "{result}");
@@ -67,7 +67,7 @@ async fn a_thousand_messages_up_to_a_mebibyte_make_the_round_trip_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_close_from_the_server_reaches_the_client() {
     let server = PeerServer::start("ws_server.py", "one");
-    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let proxy = TestProxy::in_front_of(server.url(), "").await;
     let result = client(&proxy, "close", None).await;
     assert_eq!(result["code"], 4000, "{result}");
     assert_eq!(result["reason"], "asked", "{result}");
@@ -99,7 +99,7 @@ async fn with_sticky_cookie_every_socket_lands_on_the_cookies_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_is_in_flight_while_open_and_closing_it_closes_the_backend_side() {
     let server = PeerServer::start("ws_server.py", "one");
-    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let proxy = TestProxy::in_front_of(server.url(), "").await;
     let (socket, answer) = open_socket(&proxy).await;
     assert!(
         answer
@@ -134,12 +134,7 @@ async fn a_socket_is_in_flight_while_open_and_closing_it_closes_the_backend_side
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_socket_is_closed_after_tunnel_idle() {
     let server = PeerServer::start("ws_server.py", "one");
-    let proxy = TestProxy::start(&config_for_urls(
-        None,
-        &[server.url()],
-        "[timeouts]\ntunnel_idle = \"300ms\"\n",
-    ))
-    .await;
+    let proxy = TestProxy::in_front_of(server.url(), "[timeouts]\ntunnel_idle = \"300ms\"\n").await;
     let (mut socket, _) = open_socket(&proxy).await;
     assert!(
         socket.closed_within(Duration::from_secs(3)).await,
@@ -165,7 +160,7 @@ async fn an_upgrade_the_backend_refuses_is_answered_as_it_answered_and_http_goes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_shutdown_an_open_socket_gets_the_drain_period_then_is_closed() {
     let server = PeerServer::start("ws_server.py", "one");
-    let proxy = TestProxy::start(&config_for_urls(None, &[server.url()], "")).await;
+    let proxy = TestProxy::in_front_of(server.url(), "").await;
     let (mut socket, _) = open_socket(&proxy).await;
     let stopped = std::time::Instant::now();
     drop(proxy); // stop, with the test proxy's 1 s drain

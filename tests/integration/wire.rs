@@ -10,23 +10,19 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::support::{RawBackend, RawClient, TestProxy, config_for_urls};
+use crate::support::{RawBackend, RawClient, TestProxy};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-async fn proxy_for(backend: &RawBackend, extra: &str) -> TestProxy {
-    TestProxy::start(&config_for_urls(None, &[backend.url()], extra)).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_receives_origin_form_with_host_first_and_the_clients_fields_in_order() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"GET /a?b=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: raw/1\r\nX-Mixed-Case: v\r\nConnection: close\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"GET /a?b=1 HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: raw/1\r\nX-Mixed-Case: v\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert_eq!(
         backend.only_request().head,
@@ -45,7 +41,7 @@ async fn a_backend_receives_origin_form_with_host_first_and_the_clients_fields_i
 async fn options_asterisk_and_absolute_form_targets_reach_the_backend_in_the_form_rfc_9112_requires()
  {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
     let mut client = RawClient::connect(proxy.addr).await;
     client
         .send(b"OPTIONS * HTTP/1.1\r\nHost: shop.example\r\n\r\n")
@@ -65,12 +61,12 @@ async fn options_asterisk_and_absolute_form_targets_reach_the_backend_in_the_for
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_is_answered_501_and_never_forwarded() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    .await;
     assert!(
         answer.starts_with("HTTP/1.1 501 Not Implemented\r\n"),
         "{answer}"
@@ -87,7 +83,7 @@ async fn connect_is_answered_501_and_never_forwarded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_with_a_missing_duplicate_or_invalid_host_get_400_and_are_not_forwarded() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
     for head in [
         "GET / HTTP/1.1\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
@@ -95,9 +91,7 @@ async fn requests_with_a_missing_duplicate_or_invalid_host_get_400_and_are_not_f
         "GET / HTTP/1.1\r\nHost: a.example/evil\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: \r\n\r\n",
     ] {
-        let mut client = RawClient::connect(proxy.addr).await;
-        client.send(head.as_bytes()).await;
-        let answer = client.read_to_close(5 * SECOND).await;
+        let answer = RawClient::exchange(proxy.addr, head.as_bytes()).await;
         assert!(
             answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
             "{head:?}: {answer}"
@@ -110,10 +104,8 @@ async fn requests_with_a_missing_duplicate_or_invalid_host_get_400_and_are_not_f
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_1_0_request_without_host_is_sent_with_the_backends_authority() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client.send(b"GET /old HTTP/1.0\r\n\r\n").await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(proxy.addr, b"GET /old HTTP/1.0\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(answer.contains("Connection: close\r\n"), "{answer}");
     let request = backend.only_request();
@@ -124,16 +116,14 @@ async fn an_http_1_0_request_without_host_is_sent_with_the_backends_authority() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hop_by_hop_fields_and_those_connection_names_are_removed_but_te_trailers_is_kept() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(
-            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Secret\r\nX-Secret: s\r\n\
-              Keep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nUpgrade: websocket\r\n\
-              TE: trailers, deflate\r\nX-Kept: 1\r\n\r\n",
-        )
-        .await;
-    client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    RawClient::exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Secret\r\nX-Secret: s\r\n\
+          Keep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nUpgrade: websocket\r\n\
+          TE: trailers, deflate\r\nX-Kept: 1\r\n\r\n",
+    )
+    .await;
     let request = backend.only_request();
     let names: Vec<String> = request.fields().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
@@ -156,15 +146,15 @@ async fn an_untrusted_clients_forwarded_for_is_replaced_and_a_trusted_proxys_lin
     let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7, 8.8.8.8\r\n\
                  X-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
 
-    let untrusting = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(untrusting.addr).await;
-    client.send(head).await;
-    client.read_to_close(5 * SECOND).await;
+    let untrusting = TestProxy::in_front_of(backend.url(), "").await;
+    RawClient::exchange(untrusting.addr, head).await;
 
-    let trusting = proxy_for(&backend, "[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n").await;
-    let mut client = RawClient::connect(trusting.addr).await;
-    client.send(head).await;
-    client.read_to_close(5 * SECOND).await;
+    let trusting = TestProxy::in_front_of(
+        backend.url(),
+        "[proxy]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+    )
+    .await;
+    RawClient::exchange(trusting.addr, head).await;
 
     let requests = backend.requests();
     assert_eq!(requests[0].values("x-forwarded-for"), ["127.0.0.1"]);
@@ -179,7 +169,7 @@ async fn an_untrusted_clients_forwarded_for_is_replaced_and_a_trusted_proxys_lin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_clients_cookie_fields_reach_an_http1_backend_as_one_line() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -203,12 +193,12 @@ async fn an_http2_clients_cookie_fields_reach_an_http1_backend_as_one_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_upload_reaches_the_backend_chunked_with_its_trailers() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     let request = backend.only_request();
     assert!(request.complete);
@@ -232,12 +222,12 @@ async fn early_hints_reach_an_http1_client_before_the_final_response() {
             .await;
     })
     .await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(
         answer.starts_with(
             "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\n"
@@ -254,10 +244,8 @@ async fn an_http_1_0_client_is_sent_no_interim_response() {
         conn.write(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
     })
     .await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client.send(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n").await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(proxy.addr, b"GET / HTTP/1.0\r\nHost: a\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
 }
 
@@ -281,7 +269,7 @@ async fn expect_100_continue_is_answered_by_the_backend_before_the_body_moves() 
 /// PUT a 5-byte body the way curl does: head with `Expect: 100-continue`, wait for
 /// `100 Continue` (failing if anything else comes first), then the body. Returns what followed.
 async fn upload_waiting_for_continue(backend: &RawBackend) -> String {
-    let proxy = proxy_for(backend, "").await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
     let mut client = RawClient::connect(proxy.addr).await;
     client
         .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
@@ -301,12 +289,12 @@ async fn a_backend_refusing_an_expect_request_answers_before_any_body_is_sent() 
         conn.wait_closed().await;
     })
     .await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"PUT /big HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await;
     assert!(
         answer.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
         "{answer}"
@@ -334,12 +322,12 @@ async fn response_trailers_reach_an_http1_client() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: 42\r\n\r\n",
     )
     .await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(
         answer.contains("Transfer-Encoding: chunked\r\n"),
         "{answer}"
@@ -355,12 +343,12 @@ async fn response_trailers_reach_an_http1_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_without_date_gets_one() {
     let backend = RawBackend::answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let date = answer
         .lines()
         .find_map(|l| {
@@ -374,15 +362,12 @@ async fn a_response_without_date_gets_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lbxs_own_error_answer_to_head_has_no_body_and_the_connection_stays_usable() {
     let dead = crate::support::RefusingPort::reserve();
-    let proxy = TestProxy::start(&config_for_urls(
-        None,
-        &[dead.url()],
-        "[outlier]\nconsecutive_failures = 100\n",
-    ))
+    let proxy = TestProxy::in_front_of(dead.url(), "[outlier]\nconsecutive_failures = 100\n").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
     .await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client.send(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").await;
-    let answer = client.read_to_close(5 * SECOND).await;
     let (first, rest) = answer.split_once("\r\n\r\n").unwrap();
     assert!(
         first.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
@@ -417,12 +402,12 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
         }
     })
     .await;
-    let proxy = proxy_for(&backend, "").await;
-    let mut client = RawClient::connect(proxy.addr).await;
-    client
-        .send(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        .await;
-    let answer = client.read_to_close(5 * SECOND).await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
+    let answer = RawClient::exchange(
+        proxy.addr,
+        b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let bodies: Vec<&str> = answer
         .split("HTTP/1.1 200 OK\r\n")
         .skip(1)
@@ -435,7 +420,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_1_0_client_asking_for_keep_alive_gets_it() {
     let backend = RawBackend::recording().await;
-    let proxy = proxy_for(&backend, "").await;
+    let proxy = TestProxy::in_front_of(backend.url(), "").await;
     let mut client = RawClient::connect(proxy.addr).await;
     client
         .send(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")

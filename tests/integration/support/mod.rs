@@ -309,6 +309,12 @@ impl TestProxy {
         }
     }
 
+    /// lbx without a plugin in front of the one backend at `url`, with the config lines of
+    /// `extra` (see [`config_for_urls`]).
+    pub async fn in_front_of(url: String, extra: &str) -> Self {
+        Self::start(&config_for_urls(None, &[url], extra)).await
+    }
+
     /// `http://<proxy><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
@@ -924,7 +930,7 @@ mod raw;
 pub use raw::{RawBackend, RawClient, RawRequest};
 
 mod tls;
-pub use tls::{Issued, TestCa, https_connect, https_get};
+pub use tls::{Issued, TestCa, https_connect, https_get, tls_section};
 
 mod nginx;
 pub use nginx::{Nginx, free_port};

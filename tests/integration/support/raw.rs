@@ -326,6 +326,14 @@ impl RawClient {
         }
     }
 
+    /// One exchange on a connection of its own: connect to `addr`, send `request` as it is, and
+    /// return everything received until lbx closes the connection (or 5 s pass).
+    pub async fn exchange(addr: SocketAddr, request: impl AsRef<[u8]>) -> String {
+        let mut client = Self::connect(addr).await;
+        client.send(request.as_ref()).await;
+        client.read_to_close(Duration::from_secs(5)).await
+    }
+
     /// Send bytes as they are (errors ignored: lbx may already have closed).
     pub async fn send(&mut self, bytes: &[u8]) {
         let _ = self.stream.write_all(bytes).await;

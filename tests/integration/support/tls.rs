@@ -107,6 +107,20 @@ impl TestCa {
     }
 }
 
+/// The `[tls]` config section of an HTTPS listener on 127.0.0.1:0 serving `certificates` (the
+/// first is the default).
+pub fn tls_section(certificates: &[&Issued]) -> String {
+    let mut toml = String::from("[tls]\nlisten = \"127.0.0.1:0\"\n");
+    for issued in certificates {
+        toml.push_str(&format!(
+            "[[tls.certificate]]\ncert = {:?}\nkey = {:?}\n",
+            issued.cert.to_str().unwrap(),
+            issued.key.to_str().unwrap()
+        ));
+    }
+    toml
+}
+
 fn rustls_pemfile_certs(pem: &[u8]) -> Vec<CertificateDer<'static>> {
     use rustls::pki_types::pem::PemObject;
     CertificateDer::pem_slice_iter(pem)
