@@ -347,3 +347,47 @@ async fn a_broken_upload_to_an_http2_backend_is_reset_never_completed() {
     );
     assert_no_backend_ejected(&proxy).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_backend_that_stops_taking_the_upload_times_out_instead_of_hanging() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Answers after a minute, never reading the body: the stream's flow-control window fills
+    // and stays full.
+    let backend = crate::support::TestBackend::slow("a", 60 * SECOND).await;
+    let proxy = TestProxy::in_front_of(
+        format!("h2c://{}", backend.addr),
+        "[timeouts]\nresponse_headers = \"500ms\"\n",
+    )
+    .await;
+    const LEN: usize = 32 << 20;
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = Instant::now();
+    tokio::spawn(async move {
+        let head = format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {LEN}\r\n\r\n");
+        write.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..LEN / chunk.len() {
+            write.write_all(&chunk).await?;
+        }
+        std::io::Result::Ok(write)
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(10 * SECOND, async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 504 "),
+        "after {:?}: {answer:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < 5 * SECOND, "{:?}", started.elapsed());
+}

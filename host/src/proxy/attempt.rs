@@ -7,6 +7,7 @@
 //! ([`super::request_side`]), which keeps pumping after the response head if the body has not
 //! ended (gRPC streams both ways).
 
+use std::task::Poll;
 use std::time::Instant;
 
 use http::StatusCode;
@@ -25,8 +26,9 @@ use crate::plugin::RequestMeta;
 use crate::upstream::exchange::Response as H1Response;
 use crate::upstream::h2::{H2RequestBody, H2Stream};
 use crate::upstream::{
-    Backend, BodySource, Checkout, ConnectError, Exchange, ExchangeError, ExchangeTimeouts,
-    InFlight, OutgoingRequest, ResponseBody, Step, Switched, UpstreamConn,
+    Backend, BodySource, Checkout, ConnectError, DeadlineTimer, Exchange, ExchangeError,
+    ExchangeTimeouts, InFlight, OutgoingRequest, ResponseBody, Step, Switched, UpstreamConn,
+    Waited, earliest,
 };
 
 /// What one attempt sends: the request head (as HTTP/1.1 bytes, for HTTP/1.1 backends), the
@@ -262,30 +264,39 @@ impl Proxy {
         tokio::pin!(sent);
 
         let timeouts = self.timeouts();
-        let response = loop {
-            let deadline = response_deadline(side, &timeouts);
-            tokio::select! {
-                biased;
-                response = &mut sent => break response,
-                pumped = std::future::poll_fn(|cx| side.poll_pump(cx)), if side.is_pumping() => {
-                    if let Err(error) = pumped {
-                        // The client's body failed: the stream is reset, never completed.
-                        return Err(Failure::Attempt(AttemptError::Final(error.into())));
-                    }
-                }
-                _ = sleep_until(deadline.map(|(at, _)| at)) => {
-                    side.stop_pump();
-                    let error = match deadline.map(|(_, waited)| waited) {
-                        Some(Waited::Request) => AttemptError::Final(ProxyError::Deadline {
-                            after: timeouts.request,
-                        }),
-                        _ => AttemptError::Sent(ProxyError::BackendTimeout {
-                            backend: backend.id.clone(),
-                            after: timeouts.response_headers,
-                        }),
-                    };
-                    return Err(Failure::Attempt(error));
-                }
+        let mut timer = DeadlineTimer::new();
+        let waited = std::future::poll_fn(|cx| {
+            if let Poll::Ready(response) = sent.as_mut().poll(cx) {
+                return Poll::Ready(Ok(response));
+            }
+            if side.is_pumping()
+                && let Poll::Ready(Err(error)) = side.poll_pump(cx)
+            {
+                return Poll::Ready(Err(Stop::ClientBody(error)));
+            }
+            // After the pump: it may just have found the stream blocked or the body ended.
+            timer
+                .poll(cx, response_deadline(side, &timeouts))
+                .map(|waited| Err(Stop::TimedOut(waited)))
+        })
+        .await;
+        let response = match waited {
+            Ok(response) => response,
+            Err(Stop::ClientBody(error)) => {
+                // The client's body failed: the stream is reset, never completed.
+                return Err(Failure::Attempt(AttemptError::Final(error.into())));
+            }
+            Err(Stop::TimedOut(waited)) => {
+                side.stop_pump();
+                return Err(Failure::Attempt(match waited {
+                    Waited::Request => AttemptError::Final(ProxyError::Deadline {
+                        after: timeouts.request,
+                    }),
+                    Waited::Backend => AttemptError::Sent(ProxyError::BackendTimeout {
+                        backend: backend.id.clone(),
+                        after: timeouts.response_headers,
+                    }),
+                }));
             }
         };
         let response = match response {
@@ -383,11 +394,12 @@ pub(super) enum Failure {
     Attempt(AttemptError),
 }
 
-/// Which timer ran out.
-#[derive(Debug, Clone, Copy)]
-enum Waited {
-    Backend,
-    Request,
+/// Why an HTTP/2 attempt stopped waiting for its response head.
+enum Stop {
+    /// The client's body failed.
+    ClientBody(ClientBodyError),
+    /// A deadline passed.
+    TimedOut(Waited),
 }
 
 /// When an HTTP/2 attempt waiting for its response head gives up: `response_headers` after the
@@ -397,31 +409,17 @@ fn response_deadline<S: ClientSource>(
     side: &RequestSide<S>,
     timeouts: &ExchangeTimeouts,
 ) -> Option<(TokioInstant, Waited)> {
-    let backend = side
-        .stream_blocked_since()
-        .or_else(|| {
-            (!side.is_pumping())
-                .then(|| side.feed.completed_at())
-                .flatten()
-        })
-        .and_then(|since| since.checked_add(timeouts.response_headers))
-        .map(|at| (at, Waited::Backend));
-    let request = side
-        .feed
-        .completed_at()
-        .and_then(|done| done.checked_add(timeouts.request))
-        .map(|at| (at, Waited::Request));
-    match (backend, request) {
-        (Some(b), Some(r)) => Some(if r.0 < b.0 { r } else { b }),
-        (b, r) => b.or(r),
-    }
-}
-
-async fn sleep_until(deadline: Option<TokioInstant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
+    let backend_since = side.stream_blocked_since().or_else(|| {
+        (!side.is_pumping())
+            .then(|| side.feed.completed_at())
+            .flatten()
+    });
+    earliest(
+        backend_since.and_then(|since| since.checked_add(timeouts.response_headers)),
+        side.feed
+            .completed_at()
+            .and_then(|done| done.checked_add(timeouts.request)),
+    )
 }
 
 /// hyper's error with its cause.

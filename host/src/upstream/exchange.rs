@@ -15,7 +15,7 @@
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use http::{Method, StatusCode};
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, Sleep};
 
+use super::deadline::{DeadlineTimer, Waited, earliest};
 use super::pool::{ConnectionPool, UpstreamConn};
 use super::response_body::ResponseBody;
 use crate::http1::BodyEncoding;
@@ -231,14 +232,11 @@ pub struct Exchange<'s, S: BodySource> {
     head_sent_at: Option<Instant>,
     /// When everything was sent.
     sent_at: Option<Instant>,
-    /// Whether lbx is waiting on the client's body (the backend is not at fault meanwhile).
-    waiting_on_client: bool,
     /// Any response byte arrived.
     response_started: bool,
     /// A write failed; the failure is reported only if no response arrives.
     write_error: Option<io::Error>,
-    timer: Pin<Box<Sleep>>,
-    timer_at: Option<Instant>,
+    timer: DeadlineTimer,
     continue_timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -266,11 +264,9 @@ impl<'s, S: BodySource> Exchange<'s, S> {
             write_blocked_since: None,
             head_sent_at: None,
             sent_at: None,
-            waiting_on_client: false,
             response_started: false,
             write_error: None,
-            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
-            timer_at: None,
+            timer: DeadlineTimer::new(),
             continue_timer: None,
         }
     }
@@ -452,7 +448,6 @@ impl<'s, S: BodySource> Exchange<'s, S> {
                 Poll::Ready(Err(e)) => return Err(SendFailure::Io(e)),
                 Poll::Pending => {
                     self.write_blocked_since.get_or_insert_with(Instant::now);
-                    self.waiting_on_client = false;
                     return Ok(false);
                 }
             }
@@ -461,13 +456,9 @@ impl<'s, S: BodySource> Exchange<'s, S> {
             return Ok(false);
         }
         match self.body.poll_chunk(cx) {
-            Poll::Pending => {
-                self.waiting_on_client = true;
-                Ok(false)
-            }
+            Poll::Pending => Ok(false),
             Poll::Ready(Err(e)) => Err(SendFailure::Client(e)),
             Poll::Ready(Ok(chunk)) => {
-                self.waiting_on_client = false;
                 self.queue(chunk);
                 Ok(true)
             }
@@ -541,15 +532,7 @@ impl<'s, S: BodySource> Exchange<'s, S> {
     /// Arm the timer for whatever lbx is waiting on, and report it if it has passed.
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<ExchangeError<S::Error>> {
         let deadline = self.deadline();
-        let Some((at, what)) = deadline else {
-            return Poll::Pending;
-        };
-        if self.timer_at != Some(at) {
-            self.timer.as_mut().reset(at);
-            self.timer_at = Some(at);
-        }
-        ready!(self.timer.as_mut().poll(cx));
-        Poll::Ready(match what {
+        self.timer.poll(cx, deadline).map(|waited| match waited {
             Waited::Backend => ExchangeError::TimedOut(self.timeouts.response_headers),
             Waited::Request => ExchangeError::Deadline,
         })
@@ -558,39 +541,19 @@ impl<'s, S: BodySource> Exchange<'s, S> {
     /// The earliest deadline that applies now: the backend's progress timer (unless lbx is
     /// waiting on the client) and the request's overall deadline once the client is done.
     fn deadline(&self) -> Option<(Instant, Waited)> {
-        let response_headers = self.timeouts.response_headers;
-        let backend_since = if let Some(since) = self.write_blocked_since {
-            Some(since)
-        } else {
-            match self.sending {
-                Sending::Done | Sending::Stopped => self.sent_at.or(self.head_sent_at),
-                Sending::AwaitingContinue => self.head_sent_at,
-                Sending::Head | Sending::Body | Sending::Finishing if self.waiting_on_client => {
-                    None
-                }
-                Sending::Head | Sending::Body | Sending::Finishing => None,
-            }
+        let backend_since = match (self.write_blocked_since, self.sending) {
+            (Some(since), _) => Some(since),
+            (None, Sending::Done | Sending::Stopped) => self.sent_at.or(self.head_sent_at),
+            (None, Sending::AwaitingContinue) => self.head_sent_at,
+            (None, Sending::Head | Sending::Body | Sending::Finishing) => None,
         };
-        let backend = backend_since
-            .and_then(|since| since.checked_add(response_headers))
-            .map(|at| (at, Waited::Backend));
-        let request = self
-            .body
-            .completed_at()
-            .and_then(|done| done.checked_add(self.timeouts.request))
-            .map(|at| (at, Waited::Request));
-        match (backend, request) {
-            (Some(b), Some(r)) => Some(if r.0 < b.0 { r } else { b }),
-            (b, r) => b.or(r),
-        }
+        earliest(
+            backend_since.and_then(|since| since.checked_add(self.timeouts.response_headers)),
+            self.body
+                .completed_at()
+                .and_then(|done| done.checked_add(self.timeouts.request)),
+        )
     }
-}
-
-/// Which timer ran out.
-#[derive(Debug, Clone, Copy)]
-enum Waited {
-    Backend,
-    Request,
 }
 
 enum SendFailure<E> {

@@ -3,6 +3,7 @@
 //! Readers take a snapshot ([`Upstreams::snapshot`]); a new backend set is built off the hot path
 //! and published with one store. Stats of backends that remain (same id) are carried over.
 
+mod deadline;
 pub mod exchange;
 pub mod h2;
 pub mod health;
@@ -20,6 +21,7 @@ use http::uri::Authority;
 
 use crate::config::{BackendConfig, ConfigError, HealthCheck, HealthSettings, parse_backend_url};
 use crate::shutdown::{self, StopReceiver, StopSender};
+pub use deadline::{DeadlineTimer, Waited, earliest};
 pub use exchange::{
     BodySource, Exchange, ExchangeError, ExchangeTimeouts, OutgoingRequest, Response, Step,
     Switched,
