@@ -410,7 +410,7 @@ impl Config {
         }
         if let Some(ca) = overrides.backend_ca {
             for backend in &mut self.backends {
-                if backend.ca.is_none() && backend.url.starts_with("https://") {
+                if backend.ca.is_none() && is_https(&backend.url) {
                     backend.ca = Some(ca.clone());
                 }
             }
@@ -460,7 +460,7 @@ impl Config {
             if backend.weight == 0 {
                 problem(format!("{key}.weight"), "must be at least 1".into());
             }
-            let https = backend.url.starts_with("https://");
+            let https = is_https(&backend.url);
             for (field, set) in [
                 ("ca", backend.ca.is_some()),
                 ("server_name", backend.server_name.is_some()),
@@ -598,15 +598,21 @@ pub(crate) fn check_duration(key: &str, value: Duration, problem: &mut impl FnMu
     }
 }
 
+/// Whether `url` is a valid backend URL with the `https` scheme.
+fn is_https(url: &str) -> bool {
+    parse_backend_url(url).is_ok_and(|address| address.scheme == BackendScheme::Https)
+}
+
 /// Accept `http://host:port` (port 80 by default), `h2c://host:port` (80) and
-/// `https://host:port` (443), and nothing else: lbx does not rewrite paths, so a path on a
-/// backend URL would be silently ignored — refuse it instead.
+/// `https://host:port` (443), schemes in any case, and nothing else: lbx does not rewrite
+/// paths, so a path on a backend URL would be silently ignored — refuse it instead.
 pub fn parse_backend_url(url: &str) -> Result<BackendAddress, String> {
     const EXPECTED: &str = "expected http://host:port, h2c://host:port or https://host:port";
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("{url:?} is not a URL ({e}); {EXPECTED}"))?;
-    let (scheme, default_port) = match uri.scheme_str() {
+    // Schemes are case-insensitive (RFC 3986 §3.1).
+    let (scheme, default_port) = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
         Some("http") => (BackendScheme::Http, 80),
         Some("h2c") => (BackendScheme::H2c, 80),
         Some("https") => (BackendScheme::Https, 443),
@@ -762,6 +768,31 @@ mod tests {
         let h2c = parse_backend_url("h2c://127.0.0.1:50051").unwrap();
         assert_eq!(h2c.scheme, BackendScheme::H2c);
         assert!(parse_backend_url("grpc://x").is_err());
+    }
+
+    #[test]
+    fn a_scheme_in_capitals_is_the_same_scheme_everywhere() {
+        assert_eq!(
+            parse_backend_url("HTTPS://api.example").unwrap().scheme,
+            BackendScheme::Https
+        );
+        assert_eq!(
+            parse_backend_url("H2C://127.0.0.1:1").unwrap().scheme,
+            BackendScheme::H2c
+        );
+        // TLS options are accepted on it, and the command line's CA reaches it.
+        let mut config = Config::parse(
+            "[[backend]]\nurl = \"HTTPS://127.0.0.1:2\"\nserver_name = \"api.example\"\n\
+             [[backend]]\nurl = \"Https://127.0.0.1:3\"\n",
+            None,
+        )
+        .unwrap();
+        config.apply(Overrides {
+            backend_ca: Some("ca.pem".into()),
+            ..Overrides::default()
+        });
+        config.validate().unwrap();
+        assert_eq!(config.backends[1].ca, Some("ca.pem".into()));
     }
 
     #[test]
