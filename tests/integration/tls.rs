@@ -404,3 +404,30 @@ async fn certificates_reload_through_the_admin_api_with_watching_off() {
     assert!(body.contains("certificate"), "{body}");
     assert_eq!(presented_certificate(tls, &config).await, new.der);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_tls_from_the_config_needs_a_restart_and_the_running_listener_keeps_its_certificate()
+ {
+    let ca = TestCa::new("keep");
+    let site = ca.issue("site", &["site.test"]);
+    let backend = RawBackend::recording().await;
+    let dir = crate::support::TempDir::new("keep-tls");
+    let file = dir.join("lbx.toml");
+    let without_tls =
+        crate::support::config_for_urls(None, &[backend.url()], "[reload]\nwatch = false\n");
+    std::fs::write(&file, format!("{without_tls}{}", tls_section(&[&site]))).unwrap();
+    let lbx = LbxProcess::run(&["--config", file.to_str().unwrap()]);
+    let tls = lbx.tls.expect("an HTTPS listener");
+    let config = ca.fresh_client_config(&[b"http/1.1"]);
+    assert_eq!(presented_certificate(tls, &config).await, site.der);
+
+    std::fs::write(&file, &without_tls).unwrap();
+    let (status, body) = admin_post(&format!("http://{}/admin/reload", lbx.admin)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("tls.listen"), "{body}");
+    // A reload does not stop the listener, and it must not leave it without certificates.
+    assert_eq!(presented_certificate(tls, &config).await, site.der);
+    let (status, body) = admin_post(&format!("http://{}/admin/reload", lbx.admin)).await;
+    assert_eq!(status, 200, "a second reload: {body}");
+    assert_eq!(presented_certificate(tls, &config).await, site.der);
+}

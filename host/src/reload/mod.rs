@@ -288,7 +288,8 @@ impl Reloader {
             .breaker()
             .configure(settings.disable_after_failures, settings.disabled_for);
         self.kv.set_max_bytes(settings.kv_max_bytes);
-        let restart_keys = needs_restart(current, &next);
+        let mut next = next;
+        let restart_keys = hold_restart_only_keys(current, &mut next);
         for key in &restart_keys {
             tracing::warn!(
                 key,
@@ -426,28 +427,44 @@ fn read_config(path: &Path, overrides: &Overrides) -> Result<Config, Refused> {
     Ok(next)
 }
 
-/// Top-level settings a running process cannot change, by key.
-fn needs_restart(current: &Config, next: &Config) -> Vec<&'static str> {
-    let mut keys = Vec::new();
-    let mut check = |key, changed: bool| {
-        if changed {
+/// Settings a running process cannot change: each that differs is reported by key and set back
+/// in `next` to the value in force, so the config kept as current describes what runs — a
+/// later reload compares against it, and the certificates are re-read from the HTTPS listener
+/// that actually serves (removing `[tls]` must not leave that listener with none).
+fn hold_restart_only_keys(current: &Config, next: &mut Config) -> Vec<&'static str> {
+    fn hold<T: PartialEq + Clone>(
+        keys: &mut Vec<&'static str>,
+        key: &'static str,
+        running: &T,
+        next: &mut T,
+    ) {
+        if running != next {
             keys.push(key);
+            *next = running.clone();
         }
-    };
-    check("listen", current.listen != next.listen);
-    check("workers", current.workers != next.workers);
-    check("timeouts", current.timeouts != next.timeouts);
-    check("outlier", current.outlier != next.outlier);
-    check("retry", current.retry != next.retry);
-    check("pool", current.pool != next.pool);
-    check("admin", current.admin != next.admin);
-    check("proxy", current.proxy != next.proxy);
-    check("tls.listen", current.tls.listen != next.tls.listen);
-    check(
+    }
+    let mut keys = Vec::new();
+    hold(&mut keys, "listen", &current.listen, &mut next.listen);
+    hold(&mut keys, "workers", &current.workers, &mut next.workers);
+    hold(&mut keys, "timeouts", &current.timeouts, &mut next.timeouts);
+    hold(&mut keys, "outlier", &current.outlier, &mut next.outlier);
+    hold(&mut keys, "retry", &current.retry, &mut next.retry);
+    hold(&mut keys, "pool", &current.pool, &mut next.pool);
+    hold(&mut keys, "admin", &current.admin, &mut next.admin);
+    hold(&mut keys, "proxy", &current.proxy, &mut next.proxy);
+    if current.tls.listen != next.tls.listen {
+        // Another listener (or none) needs a restart; the one running keeps its certificates.
+        keys.push("tls.listen");
+        next.tls.listen.clone_from(&current.tls.listen);
+        next.tls.certificates.clone_from(&current.tls.certificates);
+    }
+    hold(
+        &mut keys,
         "tls.redirect_http",
-        current.tls.redirect_http != next.tls.redirect_http,
+        &current.tls.redirect_http,
+        &mut next.tls.redirect_http,
     );
-    check("reload", current.reload != next.reload);
+    hold(&mut keys, "reload", &current.reload, &mut next.reload);
     keys
 }
 
