@@ -11,6 +11,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod http1;
+pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod plugin;

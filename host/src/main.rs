@@ -105,9 +105,12 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
-    init_logging();
+    let logging = lbx::logging::init();
     let cli = Cli::parse();
-    match dispatch(cli.command) {
+    let result = dispatch(cli.command);
+    // Write out queued log lines before the error, which goes straight to stderr.
+    drop(logging);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lbx: error: {e:#}");
@@ -220,14 +223,4 @@ fn build_runtime(workers: usize) -> anyhow::Result<tokio::runtime::Runtime> {
         builder
     };
     Ok(builder.enable_all().build()?)
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }

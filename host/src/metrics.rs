@@ -191,6 +191,7 @@ impl Metrics {
             reloads.outcomes.clone(),
         );
         registry.register_collector(Box::new(BackendCollector { upstreams }));
+        registry.register_collector(Box::new(crate::logging::DroppedLinesCollector));
         Self { registry }
     }
 

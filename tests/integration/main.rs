@@ -15,6 +15,7 @@ mod errors;
 mod faults;
 mod grpc;
 mod hot_swap;
+mod logging;
 mod nginx_differential;
 mod other_languages;
 mod plugin_library;

@@ -414,12 +414,23 @@ pub struct LbxProcess {
     /// Where its admin API listens, read from its log.
     pub admin: SocketAddr,
     log: Arc<Mutex<String>>,
+    _unread_log: Option<std::io::Lines<BufReader<std::process::ChildStderr>>>,
 }
 
 impl LbxProcess {
     /// Start `lbx run <args> --listen 127.0.0.1:0 --admin 127.0.0.1:0` and wait until both
     /// listen.
     pub fn run(args: &[&str]) -> Self {
+        Self::start(args, true)
+    }
+
+    /// Like [`LbxProcess::run`], but once it listens nobody reads its log any more: the pipe
+    /// fills, as a stalled log destination would.
+    pub fn run_with_a_log_nobody_reads(args: &[&str]) -> Self {
+        Self::start(args, false)
+    }
+
+    fn start(args: &[&str], keep_reading: bool) -> Self {
         let mut child = Command::new(LBX_BIN)
             .arg("run")
             .args(args)
@@ -446,14 +457,21 @@ impl LbxProcess {
             tls = tls.or_else(|| value_of(" tls_listen="));
             log.lock().unwrap().push_str(&(line + "\n"));
         }
-        // Keep draining its log (so it never blocks on a full pipe) into `log`.
+        // Keep draining its log (so it never blocks on a full pipe) into `log`, or hold the
+        // pipe open unread.
         let kept = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                kept.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
+        let unread = if keep_reading {
+            std::thread::spawn(move || {
+                for line in lines.map_while(Result::ok) {
+                    kept.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+            None
+        } else {
+            Some(lines)
+        };
         Self {
+            _unread_log: unread,
             child,
             addr: addr.unwrap(),
             tls,

@@ -369,6 +369,34 @@ impl RawClient {
         String::from_utf8_lossy(&self.received).into_owned()
     }
 
+    /// Read until `needle` was received `count` times (or `limit` passed, or the connection
+    /// closed); returns how many times it was. Only the last bytes are kept, so a long stream
+    /// of answers is counted without holding it.
+    pub async fn read_until_count(&mut self, needle: &str, count: usize, limit: Duration) -> usize {
+        let needle = needle.as_bytes();
+        let tail = needle.len() - 1;
+        let mut counted = 0;
+        let _ = tokio::time::timeout(limit, async {
+            let mut chunk = [0u8; 16 * 1024];
+            while counted < count {
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                }
+                // The kept tail is shorter than the needle: every match found is a new one.
+                counted += self
+                    .received
+                    .windows(needle.len())
+                    .filter(|w| *w == needle)
+                    .count();
+                let drop = self.received.len().saturating_sub(tail);
+                self.received.drain(..drop);
+            }
+        })
+        .await;
+        counted
+    }
+
     /// Whether lbx closed the connection within `limit`.
     pub async fn closed_within(&mut self, limit: Duration) -> bool {
         tokio::time::timeout(limit, async {
