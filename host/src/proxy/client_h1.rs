@@ -9,14 +9,15 @@
 //! client is not sent a reset that could destroy the response it has not read yet.
 
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::client_body::{ClientSource, H1Body};
 use super::connection::{ClientStream, ConnectionInfo, https_location};
@@ -53,28 +54,28 @@ pub async fn serve<S: ClientStream>(
     mut stream: S,
     info: ConnectionInfo,
     proxy: Arc<Proxy>,
-    mut stop: StopReceiver,
+    stop: StopReceiver,
 ) {
     let mut buf = BytesMut::with_capacity(HEAD_READ_SIZE);
     let timeouts = proxy.policies().timeouts;
+    let mut between = BetweenRequests::new(&stop, timeouts.request_headers);
     loop {
-        let parsed =
-            match read_head(&mut stream, &mut buf, timeouts.request_headers, &mut stop).await {
-                HeadRead::Request(parsed) => parsed,
-                HeadRead::Closed => return,
-                HeadRead::TimedOut => {
-                    let error = ProxyError::HeadTimedOut(timeouts.request_headers);
-                    let _ = answer_error(&mut stream, &error, RequestId::next(), None, true).await;
-                    return linger(&mut stream).await;
-                }
-                HeadRead::Invalid(error) => {
-                    let error = ProxyError::BadRequest(error);
-                    let id = RequestId::next();
-                    error.log(id);
-                    let _ = answer_error(&mut stream, &error, id, None, true).await;
-                    return linger(&mut stream).await;
-                }
-            };
+        let parsed = match read_head(&mut stream, &mut buf, &mut between).await {
+            HeadRead::Request(parsed) => parsed,
+            HeadRead::Closed => return,
+            HeadRead::TimedOut => {
+                let error = ProxyError::HeadTimedOut(timeouts.request_headers);
+                let _ = answer_error(&mut stream, &error, RequestId::next(), None, true).await;
+                return linger(&mut stream).await;
+            }
+            HeadRead::Invalid(error) => {
+                let error = ProxyError::BadRequest(error);
+                let id = RequestId::next();
+                error.log(id);
+                let _ = answer_error(&mut stream, &error, id, None, true).await;
+                return linger(&mut stream).await;
+            }
+        };
         if let Some(port) = info.redirect_to_https {
             match redirect(&mut stream, &parsed, port).await {
                 Ok(true) => continue,
@@ -265,14 +266,13 @@ async fn redirect<S: ClientStream>(
     Ok(keep)
 }
 
-/// Read until a complete request head is in `buf`.
+/// Read until a complete request head is in `buf`, within the header timeout from now.
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
-    timeout: Duration,
-    stop: &mut StopReceiver,
+    between: &mut BetweenRequests,
 ) -> HeadRead {
-    let deadline = Instant::now().checked_add(timeout);
+    between.header_timer.start();
     loop {
         if !buf.is_empty() {
             match parse_request(buf) {
@@ -284,11 +284,11 @@ async fn read_head<S: AsyncRead + Unpin>(
         let idle = buf.is_empty();
         let read = tokio::select! {
             read = read_into(stream, buf, HEAD_READ_SIZE) => read,
-            _ = sleep_until(deadline) => {
+            () = between.header_timer.expired() => {
                 return if idle { HeadRead::Closed } else { HeadRead::TimedOut };
             }
             // Shutting down: a connection between requests closes at once.
-            _ = shutdown::stopped(stop), if idle => return HeadRead::Closed,
+            () = &mut between.stopped, if idle => return HeadRead::Closed,
         };
         match read {
             Ok(0) | Err(_) => return HeadRead::Closed,
@@ -297,11 +297,71 @@ async fn read_head<S: AsyncRead + Unpin>(
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+/// What a connection waits on while it reads a request head — the header timeout and the stop
+/// signal — kept for the connection's life. Made anew per request they cost a timer-wheel
+/// insert and removal and a waiter on the shared stop signal (under its lock) per request;
+/// kept, the timer is armed once and re-armed only when it fires before the current deadline
+/// (a keep-alive connection answering many requests a second moves the deadline on every
+/// request, the timer once per `request_headers`).
+struct BetweenRequests {
+    header_timer: LazyTimer,
+    /// Resolves once stop is raised; never polled after that (the connection ends).
+    stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl BetweenRequests {
+    fn new(stop: &StopReceiver, header_timeout: Duration) -> Self {
+        let mut stop = stop.clone();
+        Self {
+            header_timer: LazyTimer::new(header_timeout),
+            stopped: Box::pin(async move { shutdown::stopped(&mut stop).await }),
+        }
     }
+}
+
+/// A timeout restarted often and rarely reached: restarting it is a store, and the timer
+/// underneath, armed no later than the deadline, is re-armed when it fires early.
+struct LazyTimer {
+    timeout: Duration,
+    deadline: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl LazyTimer {
+    fn new(timeout: Duration) -> Self {
+        let deadline = far_or(Instant::now(), timeout);
+        Self {
+            timeout,
+            deadline,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    /// Start the timeout over from now. The deadline only moves later, so the timer stays
+    /// armed no later than it.
+    fn start(&mut self) {
+        self.deadline = far_or(Instant::now(), self.timeout);
+    }
+
+    /// Resolves at the deadline.
+    async fn expired(&mut self) {
+        std::future::poll_fn(|cx| {
+            loop {
+                ready!(self.timer.as_mut().poll(cx));
+                if Instant::now() >= self.deadline {
+                    return Poll::Ready(());
+                }
+                self.timer.as_mut().reset(self.deadline);
+            }
+        })
+        .await;
+    }
+}
+
+/// `now + timeout`, or a year from now if that does not fit.
+fn far_or(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// Interim responses to an HTTP/1.1 client.

@@ -242,8 +242,30 @@ fn forwarded_for(headers: &Headers, client: IpAddr, trusted: bool) -> Vec<u8> {
             chain.extend_from_slice(b", ");
         }
     }
-    chain.extend_from_slice(client.to_canonical().to_string().as_bytes());
+    write_ip(client.to_canonical(), &mut chain);
     chain
+}
+
+/// Append `ip` as text. IPv4 — nearly every client — is written digit by digit: going through
+/// `Display` and a `String` was ~1% of a worker's CPU per proxied request.
+fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => out.extend_from_slice(v6.to_string().as_bytes()),
+    }
 }
 
 /// The backend's response head made ready for the client: hop-by-hop fields (and the fields

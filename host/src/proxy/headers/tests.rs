@@ -211,3 +211,21 @@ fn http2_cookie_fields_are_joined_into_one() {
     assert_eq!(headers.count("cookie"), 1);
     assert_eq!(headers.get("cookie").unwrap(), "a=1; b=2");
 }
+
+#[test]
+fn client_addresses_are_written_as_display_writes_them() {
+    for ip in [
+        "0.0.0.0",
+        "9.10.99.100",
+        "127.0.0.1",
+        "255.255.255.255",
+        "10.200.3.45",
+        "::1",
+        "2001:db8::8:800:200c:417a",
+    ] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let mut out = Vec::new();
+        write_ip(ip, &mut out);
+        assert_eq!(out, ip.to_string().into_bytes());
+    }
+}
