@@ -205,7 +205,11 @@ fn take_trailer_section(buf: &mut BytesMut) -> Result<Option<Headers>, BodyError
 fn parse_trailers(section: &Bytes) -> Result<Headers, BodyError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILERS];
     let parsed = match httparse::parse_headers(section, &mut fields) {
-        Ok(httparse::Status::Complete((_, fields))) => fields,
+        // httparse takes a bare LF as a line end (RFC 9112 §2.2 allows it), so an empty line
+        // of one LF ends its fields before the CRLF CRLF the section was cut at. The bytes in
+        // between would be the next message to any parser that does the same: refused rather
+        // than discarded as trailers.
+        Ok(httparse::Status::Complete((consumed, fields))) if consumed == section.len() => fields,
         _ => return Err(BodyError::Malformed("invalid trailer field")),
     };
     let mut trailers = Headers::with_capacity(parsed.len());
@@ -300,6 +304,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_trailer_section_a_bare_lf_ends_early_is_refused_not_swallowed() {
+        // For a parser that takes a bare LF as a line end (RFC 9112 §2.2, as httparse does for
+        // heads) the section ends at the empty line and `GET /smuggled` is the next request;
+        // reading on to the next CRLF CRLF would discard it instead. Found by the differential
+        // test (lbx's answer depended on how the bytes arrived).
+        let cases: [&[u8]; 3] = [
+            b"0\r\n\nGET /smuggled HTTP/1.1\r\nHost: b\r\n\r\n",
+            b"0\r\nX: 1\n\nGET /smuggled HTTP/1.1\r\nHost: b\r\n\r\n",
+            b"0\r\nX: 1\n\r\nGET /smuggled HTTP/1.1\r\nHost: b\r\n\r\n",
+        ];
+        for case in cases {
+            for step in [1, 2, 5, case.len()] {
+                assert!(
+                    decode_in_steps(case, step).is_err(),
+                    "{:?} in steps of {step} should fail",
+                    String::from_utf8_lossy(case)
+                );
+            }
+        }
+        // A bare LF between trailer lines is still a line end.
+        let (_, trailers, ended) = decode_in_steps(b"0\r\nX: 1\nY: 2\r\n\r\n", 3).unwrap();
+        assert!(ended);
+        assert_eq!(trailers.get("y").unwrap(), "2");
     }
 
     #[test]

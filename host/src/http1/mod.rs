@@ -10,6 +10,9 @@
 //! place ([`parse`]), and written back out field by field, so what a backend receives is exactly
 //! what lbx decided to send — which the integration tests check byte for byte.
 //!
+//! The request side is fuzzed against hyper's HTTP/1.1 server (`differential`, a test module):
+//! any framing difference that no RFC-backed rule explains fails the test.
+//!
 //! This module is wire format only. What to forward, and who is at fault when something breaks,
 //! is decided in `proxy` and `upstream`.
 
@@ -18,6 +21,9 @@ pub mod chunked;
 pub mod encode;
 pub mod io;
 pub mod parse;
+
+#[cfg(test)]
+mod differential;
 
 pub use body::{BodyDecoder, BodyEncoding, BodyError, Decoded};
 pub use parse::{Framing, ParsedRequest, ParsedResponse, RequestError, ResponseError};

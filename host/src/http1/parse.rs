@@ -484,8 +484,15 @@ pub fn valid_authority(authority: &[u8]) -> bool {
                     | b'='
             )
     };
+    // pct-encoded = "%" HEXDIG HEXDIG (RFC 3986 §2.1); the digits pass as reg-name chars.
+    let pct_encoded = |i: usize| {
+        host.get(i + 1..i + 3)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    };
     !host.is_empty()
-        && (host.first() == Some(&b'[') || host.iter().all(reg_name_char))
+        && (host.first() == Some(&b'[')
+            || (host.iter().all(reg_name_char)
+                && (0..host.len()).all(|i| host[i] != b'%' || pct_encoded(i))))
         && port.len() <= 5
         && port.iter().all(u8::is_ascii_digit)
 }

@@ -76,6 +76,24 @@ fn host_is_required_once_and_valid_in_http_1_1() {
 }
 
 #[test]
+fn a_percent_sign_in_a_host_starts_two_hex_digits() {
+    // RFC 3986 §2.1 and §3.2.2: pct-encoded = "%" HEXDIG HEXDIG. Found by the differential
+    // test: lbx took `http://%.example/` (hyper's Uri refuses it) and `Host: %.example`.
+    for bad in ["%.example", "a%2", "a%zz.example", "a%.example:80"] {
+        let text = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+        assert_eq!(
+            refused(&text),
+            RequestError::Bad("invalid Host field"),
+            "Host: {bad}"
+        );
+        let text = format!("GET http://{bad}/ HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(matches!(refused(&text), RequestError::Bad(_)), "{bad}");
+    }
+    let parsed = accepted("GET http://a%2Eb/ HTTP/1.1\r\nHost: a%2eb:80\r\n\r\n");
+    assert_eq!(parsed.authority.unwrap(), "a%2Eb");
+}
+
+#[test]
 fn an_http_1_0_request_may_omit_host() {
     let parsed = accepted("GET / HTTP/1.0\r\n\r\n");
     assert_eq!(parsed.authority, None);
