@@ -116,17 +116,23 @@ async fn serve_connection(
             };
             info.secure = true;
             match negotiated {
-                Negotiated::Http2 => client_h2::serve(stream, info, proxy, stop).await,
-                Negotiated::Http1 => client_h1::serve(stream, info, proxy, stop).await,
+                Negotiated::Http2 => Box::pin(client_h2::serve(stream, info, proxy, stop)).await,
+                Negotiated::Http1 => Box::pin(client_h1::serve(stream, info, proxy, stop)).await,
             }
         }
         Role::Plain | Role::RedirectToHttps(_) => {
             if let Role::RedirectToHttps(port) = role {
                 info.redirect_to_https = Some(port);
             }
+            // Each protocol's future boxed: the task holds the one it runs, not room for the
+            // largest of them.
             match sniff(&stream, timeout).await {
-                Some(Protocol::Http2) => client_h2::serve(stream, info, proxy, stop).await,
-                Some(Protocol::Http1) => client_h1::serve(stream, info, proxy, stop).await,
+                Some(Protocol::Http2) => {
+                    Box::pin(client_h2::serve(stream, info, proxy, stop)).await
+                }
+                Some(Protocol::Http1) => {
+                    Box::pin(client_h1::serve(stream, info, proxy, stop)).await
+                }
                 None => {}
             }
         }
