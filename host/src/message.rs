@@ -41,11 +41,6 @@ impl Headers {
         });
     }
 
-    /// Append a field that is already built.
-    pub fn push_header(&mut self, header: Header) {
-        self.entries.push(header);
-    }
-
     /// The value of the first field called `name` (ASCII case-insensitive).
     pub fn get(&self, name: &str) -> Option<&Bytes> {
         self.entries

@@ -319,6 +319,15 @@ pub fn parse_response(
 /// a backend that sends it cannot be trusted to delimit this or the next response (§6.3 rule 3
 /// and 5: "the proxy MUST close the connection to the server, discard the received response,
 /// and send a 502").
+/// Whether a response to `method` with `status` has a body at all, whatever its fields say
+/// (RFC 9110 §6.4.1, RFC 9112 §6.3 rule 1).
+pub fn response_has_body(method: &Method, status: StatusCode) -> bool {
+    !(*method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
 fn response_framing(
     headers: &Headers,
     version: Version,
@@ -344,11 +353,7 @@ fn response_framing(
         ));
     }
     // §6.3 rule 1: these never have content, whatever their fields say.
-    if *method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if !response_has_body(method, status) {
         return Ok(Framing::Empty);
     }
     Ok(match (codings, lengths) {

@@ -20,6 +20,7 @@ use super::headers::{UpstreamFraming, client_response_head, upstream_h2_request}
 use super::request::RequestBody;
 use super::request_side::RequestSide;
 use super::{EXPECT_WAIT, InterimSink, Proxy};
+use crate::http1::parse::response_has_body;
 use crate::http1::{BodyEncoding, Framing};
 use crate::message::{ResponseHead, from_header_map};
 use crate::plugin::RequestMeta;
@@ -307,7 +308,7 @@ impl Proxy {
             }
         };
         let (parts, incoming) = response.into_parts();
-        let has_body = super::message_has_body(&meta.head.method, parts.status);
+        let has_body = response_has_body(&meta.head.method, parts.status);
         let framing = if !has_body || incoming.is_end_stream() {
             Framing::Empty
         } else {

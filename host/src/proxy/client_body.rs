@@ -48,23 +48,6 @@ pub trait ClientSource {
     fn is_done(&self) -> bool;
 }
 
-/// No body.
-#[derive(Debug, Default)]
-pub struct NoBody;
-
-impl ClientSource for NoBody {
-    fn poll_chunk(
-        &mut self,
-        _: &mut Context<'_>,
-    ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
-        Poll::Ready(Ok(None))
-    }
-
-    fn is_done(&self) -> bool {
-        true
-    }
-}
-
 /// A timer that fires when a body has been idle for its timeout; armed only while waiting.
 #[derive(Debug)]
 struct IdleTimer {

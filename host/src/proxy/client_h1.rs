@@ -24,12 +24,12 @@ use super::connection::{ClientStream, ConnectionInfo, https_location};
 use super::error::{Fault, ProxyError};
 use super::request::{ClientRequest, RequestBody, RequestId};
 use super::tunnel;
-use super::{Forwarded, Handled, InterimSink, Proxy, RequestSide, message_has_body};
+use super::{Forwarded, Handled, InterimSink, Proxy, RequestSide};
 use crate::http1::Framing;
 use crate::http1::body::{BodyDecoder, CHUNK_END, chunk_header, last_chunk};
 use crate::http1::encode::write_response_head;
 use crate::http1::io::{HEAD_READ_SIZE, read_into, write_all_flushed, write_all_vectored};
-use crate::http1::parse::{ParsedRequest, RequestError, parse_request};
+use crate::http1::parse::{ParsedRequest, RequestError, parse_request, response_has_body};
 use crate::message::{BodyChunk, ResponseHead};
 use crate::shutdown::{self, StopReceiver};
 
@@ -432,7 +432,7 @@ async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
     let Forwarded {
         mut head, mut body, ..
     } = forwarded;
-    let encoding = if !message_has_body(method, head.status) {
+    let encoding = if !response_has_body(method, head.status) {
         Encoding::None
     } else {
         match body.framing() {

@@ -25,9 +25,9 @@ use super::error::ProxyError;
 use super::headers::join_cookies;
 use super::relay::RelayedBody;
 use super::request::{ClientRequest, RequestBody, RequestId};
-use super::{Handled, NoInterim, Proxy, RequestSide, message_has_body};
+use super::{Handled, NoInterim, Proxy, RequestSide};
 use crate::http1::Framing;
-use crate::http1::parse::valid_authority;
+use crate::http1::parse::{response_has_body, valid_authority};
 use crate::message::RequestHead;
 use crate::message::{from_header_map, to_header_map};
 use crate::shutdown::{self, StopReceiver};
@@ -201,7 +201,7 @@ async fn handle(
             let mut response = Response::new(Either::Left(body));
             *response.status_mut() = head.status;
             *response.headers_mut() = to_header_map(&head.headers);
-            if message_has_body(&method, head.status) {
+            if response_has_body(&method, head.status) {
                 // An empty body ends the stream with the headers (gRPC's trailers-only answers
                 // among them): no length field is needed there.
                 let length = match framing {

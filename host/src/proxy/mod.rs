@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, StatusCode};
+use http::StatusCode;
 
 pub use access_log::AccessLog;
-pub use client_body::{BodyFeed, ClientBodyError, ClientSource, H1Body, H2Body, NoBody};
+pub use client_body::{BodyFeed, ClientBodyError, ClientSource, H1Body, H2Body};
 pub use connection::ConnectionInfo;
 pub use error::{Fault, ProxyError};
 pub use listener::{Listener, Role, serve};
@@ -39,6 +39,7 @@ pub use request::{ClientRequest, RequestBody, RequestId};
 pub use request_side::RequestSide;
 
 use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
+use crate::http1::parse::response_has_body;
 use crate::message::ResponseHead;
 use crate::plugin::{RequestMeta, Route, Router};
 use crate::upstream::Upstreams;
@@ -287,7 +288,7 @@ impl Proxy {
                     if status.is_server_error() && self.policies.outlier.count_5xx {
                         note_failure(&set, index, &self.policies.outlier);
                     }
-                    let has_body = message_has_body(&meta.head.method, status);
+                    let has_body = response_has_body(&meta.head.method, status);
                     let switched_to = tunnel
                         .as_ref()
                         .and_then(|_| head.headers.get("upgrade").cloned());
@@ -351,12 +352,4 @@ pub struct Handled<S> {
     /// The request's side: whether its body was read to its end, and the pump that may still
     /// be feeding it to an HTTP/2 backend.
     pub request: RequestSide<S>,
-}
-
-/// Whether a response to `method` with `status` has a body at all (RFC 9110 §6.4.1).
-fn message_has_body(method: &Method, status: StatusCode) -> bool {
-    !(*method == Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED)
 }

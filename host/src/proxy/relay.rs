@@ -60,11 +60,6 @@ impl RelayedBody {
         self.inner.framing()
     }
 
-    /// Whether the body has been relayed to its end.
-    pub fn is_end(&self) -> bool {
-        self.complete
-    }
-
     /// The next piece; `Ready(None)` at the clean end. An error means the backend broke the
     /// body: the client must see an incomplete message, never a complete one.
     pub fn poll_chunk(
@@ -88,13 +83,6 @@ impl RelayedBody {
             _ => {}
         }
         polled
-    }
-
-    /// Record the status the client was sent.
-    pub fn set_logged_status(&mut self, status: http::StatusCode) {
-        if let Some(log) = &mut self.log {
-            log.status = status;
-        }
     }
 }
 

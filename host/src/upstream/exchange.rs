@@ -101,11 +101,9 @@ pub struct Switched {
 pub struct Response {
     /// Its head.
     pub head: ResponseHead,
-    /// Its body, which owns the connection from now on.
+    /// Its body, which owns the connection from now on. (Whether the client's request body
+    /// was all read is the request side's to say: a response may come before it was.)
     pub body: ResponseBody,
-    /// Whether the whole request body was sent before the answer came. If not, the rest of
-    /// it is never sent, and the client's connection cannot be trusted for another request.
-    pub request_complete: bool,
 }
 
 /// How an exchange failed.
@@ -130,13 +128,6 @@ pub enum ExchangeError<E> {
     /// The request's overall deadline passed.
     #[error("request deadline passed")]
     Deadline,
-}
-
-impl<E> ExchangeError<E> {
-    /// Whether the request may have reached the backend's application.
-    pub fn maybe_processed(&self) -> bool {
-        !matches!(self, ExchangeError::Stale)
-    }
 }
 
 /// Where sending the request stands.
@@ -374,13 +365,13 @@ impl<'s, S: BodySource> Exchange<'s, S> {
     }
 
     fn finish(&mut self, parsed: ParsedResponse) -> Response {
-        let request_complete = self.sending == Sending::Done;
+        let request_sent = self.sending == Sending::Done;
         let conn = self
             .conn
             .take()
             .expect("connection held until the final response");
         // A connection is reused only if both messages ended where their framing says.
-        let reusable = parsed.keep_alive && request_complete && self.write_error.is_none();
+        let reusable = parsed.keep_alive && request_sent && self.write_error.is_none();
         Response {
             head: parsed.head,
             body: ResponseBody::http1(
@@ -390,7 +381,6 @@ impl<'s, S: BodySource> Exchange<'s, S> {
                 reusable,
                 self.timeouts.backend_idle,
             ),
-            request_complete,
         }
     }
 

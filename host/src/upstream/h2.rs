@@ -220,14 +220,4 @@ impl H2Connections {
             .push(Connection { sender, open });
         Ok(stream)
     }
-
-    /// Connections held now (for tests and status).
-    pub fn len(&self) -> usize {
-        self.connections.lock().expect("h2 connections lock").len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

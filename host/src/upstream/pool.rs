@@ -198,11 +198,6 @@ impl ConnectionPool {
     pub fn idle_count(&self) -> usize {
         self.idle.lock().expect("pool lock").len()
     }
-
-    /// HTTP/2 connections held now.
-    pub fn h2_connections(&self) -> usize {
-        self.h2.len()
-    }
 }
 
 #[cfg(test)]
