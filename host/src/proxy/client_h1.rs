@@ -11,13 +11,13 @@
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Poll, ready};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{Method, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::client_body::{ClientSource, H1Body};
 use super::connection::{ClientStream, ConnectionInfo, https_location};
@@ -32,6 +32,7 @@ use crate::http1::io::{HEAD_READ_SIZE, read_into, write_all_flushed, write_all_v
 use crate::http1::parse::{ParsedRequest, RequestError, parse_request, response_has_body};
 use crate::message::{BodyChunk, ResponseHead};
 use crate::shutdown::{self, StopReceiver};
+use crate::upstream::DeadlineTimer;
 
 /// The buffer a connection waits for its next request with: most heads fit, and it is small
 /// enough for the allocator's fastest path.
@@ -317,7 +318,7 @@ async fn read_more<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
 ) -> std::io::Result<usize> {
-    if buf.is_empty() && buf.capacity() != IDLE_READ_SIZE {
+    if buf.is_empty() {
         *buf = BytesMut::with_capacity(IDLE_READ_SIZE);
         return read_into(stream, buf, IDLE_READ_SIZE).await;
     }
@@ -331,7 +332,7 @@ async fn read_more<S: AsyncRead + Unpin>(
 /// (a keep-alive connection answering many requests a second moves the deadline on every
 /// request, the timer once per `request_headers`).
 struct BetweenRequests {
-    header_timer: LazyTimer,
+    header_timer: HeaderTimer,
     /// Resolves once stop is raised; never polled after that (the connection ends).
     stopped: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
@@ -340,48 +341,37 @@ impl BetweenRequests {
     fn new(stop: &StopReceiver, header_timeout: Duration) -> Self {
         let mut stop = stop.clone();
         Self {
-            header_timer: LazyTimer::new(header_timeout),
+            header_timer: HeaderTimer::new(header_timeout),
             stopped: Box::pin(async move { shutdown::stopped(&mut stop).await }),
         }
     }
 }
 
-/// A timeout restarted often and rarely reached: restarting it is a store, and the timer
-/// underneath, armed no later than the deadline, is re-armed when it fires early.
-struct LazyTimer {
+/// A timeout restarted for every request and rarely reached; restarting it only moves the
+/// deadline (the timer underneath catches up when it fires, see [`DeadlineTimer`]).
+struct HeaderTimer {
     timeout: Duration,
     deadline: Instant,
-    timer: Pin<Box<Sleep>>,
+    timer: DeadlineTimer,
 }
 
-impl LazyTimer {
+impl HeaderTimer {
     fn new(timeout: Duration) -> Self {
-        let deadline = far_or(Instant::now(), timeout);
         Self {
             timeout,
-            deadline,
-            timer: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline: far_or(Instant::now(), timeout),
+            timer: DeadlineTimer::new(),
         }
     }
 
-    /// Start the timeout over from now. The deadline only moves later, so the timer stays
-    /// armed no later than it.
+    /// Start the timeout over from now.
     fn start(&mut self) {
         self.deadline = far_or(Instant::now(), self.timeout);
     }
 
     /// Resolves at the deadline.
     async fn expired(&mut self) {
-        std::future::poll_fn(|cx| {
-            loop {
-                ready!(self.timer.as_mut().poll(cx));
-                if Instant::now() >= self.deadline {
-                    return Poll::Ready(());
-                }
-                self.timer.as_mut().reset(self.deadline);
-            }
-        })
-        .await;
+        std::future::poll_fn(|cx| self.timer.poll(cx, Some((self.deadline, ())))).await;
     }
 }
 

@@ -1,4 +1,5 @@
-//! The one timer a request waiting on a backend keeps, over HTTP/1.1 and HTTP/2 alike.
+//! The one timer a request waiting on a backend keeps, over HTTP/1.1 and HTTP/2 alike (and
+//! the one a client connection waiting for its next request head keeps).
 //!
 //! What is being waited on changes while a request is in flight — the backend not taking the
 //! body, then the response head after the body ended, and the request's overall deadline once
@@ -29,7 +30,13 @@ pub fn earliest(backend: Option<Instant>, request: Option<Instant>) -> Option<(I
     }
 }
 
-/// A timer re-armed to whatever deadline applies when it is polled.
+/// A timer that waits for whatever deadline applies when it is polled, tagged with what it
+/// stands for (`T`: which wait ran out).
+///
+/// Re-arming a tokio timer is a timer-wheel removal and insertion. A deadline that moves later
+/// — a keep-alive connection restarting its header timeout on every request — does not re-arm
+/// it: the timer stays armed at the earlier time and, when it fires early, is re-armed to the
+/// deadline then in force. Only a deadline that moves earlier re-arms it at once.
 #[derive(Debug)]
 pub struct DeadlineTimer {
     sleep: Option<Pin<Box<Sleep>>>,
@@ -46,22 +53,30 @@ impl DeadlineTimer {
     }
 
     /// Wait for `deadline` (none: nothing is due, the caller is woken by something else).
-    pub fn poll(
+    pub fn poll<T: Copy>(
         &mut self,
         cx: &mut Context<'_>,
-        deadline: Option<(Instant, Waited)>,
-    ) -> Poll<Waited> {
-        let Some((at, waited)) = deadline else {
+        deadline: Option<(Instant, T)>,
+    ) -> Poll<T> {
+        let Some((at, tag)) = deadline else {
             return Poll::Pending;
         };
         let sleep = self
             .sleep
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-        if self.armed_at != Some(at) {
+        if self.armed_at.is_none_or(|armed| at < armed) {
             sleep.as_mut().reset(at);
             self.armed_at = Some(at);
         }
-        sleep.as_mut().poll(cx).map(|()| waited)
+        loop {
+            std::task::ready!(sleep.as_mut().poll(cx));
+            if Instant::now() >= at {
+                return Poll::Ready(tag);
+            }
+            // Armed for an earlier deadline that has since moved on.
+            sleep.as_mut().reset(at);
+            self.armed_at = Some(at);
+        }
     }
 }
 
@@ -111,6 +126,22 @@ mod tests {
         })
         .await;
         assert_eq!(fired, Waited::Backend);
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(50) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+
+        // Moved later after it was armed: it fires at the later time, not the first.
+        let mut timer = DeadlineTimer::new();
+        let start = Instant::now();
+        let mut at = start + Duration::from_millis(20);
+        std::future::poll_fn(|cx| {
+            let polled = timer.poll(cx, Some((at, ())));
+            at = start + Duration::from_millis(60);
+            polled
+        })
+        .await;
         let took = start.elapsed();
         assert!(
             took >= Duration::from_millis(50) && took < Duration::from_secs(2),
