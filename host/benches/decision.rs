@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use lbx::config::BackendConfig;
+use lbx::config::{BackendConfig, BackendSpec};
 use lbx::metrics::DecisionMetrics;
 use lbx::plugin::{
     Breaker, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, Router,
 };
-use lbx::upstream::Upstreams;
+use lbx::upstream::{PoolSettings, Upstreams};
 
 fn request_with_20_headers() -> RequestMeta {
     let mut builder = http::Request::get("/api/v1/users/42?expand=orders");
@@ -32,12 +32,11 @@ fn eight_backends() -> Upstreams {
             ..BackendConfig::at(format!("http://127.0.0.1:{}", 9001 + i))
         })
         .collect();
-    Upstreams::new(
-        &configs,
-        lbx::Config::default().pool_settings(),
-        Default::default(),
-    )
-    .unwrap()
+    let specs: Vec<_> = configs
+        .iter()
+        .map(|config| BackendSpec::resolve(config, &Default::default(), "backend").unwrap())
+        .collect();
+    Upstreams::new(&specs, PoolSettings::from_config(&lbx::Config::default())).unwrap()
 }
 
 fn decision(c: &mut Criterion) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{BackendConfig, Config, HealthSettings};
+use crate::config::{BackendConfig, BackendSpec, Config, ConfigError, HealthSettings};
 use crate::plugin::{
     Decision, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, RetryContext,
     Route, interpret,
@@ -48,14 +48,18 @@ pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Res
     } else {
         config.backends.clone()
     };
+    let specs = backends
+        .iter()
+        .map(|backend| BackendSpec::resolve(backend, &HealthSettings::default(), "backend"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ConfigError::Invalid)?;
     let upstreams = Upstreams::new(
-        &backends,
+        &specs,
         PoolSettings {
             connect_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             max_idle: 0,
         },
-        HealthSettings::default(),
     )?;
     let set = upstreams.snapshot();
     let settings = config.plugin_settings();

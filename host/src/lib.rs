@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod proxy;
 pub mod reload;
+pub mod runtime_backends;
 pub mod server;
 pub mod shutdown;
 pub mod tls;

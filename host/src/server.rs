@@ -15,9 +15,11 @@ use crate::metrics::{DecisionMetrics, Metrics, ReloadMetrics};
 use crate::plugin::{Breaker, KvStore, Router};
 use crate::proxy::{self, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
+use crate::reload::history::ReloadHistory;
 use crate::reload::{Reloader, ReloaderParts};
+use crate::runtime_backends::BackendManager;
 use crate::tls::{Certificates, TlsTerminator};
-use crate::upstream::Upstreams;
+use crate::upstream::PoolSettings;
 
 /// Where the configuration came from, so a reload can read it again.
 #[derive(Debug, Clone, Default)]
@@ -69,11 +71,16 @@ impl Server {
         origin: Origin,
     ) -> anyhow::Result<Self> {
         config.validate()?;
-        let upstreams = Arc::new(Upstreams::new(
-            &config.backends,
-            config.pool_settings(),
+        let history = Arc::new(ReloadHistory::default());
+        let state_file = config.state_file(origin.config_file.as_deref());
+        let backends = Arc::new(BackendManager::start(
+            config.backends.clone(),
             config.health.clone(),
+            PoolSettings::from_config(config),
+            state_file,
+            history.clone(),
         )?);
+        let upstreams = backends.upstreams().clone();
         let decisions = DecisionMetrics::default();
         let reloads = ReloadMetrics::default();
         let plugin_settings = config.plugin_settings();
@@ -96,10 +103,11 @@ impl Server {
             overrides: origin.overrides,
             embedded,
             router: router.clone(),
-            upstreams: upstreams.clone(),
+            backends,
             kv: kv.clone(),
             certificates: certificates.clone(),
             metrics: reloads.clone(),
+            history,
             pool_size: worker_count(config.workers),
         }));
         reloader.load_initial().await?;

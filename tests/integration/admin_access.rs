@@ -129,7 +129,9 @@ async fn method_not_allowed_names_the_allowed_method() {
         "{answer}"
     );
     assert!(
-        answer.to_ascii_lowercase().contains("\r\nallow: get\r\n"),
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nallow: get, post\r\n"),
         "{answer}"
     );
     let answer = RawClient::exchange(

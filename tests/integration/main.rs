@@ -22,6 +22,7 @@ mod plugin_library;
 mod protocols;
 mod resilience;
 mod routing;
+mod runtime_backends;
 mod sandbox;
 mod startup;
 mod tls;

@@ -6,7 +6,8 @@
 //!   422 with the reason when refused (the old version keeps serving);
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
-//! - `GET /admin/backends`: each backend's id, address, labels and live stats, as JSON;
+//! - `/admin/backends`: the backend set, and adding, changing, draining and removing backends
+//!   at runtime ([`backends`] lists the endpoints); `GET /admin/reloads`: the reload history;
 //! - `GET /metrics`: Prometheus text format.
 //!
 //! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
@@ -31,6 +32,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 mod access;
+mod backends;
 
 pub use access::Access;
 
@@ -93,13 +95,14 @@ impl Admin {
             return refusal;
         }
         let path = request.uri().path();
+        if path == "/admin/backends" || path.starts_with("/admin/backends/") {
+            return backends::handle(self, request).await;
+        }
         match (request.method(), path) {
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
             (&Method::POST, "/admin/plugin/reload") => self.reload().await,
             (&Method::POST, "/admin/reload") => self.reload_all().await,
-            (&Method::GET, "/admin/backends") => {
-                json_response(StatusCode::OK, self.backends_status())
-            }
+            (&Method::GET, "/admin/reloads") => backends::reloads(self),
             (&Method::GET, "/metrics") => Response::builder()
                 .header(
                     header::CONTENT_TYPE,
@@ -107,7 +110,7 @@ impl Admin {
                 )
                 .body(Full::new(Bytes::from(self.metrics.render())))
                 .expect("static response parts are valid"),
-            (_, "/admin/plugin" | "/admin/backends" | "/metrics") => method_not_allowed("GET"),
+            (_, "/admin/plugin" | "/admin/reloads" | "/metrics") => method_not_allowed("GET"),
             (_, "/admin/plugin/reload" | "/admin/reload") => method_not_allowed("POST"),
             _ => text_response(
                 StatusCode::NOT_FOUND,
@@ -147,31 +150,6 @@ impl Admin {
             "last_refused_reload": last_refused_reload,
             "kv": kv,
         })
-    }
-
-    fn backends_status(&self) -> serde_json::Value {
-        let set = self.upstreams.snapshot();
-        let backends: Vec<_> = set
-            .backends
-            .iter()
-            .enumerate()
-            .map(|(index, b)| {
-                json!({
-                    "index": index,
-                    "id": b.id,
-                    "address": b.authority.as_str(),
-                    "weight": b.weight,
-                    "labels": b.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-                    "usable": b.is_usable(),
-                    "down": b.stats.is_down(),
-                    "ejected": b.stats.is_ejected(),
-                    "in_flight": b.stats.in_flight(),
-                    "requests": b.stats.requests(),
-                    "ewma_latency_us": b.stats.ewma_latency_us(),
-                })
-            })
-            .collect();
-        json!({ "generation": set.generation, "backends": backends })
     }
 
     /// Config, plugin and certificates together, as SIGHUP does.

@@ -84,6 +84,11 @@ pub struct AdminConfig {
     /// API through a DNS name rebound to 127.0.0.1.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Where backend changes made through the admin API are kept, so that a config reload or
+    /// a restart re-applies them. Default: `<config name>.state.json` beside the config file
+    /// (none, and changes last until exit, when lbx runs without a config file).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -93,6 +98,7 @@ impl Default for AdminConfig {
             listen: default_admin_listen(),
             token_file: None,
             allowed_hosts: Vec::new(),
+            state_file: None,
         }
     }
 }

@@ -6,19 +6,23 @@
 //! config must not silently fall back to a default. The failure-handling sections (timeouts,
 //! health, outlier detection, retries, pool) live in [`resilience`].
 
+mod backend;
 mod edge;
 mod resilience;
 mod tls;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::uri::Authority;
 use serde::Deserialize;
 
+use backend::is_https;
+pub use backend::{
+    BackendAddress, BackendConfig, BackendScheme, BackendSpec, BackendTls, MAX_ID_LEN,
+    parse_backend_url, resolve_all,
+};
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
@@ -147,60 +151,8 @@ impl PluginConfig {
     }
 }
 
-/// One `[[backend]]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackendConfig {
-    /// `http://host:port` (HTTP/1.1), `h2c://host:port` (cleartext HTTP/2) or
-    /// `https://host:port` (TLS; HTTP/2 or HTTP/1.1 by ALPN).
-    pub url: String,
-    /// Stable name shown to plugins, logs and metrics; defaults to `host:port`.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Relative weight handed to plugins (default 1).
-    #[serde(default = "default_weight")]
-    pub weight: u32,
-    /// Free-form labels handed to plugins, e.g. `{ pool = "api" }`.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// This backend's own health-check settings, over the global `[health]` ones.
-    #[serde(default)]
-    pub health: HealthSettings,
-    /// `https://` only: PEM file of the CA certificate(s) that sign this backend's certificate,
-    /// trusted instead of the system roots.
-    #[serde(default)]
-    pub ca: Option<PathBuf>,
-    /// `https://` only: the name sent as SNI and checked against the backend's certificate
-    /// (default: the URL's host).
-    #[serde(default)]
-    pub server_name: Option<String>,
-    /// `https://` only: accept any certificate (no verification). Off by default; a warning is
-    /// logged at start when on.
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-}
-
-impl BackendConfig {
-    /// A backend at `url` with every other setting at its default.
-    pub fn at(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            id: None,
-            weight: default_weight(),
-            labels: BTreeMap::new(),
-            health: HealthSettings::default(),
-            ca: None,
-            server_name: None,
-            insecure_skip_verify: false,
-        }
-    }
-}
-
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
-}
-fn default_weight() -> u32 {
-    1
 }
 fn default_decision_deadline() -> Duration {
     Duration::from_millis(5)
@@ -246,6 +198,13 @@ pub struct Overrides {
     pub backend_ca: Option<PathBuf>,
 }
 
+/// What validation resolved, for the parts that consume it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The file's backends, in order.
+    pub backends: Vec<BackendSpec>,
+}
+
 /// A configuration that could not be used, with every problem found.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -283,26 +242,6 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)
     }
-}
-
-/// How lbx talks to a backend, from its URL's scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendScheme {
-    /// `http://`: HTTP/1.1 over TCP.
-    Http,
-    /// `h2c://`: HTTP/2 over TCP, prior knowledge.
-    H2c,
-    /// `https://`: TLS, then HTTP/2 or HTTP/1.1 as ALPN settles.
-    Https,
-}
-
-/// A backend address that passed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendAddress {
-    /// How to talk to it.
-    pub scheme: BackendScheme,
-    /// `host:port`, as used for connecting (the port defaults to 80, or 443 for `https://`).
-    pub authority: Authority,
 }
 
 impl Default for Config {
@@ -366,6 +305,9 @@ impl Config {
         if let Some(token) = &mut self.admin.token_file {
             resolve(token);
         }
+        if let Some(state) = &mut self.admin.state_file {
+            resolve(state);
+        }
         for backend in &mut self.backends {
             if let Some(ca) = &mut backend.ca {
                 resolve(ca);
@@ -417,8 +359,9 @@ impl Config {
         }
     }
 
-    /// Check everything that parsing cannot, reporting all problems at once.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Check everything that parsing cannot, reporting all problems at once, and resolve the
+    /// backends into the specs `upstream` builds from.
+    pub fn validate(&self) -> Result<Resolved, ConfigError> {
         let mut problems = Vec::new();
         let mut problem = |key: String, message: String| problems.push(Problem { key, message });
 
@@ -436,54 +379,6 @@ impl Config {
                 "backend".into(),
                 "no backends configured: add [[backend]] url = \"http://host:port\" or --backend URL".into(),
             );
-        }
-        let mut seen_ids: BTreeMap<String, usize> = BTreeMap::new();
-        for (i, backend) in self.backends.iter().enumerate() {
-            let key = format!("backend[{i}]");
-            match parse_backend_url(&backend.url) {
-                Ok(address) => {
-                    let id = backend
-                        .id
-                        .clone()
-                        .unwrap_or_else(|| address.authority.to_string());
-                    if let Some(first) = seen_ids.insert(id.clone(), i) {
-                        problem(
-                            format!("{key}.id"),
-                            format!(
-                                "{id:?} is already used by backend[{first}]; ids must be unique"
-                            ),
-                        );
-                    }
-                }
-                Err(message) => problem(format!("{key}.url"), message),
-            }
-            if backend.weight == 0 {
-                problem(format!("{key}.weight"), "must be at least 1".into());
-            }
-            let https = is_https(&backend.url);
-            for (field, set) in [
-                ("ca", backend.ca.is_some()),
-                ("server_name", backend.server_name.is_some()),
-                ("insecure_skip_verify", backend.insecure_skip_verify),
-            ] {
-                if set && !https {
-                    problem(
-                        format!("{key}.{field}"),
-                        "only applies to https:// backends".into(),
-                    );
-                }
-            }
-            if let Some(name) = &backend.server_name
-                && rustls::pki_types::ServerName::try_from(name.as_str()).is_err()
-            {
-                problem(
-                    format!("{key}.server_name"),
-                    format!("{name:?} is not a DNS name or IP address"),
-                );
-            }
-            if backend.id.as_deref() == Some("") {
-                problem(format!("{key}.id"), "must not be empty".into());
-            }
         }
         if let Some(plugin) = &self.plugin {
             if plugin.deadline.is_zero() {
@@ -525,12 +420,7 @@ impl Config {
         if let Err(mut health) = self.health.resolve("health") {
             problems.append(&mut health);
         }
-        for (i, backend) in self.backends.iter().enumerate() {
-            let key = format!("backend[{i}].health");
-            if let Err(mut health) = backend.health.over(&self.health).resolve(&key) {
-                problems.append(&mut health);
-            }
-        }
+        let backends = resolve_all(&self.backends, &self.health, &mut problems);
         resilience::validate(
             &self.timeouts,
             &self.outlier,
@@ -541,7 +431,7 @@ impl Config {
         self.admin.validate(&mut problems);
         self.tls.validate(&mut problems);
         if problems.is_empty() {
-            Ok(())
+            Ok(Resolved { backends })
         } else {
             Err(ConfigError::Invalid(problems))
         }
@@ -566,13 +456,15 @@ impl Config {
         })
     }
 
-    /// Settings of every backend's connection pool.
-    pub fn pool_settings(&self) -> crate::upstream::PoolSettings {
-        crate::upstream::PoolSettings {
-            connect_timeout: self.timeouts.connect,
-            idle_timeout: self.pool.idle_timeout,
-            max_idle: self.pool.max_idle_per_backend,
+    /// The runtime state file for a config read from `config_file`: `[admin] state_file`, or
+    /// `<name>.state.json` beside the config file; none without either.
+    pub fn state_file(&self, config_file: Option<&Path>) -> Option<PathBuf> {
+        if let Some(path) = &self.admin.state_file {
+            return Some(path.clone());
         }
+        let file = config_file?;
+        let stem = file.file_stem()?.to_string_lossy();
+        Some(file.with_file_name(format!("{stem}.state.json")))
     }
 
     /// The plugin's `config` table as the JSON text its `init` receives.
@@ -596,57 +488,6 @@ pub(crate) fn check_duration(key: &str, value: Duration, problem: &mut impl FnMu
             ),
         );
     }
-}
-
-/// Whether `url` is a valid backend URL with the `https` scheme.
-fn is_https(url: &str) -> bool {
-    parse_backend_url(url).is_ok_and(|address| address.scheme == BackendScheme::Https)
-}
-
-/// Accept `http://host:port` (port 80 by default), `h2c://host:port` (80) and
-/// `https://host:port` (443), schemes in any case, and nothing else: lbx does not rewrite
-/// paths, so a path on a backend URL would be silently ignored — refuse it instead.
-pub fn parse_backend_url(url: &str) -> Result<BackendAddress, String> {
-    const EXPECTED: &str = "expected http://host:port, h2c://host:port or https://host:port";
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| format!("{url:?} is not a URL ({e}); {EXPECTED}"))?;
-    // Schemes are case-insensitive (RFC 3986 §3.1).
-    let (scheme, default_port) = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-        Some("http") => (BackendScheme::Http, 80),
-        Some("h2c") => (BackendScheme::H2c, 80),
-        Some("https") => (BackendScheme::Https, 443),
-        Some(other) => {
-            return Err(format!(
-                "{url:?}: scheme {other:?} is not supported for backends; {EXPECTED}"
-            ));
-        }
-        None => return Err(format!("{url:?} has no scheme; {EXPECTED}")),
-    };
-    let Some(authority) = uri.authority().cloned() else {
-        return Err(format!("{url:?} has no host; {EXPECTED}"));
-    };
-    if authority.host().is_empty() {
-        return Err(format!("{url:?} has no host; {EXPECTED}"));
-    }
-    if authority.as_str().contains('@') {
-        return Err(format!(
-            "{url:?}: credentials in backend URLs are not supported"
-        ));
-    }
-    if uri.path() != "/" || uri.query().is_some() {
-        return Err(format!(
-            "{url:?}: backend URLs cannot have a path or query; lbx forwards the client's path as is"
-        ));
-    }
-    let authority = if authority.port_u16().is_some() {
-        authority
-    } else {
-        format!("{}:{default_port}", authority.as_str())
-            .parse()
-            .map_err(|e| format!("{url:?}: {e}"))?
-    };
-    Ok(BackendAddress { scheme, authority })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Problem;
 
@@ -46,7 +46,7 @@ pub struct TimeoutConfig {
 }
 
 /// `[health]` (defaults for every backend) or a backend's own `health = { ... }`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthSettings {
     /// Path probed with GET; no path means no active checks.
@@ -85,6 +85,11 @@ pub struct HealthCheck {
 }
 
 impl HealthSettings {
+    /// Whether nothing is set (every value comes from the defaults).
+    pub fn is_unset(&self) -> bool {
+        *self == Self::default()
+    }
+
     /// `self` with unset fields taken from `defaults`.
     pub fn over(&self, defaults: &HealthSettings) -> HealthSettings {
         HealthSettings {

@@ -44,20 +44,14 @@ impl LeastInFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BackendConfig;
     use crate::upstream::Upstreams;
+    use crate::upstream::tests::{backend, pool_settings};
 
     fn set(n: usize) -> std::sync::Arc<BackendSet> {
-        let configs: Vec<_> = (0..n)
-            .map(|i| BackendConfig::at(format!("http://127.0.0.1:{}", 1000 + i)))
+        let specs: Vec<_> = (0..n)
+            .map(|i| backend(&format!("http://127.0.0.1:{}", 1000 + i), None))
             .collect();
-        Upstreams::new(
-            &configs,
-            crate::upstream::tests::pool_settings(),
-            Default::default(),
-        )
-        .unwrap()
-        .snapshot()
+        Upstreams::new(&specs, pool_settings()).unwrap().snapshot()
     }
 
     #[test]

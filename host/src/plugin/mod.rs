@@ -295,7 +295,10 @@ pub fn interpret(decision: Decision, set: &BackendSet) -> Result<Option<Route>, 
                 ));
             };
             if !backend.is_usable() {
-                return Err(format!("picked backend {} which is down", backend.id));
+                return Err(format!(
+                    "picked backend {}, which is not usable (down, ejected or draining)",
+                    backend.id
+                ));
             }
             Ok(Some(Route::Forward {
                 index,

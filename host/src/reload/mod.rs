@@ -4,9 +4,11 @@
 //! config, a certificate that does not parse or whose key does not match) is refused with a log
 //! line naming why, counted, and the running version keeps serving.
 //!
-//! Triggers: the file watcher ([`watch`]), SIGHUP, and `POST /admin/plugin/reload`. Reloads
+//! Triggers: the file watcher ([`watch`]), SIGHUP, `POST /admin/reload` and
+//! `POST /admin/plugin/reload`. Reloads
 //! are serialised; a reload that finds nothing changed (same bytes, same settings) does nothing.
 
+pub mod history;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -18,8 +20,10 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Overrides};
 use crate::metrics::{ReloadKind, ReloadMetrics};
 use crate::plugin::{KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, Router};
+use crate::runtime_backends::BackendManager;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
+use history::ReloadHistory;
 
 /// Where the routing plugin comes from.
 #[derive(Debug, Clone)]
@@ -57,9 +61,11 @@ pub struct Reloader {
     embedded: Option<PluginSource>,
     router: Arc<Router>,
     upstreams: Arc<Upstreams>,
+    backends: Arc<BackendManager>,
     kv: Arc<KvStore>,
     certificates: Option<Arc<Certificates>>,
     metrics: ReloadMetrics,
+    history: Arc<ReloadHistory>,
     pool_size: usize,
     engine: Mutex<Option<PluginEngine>>,
     /// The configuration in force; its lock also serialises reloads.
@@ -80,14 +86,16 @@ pub struct ReloaderParts {
     pub embedded: Option<PluginSource>,
     /// The router whose plugin is swapped.
     pub router: Arc<Router>,
-    /// The backend table that config reloads replace.
-    pub upstreams: Arc<Upstreams>,
+    /// The backend set's owner (config reloads and the admin API change it).
+    pub backends: Arc<BackendManager>,
     /// The key-value store plugins share.
     pub kv: Arc<KvStore>,
     /// The HTTPS listener's certificates, when there is one.
     pub certificates: Option<Arc<Certificates>>,
     /// Reload counters.
     pub metrics: ReloadMetrics,
+    /// The last reloads, for the admin API.
+    pub history: Arc<ReloadHistory>,
     /// Plugin instances to keep per version (one per worker).
     pub pool_size: usize,
 }
@@ -100,10 +108,12 @@ impl Reloader {
             overrides: parts.overrides,
             embedded: parts.embedded,
             router: parts.router,
-            upstreams: parts.upstreams,
+            upstreams: parts.backends.upstreams().clone(),
+            backends: parts.backends,
             kv: parts.kv,
             certificates: parts.certificates,
             metrics: parts.metrics,
+            history: parts.history,
             pool_size: parts.pool_size,
             engine: Mutex::new(None),
             config: tokio::sync::Mutex::new(parts.config),
@@ -150,6 +160,16 @@ impl Reloader {
     pub async fn watch_settings(&self) -> (bool, Duration) {
         let config = self.config.lock().await;
         (config.reload.watch, config.reload.debounce)
+    }
+
+    /// The last reloads and backend changes, newest first.
+    pub fn history(&self) -> &Arc<ReloadHistory> {
+        &self.history
+    }
+
+    /// The backend set's owner.
+    pub fn backends(&self) -> &Arc<BackendManager> {
+        &self.backends
     }
 
     /// The reason the last reload was refused, until one succeeds.
@@ -250,19 +270,23 @@ impl Reloader {
             None => self.router.current().is_some(),
         };
 
-        // Build everything first, apply only if all of it is good.
-        let set = if backends_changed {
-            Some(Arc::new(
-                self.upstreams
-                    .prepare(&next.backends, &next.health)
-                    .map_err(|e| Refused(e.to_string()))?,
-            ))
+        // Build everything first, apply only if all of it is good. The new backend set is the
+        // file's merged with the admin API's changes; it holds the backend lock until applied.
+        let backends = if backends_changed {
+            Some(
+                self.backends
+                    .reconfigure(next.backends.clone(), next.health.clone())
+                    .await
+                    .map_err(Refused)?,
+            )
         } else {
             None
         };
         let plugin = match (&next_source, plugin_changed) {
             (Some(source), true) => {
-                let trial = set.clone().unwrap_or_else(|| self.upstreams.snapshot());
+                let trial = backends
+                    .as_ref()
+                    .map_or_else(|| self.upstreams.snapshot(), |b| b.set());
                 let plugin = self
                     .load(source.clone(), next_options, trial)
                     .await
@@ -273,9 +297,10 @@ impl Reloader {
         };
 
         let mut applied = Vec::new();
-        if let Some(set) = set {
-            applied.push(format!("{} backends", set.len()));
-            self.upstreams.publish(set);
+        if let Some(backends) = backends {
+            let count = backends.set().len();
+            backends.commit().map_err(Refused)?;
+            applied.push(format!("{count} backends"));
         }
         if let Some(plugin) = plugin {
             applied.push(self.install(plugin));
@@ -341,6 +366,16 @@ impl Reloader {
     }
 
     fn record(&self, kind: ReloadKind, result: &Result<Outcome, Refused>) {
+        let what = match kind {
+            ReloadKind::Plugin => "plugin",
+            ReloadKind::Config => "config",
+            ReloadKind::Certificates => "certificates",
+        };
+        match result {
+            Ok(Outcome::Applied(detail)) => self.history.record(what, true, detail.clone()),
+            Ok(Outcome::Unchanged) => {}
+            Err(Refused(reason)) => self.history.record(what, false, reason.clone()),
+        }
         match result {
             Ok(Outcome::Applied(what)) => {
                 self.metrics.record(kind, true);

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use http::uri::Authority;
 
-use crate::config::{BackendConfig, ConfigError, HealthCheck, HealthSettings, parse_backend_url};
+use crate::config::{BackendScheme, BackendSpec, BackendTls, HealthCheck};
 use crate::shutdown::{self, StopReceiver, StopSender};
 pub use deadline::{DeadlineTimer, Waited, earliest};
 pub use exchange::{
@@ -36,10 +36,14 @@ pub use transport::{Protocol, Transport};
 pub struct Backend {
     /// Stable identifier (config `id`, or `host:port`).
     pub id: String,
+    /// The URL it was configured with.
+    pub url: String,
+    /// How lbx talks to it.
+    pub scheme: BackendScheme,
     /// Where to connect: `host:port`.
     pub authority: Authority,
-    /// The configuration it was built from (what its pool's connections depend on).
-    pub config: BackendConfig,
+    /// How its certificate is checked (`https://`).
+    pub tls: BackendTls,
     /// Relative weight from the configuration.
     pub weight: u32,
     /// Labels from the configuration, sorted by key.
@@ -53,9 +57,23 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Whether the backend may receive new requests (healthy and not ejected).
+    /// Whether the backend may receive new requests (healthy, not ejected, not draining).
     pub fn is_usable(&self) -> bool {
         self.stats.is_usable()
+    }
+
+    /// The spec it was built from.
+    pub fn spec(&self) -> BackendSpec {
+        BackendSpec {
+            id: self.id.clone(),
+            url: self.url.clone(),
+            scheme: self.scheme,
+            authority: self.authority.clone(),
+            weight: self.weight,
+            labels: self.labels.clone(),
+            health: self.health.clone(),
+            tls: self.tls.clone(),
+        }
     }
 }
 
@@ -115,13 +133,9 @@ struct HealthChecks {
 }
 
 impl Upstreams {
-    /// Build the first backend set from configuration.
-    pub fn new(
-        configs: &[BackendConfig],
-        pool_settings: PoolSettings,
-        health_defaults: HealthSettings,
-    ) -> Result<Self, ConfigError> {
-        let set = build_set(configs, 1, &HashMap::new(), pool_settings, &health_defaults)?;
+    /// Build the first backend set.
+    pub fn new(specs: &[BackendSpec], pool_settings: PoolSettings) -> Result<Self, BuildError> {
+        let set = build_set(specs, 1, &HashMap::new(), pool_settings)?;
         Ok(Self {
             current: ArcSwap::from_pointee(set),
             generations: AtomicU64::new(1),
@@ -166,25 +180,15 @@ impl Upstreams {
         self.current.load_full()
     }
 
-    /// Build a new set from configuration without putting it in force (a reload checks the
-    /// plugin against it first). Backends whose id remains keep their live stats and, if the
-    /// address is unchanged, their open connections.
-    pub fn prepare(
-        &self,
-        configs: &[BackendConfig],
-        health_defaults: &HealthSettings,
-    ) -> Result<BackendSet, ConfigError> {
+    /// Build a new set without putting it in force (a reload checks the plugin against it
+    /// first). Backends whose id remains keep their live stats and, if their address and
+    /// certificate rules are unchanged, their open connections.
+    pub fn prepare(&self, specs: &[BackendSpec]) -> Result<BackendSet, BuildError> {
         let old = self.snapshot();
         let carried: HashMap<&str, &Backend> =
             old.backends.iter().map(|b| (b.id.as_str(), b)).collect();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
-        build_set(
-            configs,
-            generation,
-            &carried,
-            self.pool_settings,
-            health_defaults,
-        )
+        build_set(specs, generation, &carried, self.pool_settings)
     }
 
     /// Put a prepared set in force and move the health checks over to it. Requests already
@@ -196,37 +200,46 @@ impl Upstreams {
     }
 }
 
-/// How to reach backend `i`: its scheme, and for `https://` a TLS client configuration.
-fn transport_for(
-    i: usize,
-    config: &BackendConfig,
-    address: &crate::config::BackendAddress,
-    pool_settings: PoolSettings,
-) -> Result<Transport, ConfigError> {
-    let invalid = |field: &str, message: String| {
-        ConfigError::Invalid(vec![crate::config::Problem {
-            key: format!("backend[{i}].{field}"),
-            message,
-        }])
+/// A backend that could not be built: its `https://` client configuration failed (an
+/// unreadable CA file, a server name rustls refuses).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backend {id:?}: {field}: {message}")]
+pub struct BuildError {
+    /// The backend.
+    pub id: String,
+    /// The setting at fault (`ca`, `server_name`).
+    pub field: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// How to reach a backend: its scheme, and for `https://` a TLS client configuration.
+fn transport_for(spec: &BackendSpec, pool_settings: PoolSettings) -> Result<Transport, BuildError> {
+    let invalid = |field: &'static str, message: String| BuildError {
+        id: spec.id.clone(),
+        field,
+        message,
     };
-    let tls = if address.scheme == crate::config::BackendScheme::Https {
-        if config.insecure_skip_verify {
+    let tls = if spec.scheme == BackendScheme::Https {
+        if spec.tls.insecure_skip_verify {
             tracing::warn!(
-                backend = %config.url,
+                backend = %spec.url,
                 "insecure_skip_verify: this backend's certificate is not verified; anyone on the \
                  path can impersonate it"
             );
         }
-        let client =
-            crate::tls::client::client_config(config.ca.as_deref(), config.insecure_skip_verify)
-                .map_err(|message| invalid("ca", message))?;
-        Some((client, config.server_name.clone()))
+        let client = crate::tls::client::client_config(
+            spec.tls.ca.as_deref(),
+            spec.tls.insecure_skip_verify,
+        )
+        .map_err(|message| invalid("ca", message))?;
+        Some((client, spec.tls.server_name.clone()))
     } else {
         None
     };
     Transport::new(
-        address.authority.clone(),
-        address.scheme,
+        spec.authority.clone(),
+        spec.scheme,
         tls,
         pool_settings.connect_timeout,
     )
@@ -234,58 +247,35 @@ fn transport_for(
 }
 
 fn build_set(
-    configs: &[BackendConfig],
+    specs: &[BackendSpec],
     generation: u64,
     carried: &HashMap<&str, &Backend>,
     pool_settings: PoolSettings,
-    health_defaults: &HealthSettings,
-) -> Result<BackendSet, ConfigError> {
-    let mut backends = Vec::with_capacity(configs.len());
-    for (i, config) in configs.iter().enumerate() {
-        let address = parse_backend_url(&config.url).map_err(|message| {
-            ConfigError::Invalid(vec![crate::config::Problem {
-                key: format!("backend[{i}].url"),
-                message,
-            }])
-        })?;
-        let id = config
-            .id
-            .clone()
-            .unwrap_or_else(|| address.authority.to_string());
-        let health = config
-            .health
-            .over(health_defaults)
-            .resolve(&format!("backend[{i}].health"))
-            .map_err(ConfigError::Invalid)?;
-        let previous = carried.get(id.as_str());
+) -> Result<BackendSet, BuildError> {
+    let mut backends = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let previous = carried.get(spec.id.as_str());
         let stats = previous.map(|b| b.stats.clone()).unwrap_or_default();
         // Open connections are kept only if nothing they depend on changed.
-        let same_connections = |b: &&&Backend| {
-            b.config.url == config.url
-                && b.config.ca == config.ca
-                && b.config.server_name == config.server_name
-                && b.config.insecure_skip_verify == config.insecure_skip_verify
-        };
-        let pool = match previous.filter(same_connections) {
+        let pool = match previous.filter(|b| b.url == spec.url && b.tls == spec.tls) {
             Some(b) => b.pool.clone(),
             None => Arc::new(ConnectionPool::new(
-                transport_for(i, config, &address, pool_settings)?,
+                transport_for(spec, pool_settings)?,
                 pool_settings,
             )),
         };
+        let spec = spec.clone();
         backends.push(Backend {
-            id,
-            config: config.clone(),
+            id: spec.id,
+            url: spec.url,
+            scheme: spec.scheme,
+            authority: spec.authority,
+            tls: spec.tls,
+            weight: spec.weight,
+            labels: spec.labels,
+            health: spec.health,
             stats,
             pool,
-            health,
-            authority: address.authority,
-            weight: config.weight,
-            labels: config
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
         });
     }
     Ok(BackendSet {
@@ -306,11 +296,13 @@ pub(crate) mod tests {
         }
     }
 
-    fn backend(url: &str, id: Option<&str>) -> BackendConfig {
-        BackendConfig {
+    /// A resolved backend at `url`, named `id` (default `host:port`).
+    pub(crate) fn backend(url: &str, id: Option<&str>) -> BackendSpec {
+        let config = crate::config::BackendConfig {
             id: id.map(Into::into),
-            ..BackendConfig::at(url)
-        }
+            ..crate::config::BackendConfig::at(url)
+        };
+        BackendSpec::resolve(&config, &Default::default(), "backend").expect("valid test backend")
     }
 
     #[test]
@@ -318,8 +310,7 @@ pub(crate) mod tests {
         let configs: Vec<_> = (1..=4)
             .map(|port| backend(&format!("http://127.0.0.1:{port}"), None))
             .collect();
-        let upstreams =
-            Upstreams::new(&configs, pool_settings(), HealthSettings::default()).unwrap();
+        let upstreams = Upstreams::new(&configs, pool_settings()).unwrap();
         let set = upstreams.snapshot();
         let outlier = crate::config::OutlierConfig {
             consecutive_failures: 1,
@@ -335,12 +326,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_lone_backend_may_always_be_ejected() {
-        let upstreams = Upstreams::new(
-            &[backend("http://127.0.0.1:1", None)],
-            pool_settings(),
-            HealthSettings::default(),
-        )
-        .unwrap();
+        let upstreams =
+            Upstreams::new(&[backend("http://127.0.0.1:1", None)], pool_settings()).unwrap();
         assert!(upstreams.snapshot().may_eject_another(10));
     }
 
@@ -352,20 +339,16 @@ pub(crate) mod tests {
                 backend("http://127.0.0.1:2", Some("b")),
             ],
             pool_settings(),
-            HealthSettings::default(),
         )
         .unwrap();
         let first = upstreams.snapshot();
         let _held = first.backends[0].stats.start_request();
 
         let next = upstreams
-            .prepare(
-                &[
-                    backend("http://127.0.0.1:3", Some("c")),
-                    backend("http://127.0.0.1:1", Some("a")),
-                ],
-                &HealthSettings::default(),
-            )
+            .prepare(&[
+                backend("http://127.0.0.1:3", Some("c")),
+                backend("http://127.0.0.1:1", Some("a")),
+            ])
             .unwrap();
         upstreams.publish(Arc::new(next));
         let second = upstreams.snapshot();

@@ -34,6 +34,17 @@ pub struct PoolSettings {
     pub max_idle: usize,
 }
 
+impl PoolSettings {
+    /// The settings `config` asks for (`[timeouts] connect`, `[pool]`).
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            connect_timeout: config.timeouts.connect,
+            idle_timeout: config.pool.idle_timeout,
+            max_idle: config.pool.max_idle_per_backend,
+        }
+    }
+}
+
 /// An open HTTP/1.1 connection to a backend.
 #[derive(Debug)]
 pub struct UpstreamConn {

@@ -28,6 +28,8 @@ pub struct LiveStats {
     last_ejection_ms: AtomicU64,
     /// Set by active health checks.
     down: AtomicBool,
+    /// Set by an operator (admin API): no new requests, in-flight ones finish.
+    draining: AtomicBool,
     requests: AtomicU64,
     epoch: Instant,
 }
@@ -42,6 +44,7 @@ impl Default for LiveStats {
             ejections: AtomicU32::new(0),
             last_ejection_ms: AtomicU64::new(0),
             down: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             requests: AtomicU64::new(0),
             epoch: Instant::now(),
         }
@@ -69,10 +72,22 @@ impl LiveStats {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Whether the backend may receive new requests: not failing its health check and not
-    /// ejected for failing real requests.
+    /// Whether the backend may receive new requests: not failing its health check, not
+    /// ejected for failing real requests, and not drained by an operator.
     pub fn is_usable(&self) -> bool {
-        !self.down.load(Ordering::Relaxed) && !self.is_ejected()
+        !self.down.load(Ordering::Relaxed)
+            && !self.draining.load(Ordering::Relaxed)
+            && !self.is_ejected()
+    }
+
+    /// Whether an operator drained the backend.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Drain (no new requests) or undrain the backend.
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::Relaxed);
     }
 
     /// Whether outlier detection has taken the backend out of rotation for now.

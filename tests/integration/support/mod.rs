@@ -865,6 +865,29 @@ pub async fn admin_post(url: &str) -> (u16, String) {
     (status.as_u16(), body)
 }
 
+/// Send `method` to an admin URL with an optional JSON body and bearer token; returns status
+/// and body.
+pub async fn admin_send(
+    method: &str,
+    url: &str,
+    json: Option<&str>,
+    token: Option<&str>,
+) -> (u16, String) {
+    let mut request = Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let body = match json {
+        Some(json) => {
+            request = request.header("content-type", "application/json");
+            Full::new(Bytes::from(json.to_string())).boxed()
+        }
+        None => Empty::new().boxed(),
+    };
+    let (status, _, body) = send(&http1_client(), request.body(body).unwrap()).await;
+    (status.as_u16(), body)
+}
+
 /// Poll `check` every 20 ms until it returns `Some`, for at most `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where

@@ -1,0 +1,344 @@
+//! The backend endpoints of the admin API, JSON in and out:
+//!
+//! - `GET /admin/backends`, `GET /admin/backends/{id}`: the set in force with live stats;
+//! - `POST /admin/backends` `{"url": …, "id": …, "weight": …, "labels": {…}}` → 201 with the
+//!   backend; 409 if the id is taken; 422 naming each invalid field;
+//! - `PATCH /admin/backends/{id}` with any of `weight`, `labels`, `drain` → 200;
+//! - `DELETE /admin/backends/{id}[?timeout=30s][&now=true]` → 202: drained now, gone once its
+//!   in-flight requests finish (or the timeout passes; `now` removes it at once);
+//! - `GET /admin/reloads`: the last reloads and backend changes, newest first.
+//!
+//! Changes go through [`BackendManager`], which keeps them in the state file.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::{Admin, json_response, method_not_allowed};
+use crate::config::{BackendConfig, Problem};
+use crate::runtime_backends::{ApiError, Patch, Roles};
+use crate::upstream::Backend;
+
+/// Largest request body the backend endpoints read.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How long a `DELETE` waits for in-flight requests by default.
+pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Route a request under `/admin/backends`.
+pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    let id = match path.strip_prefix("/admin/backends/") {
+        None => None,
+        Some(encoded) => match percent_decode(encoded) {
+            Some(id) if !id.is_empty() => Some(id),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "the backend id in the path is not valid",
+                );
+            }
+        },
+    };
+    match (request.method().clone(), id) {
+        (Method::GET, None) => json_response(StatusCode::OK, list(admin)),
+        (Method::POST, None) => add(admin, request).await,
+        (_, None) => method_not_allowed("GET, POST"),
+        (Method::GET, Some(id)) => match one(admin, &id) {
+            Some(backend) => json_response(StatusCode::OK, backend),
+            None => not_found(&id),
+        },
+        (Method::PATCH, Some(id)) => patch(admin, &id, request).await,
+        (Method::DELETE, Some(id)) => remove(admin, &id, request.uri().query()).await,
+        (_, Some(_)) => method_not_allowed("GET, PATCH, DELETE"),
+    }
+}
+
+/// `GET /admin/reloads`.
+pub fn reloads(admin: &Admin) -> Response<Full<Bytes>> {
+    let reloads: Vec<_> = admin
+        .reloader
+        .history()
+        .entries()
+        .into_iter()
+        .map(|entry| {
+            json!({
+                "at": humantime::format_rfc3339_millis(entry.at).to_string(),
+                "what": entry.what,
+                "result": if entry.applied { "applied" } else { "refused" },
+                "detail": entry.detail,
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, json!({ "reloads": reloads }))
+}
+
+/// Every backend in force.
+pub fn list(admin: &Admin) -> serde_json::Value {
+    let set = admin.upstreams.snapshot();
+    let roles = admin.reloader.backends().roles();
+    let backends: Vec<_> = set
+        .backends
+        .iter()
+        .enumerate()
+        .map(|(index, b)| describe(index, b, &roles))
+        .collect();
+    json!({ "generation": set.generation, "backends": backends })
+}
+
+fn one(admin: &Admin, id: &str) -> Option<serde_json::Value> {
+    let set = admin.upstreams.snapshot();
+    let roles = admin.reloader.backends().roles();
+    set.backends
+        .iter()
+        .enumerate()
+        .find(|(_, b)| b.id == id)
+        .map(|(index, b)| describe(index, b, &roles))
+}
+
+/// One backend as the API shows it.
+fn describe(index: usize, b: &Backend, roles: &Roles) -> serde_json::Value {
+    let draining = b.stats.is_draining();
+    let state = if draining {
+        "draining"
+    } else if b.stats.is_down() {
+        "down"
+    } else if b.stats.is_ejected() {
+        "ejected"
+    } else {
+        "up"
+    };
+    json!({
+        "index": index,
+        "id": b.id,
+        "url": b.url,
+        "address": b.authority.as_str(),
+        "source": roles.sources.get(&b.id).map_or("config", |s| s.as_str()),
+        "weight": b.weight,
+        "labels": b.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+        "state": state,
+        "usable": b.is_usable(),
+        "down": b.stats.is_down(),
+        "ejected": b.stats.is_ejected(),
+        "draining": draining,
+        "removing": roles.removing.contains(&b.id),
+        "in_flight": b.stats.in_flight(),
+        "requests": b.stats.requests(),
+        "ewma_latency_us": b.stats.ewma_latency_us(),
+    })
+}
+
+async fn add(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let backend: BackendConfig = match read_json(request).await {
+        Ok(backend) => backend,
+        Err(response) => return response,
+    };
+    match admin.reloader.backends().add(backend).await {
+        Ok(id) => {
+            let body = one(admin, &id).unwrap_or_else(|| json!({ "id": id }));
+            let mut response = json_response(StatusCode::CREATED, body);
+            if let Ok(location) = format!("/admin/backends/{}", percent_encode(&id)).parse() {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        Err(e) => api_error(e),
+    }
+}
+
+async fn patch(admin: &Admin, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let patch: Patch = match read_json(request).await {
+        Ok(patch) => patch,
+        Err(response) => return response,
+    };
+    match admin.reloader.backends().patch(id, &patch).await {
+        Ok(()) => match one(admin, id) {
+            Some(backend) => json_response(StatusCode::OK, backend),
+            None => not_found(id),
+        },
+        Err(e) => api_error(e),
+    }
+}
+
+async fn remove(admin: &Admin, id: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let mut now = false;
+    let mut timeout = DEFAULT_REMOVAL_TIMEOUT;
+    for (key, value) in query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+    {
+        match key {
+            "now" => match value {
+                "true" | "1" => now = true,
+                "false" | "0" => now = false,
+                _ => return invalid("now", "must be true or false"),
+            },
+            "timeout" => match humantime::parse_duration(value) {
+                Ok(value) if value <= crate::config::MAX_DURATION => timeout = value,
+                _ => return invalid("timeout", "must be a duration like 30s, at most 24h"),
+            },
+            _ => {}
+        }
+    }
+    let manager = admin.reloader.backends().clone();
+    match manager.remove(id, now, timeout).await {
+        Ok(()) => {
+            let remaining = one(admin, id);
+            let in_flight = remaining
+                .as_ref()
+                .and_then(|b| b.get("in_flight").cloned())
+                .unwrap_or(json!(0));
+            json_response(
+                StatusCode::ACCEPTED,
+                json!({
+                    "id": id,
+                    "result": if remaining.is_some() { "removing" } else { "removed" },
+                    "in_flight": in_flight,
+                    "timeout_seconds": timeout.as_secs_f64(),
+                }),
+            )
+        }
+        Err(e) => api_error(e),
+    }
+}
+
+/// Read a JSON body of at most [`MAX_BODY`] bytes into `T`; a response when it cannot be.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    request: Request<Incoming>,
+) -> Result<T, Response<Full<Bytes>>> {
+    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the body must be JSON of at most {MAX_BODY} bytes"),
+            ));
+        }
+    };
+    let mut json = serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        // The path names the field whose value is wrong (`weight`, `labels.pool`) or that is
+        // unknown; a missing field is named only in the message, the path being its parent.
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = match missing_field(&inner.to_string()) {
+            Some(name) if path == "." => name,
+            Some(name) => format!("{path}.{name}"),
+            None => path,
+        };
+        invalid_problems(&[Problem {
+            key: field,
+            message: format!("invalid JSON body: {inner}"),
+        }])
+    })
+}
+
+/// The field a "missing field `x`" message names.
+fn missing_field(message: &str) -> Option<String> {
+    if !message.starts_with("missing field") {
+        return None;
+    }
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_string())
+}
+
+fn api_error(error: ApiError) -> Response<Full<Bytes>> {
+    match error {
+        ApiError::NotFound(text) => self::error(StatusCode::NOT_FOUND, &text),
+        ApiError::Conflict(text) => self::error(StatusCode::CONFLICT, &text),
+        ApiError::Failed(text) => self::error(StatusCode::INTERNAL_SERVER_ERROR, &text),
+        ApiError::Invalid(problems) => invalid_problems(&problems),
+    }
+}
+
+fn invalid(field: &str, message: &str) -> Response<Full<Bytes>> {
+    invalid_problems(&[Problem {
+        key: field.into(),
+        message: message.into(),
+    }])
+}
+
+fn invalid_problems(problems: &[Problem]) -> Response<Full<Bytes>> {
+    let listed: Vec<_> = problems
+        .iter()
+        .map(|p| json!({ "field": p.key, "message": p.message }))
+        .collect();
+    let summary: Vec<_> = problems.iter().map(ToString::to_string).collect();
+    json_response(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({ "error": summary.join("; "), "problems": listed }),
+    )
+}
+
+fn not_found(id: &str) -> Response<Full<Bytes>> {
+    error(StatusCode::NOT_FOUND, &format!("no backend with id {id:?}"))
+}
+
+fn error(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    json_response(status, json!({ "error": text }))
+}
+
+/// Decode `%XX` escapes of a path segment; `None` if one is malformed or the result is not
+/// UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Escape what cannot stand in a path segment.
+fn percent_encode(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~:@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_in_paths_round_trip() {
+        for id in ["web-5", "127.0.0.1:9001", "a b/c%", "ünï"] {
+            assert_eq!(percent_decode(&percent_encode(id)).as_deref(), Some(id));
+        }
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        assert_eq!(
+            missing_field("missing field `url` at line 1 column 11").as_deref(),
+            Some("url")
+        );
+        assert_eq!(
+            missing_field("invalid type: string \"x\", expected u32"),
+            None
+        );
+    }
+}

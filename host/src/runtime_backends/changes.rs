@@ -1,0 +1,537 @@
+//! What the admin API changed about the backend set, and the rule that merges it with the
+//! config file. This is exactly what the state file holds.
+//!
+//! The merge rule (documented in the README, each branch tested below):
+//! 1. The config file defines the base set, in its order.
+//! 2. The state records, by id: backends **added** through the API (placed after the file's,
+//!    in the order they were added), file backends **removed** through the API, and
+//!    **overrides** of a file backend's `weight`, `labels` or drain state.
+//! 3. Each removal and override remembers the file's entry as it was when the API changed it.
+//!    If the file's entry for that id has been edited since, the file wins: the removal or
+//!    override is cleared (and logged). If the id is gone from the file, it is cleared too.
+//! 4. If the file now defines an id that the API added, the file wins and the added backend is
+//!    dropped from the state.
+//!
+//! So an operator who edits a backend in the file always gets what the file says, and changes
+//! made at runtime survive every reload and restart that does not touch that backend.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{BackendConfig, parse_backend_url};
+
+/// Version of the state file format written by this lbx.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The runtime changes to the file's backend set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeChanges {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u32,
+    /// Backends added through the API, in the order they were added.
+    #[serde(default)]
+    pub added: Vec<Added>,
+    /// File backends the API changed.
+    #[serde(default)]
+    pub overrides: Vec<Override>,
+    /// File backends the API removed.
+    #[serde(default)]
+    pub removed: Vec<Removal>,
+}
+
+/// A backend added through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Added {
+    /// The backend, as posted (with its id filled in).
+    pub backend: BackendConfig,
+    /// Drained by an operator.
+    #[serde(default)]
+    pub drain: bool,
+}
+
+/// A change the API made to a backend the config file defines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Override {
+    /// The backend's id.
+    pub id: String,
+    /// The weight set through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// The labels set through the API (replacing the file's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Drained by an operator.
+    #[serde(default)]
+    pub drain: bool,
+    /// The file's entry when the change was made; if the file's entry differs now, the file
+    /// was edited since and wins.
+    pub file_entry: BackendConfig,
+}
+
+/// A file backend the API removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Removal {
+    /// The backend's id.
+    pub id: String,
+    /// The file's entry when it was removed (as for [`Override::file_entry`]).
+    pub file_entry: BackendConfig,
+}
+
+/// Where a backend in force comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The config file (possibly with an API override).
+    Config,
+    /// Added through the admin API.
+    Api,
+}
+
+impl Source {
+    /// `config` or `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::Api => "api",
+        }
+    }
+}
+
+/// One backend of the merged set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Effective {
+    /// Its settings, overrides applied.
+    pub backend: BackendConfig,
+    /// Its id.
+    pub id: String,
+    /// Drained by an operator.
+    pub drain: bool,
+    /// Where it comes from.
+    pub source: Source,
+}
+
+/// The file and the runtime changes merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merged {
+    /// The backends in force, in order.
+    pub backends: Vec<Effective>,
+    /// The changes that still apply (the ones the file overruled are gone).
+    pub changes: RuntimeChanges,
+    /// One sentence for each change the file overruled.
+    pub cleared: Vec<String>,
+}
+
+/// A change the API was asked for and cannot make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeError {
+    /// No backend has this id.
+    NotFound(String),
+    /// The id is taken, or the change would leave the set unusable; the text says which.
+    Conflict(String),
+}
+
+/// What `PATCH` may change.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Patch {
+    /// New weight.
+    pub weight: Option<u32>,
+    /// New labels (replacing all of them).
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Drain (`true`) or undrain (`false`).
+    pub drain: Option<bool>,
+}
+
+/// The id a backend entry resolves to: its `id`, or `host:port` of its URL.
+pub fn backend_id(backend: &BackendConfig) -> String {
+    backend.id.clone().unwrap_or_else(|| {
+        parse_backend_url(&backend.url)
+            .map(|address| address.authority.to_string())
+            .unwrap_or_else(|_| backend.url.clone())
+    })
+}
+
+impl RuntimeChanges {
+    /// No changes.
+    pub fn new() -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            ..Self::default()
+        }
+    }
+
+    /// Whether there is nothing to re-apply.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.overrides.is_empty() && self.removed.is_empty()
+    }
+
+    /// Merge with the file's backends (see the module doc for the rule).
+    pub fn merge(&self, file: &[BackendConfig]) -> Merged {
+        let mut cleared = Vec::new();
+        let mut kept = RuntimeChanges::new();
+        let file_ids: Vec<String> = file.iter().map(backend_id).collect();
+        let in_file: HashSet<&str> = file_ids.iter().map(String::as_str).collect();
+        let mut backends = Vec::with_capacity(file.len() + self.added.len());
+
+        for (entry, id) in file.iter().zip(&file_ids) {
+            if let Some(removal) = self.removed.iter().find(|r| &r.id == id) {
+                if removal.file_entry == *entry {
+                    kept.removed.push(removal.clone());
+                    continue;
+                }
+                cleared.push(format!(
+                    "backend {id:?} was removed through the admin API, but the config file \
+                     changed it since: the file wins and it is back"
+                ));
+            }
+            let mut effective = Effective {
+                backend: entry.clone(),
+                id: id.clone(),
+                drain: false,
+                source: Source::Config,
+            };
+            if let Some(change) = self.overrides.iter().find(|o| &o.id == id) {
+                if change.file_entry == *entry {
+                    change.apply(&mut effective);
+                    kept.overrides.push(change.clone());
+                } else {
+                    cleared.push(format!(
+                        "backend {id:?} was changed through the admin API, but the config file \
+                         changed it since: the file's version is in force and the API change is \
+                         cleared"
+                    ));
+                }
+            }
+            backends.push(effective);
+        }
+        for gone in self
+            .overrides
+            .iter()
+            .map(|o| &o.id)
+            .chain(self.removed.iter().map(|r| &r.id))
+            .filter(|id| !in_file.contains(id.as_str()))
+        {
+            cleared.push(format!(
+                "backend {gone:?} is no longer in the config file: its admin API change is cleared"
+            ));
+        }
+        for added in &self.added {
+            let id = backend_id(&added.backend);
+            if in_file.contains(id.as_str()) {
+                cleared.push(format!(
+                    "backend {id:?} was added through the admin API, but the config file now \
+                     defines it: the file's entry is in force"
+                ));
+                continue;
+            }
+            kept.added.push(added.clone());
+            backends.push(Effective {
+                backend: added.backend.clone(),
+                id,
+                drain: added.drain,
+                source: Source::Api,
+            });
+        }
+        Merged {
+            backends,
+            changes: kept,
+            cleared,
+        }
+    }
+
+    /// Record a backend added through the API; `merged` is the set in force (for the id check).
+    pub fn add(&mut self, backend: BackendConfig, taken: &[&str]) -> Result<(), ChangeError> {
+        let id = backend_id(&backend);
+        if taken.contains(&id.as_str()) {
+            return Err(ChangeError::Conflict(format!(
+                "a backend with id {id:?} already exists"
+            )));
+        }
+        self.added.push(Added {
+            backend: BackendConfig {
+                id: Some(id),
+                ..backend
+            },
+            drain: false,
+        });
+        Ok(())
+    }
+
+    /// Apply `patch` to backend `id`; `file` is the config file's backends.
+    pub fn patch(
+        &mut self,
+        id: &str,
+        patch: &Patch,
+        file: &[BackendConfig],
+    ) -> Result<(), ChangeError> {
+        if let Some(added) = self.added.iter_mut().find(|a| backend_id(&a.backend) == id) {
+            if let Some(weight) = patch.weight {
+                added.backend.weight = weight;
+            }
+            if let Some(labels) = &patch.labels {
+                added.backend.labels.clone_from(labels);
+            }
+            if let Some(drain) = patch.drain {
+                added.drain = drain;
+            }
+            return Ok(());
+        }
+        let entry = self.live_file_entry(id, file)?;
+        let position = self.overrides.iter().position(|o| o.id == id);
+        let mut change = match position {
+            Some(i) => self.overrides.remove(i),
+            None => Override {
+                id: id.to_string(),
+                weight: None,
+                labels: None,
+                drain: false,
+                file_entry: entry.clone(),
+            },
+        };
+        if let Some(weight) = patch.weight {
+            change.weight = (weight != entry.weight).then_some(weight);
+        }
+        if let Some(labels) = &patch.labels {
+            change.labels = (*labels != entry.labels).then(|| labels.clone());
+        }
+        if let Some(drain) = patch.drain {
+            change.drain = drain;
+        }
+        // An override that changes nothing is not kept: the file alone describes the backend.
+        if change.weight.is_some() || change.labels.is_some() || change.drain {
+            self.overrides
+                .insert(position.unwrap_or(self.overrides.len()), change);
+        }
+        Ok(())
+    }
+
+    /// Record the removal of backend `id`.
+    pub fn remove(&mut self, id: &str, file: &[BackendConfig]) -> Result<(), ChangeError> {
+        if let Some(i) = self.added.iter().position(|a| backend_id(&a.backend) == id) {
+            self.added.remove(i);
+            return Ok(());
+        }
+        let entry = self.live_file_entry(id, file)?.clone();
+        self.overrides.retain(|o| o.id != id);
+        self.removed.push(Removal {
+            id: id.to_string(),
+            file_entry: entry,
+        });
+        Ok(())
+    }
+
+    /// The file's entry for `id`, if that backend is in force (not removed).
+    fn live_file_entry<'f>(
+        &self,
+        id: &str,
+        file: &'f [BackendConfig],
+    ) -> Result<&'f BackendConfig, ChangeError> {
+        if self.removed.iter().any(|r| r.id == id) {
+            return Err(ChangeError::NotFound(id.to_string()));
+        }
+        file.iter()
+            .find(|b| backend_id(b) == id)
+            .ok_or_else(|| ChangeError::NotFound(id.to_string()))
+    }
+}
+
+impl Override {
+    fn apply(&self, effective: &mut Effective) {
+        if let Some(weight) = self.weight {
+            effective.backend.weight = weight;
+        }
+        if let Some(labels) = &self.labels {
+            effective.backend.labels.clone_from(labels);
+        }
+        effective.drain = self.drain;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_backend(port: u16, id: &str) -> BackendConfig {
+        BackendConfig {
+            id: Some(id.into()),
+            ..BackendConfig::at(format!("http://127.0.0.1:{port}"))
+        }
+    }
+
+    fn ids(merged: &Merged) -> Vec<&str> {
+        merged.backends.iter().map(|b| b.id.as_str()).collect()
+    }
+
+    fn file() -> Vec<BackendConfig> {
+        vec![file_backend(1, "a"), file_backend(2, "b")]
+    }
+
+    #[test]
+    fn no_changes_is_the_file() {
+        let merged = RuntimeChanges::new().merge(&file());
+        assert_eq!(ids(&merged), ["a", "b"]);
+        assert!(merged.cleared.is_empty());
+        assert!(merged.backends.iter().all(|b| b.source == Source::Config));
+    }
+
+    #[test]
+    fn added_backends_follow_the_files_and_survive_a_reload_that_keeps_them_out() {
+        let mut changes = RuntimeChanges::new();
+        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
+        let merged = changes.merge(&file());
+        assert_eq!(ids(&merged), ["a", "b", "c"]);
+        assert_eq!(merged.backends[2].source, Source::Api);
+        // The file changed elsewhere (a backend added): the API's backend stays.
+        let mut edited = file();
+        edited.push(file_backend(4, "d"));
+        assert_eq!(ids(&changes.merge(&edited)), ["a", "b", "d", "c"]);
+    }
+
+    #[test]
+    fn an_added_id_that_is_taken_is_a_conflict() {
+        let mut changes = RuntimeChanges::new();
+        let err = changes.add(file_backend(9, "a"), &["a", "b"]).unwrap_err();
+        assert!(matches!(err, ChangeError::Conflict(_)));
+        assert!(changes.is_empty());
+    }
+
+    #[test]
+    fn an_id_the_file_takes_over_drops_the_added_backend() {
+        let mut changes = RuntimeChanges::new();
+        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
+        let mut edited = file();
+        edited.push(file_backend(5, "c"));
+        let merged = changes.merge(&edited);
+        assert_eq!(ids(&merged), ["a", "b", "c"]);
+        assert_eq!(merged.backends[2].backend.url, "http://127.0.0.1:5");
+        assert_eq!(merged.backends[2].source, Source::Config);
+        assert!(merged.changes.added.is_empty());
+        assert_eq!(merged.cleared.len(), 1, "{:?}", merged.cleared);
+    }
+
+    #[test]
+    fn an_override_applies_while_the_file_entry_is_unchanged() {
+        let mut changes = RuntimeChanges::new();
+        let patch = Patch {
+            weight: Some(5),
+            labels: Some([("pool".to_string(), "canary".to_string())].into()),
+            drain: Some(true),
+        };
+        changes.patch("b", &patch, &file()).unwrap();
+        let merged = changes.merge(&file());
+        let b = &merged.backends[1];
+        assert_eq!((b.backend.weight, b.drain), (5, true));
+        assert_eq!(b.backend.labels["pool"], "canary");
+        assert_eq!(merged.changes, changes);
+        // A reload with an edit elsewhere in the file keeps it.
+        let mut edited = file();
+        edited[0].weight = 7;
+        assert_eq!(changes.merge(&edited).backends[1].backend.weight, 5);
+    }
+
+    #[test]
+    fn a_file_edit_of_an_overridden_backend_wins_and_clears_the_override() {
+        let mut changes = RuntimeChanges::new();
+        let patch = Patch {
+            weight: Some(5),
+            drain: Some(true),
+            ..Patch::default()
+        };
+        changes.patch("b", &patch, &file()).unwrap();
+        let mut edited = file();
+        edited[1].weight = 3;
+        let merged = changes.merge(&edited);
+        let b = &merged.backends[1];
+        assert_eq!((b.backend.weight, b.drain), (3, false));
+        assert!(merged.changes.overrides.is_empty());
+        assert_eq!(merged.cleared.len(), 1);
+    }
+
+    #[test]
+    fn an_override_that_restores_the_file_is_dropped() {
+        let mut changes = RuntimeChanges::new();
+        let drain = |on| Patch {
+            drain: Some(on),
+            ..Patch::default()
+        };
+        changes.patch("a", &drain(true), &file()).unwrap();
+        assert_eq!(changes.overrides.len(), 1);
+        changes.patch("a", &drain(false), &file()).unwrap();
+        assert!(changes.is_empty());
+    }
+
+    #[test]
+    fn a_removed_file_backend_stays_removed_until_the_file_changes_it() {
+        let mut changes = RuntimeChanges::new();
+        changes.remove("a", &file()).unwrap();
+        assert_eq!(ids(&changes.merge(&file())), ["b"]);
+        assert!(matches!(
+            changes.remove("a", &file()),
+            Err(ChangeError::NotFound(_))
+        ));
+        let mut edited = file();
+        edited[0].url = "http://127.0.0.1:11".into();
+        let merged = changes.merge(&edited);
+        assert_eq!(ids(&merged), ["a", "b"]);
+        assert!(merged.changes.removed.is_empty());
+        assert_eq!(merged.cleared.len(), 1);
+    }
+
+    #[test]
+    fn changes_to_backends_gone_from_the_file_are_cleared() {
+        let mut changes = RuntimeChanges::new();
+        changes.remove("a", &file()).unwrap();
+        let patch = Patch {
+            weight: Some(9),
+            ..Patch::default()
+        };
+        changes.patch("b", &patch, &file()).unwrap();
+        let merged = changes.merge(&[file_backend(3, "c")]);
+        assert_eq!(ids(&merged), ["c"]);
+        assert!(merged.changes.is_empty());
+        assert_eq!(merged.cleared.len(), 2, "{:?}", merged.cleared);
+    }
+
+    #[test]
+    fn removing_an_added_backend_forgets_it() {
+        let mut changes = RuntimeChanges::new();
+        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
+        changes.remove("c", &file()).unwrap();
+        assert!(changes.is_empty());
+    }
+
+    #[test]
+    fn patching_an_added_backend_changes_it_in_place() {
+        let mut changes = RuntimeChanges::new();
+        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
+        let patch = Patch {
+            weight: Some(4),
+            drain: Some(true),
+            ..Patch::default()
+        };
+        changes.patch("c", &patch, &file()).unwrap();
+        let merged = changes.merge(&file());
+        assert_eq!(
+            (merged.backends[2].backend.weight, merged.backends[2].drain),
+            (4, true)
+        );
+        assert!(changes.overrides.is_empty());
+        assert!(matches!(
+            changes.patch("zz", &patch, &file()),
+            Err(ChangeError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn ids_default_to_host_and_port() {
+        let mut changes = RuntimeChanges::new();
+        changes
+            .add(BackendConfig::at("http://127.0.0.1:7"), &[])
+            .unwrap();
+        assert_eq!(changes.added[0].backend.id.as_deref(), Some("127.0.0.1:7"));
+    }
+}

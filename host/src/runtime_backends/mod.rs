@@ -1,0 +1,471 @@
+//! Backends changed at runtime: the admin API adds, drains, re-weights and removes backends;
+//! a config reload brings a new file. Both end here, as one merged list of specs put in force
+//! with one store ([`Upstreams::publish`]), and the API's changes are kept in the state file so
+//! that a reload or a restart re-applies them ([`changes`] has the merge rule).
+//!
+//! Changes are serialised by one lock. Each is built and written to the state file before it
+//! is put in force: a change that cannot be kept (the disk refused the write) is refused whole.
+//! A removal first drains the backend (no new requests) and takes it out of the set once its
+//! in-flight requests are done, or its timeout passes; requests already routed to it finish,
+//! since they hold the set they started with.
+
+pub mod changes;
+pub mod state_file;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{BackendConfig, BackendSpec, HealthSettings, Problem};
+use crate::reload::history::ReloadHistory;
+use crate::upstream::{BackendSet, PoolSettings, Upstreams};
+pub use changes::{ChangeError, Patch, RuntimeChanges, Source};
+
+/// How often a removal checks whether the drained backend's last request is done.
+const REMOVAL_POLL: Duration = Duration::from_millis(20);
+
+/// Why an admin API change was not made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// No backend has this id.
+    NotFound(String),
+    /// The change conflicts with the set in force; the text says how.
+    Conflict(String),
+    /// The input is invalid; each problem names its field.
+    Invalid(Vec<Problem>),
+    /// lbx could not keep the change (state file) or build it; nothing was changed.
+    Failed(String),
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        match error {
+            ChangeError::NotFound(id) => ApiError::NotFound(format!("no backend with id {id:?}")),
+            ChangeError::Conflict(text) => ApiError::Conflict(text),
+        }
+    }
+}
+
+/// What the admin API shows about each backend beyond the backend set itself.
+#[derive(Debug, Clone, Default)]
+pub struct Roles {
+    /// Where each backend comes from.
+    pub sources: HashMap<String, Source>,
+    /// Backends being removed (drained, leaving once idle).
+    pub removing: HashSet<String>,
+}
+
+/// The backend set's owner for changes made while running.
+#[derive(Debug)]
+pub struct BackendManager {
+    upstreams: Arc<Upstreams>,
+    state_file: Option<PathBuf>,
+    history: Arc<ReloadHistory>,
+    roles: ArcSwap<Roles>,
+    inner: tokio::sync::Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The config file's backends in force.
+    file: Vec<BackendConfig>,
+    /// The config file's `[health]`, for backends added through the API.
+    health_defaults: HealthSettings,
+    changes: RuntimeChanges,
+    /// Backends removed through the API that still finish requests.
+    removing: Vec<BackendSpec>,
+}
+
+/// A set built from a change, not yet in force.
+struct Prepared {
+    set: Arc<BackendSet>,
+    drained: HashSet<String>,
+    roles: Roles,
+    changes: RuntimeChanges,
+    cleared: Vec<String>,
+}
+
+impl BackendManager {
+    /// The first backend set: the config file's backends merged with the state file's
+    /// changes. A state file that cannot be read is an error (lbx must not start with a set
+    /// other than the one its operator built).
+    pub fn start(
+        file: Vec<BackendConfig>,
+        health_defaults: HealthSettings,
+        pool_settings: PoolSettings,
+        state_file: Option<PathBuf>,
+        history: Arc<ReloadHistory>,
+    ) -> anyhow::Result<Self> {
+        let changes = match &state_file {
+            Some(path) => state_file::load(path).map_err(anyhow::Error::msg)?,
+            None => RuntimeChanges::new(),
+        };
+        let inner = Inner {
+            file,
+            health_defaults,
+            changes: RuntimeChanges::new(),
+            removing: Vec::new(),
+        };
+        let (specs, drained, roles, merged) = resolve(&inner, &changes)
+            .map_err(|e| anyhow::anyhow!("backends from the state file: {}", describe(&e)))?;
+        let upstreams = Arc::new(Upstreams::new(&specs, pool_settings)?);
+        for backend in &upstreams.snapshot().backends {
+            backend.stats.set_draining(drained.contains(&backend.id));
+        }
+        for note in &merged.cleared {
+            tracing::warn!(state_file = ?state_file, "{note}");
+        }
+        if !merged.changes.is_empty() {
+            tracing::info!(
+                added = merged.changes.added.len(),
+                changed = merged.changes.overrides.len(),
+                removed = merged.changes.removed.len(),
+                "runtime backend changes re-applied from the state file"
+            );
+        }
+        // What the file overruled is gone from the state file too.
+        if let Some(path) = &state_file
+            && merged.changes != changes
+        {
+            state_file::save(path, &merged.changes).map_err(anyhow::Error::msg)?;
+        }
+        Ok(Self {
+            upstreams,
+            state_file,
+            history,
+            roles: ArcSwap::from_pointee(roles),
+            inner: tokio::sync::Mutex::new(Inner {
+                changes: merged.changes,
+                ..inner
+            }),
+        })
+    }
+
+    /// The backend table.
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
+    }
+
+    /// Sources and removals of the backends in force.
+    pub fn roles(&self) -> Arc<Roles> {
+        self.roles.load_full()
+    }
+
+    /// Where changes are kept, if anywhere.
+    pub fn state_file(&self) -> Option<&PathBuf> {
+        self.state_file.as_ref()
+    }
+
+    /// Add a backend (`POST /admin/backends`).
+    pub async fn add(&self, backend: BackendConfig) -> Result<String, ApiError> {
+        // The input's own problems first, with bare field names.
+        let spec = BackendSpec::resolve(&backend, &HealthSettings::default(), "")
+            .map_err(ApiError::Invalid)?;
+        let mut inner = self.inner.lock().await;
+        let set = self.upstreams.snapshot();
+        let taken: Vec<&str> = set.backends.iter().map(|b| b.id.as_str()).collect();
+        let mut changes = inner.changes.clone();
+        changes.add(backend, &taken)?;
+        let prepared = self.prepare(&inner, &changes)?;
+        self.commit(&mut inner, prepared)?;
+        self.note(format!("added {}", spec.id));
+        Ok(spec.id)
+    }
+
+    /// Change a backend's weight, labels or drain state (`PATCH /admin/backends/{id}`).
+    pub async fn patch(&self, id: &str, patch: &Patch) -> Result<(), ApiError> {
+        if patch.weight == Some(0) {
+            return Err(ApiError::Invalid(vec![Problem {
+                key: "weight".into(),
+                message: "must be at least 1".into(),
+            }]));
+        }
+        let mut inner = self.inner.lock().await;
+        if inner.removing.iter().any(|r| r.id == id) {
+            return Err(ApiError::Conflict(format!(
+                "backend {id:?} is being removed"
+            )));
+        }
+        let mut changes = inner.changes.clone();
+        changes.patch(id, patch, &inner.file)?;
+        let prepared = self.prepare(&inner, &changes)?;
+        self.commit(&mut inner, prepared)?;
+        let mut what = Vec::new();
+        if let Some(drain) = patch.drain {
+            what.push(if drain { "drained" } else { "undrained" }.to_string());
+        }
+        if let Some(weight) = patch.weight {
+            what.push(format!("weight {weight}"));
+        }
+        if patch.labels.is_some() {
+            what.push("labels".into());
+        }
+        self.note(format!("{id}: {}", what.join(", ")));
+        Ok(())
+    }
+
+    /// Remove a backend (`DELETE /admin/backends/{id}`): drained now, taken out of the set when
+    /// its in-flight requests are done or `timeout` passes — or at once with `now`.
+    pub async fn remove(
+        self: &Arc<Self>,
+        id: &str,
+        now: bool,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let mut inner = self.inner.lock().await;
+        if inner.removing.iter().any(|r| r.id == id) && !now {
+            return Ok(()); // already on its way out
+        }
+        let set = self.upstreams.snapshot();
+        let Some(backend) = set.backends.iter().find(|b| b.id == id) else {
+            return Err(ApiError::NotFound(format!("no backend with id {id:?}")));
+        };
+        let staying = set
+            .backends
+            .iter()
+            .filter(|b| b.id != id && !inner.removing.iter().any(|r| r.id == b.id))
+            .count();
+        if staying == 0 {
+            return Err(ApiError::Conflict(format!(
+                "{id:?} is the last backend; add another before removing it (or drain it)"
+            )));
+        }
+        let mut changes = inner.changes.clone();
+        if !inner.removing.iter().any(|r| r.id == id) {
+            changes.remove(id, &inner.file)?;
+        }
+        let stats = backend.stats.clone();
+        inner.removing.retain(|r| r.id != id);
+        if !now {
+            inner.removing.push(backend.spec());
+        }
+        let prepared = self.prepare(&inner, &changes);
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                inner.removing.retain(|r| r.id != id);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.commit(&mut inner, prepared) {
+            inner.removing.retain(|r| r.id != id);
+            return Err(e);
+        }
+        drop(inner);
+        if now {
+            self.note(format!("removed {id}"));
+            return Ok(());
+        }
+        self.note(format!("removing {id}: drained, leaving once idle"));
+        let manager = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + timeout;
+            while stats.in_flight() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(REMOVAL_POLL).await;
+            }
+            manager.finish_removal(&id, stats.in_flight()).await;
+        });
+        Ok(())
+    }
+
+    async fn finish_removal(&self, id: &str, in_flight: u32) {
+        let mut inner = self.inner.lock().await;
+        if !inner.removing.iter().any(|r| r.id == id) {
+            return; // removed at once meanwhile
+        }
+        inner.removing.retain(|r| r.id != id);
+        let changes = inner.changes.clone();
+        let result = self
+            .prepare(&inner, &changes)
+            .and_then(|prepared| self.commit(&mut inner, prepared));
+        match result {
+            Ok(()) if in_flight == 0 => self.note(format!("removed {id}")),
+            Ok(()) => self.note(format!(
+                "removed {id} after its timeout, with {in_flight} request(s) still finishing"
+            )),
+            Err(e) => tracing::error!(backend = id, error = %describe(&e), "cannot remove backend"),
+        }
+    }
+
+    /// Hold the set for a config reload: build the new file's backends merged with the runtime
+    /// changes, let the caller try its plugin on them, then commit or drop.
+    pub async fn reconfigure(
+        &self,
+        file: Vec<BackendConfig>,
+        health_defaults: HealthSettings,
+    ) -> Result<Reconfiguration<'_>, String> {
+        let mut inner = self.inner.lock().await;
+        let previous = (
+            std::mem::replace(&mut inner.file, file),
+            std::mem::replace(&mut inner.health_defaults, health_defaults),
+        );
+        let changes = inner.changes.clone();
+        match self.prepare(&inner, &changes) {
+            Ok(prepared) => Ok(Reconfiguration {
+                manager: self,
+                inner,
+                prepared: Some(prepared),
+                previous: Some(previous),
+            }),
+            Err(e) => {
+                (inner.file, inner.health_defaults) = previous;
+                Err(describe(&e))
+            }
+        }
+    }
+
+    fn prepare(&self, inner: &Inner, changes: &RuntimeChanges) -> Result<Prepared, ApiError> {
+        let (specs, drained, roles, merged) = resolve(inner, changes)?;
+        let set = self.upstreams.prepare(&specs).map_err(|e| {
+            ApiError::Invalid(vec![Problem {
+                key: e.field.into(),
+                message: e.message,
+            }])
+        })?;
+        Ok(Prepared {
+            set: Arc::new(set),
+            drained,
+            roles,
+            changes: merged.changes,
+            cleared: merged.cleared,
+        })
+    }
+
+    /// Keep the changes (state file), then put the set in force.
+    fn commit(&self, inner: &mut Inner, prepared: Prepared) -> Result<(), ApiError> {
+        if prepared.changes != inner.changes {
+            self.persist(&prepared.changes)
+                .map_err(|e| ApiError::Failed(e.to_string()))?;
+        }
+        for note in &prepared.cleared {
+            tracing::warn!("{note}");
+        }
+        inner.changes = prepared.changes;
+        // Stats are shared with the set in force, so a drain takes effect at once.
+        for backend in &prepared.set.backends {
+            backend
+                .stats
+                .set_draining(prepared.drained.contains(&backend.id));
+        }
+        self.roles.store(Arc::new(prepared.roles));
+        self.upstreams.publish(prepared.set);
+        Ok(())
+    }
+
+    fn persist(&self, changes: &RuntimeChanges) -> anyhow::Result<()> {
+        match &self.state_file {
+            Some(path) => state_file::save(path, changes).map_err(anyhow::Error::msg),
+            None => Ok(()),
+        }
+    }
+
+    fn note(&self, detail: String) {
+        tracing::info!(change = %detail, "backend set changed through the admin API");
+        self.history.record("backends", true, detail);
+    }
+}
+
+/// A config reload's new backend set, built and holding the lock until committed or dropped
+/// (dropping it keeps the file's backends that were in force).
+pub struct Reconfiguration<'a> {
+    manager: &'a BackendManager,
+    inner: tokio::sync::MutexGuard<'a, Inner>,
+    prepared: Option<Prepared>,
+    /// The file's backends and health defaults in force before, restored unless committed.
+    previous: Option<(Vec<BackendConfig>, HealthSettings)>,
+}
+
+impl std::fmt::Debug for Reconfiguration<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconfiguration")
+            .field("backends", &self.prepared.as_ref().map(|p| p.set.len()))
+            .finish()
+    }
+}
+
+impl Reconfiguration<'_> {
+    /// The set that would be put in force.
+    pub fn set(&self) -> Arc<BackendSet> {
+        self.prepared
+            .as_ref()
+            .expect("prepared until committed")
+            .set
+            .clone()
+    }
+
+    /// Put it in force.
+    pub fn commit(mut self) -> Result<(), String> {
+        let prepared = self.prepared.take().expect("prepared until committed");
+        self.manager
+            .commit(&mut self.inner, prepared)
+            .map_err(|e| describe(&e))?;
+        self.previous = None;
+        Ok(())
+    }
+}
+
+impl Drop for Reconfiguration<'_> {
+    fn drop(&mut self) {
+        if let Some((file, health_defaults)) = self.previous.take() {
+            self.inner.file = file;
+            self.inner.health_defaults = health_defaults;
+        }
+    }
+}
+
+type Resolution = (Vec<BackendSpec>, HashSet<String>, Roles, changes::Merged);
+
+/// Merge and resolve: the specs in order, the drained ids, and what the API shows.
+fn resolve(inner: &Inner, changes: &RuntimeChanges) -> Result<Resolution, ApiError> {
+    let merged = changes.merge(&inner.file);
+    let mut specs = Vec::with_capacity(merged.backends.len() + inner.removing.len());
+    let mut drained = HashSet::new();
+    let mut roles = Roles::default();
+    for effective in &merged.backends {
+        let key = format!("backend {:?}", effective.id);
+        let spec = BackendSpec::resolve(&effective.backend, &inner.health_defaults, &key)
+            .map_err(ApiError::Invalid)?;
+        if effective.drain {
+            drained.insert(spec.id.clone());
+        }
+        roles.sources.insert(spec.id.clone(), effective.source);
+        specs.push(spec);
+    }
+    for leaving in &inner.removing {
+        if roles.sources.contains_key(&leaving.id) {
+            continue;
+        }
+        drained.insert(leaving.id.clone());
+        roles.removing.insert(leaving.id.clone());
+        let source = if inner
+            .file
+            .iter()
+            .any(|b| changes::backend_id(b) == leaving.id)
+        {
+            Source::Config
+        } else {
+            Source::Api
+        };
+        roles.sources.insert(leaving.id.clone(), source);
+        specs.push(leaving.clone());
+    }
+    Ok((specs, drained, roles, merged))
+}
+
+/// One line for an error.
+pub fn describe(error: &ApiError) -> String {
+    match error {
+        ApiError::NotFound(text) | ApiError::Conflict(text) | ApiError::Failed(text) => {
+            text.clone()
+        }
+        ApiError::Invalid(problems) => problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
