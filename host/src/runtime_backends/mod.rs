@@ -66,6 +66,8 @@ pub struct BackendManager {
     history: Arc<ReloadHistory>,
     roles: ArcSwap<Roles>,
     inner: tokio::sync::Mutex<Inner>,
+    /// Whether the operator was told that changes are not kept (no state file).
+    warned_unkept: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -141,6 +143,7 @@ impl BackendManager {
                 changes: merged.changes,
                 ..inner
             }),
+            warned_unkept: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -365,6 +368,16 @@ impl BackendManager {
 
     fn note(&self, detail: String) {
         tracing::info!(change = %detail, "backend set changed through the admin API");
+        if self.state_file.is_none()
+            && !self
+                .warned_unkept
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "admin API backend changes are not kept across restarts: lbx runs without a \
+                 config file or [admin] state_file"
+            );
+        }
         self.history.record("backends", true, detail);
     }
 }
