@@ -7,7 +7,8 @@
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
 //! - `GET /admin/backends`: each backend's id, address, labels and live stats, as JSON;
-//! - `GET /metrics`: Prometheus text format.
+//! - `GET /metrics`: Prometheus text format;
+//! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed).
 //!
 //! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
 //! browser sends one) names a loopback address or one of `[admin] allowed_hosts` — a web page
@@ -31,8 +32,10 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 mod access;
+pub mod probes;
 
 pub use access::Access;
+pub use probes::Readiness;
 
 use crate::accept::accept_loop;
 use crate::metrics::Metrics;
@@ -58,10 +61,13 @@ pub struct Admin {
     pub access: Access,
     /// Time a client has to send a request head (and a keep-alive connection may idle).
     pub header_timeout: Duration,
+    /// What `/ready` reports.
+    pub readiness: Readiness,
 }
 
-/// Serve the admin API on `listener` until `stop`. Open admin connections are dropped then:
-/// nothing there needs to drain.
+/// Serve the admin API on `listener` until `stop`. The server raises `stop` when the proxy's
+/// drain ends, not when shutdown starts, so `/ready` answers 503 throughout the drain. Open
+/// admin connections are dropped then: nothing there needs to drain.
 pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(admin = %addr, "admin API listening");
@@ -89,10 +95,15 @@ pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) 
 
 impl Admin {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        if let Some(refusal) = self.access.refusal(&request) {
+        let path = request.uri().path();
+        let refusal = if probes::is_probe(path) {
+            self.access.origin_refusal(&request)
+        } else {
+            self.access.refusal(&request)
+        };
+        if let Some(refusal) = refusal {
             return refusal;
         }
-        let path = request.uri().path();
         match (request.method(), path) {
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
             (&Method::POST, "/admin/plugin/reload") => self.reload().await,
@@ -107,6 +118,9 @@ impl Admin {
                 )
                 .body(Full::new(Bytes::from(self.metrics.render())))
                 .expect("static response parts are valid"),
+            (&Method::GET | &Method::HEAD, probes::LIVE) => probes::live(),
+            (&Method::GET | &Method::HEAD, probes::READY) => probes::ready(&self.readiness),
+            (_, probes::LIVE | probes::READY) => method_not_allowed("GET, HEAD"),
             (_, "/admin/plugin" | "/admin/backends" | "/metrics") => method_not_allowed("GET"),
             (_, "/admin/plugin/reload" | "/admin/reload") => method_not_allowed("POST"),
             _ => text_response(
