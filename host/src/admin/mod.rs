@@ -13,7 +13,8 @@
 //! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
 //! browser sends one) names a loopback address or one of `[admin] allowed_hosts` — a web page
 //! cannot reach it through a DNS name rebound to 127.0.0.1, nor post to it across sites. With
-//! `[admin] token_file`, every request must also carry `Authorization: Bearer <token>`; without
+//! `[admin] token_file`, every request but the probes must also carry
+//! `Authorization: Bearer <token>` (why the probes need none: [`probes`]); without
 //! one, lbx refuses to start the admin API on a non-loopback address. A request head must
 //! arrive within `[timeouts] request_headers`, as on the proxy port.
 
