@@ -26,12 +26,15 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Run(RunArgs),
-    /// Check everything `run` would (config, files, certificates, the plugin with its `init`
-    /// config and one trial decision) without serving; print every problem and exit non-zero,
-    /// or print a summary and exit 0.
+    /// Check a config as `run` would, without serving: print every problem, or a summary.
+    ///
+    /// Checks the config, every file it names (certificates, keys, token, CAs) and the plugin
+    /// with its `init` config and one trial decision. Exits 0 when `run` would start.
     Validate(ConfigArgs),
-    /// Ask a running lbx to reload its config, plugin and certificates (as SIGHUP does) over
-    /// its admin API; print what was applied, or why it was refused and exit non-zero.
+    /// Ask a running lbx to reload its config, plugin and certificates, as SIGHUP does.
+    ///
+    /// Sends `POST /admin/reload` to its admin API and prints what was applied, or why it was
+    /// refused (exit 1; the running configuration keeps serving).
     Reload {
         /// The running lbx's admin API address [default: the config's `[admin] listen`, or
         /// 127.0.0.1:9901].
