@@ -1,8 +1,9 @@
 //! `lbx check PLUGIN.wasm [--config lbx.toml]`: is this file a plugin lbx can run, what does
 //! it decide, and how long does a decision take — before it goes anywhere near traffic.
 //!
-//! It loads the plugin exactly as `lbx run` would (same world, same sandbox, `init` with the
-//! config's `[plugin] config`), then runs a fixed set of synthetic requests over the config's
+//! It validates the config as `lbx run` would (every problem named by its key), loads the
+//! plugin exactly as `lbx run` would (same world, same sandbox, `init` with the config's
+//! `[plugin] config`), then runs a fixed set of synthetic requests over the config's
 //! backends (or three made-up ones) and prints each decision with its mean time. Any failure
 //! (not a component, wrong world, `init` refusal, a trap or an unusable answer) is an error.
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::config::{BackendConfig, BackendSpec, Config, ConfigError, HealthSettings};
+use crate::config::{BackendConfig, Config};
 use crate::plugin::{
     Decision, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, RetryContext,
     Route, interpret,
@@ -33,26 +34,20 @@ struct Scenario {
 }
 
 /// Run the check; returns the report to print, or why the plugin is not usable.
-pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Result<String> {
-    let config = match config {
+pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow::Result<String> {
+    let mut config = match config_file {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let backends = if config.backends.is_empty() {
-        (1..=3)
-            .map(|i| BackendConfig {
-                id: Some(format!("b{i}")),
-                ..BackendConfig::at(format!("http://127.0.0.1:{}", 9000 + i))
-            })
-            .collect()
-    } else {
-        config.backends.clone()
-    };
-    let specs = backends
-        .iter()
-        .map(|backend| BackendSpec::resolve(backend, &HealthSettings::default(), "backend"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ConfigError::Invalid)?;
+    if config.backends.is_empty() {
+        config.backends = made_up_backends();
+    }
+    // The plugin's settings must be what `lbx run` would accept, or the check proves nothing.
+    let resolved = config.validate().with_context(|| match config_file {
+        Some(path) => format!("{} cannot be used", path.display()),
+        None => "the default config cannot be used".into(),
+    })?;
+    let specs = resolved.backends;
     let upstreams = Upstreams::new(
         &specs,
         PoolSettings {
@@ -145,6 +140,16 @@ pub fn run(plugin: &Path, config: Option<&Path>, iterations: u32) -> anyhow::Res
     Ok(report)
 }
 
+/// Three backends that exist only for trying a plugin, for a config that names none.
+pub(crate) fn made_up_backends() -> Vec<BackendConfig> {
+    (1..=3)
+        .map(|i| BackendConfig {
+            id: Some(format!("b{i}")),
+            ..BackendConfig::at(format!("http://127.0.0.1:{}", 9000 + i))
+        })
+        .collect()
+}
+
 fn scenarios(backends: usize) -> Vec<Scenario> {
     let local = SocketAddr::from(([127, 0, 0, 1], 40000));
     let get = |target: &str| {
@@ -201,7 +206,8 @@ fn scenarios(backends: usize) -> Vec<Scenario> {
     list
 }
 
-fn describe(decision: &Decision, set: &BackendSet) -> anyhow::Result<String> {
+/// A decision in words, or why it is unusable over `set`.
+pub(crate) fn describe(decision: &Decision, set: &BackendSet) -> anyhow::Result<String> {
     let route = match interpret(decision.clone(), set) {
         Ok(route) => route,
         Err(reason) => bail!(reason),

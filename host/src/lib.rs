@@ -22,6 +22,7 @@ pub mod server;
 pub mod shutdown;
 pub mod tls;
 pub mod upstream;
+pub mod validate;
 
 pub use config::Config;
 pub use server::{PluginSource, Server};

@@ -26,6 +26,27 @@ struct Cli {
 enum Command {
     /// Run the proxy.
     Run(RunArgs),
+    /// Check a config as `run` would, without serving: print every problem, or a summary.
+    ///
+    /// Checks the config, every file it names (certificates, keys, token, CAs) and the plugin
+    /// with its `init` config and one trial decision. Exits 0 when `run` would start.
+    Validate(ConfigArgs),
+    /// Ask a running lbx to reload its config, plugin and certificates, as SIGHUP does.
+    ///
+    /// Sends `POST /admin/reload` to its admin API and prints what was applied, or why it was
+    /// refused (exit 1; the running configuration keeps serving).
+    Reload {
+        /// The running lbx's admin API address [default: the config's `[admin] listen`, or
+        /// 127.0.0.1:9901].
+        #[arg(long)]
+        admin: Option<String>,
+        /// File holding the admin bearer token [default: the config's `[admin] token_file`].
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Take the admin address and token file from this config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Start three demo backends and lbx with the embedded least_conn plugin in front of them.
     Demo {
         /// Address of the demo proxy.
@@ -66,6 +87,17 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT [default: 30, or
+    /// `timeouts.drain` from the config file].
+    #[arg(long)]
+    drain_secs: Option<u64>,
+}
+
+/// The config file and the flags that override it (`run` and `validate`).
+#[derive(Args)]
+struct ConfigArgs {
     /// TOML configuration file; flags given here override its values.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -84,10 +116,6 @@ struct RunArgs {
     /// Admin API address, or `off` [default: 127.0.0.1:9901].
     #[arg(long)]
     admin: Option<String>,
-    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT [default: 30, or
-    /// `timeouts.drain` from the config file].
-    #[arg(long)]
-    drain_secs: Option<u64>,
     /// Address of the HTTPS listener (HTTP/1.1 and HTTP/2 by ALPN), beside the plain one.
     #[arg(long)]
     tls_listen: Option<String>,
@@ -122,13 +150,13 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
-            let overrides = overrides(&args)?;
-            let config = load_config(args.config.as_deref(), overrides.clone())?;
+            let overrides = overrides(&args.config)?;
+            let config = load_config(args.config.config.as_deref(), overrides.clone())?;
             let runtime = build_runtime(config.workers)?;
             runtime.block_on(async {
                 let signals = StopSignals::install()?;
                 let origin = Origin {
-                    config_file: args.config.clone(),
+                    config_file: args.config.config.clone(),
                     overrides,
                 };
                 let mut server = Server::bind_from(&config, origin).await?;
@@ -140,6 +168,29 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 server.run(stop_rx).await;
                 anyhow::Ok(())
             })
+        }
+        Command::Validate(args) => {
+            let overrides = overrides(&args)?;
+            print!(
+                "{}",
+                lbx::validate::validate(args.config.as_deref(), overrides)?
+            );
+            Ok(())
+        }
+        Command::Reload {
+            admin,
+            token_file,
+            config,
+        } => {
+            use lbx::reload::remote;
+            let target = remote::Target::from_args(
+                admin.as_deref(),
+                token_file.as_deref(),
+                config.as_deref(),
+            )?;
+            let applied = build_runtime(1)?.block_on(remote::request_reload(&target))?;
+            println!("{applied}");
+            Ok(())
         }
         Command::Check {
             plugin,
@@ -174,7 +225,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn overrides(args: &RunArgs) -> anyhow::Result<Overrides> {
+fn overrides(args: &ConfigArgs) -> anyhow::Result<Overrides> {
     if args.tls_certs.len() != args.tls_keys.len() {
         anyhow::bail!(
             "--tls-cert and --tls-key pair up in order: got {} certificates and {} keys",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::admin::{self, Admin};
+use crate::admin::{self, Admin, Readiness};
 use crate::config::{Config, Overrides, TimeoutConfig};
 use crate::metrics::{DecisionMetrics, Metrics, ReloadMetrics};
 use crate::plugin::{Breaker, KvStore, Router};
@@ -40,6 +40,7 @@ pub struct Server {
     timeouts: TimeoutConfig,
     admin: Option<(TcpListener, Admin)>,
     reloader: Arc<Reloader>,
+    readiness: Readiness,
 }
 
 impl Server {
@@ -134,6 +135,7 @@ impl Server {
             }
             _ => None,
         };
+        let readiness = Readiness::default();
         let admin = if config.admin.enabled {
             let addr: SocketAddr = config.admin.listen.parse()?;
             let mut metrics = Metrics::new(&decisions, &reloads, upstreams.clone());
@@ -158,6 +160,7 @@ impl Server {
                     allowed_hosts: config.admin.allowed_hosts.clone(),
                 },
                 header_timeout: config.timeouts.request_headers,
+                readiness: readiness.clone(),
             };
             Some((admin::bind(addr).await?, admin))
         } else {
@@ -171,6 +174,7 @@ impl Server {
             timeouts: config.timeouts,
             admin,
             reloader,
+            readiness,
         })
     }
 
@@ -207,15 +211,27 @@ impl Server {
     }
 
     /// Start health checks, file watching and the admin API, serve until `shutdown` turns
-    /// true, then drain and return.
+    /// true, then drain and return. The admin API answers until the drain ends, `/ready` with
+    /// 503 from the moment shutdown starts.
     pub async fn run(self, shutdown: crate::shutdown::StopReceiver) {
         self.proxy.upstreams().spawn_health_checks(&shutdown);
         if let Err(e) = crate::reload::watch::spawn(self.reloader.clone(), &shutdown).await {
             tracing::warn!(error = %e, "cannot watch files for changes; reload with SIGHUP or the admin API");
         }
-        if let Some((listener, admin)) = self.admin {
-            tokio::spawn(admin::serve(listener, admin, shutdown.clone()));
-        }
+        // The admin API has a stop signal of its own: it outlives the proxy's accept loops.
+        let (stop_admin, admin_stopped) = crate::shutdown::channel();
+        let admin_task = self
+            .admin
+            .map(|(listener, admin)| tokio::spawn(admin::serve(listener, admin, admin_stopped)));
+        // Listeners are bound and the plugin is loaded (`bind` did both): ready. Set before the
+        // drain watcher starts, so a shutdown already raised still ends in "draining".
+        self.readiness.serving();
+        let readiness = self.readiness.clone();
+        let mut draining = shutdown.clone();
+        tokio::spawn(async move {
+            crate::shutdown::stopped(&mut draining).await;
+            readiness.draining();
+        });
         let address = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         let mut listeners = Vec::new();
         match self.tls {
@@ -250,6 +266,10 @@ impl Server {
             }
         }
         proxy::serve(listeners, self.proxy, shutdown, self.timeouts.drain).await;
+        let _ = stop_admin.send(true);
+        if let Some(admin_task) = admin_task {
+            let _ = admin_task.await;
+        }
     }
 }
 

@@ -102,3 +102,24 @@ fn check_refuses_other_worlds_and_plugins_that_overrun_their_deadline() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_refuses_a_config_lbx_run_would_refuse_naming_the_key() {
+    let dir = TempDir::new("check-invalid");
+    let config = dir.join("lbx.toml");
+    std::fs::write(
+        &config,
+        "[plugin]\npath = \"unused.wasm\"\ndeadline = \"1s\"\n\
+         [[backend]]\nurl = \"http://127.0.0.1:9\"\nweight = 0\n\
+         [[backend]]\nurl = \"http://127.0.0.1:10/api\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = check(&[plugins::LEAST_CONN, "--config", config.to_str().unwrap()]);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("backend[0].weight: must be at least 1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("backend[1].url: "), "{stderr}");
+    assert!(!stdout.contains("decisions"), "no plugin run: {stdout}");
+}

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    LbxProcess, LoadGenerator, TempDir, TestBackend, TestProxy, admin_get, admin_post, admin_send,
-    config, eventually, get, plugins, tally,
+    LBX_BIN, LbxProcess, LoadGenerator, TempDir, TestBackend, TestProxy, admin_get, admin_post,
+    admin_send, config, eventually, get, plugins, run_lbx_to_exit, run_tool, tally,
 };
 
 /// The backends `GET /admin/backends` lists.
@@ -407,4 +407,51 @@ async fn with_a_token_changes_need_it() {
     );
     let (status, body) = admin_send("POST", &url, Some(json), Some("0123456789abcdef0123")).await;
     assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_checks_the_state_file_and_run_refuses_a_damaged_one() {
+    let a = TestBackend::named("a").await;
+    let dir = TempDir::new("runtime-state-check");
+    let file = dir.join("lbx.toml");
+    std::fs::write(&file, config(None, &[&a], "")).unwrap();
+    let state = dir.join("lbx.state.json");
+    let config_arg = file.to_str().unwrap();
+
+    // A backend added by the API is part of what validate builds and lists.
+    let added = format!(
+        r#"{{"version": 1, "added": [{{"backend": {{"url": "http://127.0.0.1:1", "id": "web-9"}}}}]}}"#
+    );
+    std::fs::write(&state, added).unwrap();
+    let (ok, stdout, stderr) = run_tool(LBX_BIN, args(&["validate", "--config", config_arg])).await;
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("web-9"), "{stdout}");
+
+    // A damaged state file: validate names it, and run refuses to start rather than serve a
+    // set the operator did not build.
+    std::fs::write(&state, "{\"version\": 1, \"added\": [").unwrap();
+    let (ok, stdout, stderr) = run_tool(LBX_BIN, args(&["validate", "--config", config_arg])).await;
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("admin.state_file") && stderr.contains("lbx.state.json"),
+        "{stderr}"
+    );
+    let (ok, stderr) = run_lbx_to_exit(&[
+        "run",
+        "--config",
+        config_arg,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("lbx.state.json") && stderr.contains("not valid"),
+        "{stderr}"
+    );
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
 }

@@ -8,12 +8,14 @@
 //!   SIGHUP does; 200 or 422 likewise;
 //! - `/admin/backends`: the backend set, and adding, changing, draining and removing backends
 //!   at runtime ([`backends`] lists the endpoints); `GET /admin/reloads`: the reload history;
-//! - `GET /metrics`: Prometheus text format.
+//! - `GET /metrics`: Prometheus text format;
+//! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed).
 //!
 //! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
 //! browser sends one) names a loopback address or one of `[admin] allowed_hosts` — a web page
 //! cannot reach it through a DNS name rebound to 127.0.0.1, nor post to it across sites. With
-//! `[admin] token_file`, every request must also carry `Authorization: Bearer <token>`; without
+//! `[admin] token_file`, every request but the probes must also carry
+//! `Authorization: Bearer <token>` (why the probes need none: [`probes`]); without
 //! one, lbx refuses to start the admin API on a non-loopback address. A request head must
 //! arrive within `[timeouts] request_headers`, as on the proxy port.
 
@@ -33,8 +35,10 @@ use tokio::net::TcpListener;
 
 mod access;
 mod backends;
+pub mod probes;
 
 pub use access::Access;
+pub use probes::Readiness;
 
 use crate::accept::accept_loop;
 use crate::metrics::Metrics;
@@ -60,10 +64,13 @@ pub struct Admin {
     pub access: Access,
     /// Time a client has to send a request head (and a keep-alive connection may idle).
     pub header_timeout: Duration,
+    /// What `/ready` reports.
+    pub readiness: Readiness,
 }
 
-/// Serve the admin API on `listener` until `stop`. Open admin connections are dropped then:
-/// nothing there needs to drain.
+/// Serve the admin API on `listener` until `stop`. The server raises `stop` when the proxy's
+/// drain ends, not when shutdown starts, so `/ready` answers 503 throughout the drain. Open
+/// admin connections are dropped then: nothing there needs to drain.
 pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(admin = %addr, "admin API listening");
@@ -91,10 +98,15 @@ pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) 
 
 impl Admin {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        if let Some(refusal) = self.access.refusal(&request) {
+        let path = request.uri().path();
+        let refusal = if probes::is_probe(path) {
+            self.access.origin_refusal(&request)
+        } else {
+            self.access.refusal(&request)
+        };
+        if let Some(refusal) = refusal {
             return refusal;
         }
-        let path = request.uri().path();
         if path == "/admin/backends" || path.starts_with("/admin/backends/") {
             return backends::handle(self, request).await;
         }
@@ -110,6 +122,9 @@ impl Admin {
                 )
                 .body(Full::new(Bytes::from(self.metrics.render())))
                 .expect("static response parts are valid"),
+            (&Method::GET | &Method::HEAD, probes::LIVE) => probes::live(),
+            (&Method::GET | &Method::HEAD, probes::READY) => probes::ready(&self.readiness),
+            (_, probes::LIVE | probes::READY) => method_not_allowed("GET, HEAD"),
             (_, "/admin/plugin" | "/admin/reloads" | "/metrics") => method_not_allowed("GET"),
             (_, "/admin/plugin/reload" | "/admin/reload") => method_not_allowed("POST"),
             _ => text_response(

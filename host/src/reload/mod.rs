@@ -4,11 +4,12 @@
 //! config, a certificate that does not parse or whose key does not match) is refused with a log
 //! line naming why, counted, and the running version keeps serving.
 //!
-//! Triggers: the file watcher ([`watch`]), SIGHUP, `POST /admin/reload` and
-//! `POST /admin/plugin/reload`. Reloads
-//! are serialised; a reload that finds nothing changed (same bytes, same settings) does nothing.
+//! Triggers: the file watcher ([`watch`]), SIGHUP, `POST /admin/reload` (which `lbx reload`,
+//! [`remote`], sends) and `POST /admin/plugin/reload`. Reloads are serialised; a reload that
+//! finds nothing changed (same bytes, same settings) does nothing.
 
 pub mod history;
+pub mod remote;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
