@@ -1,6 +1,7 @@
 //! Who may call the admin API: the `Host` (and `Origin`, when a browser sends one) must name a
 //! loopback address or one of `[admin] allowed_hosts`, and with `[admin] token_file` every
-//! request must carry `Authorization: Bearer <token>`.
+//! request must carry `Authorization: Bearer <token>` — except the dashboard's static files,
+//! which hold no data (the API calls the page makes carry the token).
 
 use std::net::IpAddr;
 
@@ -31,6 +32,13 @@ impl std::fmt::Debug for Access {
 impl Access {
     /// The response to send when the request may not use the admin API.
     pub(super) fn refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+        self.host_refusal(request)
+            .or_else(|| self.token_refusal(request))
+    }
+
+    /// The response to send when the request's `Host` or `Origin` is not one the admin API
+    /// answers; the token is not looked at (the dashboard's files hold no data).
+    pub(super) fn host_refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
         let host = request
             .headers()
             .get(header::HOST)
@@ -62,6 +70,11 @@ impl Access {
                 ));
             }
         }
+        None
+    }
+
+    /// The response to send when a token is configured and the request does not carry it.
+    fn token_refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
         if let Some(token) = &self.token {
             let presented = request
                 .headers()

@@ -7,13 +7,15 @@
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
 //! - `GET /admin/backends`: each backend's id, address, labels and live stats, as JSON;
-//! - `GET /metrics`: Prometheus text format.
+//! - `GET /metrics`: Prometheus text format;
+//! - `GET /`: the live dashboard, a static page polling the endpoints above (`dashboard.rs`).
 //!
 //! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
 //! browser sends one) names a loopback address or one of `[admin] allowed_hosts` — a web page
 //! cannot reach it through a DNS name rebound to 127.0.0.1, nor post to it across sites. With
 //! `[admin] token_file`, every request must also carry `Authorization: Bearer <token>`; without
-//! one, lbx refuses to start the admin API on a non-loopback address. A request head must
+//! one, lbx refuses to start the admin API on a non-loopback address. The dashboard's files
+//! are the exception to the token rule: they hold no data, and the page asks for the token. A request head must
 //! arrive within `[timeouts] request_headers`, as on the proxy port.
 
 use std::convert::Infallible;
@@ -31,6 +33,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 mod access;
+mod dashboard;
 
 pub use access::Access;
 
@@ -89,11 +92,17 @@ pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) 
 
 impl Admin {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        if let Some(refusal) = self.access.refusal(&request) {
+        let path = request.uri().path();
+        let refusal = if dashboard::is_dashboard(path) {
+            self.access.host_refusal(&request)
+        } else {
+            self.access.refusal(&request)
+        };
+        if let Some(refusal) = refusal {
             return refusal;
         }
-        let path = request.uri().path();
         match (request.method(), path) {
+            (&Method::GET, _) if dashboard::is_dashboard(path) => dashboard::file(path),
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
             (&Method::POST, "/admin/plugin/reload") => self.reload().await,
             (&Method::POST, "/admin/reload") => self.reload_all().await,
@@ -108,10 +117,11 @@ impl Admin {
                 .body(Full::new(Bytes::from(self.metrics.render())))
                 .expect("static response parts are valid"),
             (_, "/admin/plugin" | "/admin/backends" | "/metrics") => method_not_allowed("GET"),
+            (_, _) if dashboard::is_dashboard(path) => method_not_allowed("GET"),
             (_, "/admin/plugin/reload" | "/admin/reload") => method_not_allowed("POST"),
             _ => text_response(
                 StatusCode::NOT_FOUND,
-                "not found; try /admin/plugin, /admin/backends, /metrics\n",
+                "not found; try /, /admin/plugin, /admin/backends, /metrics\n",
             ),
         }
     }
