@@ -181,6 +181,23 @@ mod tests {
     }
 
     #[test]
+    fn the_host_rules_alone_ignore_the_token_but_not_the_host() {
+        let access = Access {
+            token: Some("0123456789abcdef".into()),
+            ..Access::default()
+        };
+        let status = |request: &Request<()>| {
+            access
+                .host_refusal(request)
+                .map_or(200, |r| r.status().as_u16())
+        };
+        assert_eq!(status(&request("127.0.0.1:9901", None, None)), 200);
+        assert_eq!(status(&request("attacker.example", None, None)), 403);
+        let cross_site = request("127.0.0.1", Some("https://attacker.example"), None);
+        assert_eq!(status(&cross_site), 403);
+    }
+
+    #[test]
     fn with_a_token_every_request_needs_it() {
         let access = Access {
             token: Some("0123456789abcdef".into()),
