@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Prepare a fresh machine to build and test lbx: the pinned Rust toolchain (rust-toolchain.toml)
 # with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
-# against (nginx for the differential test, curl, openssl), and the Python packages the tests
-# use (componentize-py for the Python plugin, grpcio and websockets as real peers).
+# against (nginx for the differential test, curl, openssl, chromium for the dashboard test), and
+# the Python packages the tests use (componentize-py for the Python plugin, grpcio and websockets
+# as real peers, websockets also to drive Chromium).
 # Idempotent; run by demo.sh and test.sh.
 #
 # Run: bash scripts/setup.sh
@@ -49,8 +50,21 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "setup: nginx, curl, openssl and python3 ready"
 
+# Headless Chromium: the dashboard test loads the admin page in a real browser. Debian's
+# package is large (~300 MB with its libraries), so it is installed only when missing.
+if ! command -v chromium >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install Chromium as \`chromium\` (the dashboard test runs it headless)" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+echo "setup: chromium ready"
+
 # Python packages the tests use: componentize-py builds the example Python plugin; grpcio and
-# websockets are real gRPC and WebSocket peers that the tests run through lbx.
+# websockets are real gRPC and WebSocket peers that the tests run through lbx (websockets also
+# speaks Chromium's DevTools protocol for the dashboard test).
 COMPONENTIZE_PY=0.25.1
 GRPCIO=1.85.1
 WEBSOCKETS=17.4

@@ -128,6 +128,7 @@ pub async fn run(listen: Option<String>, admin: Option<String>) -> anyhow::Resul
     if let Some(admin) = admin_addr {
         println!("  curl http://{admin}/admin/plugin     # the plugin in force");
         println!("  curl http://{admin}/metrics          # Prometheus metrics");
+        println!("  open http://{admin}/ in a browser    # the live dashboard");
     }
     println!("Press Ctrl-C to stop.");
 

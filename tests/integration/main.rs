@@ -11,6 +11,7 @@ mod bodies;
 mod body_relay_property;
 mod check;
 mod config_reload;
+mod dashboard;
 mod errors;
 mod faults;
 mod grpc;

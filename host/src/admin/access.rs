@@ -1,6 +1,7 @@
 //! Who may call the admin API: the `Host` (and `Origin`, when a browser sends one) must name a
 //! loopback address or one of `[admin] allowed_hosts`, and with `[admin] token_file` every
-//! request must carry `Authorization: Bearer <token>`.
+//! request must carry `Authorization: Bearer <token>` — except the dashboard's static files,
+//! which hold no data (the API calls the page makes carry the token).
 
 use std::net::IpAddr;
 
@@ -31,12 +32,14 @@ impl std::fmt::Debug for Access {
 impl Access {
     /// The response to send when the request may not use the admin API.
     pub(super) fn refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
-        self.origin_refusal(request)
+        self.host_refusal(request)
             .or_else(|| self.token_refusal(request))
     }
 
-    /// The `Host`/`Origin` rules alone, for endpoints that need no token (the probes).
-    pub(super) fn origin_refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
+    /// The response to send when the request's `Host` or `Origin` is not one the admin API
+    /// answers; the token is not looked at (for what needs none: the probes and the
+    /// dashboard's files, which hold no data).
+    pub(super) fn host_refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
         let host = request
             .headers()
             .get(header::HOST)
@@ -71,6 +74,7 @@ impl Access {
         None
     }
 
+    /// The response to send when a token is configured and the request does not carry it.
     fn token_refusal<B>(&self, request: &Request<B>) -> Option<Response<Full<Bytes>>> {
         if let Some(token) = &self.token {
             let presented = request
@@ -175,6 +179,23 @@ mod tests {
         assert_eq!(status(&access, &evil), 403);
         let own = request("127.0.0.1:9901", Some("http://127.0.0.1:9901"), None);
         assert_eq!(status(&access, &own), 200);
+    }
+
+    #[test]
+    fn the_host_rules_alone_ignore_the_token_but_not_the_host() {
+        let access = Access {
+            token: Some("0123456789abcdef".into()),
+            ..Access::default()
+        };
+        let status = |request: &Request<()>| {
+            access
+                .host_refusal(request)
+                .map_or(200, |r| r.status().as_u16())
+        };
+        assert_eq!(status(&request("127.0.0.1:9901", None, None)), 200);
+        assert_eq!(status(&request("attacker.example", None, None)), 403);
+        let cross_site = request("127.0.0.1", Some("https://attacker.example"), None);
+        assert_eq!(status(&cross_site), 403);
     }
 
     #[test]

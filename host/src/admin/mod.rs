@@ -9,14 +9,16 @@
 //! - `/admin/backends`: the backend set, and adding, changing, draining and removing backends
 //!   at runtime ([`backends`] lists the endpoints); `GET /admin/reloads`: the reload history;
 //! - `GET /metrics`: Prometheus text format;
-//! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed).
+//! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed);
+//! - `GET /`: the live dashboard, a static page polling the endpoints above (`dashboard.rs`).
 //!
 //! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
 //! browser sends one) names a loopback address or one of `[admin] allowed_hosts` — a web page
 //! cannot reach it through a DNS name rebound to 127.0.0.1, nor post to it across sites. With
-//! `[admin] token_file`, every request but the probes must also carry
-//! `Authorization: Bearer <token>` (why the probes need none: [`probes`]); without
-//! one, lbx refuses to start the admin API on a non-loopback address. A request head must
+//! `[admin] token_file`, every request must also carry `Authorization: Bearer <token>`, but
+//! for the probes (why: [`probes`]) and the dashboard's files (they hold no data; the page asks
+//! for the token); without one, lbx refuses to start the admin API on a non-loopback address.
+//! A request head must
 //! arrive within `[timeouts] request_headers`, as on the proxy port.
 
 use std::convert::Infallible;
@@ -35,6 +37,7 @@ use tokio::net::TcpListener;
 
 mod access;
 mod backends;
+mod dashboard;
 pub mod probes;
 
 pub use access::Access;
@@ -99,8 +102,8 @@ pub async fn serve(listener: TcpListener, admin: Admin, mut stop: StopReceiver) 
 impl Admin {
     async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path();
-        let refusal = if probes::is_probe(path) {
-            self.access.origin_refusal(&request)
+        let refusal = if probes::is_probe(path) || dashboard::is_dashboard(path) {
+            self.access.host_refusal(&request)
         } else {
             self.access.refusal(&request)
         };
@@ -111,6 +114,7 @@ impl Admin {
             return backends::handle(self, request).await;
         }
         match (request.method(), path) {
+            (&Method::GET, _) if dashboard::is_dashboard(path) => dashboard::file(path),
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
             (&Method::POST, "/admin/plugin/reload") => self.reload().await,
             (&Method::POST, "/admin/reload") => self.reload_all().await,
@@ -126,10 +130,11 @@ impl Admin {
             (&Method::GET | &Method::HEAD, probes::READY) => probes::ready(&self.readiness),
             (_, probes::LIVE | probes::READY) => method_not_allowed("GET, HEAD"),
             (_, "/admin/plugin" | "/admin/reloads" | "/metrics") => method_not_allowed("GET"),
+            (_, _) if dashboard::is_dashboard(path) => method_not_allowed("GET"),
             (_, "/admin/plugin/reload" | "/admin/reload") => method_not_allowed("POST"),
             _ => text_response(
                 StatusCode::NOT_FOUND,
-                "not found; try /admin/plugin, /admin/backends, /metrics\n",
+                "not found; try /, /admin/plugin, /admin/backends, /metrics\n",
             ),
         }
     }

@@ -978,3 +978,6 @@ pub use nginx::{Nginx, free_port};
 
 mod peers;
 pub use peers::{PeerServer, run_peer};
+
+mod browser;
+pub use browser::Browser;

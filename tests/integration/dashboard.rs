@@ -1,0 +1,401 @@
+//! The live dashboard on the admin port: served at `/` without the token but under the Host
+//! rules and with its security headers; in a real headless Chromium, while traffic flows, it
+//! shows the backends, states and counters `/admin/backends` and `/admin/plugin` report, asks
+//! for the admin token once, and its drain buttons send the API's PATCH.
+//!
+//! Fields that other parts of lbx may or may not report yet (per-backend `traffic`, `state`,
+//! `draining`, the plugin's `decided_by` and decision time, `/admin/reloads`) are checked
+//! against the page when the API reports them, and as "–" when it does not.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use serde_json::Value;
+
+use crate::support::{
+    Browser, LoadGenerator, RawClient, TempDir, TestBackend, TestProxy, eventually, http1_client,
+    plugins, send,
+};
+
+const TOKEN: &str = "dashboard-test-token-0123456789";
+const CLIENTS: usize = 4;
+const DASH: &str = "–";
+
+/// lbx with the admin token, round robin over alpha, beta, gamma (up) and delta (its health
+/// check fails, so it goes down).
+async fn proxy_with_four_backends(dir: &TempDir, backends: &[TestBackend; 4]) -> TestProxy {
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut toml = format!(
+        "[plugin]\npath = {:?}\ndeadline = \"1s\"\n",
+        plugins::ROUND_ROBIN
+    );
+    for (backend, id) in backends.iter().zip(["alpha", "beta", "gamma", "delta"]) {
+        toml.push_str(&format!(
+            "[[backend]]\nurl = {:?}\nid = {id:?}\n",
+            backend.url()
+        ));
+    }
+    toml.push_str(&format!(
+        "[health]\npath = \"/healthz\"\ninterval = \"200ms\"\nfall = 1\n\
+         [admin]\ntoken_file = {:?}\n",
+        token_file.to_str().unwrap()
+    ));
+    TestProxy::start(&toml).await
+}
+
+/// An admin API call with the token: (status, body as JSON or Null).
+async fn admin(proxy: &TestProxy, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(proxy.admin_url(path))
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())).boxed())
+        .unwrap();
+    let (status, _, text) = send(&http1_client(), request).await;
+    (
+        status.as_u16(),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+    )
+}
+
+async fn backends_of(proxy: &TestProxy) -> Vec<Value> {
+    let (status, json) = admin(proxy, "GET", "/admin/backends", "").await;
+    assert_eq!(status, 200, "{json}");
+    json["backends"].as_array().unwrap().clone()
+}
+
+fn by_id<'a>(list: &'a [Value], id: &str) -> &'a Value {
+    list.iter()
+        .find(|b| b["id"] == id)
+        .unwrap_or_else(|| panic!("no backend {id} in {list:?}"))
+}
+
+/// The state the page must show for a backend as the API reports it (the API's `state` when
+/// it has one).
+fn expected_state(backend: &Value) -> String {
+    if let Some(state) = backend["state"].as_str() {
+        return state.into();
+    }
+    let flag = |name: &str| backend[name].as_bool().unwrap_or(false);
+    if flag("draining") {
+        "draining"
+    } else if flag("ejected") {
+        "ejected"
+    } else if flag("down") || !flag("usable") {
+        "down"
+    } else {
+        "up"
+    }
+    .into()
+}
+
+/// A field's raw value (`data-value`) as a number; panics naming the field if it has none.
+fn number(fields: &Value, name: &str) -> f64 {
+    fields[name]["value"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("field {name} has no number: {fields}"))
+}
+
+fn text<'a>(fields: &'a Value, name: &str) -> &'a str {
+    fields[name]["text"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_served_without_the_token_with_its_security_headers() {
+    let backend = TestBackend::named("a").await;
+    let dir = TempDir::new("dashboard-page");
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let proxy = TestProxy::start(&crate::support::config(
+        None,
+        &[&backend],
+        &format!("[admin]\ntoken_file = {:?}\n", token_file.to_str().unwrap()),
+    ))
+    .await;
+    let get = |path: &str, host: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    };
+    for (path, content_type) in [
+        ("/", "text/html"),
+        ("/dashboard.js", "text/javascript"),
+        ("/dashboard.css", "text/css"),
+    ] {
+        let answer = RawClient::exchange(proxy.admin, get(path, "127.0.0.1")).await;
+        let head = answer
+            .split("\r\n\r\n")
+            .next()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200 ok\r\n"), "{path}: {answer}");
+        assert!(
+            head.contains(&format!("\r\ncontent-type: {content_type}")),
+            "{path}: {head}"
+        );
+        for header in [
+            "\r\ncontent-security-policy: default-src 'none'; script-src 'self';",
+            "frame-ancestors 'none'",
+            "\r\nx-content-type-options: nosniff\r\n",
+            "\r\nx-frame-options: deny\r\n",
+            "\r\ncache-control: no-cache\r\n",
+        ] {
+            assert!(head.contains(header), "{path} lacks {header}: {head}");
+        }
+    }
+    // The page is no way around the token: the data still needs it.
+    let data = RawClient::exchange(proxy.admin, get("/admin/backends", "127.0.0.1")).await;
+    assert!(data.starts_with("HTTP/1.1 401 "), "{data}");
+    // Nor around the Host rules (DNS rebinding) or the methods.
+    let rebound = RawClient::exchange(proxy.admin, get("/", "attacker.example")).await;
+    assert!(rebound.starts_with("HTTP/1.1 403 "), "{rebound}");
+    let post = RawClient::exchange(
+        proxy.admin,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_the_dashboard_shows_what_the_admin_api_reports_while_traffic_flows() {
+    let backends = [
+        TestBackend::named("alpha").await,
+        TestBackend::named("beta").await,
+        TestBackend::named("gamma").await,
+        TestBackend::named("delta").await,
+    ];
+    backends[3].set_health(503);
+    let dir = TempDir::new("dashboard");
+    let proxy = proxy_with_four_backends(&dir, &backends).await;
+    let delta_down = eventually(Duration::from_secs(10), || async {
+        by_id(&backends_of(&proxy).await, "delta")["down"]
+            .as_bool()
+            .filter(|down| *down)
+    })
+    .await;
+    assert!(delta_down.is_some(), "delta never went down");
+    let load = LoadGenerator::start(proxy.url("/"), CLIENTS);
+
+    // The page asks for the token on the API's first 401 and then shows the data.
+    let (mut browser, ready) = Browser::open(&proxy.admin_url("/"), Some(TOKEN)).await;
+    let prompts = ready["dialogs"].as_array().unwrap();
+    assert!(
+        prompts.iter().any(|d| d["type"] == "prompt"),
+        "the page never asked for the token: {ready}"
+    );
+    // A few polls, so that rates have a window to be computed over.
+    browser.wait_polls(4).await;
+
+    // Every counter the page shows must lie between what the API said before and after.
+    let before = backends_of(&proxy).await;
+    let started = Instant::now();
+    browser.wait_polls(2).await;
+    let page = browser.snapshot().await;
+    let after = backends_of(&proxy).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (_, plugin) = admin(&proxy, "GET", "/admin/plugin", "").await;
+    let (reloads_status, reloads) = admin(&proxy, "GET", "/admin/reloads", "").await;
+
+    assert_eq!(
+        page["errors"],
+        Value::Array(vec![]),
+        "the page reported errors"
+    );
+    assert_eq!(
+        prompts.len(),
+        page["dialogs"].as_array().unwrap().len(),
+        "the page asked for the token again: {page}"
+    );
+    let shown = page["backends"].as_array().unwrap();
+    let ids = |list: &[Value]| -> Vec<String> {
+        list.iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(shown), ids(&after), "{page}");
+
+    let mut shown_rps = 0.0;
+    let mut colours = std::collections::HashMap::new();
+    for row in shown {
+        let id = row["id"].as_str().unwrap();
+        let fields = &row["fields"];
+        let (old, new) = (by_id(&before, id), by_id(&after, id));
+        assert_eq!(text(fields, "id"), id);
+        assert_eq!(fields["address"]["value"], new["address"], "{id}");
+        assert_eq!(number(fields, "weight"), new["weight"].as_f64().unwrap());
+        assert_eq!(row["state"], expected_state(new), "{id}: {row}");
+        assert_eq!(text(fields, "state"), expected_state(new), "{id}");
+        colours.insert(expected_state(new), row["state_colour"].clone());
+
+        let requests = number(fields, "requests");
+        let (low, high) = (
+            old["requests"].as_f64().unwrap(),
+            new["requests"].as_f64().unwrap(),
+        );
+        assert!(
+            (low..=high).contains(&requests),
+            "{id}: the page shows {requests} requests, the API said {low} then {high}"
+        );
+        let in_flight = number(fields, "in_flight");
+        assert!(
+            in_flight.fract() == 0.0 && in_flight <= CLIENTS as f64,
+            "{id}: {in_flight} in flight"
+        );
+
+        let rps = number(fields, "rps");
+        let share = number(fields, "share");
+        if id == "delta" {
+            assert_eq!(rps, 0.0, "delta is down");
+            assert_eq!(share, 0.0, "delta is down");
+        } else {
+            assert!(rps > 0.0, "{id}: {rps} requests/s");
+            // Round robin over the three that are up.
+            assert!(
+                (share - 1.0 / 3.0).abs() < 0.1,
+                "{id}: share {share} of the traffic"
+            );
+        }
+        shown_rps += rps;
+
+        // Per-backend traffic, when this lbx reports it.
+        if new["traffic"].is_object() && id != "delta" {
+            assert_eq!(number(fields, "error_rate"), 0.0, "{id}");
+            let (p50, p99) = (number(fields, "p50"), number(fields, "p99"));
+            let bounds = new["traffic"]["latency_bounds_seconds"].as_array().unwrap();
+            let last = bounds.last().unwrap().as_f64().unwrap();
+            assert!(
+                0.0 < p50 && p50 <= p99 && p99 <= last,
+                "{id}: p50 {p50} p99 {p99}"
+            );
+        } else if new["traffic"].is_null() {
+            for name in ["error_rate", "p50", "p99"] {
+                assert_eq!(text(fields, name), DASH, "{id}: {name}");
+            }
+        }
+    }
+    // Colour-coded: up and down look different, and the style sheet was applied.
+    assert_ne!(colours["up"], colours["down"], "{colours:?}");
+    assert_ne!(
+        colours["up"], "rgba(0, 0, 0, 0)",
+        "no state colour: {colours:?}"
+    );
+
+    let api_rps = after
+        .iter()
+        .zip(&before)
+        .map(|(new, old)| new["requests"].as_f64().unwrap() - old["requests"].as_f64().unwrap())
+        .sum::<f64>()
+        / elapsed;
+    assert!(
+        shown_rps > api_rps / 3.0 && shown_rps < api_rps * 3.0,
+        "the page shows {shown_rps} requests/s in all, the API's counters {api_rps}"
+    );
+    assert_eq!(page["chart_areas"], 4, "one area per backend: {page}");
+
+    // The plugin in force.
+    let fields = &page["page"];
+    assert_eq!(
+        text(fields, "plugin_state"),
+        plugin["state"].as_str().unwrap()
+    );
+    let path = plugin["path"].as_str().unwrap();
+    assert_eq!(
+        text(fields, "plugin_name"),
+        path.rsplit('/').next().unwrap()
+    );
+    let sha256 = plugin["sha256"].as_str().unwrap();
+    assert_eq!(fields["sha256"]["value"], sha256);
+    assert_eq!(text(fields, "sha256"), &sha256[..12]);
+    assert_eq!(fields["loaded_at"]["value"], plugin["loaded_at"]);
+    assert_eq!(
+        number(fields, "failures"),
+        plugin["failures"].as_f64().unwrap()
+    );
+    assert!(number(fields, "decisions_per_s") > 0.0, "{fields}");
+    if plugin["decided_by"].is_object() {
+        assert!(number(fields, "fallback_share") < 0.05, "{fields}");
+    } else {
+        assert_eq!(text(fields, "fallback_share"), DASH);
+    }
+    if plugin["decision_count"].is_number() {
+        assert!(number(fields, "us_per_decision") > 0.0, "{fields}");
+    } else {
+        assert_eq!(text(fields, "us_per_decision"), DASH);
+    }
+
+    // The reload history, when this lbx keeps one.
+    let shown_reloads = page["reloads"].as_array().unwrap();
+    if reloads_status == 200 {
+        let listed = reloads["reloads"].as_array().unwrap();
+        assert_eq!(shown_reloads.len(), listed.len(), "{page}");
+        for (row, reload) in shown_reloads.iter().zip(listed) {
+            assert_eq!(row["what"], reload["what"]);
+            assert_eq!(row["result"], reload["result"]);
+        }
+    } else {
+        assert!(shown_reloads.is_empty());
+        assert!(
+            text(fields, "reloads_note").contains("/admin/reloads"),
+            "{fields}"
+        );
+    }
+
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    browser.screenshot(&screenshot).await;
+    let png = std::fs::read(&screenshot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{}",
+        screenshot.display()
+    );
+
+    drain_and_undrain_from_the_page(&proxy, &mut browser).await;
+
+    let stats = load.finish().await;
+    assert!(stats.ok > 0);
+    assert!(stats.failed.is_empty(), "{:?}", stats.failed);
+}
+
+/// The drain button sends `PATCH /admin/backends/{id}` with the token. Where the runtime API
+/// has it (backends report `draining`), the backend drains and the page shows it, then
+/// undrains; before that, the page must show the API's refusal and nothing changes.
+async fn drain_and_undrain_from_the_page(proxy: &TestProxy, browser: &mut Browser) {
+    let supported = by_id(&backends_of(proxy).await, "alpha")["draining"].is_boolean();
+    let answer = browser.click("alpha", "drain").await;
+    if !supported {
+        let status = answer["status"].as_u64().unwrap();
+        assert!(matches!(status, 404 | 405), "{answer}");
+        assert!(
+            answer["text"].as_str().unwrap().contains("lbx answered"),
+            "{answer}"
+        );
+        assert_eq!(
+            expected_state(by_id(&backends_of(proxy).await, "alpha")),
+            "up"
+        );
+        return;
+    }
+    assert_eq!(answer["status"], 200, "{answer}");
+    let alpha = by_id(&backends_of(proxy).await, "alpha").clone();
+    assert_eq!(alpha["draining"], true, "{alpha}");
+    assert_eq!(expected_state(&alpha), "draining");
+    browser.wait_polls(2).await;
+    let page = browser.snapshot().await;
+    let row = by_id(page["backends"].as_array().unwrap(), "alpha");
+    assert_eq!(row["state"], "draining", "{row}");
+    assert_eq!(row["action"], "undrain", "{row}");
+
+    let answer = browser.click("alpha", "undrain").await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    let alpha = by_id(&backends_of(proxy).await, "alpha").clone();
+    assert_eq!(alpha["draining"], false, "{alpha}");
+    browser.wait_polls(2).await;
+    let page = browser.snapshot().await;
+    let row = by_id(page["backends"].as_array().unwrap(), "alpha");
+    assert_eq!(row["state"], "up", "{row}");
+    assert_eq!(row["action"], "drain", "{row}");
+}
