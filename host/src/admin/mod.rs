@@ -1,12 +1,14 @@
 //! The admin listener: a separate port (default 127.0.0.1:9901) for operators and scrapers.
 //!
 //! - `GET /admin/plugin`: the plugin in force (path, sha256, loaded at, decisions, failures,
-//!   state), the last refused reload and the key-value store's usage, as JSON;
+//!   state), the last refused reload, the key-value store's usage and decisions by who made
+//!   them, as JSON;
 //! - `POST /admin/plugin/reload`: re-read the plugin file now; 200 when applied or unchanged,
 //!   422 with the reason when refused (the old version keeps serving);
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
-//! - `GET /admin/backends`: each backend's id, address, labels and live stats, as JSON;
+//! - `GET /admin/backends`: each backend's id, address, labels, live stats and traffic
+//!   figures (responses by class, errors, retries, bytes, latency histograms), as JSON;
 //! - `GET /metrics`: Prometheus text format.
 //!
 //! Who may call it: the admin API answers only requests whose `Host` (and `Origin`, when a
@@ -31,6 +33,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 mod access;
+mod traffic;
 
 pub use access::Access;
 
@@ -117,6 +120,12 @@ impl Admin {
     }
 
     fn plugin_status(&self) -> serde_json::Value {
+        let mut status = self.plugin_state();
+        traffic::add_decisions(&mut status, self.router.metrics());
+        status
+    }
+
+    fn plugin_state(&self) -> serde_json::Value {
         let (keys, bytes) = self.kv.usage();
         let kv = json!({ "keys": keys, "bytes": bytes });
         let last_refused_reload = self.reloader.last_refusal();
@@ -168,6 +177,7 @@ impl Admin {
                     "in_flight": b.stats.in_flight(),
                     "requests": b.stats.requests(),
                     "ewma_latency_us": b.stats.ewma_latency_us(),
+                    "traffic": traffic::backend_traffic(&b.stats),
                 })
             })
             .collect();

@@ -7,6 +7,7 @@
 //! health, outlier detection, retries, pool) live in [`resilience`].
 
 mod edge;
+mod log;
 mod resilience;
 mod tls;
 
@@ -20,6 +21,7 @@ use http::uri::Authority;
 use serde::Deserialize;
 
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
+pub use log::{LogConfig, LogFormat};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
@@ -82,6 +84,9 @@ pub struct Config {
     /// Watching the plugin and config files for changes.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// The access log.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// `[reload]`: hot reload of the plugin and config files.
@@ -321,6 +326,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             admin: AdminConfig::default(),
             reload: ReloadConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! Triggers: the file watcher ([`watch`]), SIGHUP, and `POST /admin/plugin/reload`. Reloads
 //! are serialised; a reload that finds nothing changed (same bytes, same settings) does nothing.
 
+mod metrics;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -16,10 +17,11 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Overrides};
-use crate::metrics::{ReloadKind, ReloadMetrics};
 use crate::plugin::{KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, Router};
+use crate::proxy::AccessLogSettings;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
+pub use metrics::{ReloadKind, ReloadMetrics};
 
 /// Where the routing plugin comes from.
 #[derive(Debug, Clone)]
@@ -60,6 +62,7 @@ pub struct Reloader {
     kv: Arc<KvStore>,
     certificates: Option<Arc<Certificates>>,
     metrics: ReloadMetrics,
+    access_log: Arc<AccessLogSettings>,
     pool_size: usize,
     engine: Mutex<Option<PluginEngine>>,
     /// The configuration in force; its lock also serialises reloads.
@@ -88,6 +91,8 @@ pub struct ReloaderParts {
     pub certificates: Option<Arc<Certificates>>,
     /// Reload counters.
     pub metrics: ReloadMetrics,
+    /// The access log's switch and format, applied from `[log]` on every config reload.
+    pub access_log: Arc<AccessLogSettings>,
     /// Plugin instances to keep per version (one per worker).
     pub pool_size: usize,
 }
@@ -104,6 +109,7 @@ impl Reloader {
             kv: parts.kv,
             certificates: parts.certificates,
             metrics: parts.metrics,
+            access_log: parts.access_log,
             pool_size: parts.pool_size,
             engine: Mutex::new(None),
             config: tokio::sync::Mutex::new(parts.config),
@@ -288,6 +294,13 @@ impl Reloader {
             .breaker()
             .configure(settings.disable_after_failures, settings.disabled_for);
         self.kv.set_max_bytes(settings.kv_max_bytes);
+        if next.log != current.log {
+            self.access_log.apply(&next.log);
+            applied.push(format!(
+                "access log {}",
+                if next.log.access { "on" } else { "off" }
+            ));
+        }
         let mut next = next;
         let restart_keys = hold_restart_only_keys(current, &mut next);
         for key in &restart_keys {
