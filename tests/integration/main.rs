@@ -17,6 +17,7 @@ mod grpc;
 mod hot_swap;
 mod logging;
 mod nginx_differential;
+mod observability;
 mod other_languages;
 mod plugin_library;
 mod protocols;

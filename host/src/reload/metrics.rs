@@ -19,9 +19,29 @@ pub enum ReloadKind {
 
 /// Reload outcomes. Counted off the request path (a reload is rare), so a label lookup per
 /// count is fine here.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReloadMetrics {
     outcomes: Family<Vec<(&'static str, &'static str)>, Counter>,
+}
+
+impl Default for ReloadMetrics {
+    /// Every series exists from the start at 0, so the family is exposed (and `rate()` has a
+    /// starting point) before the first reload.
+    fn default() -> Self {
+        let metrics = Self {
+            outcomes: Family::default(),
+        };
+        for what in ["plugin", "config", "certificates"] {
+            for result in ["ok", "refused"] {
+                drop(
+                    metrics
+                        .outcomes
+                        .get_or_create(&vec![("what", what), ("result", result)]),
+                );
+            }
+        }
+        metrics
+    }
 }
 
 impl ReloadMetrics {
