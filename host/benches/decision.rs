@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use lbx::config::{BackendConfig, BackendSpec};
-use lbx::metrics::DecisionMetrics;
+use lbx::plugin::DecisionMetrics;
 use lbx::plugin::{
     Breaker, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, Router,
 };

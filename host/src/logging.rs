@@ -137,9 +137,19 @@ pub fn dropped_lines() -> u64 {
         .map_or(0, |counter| counter.dropped_lines() as u64)
 }
 
+/// The log writer's metrics: `lbx_log_lines_dropped_total`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogMetrics;
+
+impl crate::metrics::RegisterMetrics for LogMetrics {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(DroppedLinesCollector));
+    }
+}
+
 /// Encodes `lbx_log_lines_dropped_total` on every scrape.
 #[derive(Debug)]
-pub struct DroppedLinesCollector;
+struct DroppedLinesCollector;
 
 impl Collector for DroppedLinesCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {

@@ -1,203 +1,46 @@
-//! Prometheus metrics: what the request path and the reloader count, and the per-backend
-//! figures read from the live backend set at scrape time.
+//! The registry behind `GET /metrics`, and the lock-free latency histogram components share.
 //!
-//! Hot-path counters are handles resolved once at start ([`DecisionMetrics`]), so counting a
-//! decision is an atomic add, never a label lookup. Per-backend series are not kept twice:
-//! a collector reads the backends' own [`LiveStats`](crate::upstream::LiveStats) on scrape,
-//! which also makes backends removed by a reload disappear from the output.
+//! Each component owns its metrics and registers them itself ([`RegisterMetrics`], in the way
+//! of linkerd2-proxy's `register` per metric family): plugin decisions (`plugin::metrics`),
+//! reload outcomes (`reload::metrics`), per-backend traffic (`upstream::metrics`), client
+//! connections (`proxy::metrics`), TLS handshakes (`tls::server`), dropped log lines
+//! (`logging`). This module knows none of them: it only builds the registry and renders it.
+//!
+//! Hot-path rule for every component: counting is a relaxed atomic add on something resolved
+//! before the request (a handle, or the backend's own stats), never a label lookup or a lock.
+//! Series that describe live objects (backends) are read from those objects on each scrape by
+//! a collector, so they are not kept twice and disappear with the object.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::encoding::NoLabelSet;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::encoding::{MetricEncoder, NoLabelSet};
+pub use prometheus_client::registry::Registry;
 
-use crate::plugin::{DecidedBy, FailureKind};
-use crate::upstream::Upstreams;
-
-type Labels = Vec<(&'static str, &'static str)>;
-
-/// Upper bounds of the decision-latency buckets, in nanoseconds: 1 µs to ~16 ms, doubling (a
-/// decision slower than that has hit its deadline anyway).
-const LATENCY_BOUNDS_NS: [u64; 15] = {
-    let mut bounds = [0u64; 15];
-    let mut i = 0;
-    while i < bounds.len() {
-        bounds[i] = 1_000 << i;
-        i += 1;
-    }
-    bounds
-};
-
-/// A latency histogram updated with three relaxed atomic adds, no lock: it is observed on
-/// every plugin decision by every worker. (prometheus-client's `Histogram` takes a mutex per
-/// observation.) Encoded by [`Metrics`] as a Prometheus histogram in seconds.
-#[derive(Debug, Default)]
-pub struct LatencyHistogram {
-    /// Per-bucket counts; the last slot counts observations above every bound.
-    buckets: [AtomicU64; LATENCY_BOUNDS_NS.len() + 1],
-    sum_ns: AtomicU64,
+/// A component that owns metrics and adds them to the registry.
+pub trait RegisterMetrics {
+    /// Add this component's metrics (names without the `lbx_` prefix) to `registry`.
+    fn register(&self, registry: &mut Registry);
 }
 
-impl LatencyHistogram {
-    /// Record one duration.
-    pub fn observe(&self, took: Duration) {
-        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let slot = LATENCY_BOUNDS_NS.partition_point(|&bound| bound < ns);
-        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
-    }
-
-    fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut buckets: Vec<(f64, u64)> = LATENCY_BOUNDS_NS
-            .iter()
-            .zip(&self.buckets)
-            .map(|(bound, count)| (*bound as f64 / 1e9, count.load(Ordering::Relaxed)))
-            .collect();
-        let overflow = self.buckets[LATENCY_BOUNDS_NS.len()].load(Ordering::Relaxed);
-        buckets.push((f64::INFINITY, overflow));
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        let metric = encoder.encode_descriptor(
-            "plugin_decision_seconds",
-            "Time to decide when the plugin is asked (the plugin call and checking its answer)",
-            None,
-            MetricType::Histogram,
-        )?;
-        let mut metric = metric;
-        metric.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-}
-
-/// Counters the router updates on every decision.
-#[derive(Debug, Clone)]
-pub struct DecisionMetrics {
-    /// Time of decisions that asked the plugin.
-    pub plugin_latency: Arc<LatencyHistogram>,
-    decided_by: Family<Labels, Counter>,
-    failures: Family<Labels, Counter>,
-    by_handles: [Counter; DecidedBy::ALL.len()],
-    failure_handles: [Counter; FailureKind::ALL.len()],
-    /// Times the breaker disabled the plugin.
-    pub plugin_disabled: Counter,
-}
-
-impl Default for DecisionMetrics {
-    fn default() -> Self {
-        let decided_by = Family::<Labels, Counter>::default();
-        let failures = Family::<Labels, Counter>::default();
-        let by_handles =
-            DecidedBy::ALL.map(|by| decided_by.get_or_create(&vec![("by", by.as_str())]).clone());
-        let failure_handles = FailureKind::ALL.map(|kind| {
-            failures
-                .get_or_create(&vec![("kind", kind.as_str())])
-                .clone()
-        });
-        Self {
-            plugin_latency: Arc::default(),
-            decided_by,
-            failures,
-            by_handles,
-            failure_handles,
-            plugin_disabled: Counter::default(),
-        }
-    }
-}
-
-impl DecisionMetrics {
-    /// Count one decision made by `by`.
-    pub fn decided(&self, by: DecidedBy) {
-        self.by_handles[by as usize].inc();
-    }
-
-    /// Count one failed plugin call.
-    pub fn failed(&self, kind: FailureKind) {
-        self.failure_handles[kind as usize].inc();
-    }
-}
-
-/// Reload outcomes.
-#[derive(Debug, Clone, Default)]
-pub struct ReloadMetrics {
-    outcomes: Family<Vec<(&'static str, &'static str)>, Counter>,
-}
-
-/// What was reloaded.
-#[derive(Debug, Clone, Copy)]
-pub enum ReloadKind {
-    /// The routing plugin.
-    Plugin,
-    /// The configuration file.
-    Config,
-    /// The HTTPS listener's certificates.
-    Certificates,
-}
-
-impl ReloadMetrics {
-    /// Count a reload of `what` that was applied (`ok`) or refused.
-    pub fn record(&self, what: ReloadKind, ok: bool) {
-        let what = match what {
-            ReloadKind::Plugin => "plugin",
-            ReloadKind::Config => "config",
-            ReloadKind::Certificates => "certificates",
-        };
-        let result = if ok { "ok" } else { "refused" };
-        self.outcomes
-            .get_or_create(&vec![("what", what), ("result", result)])
-            .inc();
-    }
-}
-
-/// The registry behind `GET /metrics`.
+/// The registry behind `GET /metrics`; every name gets the `lbx_` prefix.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
 }
 
-impl Metrics {
-    /// Register everything; `upstreams` is read on every scrape.
-    pub fn new(
-        decisions: &DecisionMetrics,
-        reloads: &ReloadMetrics,
-        upstreams: Arc<Upstreams>,
-    ) -> Self {
-        let mut registry = Registry::with_prefix("lbx");
-        registry.register_collector(Box::new(LatencyCollector(decisions.plugin_latency.clone())));
-        registry.register(
-            "decisions",
-            "Routing decisions, by who made them (plugin, fallback, fallback_after_error, \
-             fallback_plugin_disabled, host)",
-            decisions.decided_by.clone(),
-        );
-        registry.register(
-            "plugin_failures",
-            "Failed plugin calls, by kind (trap, timeout, memory, setup, invalid_answer)",
-            decisions.failures.clone(),
-        );
-        registry.register(
-            "plugin_disabled",
-            "Times the plugin was disabled after consecutive failures",
-            decisions.plugin_disabled.clone(),
-        );
-        registry.register(
-            "reloads",
-            "Plugin and config reloads, by what and result (ok, refused)",
-            reloads.outcomes.clone(),
-        );
-        registry.register_collector(Box::new(BackendCollector { upstreams }));
-        registry.register_collector(Box::new(crate::logging::DroppedLinesCollector));
-        Self { registry }
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            registry: Registry::with_prefix("lbx"),
+        }
     }
+}
 
-    /// Add the series of a component that encodes its own (read on every scrape).
-    pub fn add_collector(&mut self, collector: Box<dyn prometheus_client::collector::Collector>) {
-        self.registry.register_collector(collector);
+impl Metrics {
+    /// Add a component's metrics.
+    pub fn register(&mut self, component: &dyn RegisterMetrics) {
+        component.register(&mut self.registry);
     }
 
     /// The Prometheus text exposition.
@@ -209,58 +52,119 @@ impl Metrics {
     }
 }
 
-/// The decision-latency histogram, read on each scrape.
-#[derive(Debug)]
-struct LatencyCollector(Arc<LatencyHistogram>);
+/// Upper bound of the last bucket of every histogram: it holds whatever exceeds the others.
+const OVERFLOW: u64 = u64::MAX;
 
-impl prometheus_client::collector::Collector for LatencyCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(&mut encoder)
+/// Bucket bounds for one histogram, in nanoseconds, ascending, ending with the overflow bucket.
+pub type Bounds<const N: usize> = [u64; N];
+
+/// Plugin decisions: 1 µs to ~16 ms, doubling (a decision slower than that has hit its
+/// deadline anyway), then overflow.
+pub const DECISION_BOUNDS: Bounds<16> = {
+    let mut bounds = [OVERFLOW; 16];
+    let mut i = 0;
+    while i < 15 {
+        bounds[i] = 1_000 << i;
+        i += 1;
     }
-}
+    bounds
+};
 
-/// Per-backend series, read from the live set on each scrape.
+/// HTTP latencies (time to a response head, a whole exchange): 0.5 ms to 10 s in the usual
+/// 1–2.5–5 steps, then overflow. Fine enough for p50/p99 of a fast backend on a LAN, wide
+/// enough for a slow one.
+pub const HTTP_BOUNDS: Bounds<15> = [
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+    OVERFLOW,
+];
+
+/// A latency histogram updated with two relaxed atomic adds, no lock: it is observed on the
+/// request path by every worker. (prometheus-client's `Histogram` takes a mutex per
+/// observation.) Counts are per bucket (not cumulative); encoded in seconds.
 #[derive(Debug)]
-struct BackendCollector {
-    upstreams: Arc<Upstreams>,
+pub struct LatencyHistogram<const N: usize> {
+    bounds: &'static Bounds<N>,
+    buckets: [AtomicU64; N],
+    sum_ns: AtomicU64,
 }
 
-impl prometheus_client::collector::Collector for BackendCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let set = self.upstreams.snapshot();
-        let mut requests = encoder.encode_descriptor(
-            "backend_requests",
-            "Requests sent to each backend (attempts, retries included)",
-            None,
-            MetricType::Counter,
-        )?;
-        for backend in &set.backends {
-            let labels = [("backend", backend.id.as_str())];
-            ConstCounter::new(backend.stats.requests()).encode(requests.encode_family(&labels)?)?;
+impl<const N: usize> LatencyHistogram<N> {
+    /// An empty histogram over `bounds` (whose last bound must be the overflow bucket).
+    pub const fn new(bounds: &'static Bounds<N>) -> Self {
+        assert!(N > 0 && bounds[N - 1] == OVERFLOW);
+        Self {
+            bounds,
+            buckets: [const { AtomicU64::new(0) }; N],
+            sum_ns: AtomicU64::new(0),
         }
-        let mut in_flight = encoder.encode_descriptor(
-            "backend_in_flight",
-            "Requests each backend is serving now",
+    }
+
+    /// Record one duration.
+    pub fn observe(&self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(OVERFLOW);
+        let slot = self.bounds.partition_point(|&bound| bound < ns);
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    /// The finite upper bounds, in seconds (the overflow bucket has none).
+    pub fn bounds_seconds(&self) -> Vec<f64> {
+        self.bounds[..N - 1]
+            .iter()
+            .map(|&ns| ns as f64 / 1e9)
+            .collect()
+    }
+
+    /// Observations per bucket, the overflow bucket last.
+    pub fn counts(&self) -> [u64; N] {
+        std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed))
+    }
+
+    /// Observations in all.
+    pub fn count(&self) -> u64 {
+        self.counts().iter().sum()
+    }
+
+    /// Sum of the observations, in seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+    }
+
+    /// Write it as a Prometheus histogram.
+    pub fn encode(&self, mut metric: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let counts = self.counts();
+        let buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .zip(counts)
+            .map(|(&bound, count)| {
+                let upper = if bound == OVERFLOW {
+                    f64::INFINITY
+                } else {
+                    bound as f64 / 1e9
+                };
+                (upper, count)
+            })
+            .collect();
+        metric.encode_histogram::<NoLabelSet>(
+            self.sum_seconds(),
+            counts.iter().sum(),
+            &buckets,
             None,
-            MetricType::Gauge,
-        )?;
-        for backend in &set.backends {
-            let labels = [("backend", backend.id.as_str())];
-            ConstGauge::new(i64::from(backend.stats.in_flight()))
-                .encode(in_flight.encode_family(&labels)?)?;
-        }
-        let mut usable = encoder.encode_descriptor(
-            "backend_usable",
-            "1 if the backend may receive requests (healthy and not ejected), else 0",
-            None,
-            MetricType::Gauge,
-        )?;
-        for backend in &set.backends {
-            let labels = [("backend", backend.id.as_str())];
-            ConstGauge::new(i64::from(backend.is_usable()))
-                .encode(usable.encode_family(&labels)?)?;
-        }
-        Ok(())
+        )
     }
 }
 
@@ -270,19 +174,31 @@ mod tests {
 
     #[test]
     fn latencies_land_in_the_first_bucket_that_holds_them() {
-        let histogram = LatencyHistogram::default();
+        static BOUNDS: Bounds<16> = DECISION_BOUNDS;
+        let histogram = LatencyHistogram::new(&BOUNDS);
         histogram.observe(Duration::from_nanos(900)); // <= 1 µs
         histogram.observe(Duration::from_nanos(1_000)); // <= 1 µs (bounds are inclusive)
         histogram.observe(Duration::from_nanos(1_500)); // <= 2 µs
-        histogram.observe(Duration::from_secs(1)); // above every bound
-        let counts: Vec<u64> = histogram
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
+        histogram.observe(Duration::from_secs(1)); // above every finite bound
+        let counts = histogram.counts();
         assert_eq!(counts[0], 2);
         assert_eq!(counts[1], 1);
-        assert_eq!(counts[LATENCY_BOUNDS_NS.len()], 1);
+        assert_eq!(counts[15], 1);
+        assert_eq!(histogram.count(), 4);
         assert_eq!(histogram.sum_ns.load(Ordering::Relaxed), 1_000_003_400);
+        assert_eq!(histogram.bounds_seconds().len(), 15);
+    }
+
+    #[test]
+    fn http_bounds_run_from_half_a_millisecond_to_ten_seconds() {
+        static BOUNDS: Bounds<15> = HTTP_BOUNDS;
+        let histogram = LatencyHistogram::new(&BOUNDS);
+        assert_eq!(histogram.bounds_seconds().first(), Some(&0.0005));
+        assert_eq!(histogram.bounds_seconds().last(), Some(&10.0));
+        histogram.observe(Duration::from_millis(3));
+        histogram.observe(Duration::from_secs(11));
+        let counts = histogram.counts();
+        assert_eq!(counts[3], 1, "3 ms is in the 5 ms bucket");
+        assert_eq!(counts[14], 1, "11 s overflows");
     }
 }

@@ -11,15 +11,16 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin, Readiness};
 use crate::config::{Config, Overrides, TimeoutConfig};
-use crate::metrics::{DecisionMetrics, Metrics, ReloadMetrics};
-use crate::plugin::{Breaker, KvStore, Router};
-use crate::proxy::{self, Listener, Policies, Proxy, Role};
+use crate::logging::LogMetrics;
+use crate::metrics::Metrics;
+use crate::plugin::{Breaker, DecisionMetrics, KvStore, Router};
+use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
 use crate::reload::history::ReloadHistory;
-use crate::reload::{Reloader, ReloaderParts};
+use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
 use crate::runtime_backends::BackendManager;
 use crate::tls::{Certificates, TlsTerminator};
-use crate::upstream::PoolSettings;
+use crate::upstream::{BackendMetrics, PoolSettings};
 
 /// Where the configuration came from, so a reload can read it again.
 #[derive(Debug, Clone, Default)]
@@ -82,8 +83,8 @@ impl Server {
             history.clone(),
         )?);
         let upstreams = backends.upstreams().clone();
-        let decisions = DecisionMetrics::default();
         let reloads = ReloadMetrics::default();
+        let access_log = Arc::new(AccessLogSettings::new(&config.log));
         let plugin_settings = config.plugin_settings();
         let breaker = Breaker::new(
             plugin_settings.disable_after_failures,
@@ -97,7 +98,7 @@ impl Server {
         } else {
             None
         };
-        let router = Arc::new(Router::new(None, breaker, decisions.clone()));
+        let router = Arc::new(Router::new(None, breaker, DecisionMetrics::default()));
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
@@ -109,6 +110,7 @@ impl Server {
             certificates: certificates.clone(),
             metrics: reloads.clone(),
             history,
+            access_log: access_log.clone(),
             pool_size: worker_count(config.workers),
         }));
         reloader.load_initial().await?;
@@ -118,6 +120,7 @@ impl Server {
             outlier: config.outlier,
             retry: config.retry,
             proxy: config.proxy.clone(),
+            access_log,
         };
         let proxy = Arc::new(Proxy::new(upstreams.clone(), router.clone(), policies));
         let addr = config.listen_addr()?;
@@ -138,11 +141,15 @@ impl Server {
         let readiness = Readiness::default();
         let admin = if config.admin.enabled {
             let addr: SocketAddr = config.admin.listen.parse()?;
-            let mut metrics = Metrics::new(&decisions, &reloads, upstreams.clone());
+            // Each component registers what it owns.
+            let mut metrics = Metrics::default();
+            metrics.register(router.metrics());
+            metrics.register(&reloads);
+            metrics.register(&BackendMetrics::new(upstreams.clone()));
+            metrics.register(&*proxy);
+            metrics.register(&LogMetrics);
             if let Some((_, terminator)) = &tls {
-                metrics.add_collector(Box::new(crate::tls::server::HandshakeCollector(
-                    terminator.metrics().clone(),
-                )));
+                metrics.register(terminator);
             }
             let metrics = Arc::new(metrics);
             let token = config

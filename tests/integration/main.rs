@@ -18,6 +18,7 @@ mod grpc;
 mod hot_swap;
 mod logging;
 mod nginx_differential;
+mod observability;
 mod operate_cli;
 mod other_languages;
 mod plugin_library;

@@ -5,7 +5,8 @@
 //!
 //! nginx runs with the configuration an operator would use to front an application the way lbx
 //! does by default: HTTP/1.1 upstream, the client's Host passed on, `X-Forwarded-For` set to the
-//! peer (lbx trusts no proxy unless configured), streaming request bodies.
+//! peer (lbx trusts no proxy unless configured), a request id in `X-Request-Id` (nginx's
+//! `$request_id`, as operators set it for tracing), streaming request bodies.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -61,6 +62,13 @@ fn fields(request: &RawRequest) -> BTreeMap<(String, String), usize> {
         if matches!(name.as_str(), "content-length" | "transfer-encoding") {
             continue; // compared as `<framing>`
         }
+        // Both proxies generate a fresh id per request (nginx 32 hex digits, lbx 16): the
+        // values cannot match, so only that exactly one such field arrives is compared.
+        let value = if name == "x-request-id" {
+            "<generated id>".to_string()
+        } else {
+            value
+        };
         *set.entry((name, value)).or_insert(0) += 1;
     }
     set
@@ -141,6 +149,7 @@ impl ReferenceNginx {
                proxy_set_header X-Forwarded-For $remote_addr;\n\
                proxy_set_header X-Forwarded-Proto $scheme;\n\
                proxy_set_header X-Forwarded-Host $http_host;\n\
+               proxy_set_header X-Request-Id $request_id;\n\
                proxy_request_buffering off;\n    proxy_buffering off;\n  }}\n}}",
             cert = certificate.cert.display(),
             key = certificate.key.display(),

@@ -419,9 +419,8 @@ async fn validate_checks_the_state_file_and_run_refuses_a_damaged_one() {
     let config_arg = file.to_str().unwrap();
 
     // A backend added by the API is part of what validate builds and lists.
-    let added = format!(
-        r#"{{"version": 1, "added": [{{"backend": {{"url": "http://127.0.0.1:1", "id": "web-9"}}}}]}}"#
-    );
+    let added =
+        r#"{"version": 1, "added": [{"backend": {"url": "http://127.0.0.1:1", "id": "web-9"}}]}"#;
     std::fs::write(&state, added).unwrap();
     let (ok, stdout, stderr) = run_tool(LBX_BIN, args(&["validate", "--config", config_arg])).await;
     assert!(ok, "{stdout}{stderr}");

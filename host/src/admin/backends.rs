@@ -130,6 +130,7 @@ fn describe(index: usize, b: &Backend, roles: &Roles) -> serde_json::Value {
         "in_flight": b.stats.in_flight(),
         "requests": b.stats.requests(),
         "ewma_latency_us": b.stats.ewma_latency_us(),
+        "traffic": super::traffic::backend_traffic(&b.stats),
     })
 }
 

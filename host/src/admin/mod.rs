@@ -1,13 +1,16 @@
 //! The admin listener: a separate port (default 127.0.0.1:9901) for operators and scrapers.
 //!
 //! - `GET /admin/plugin`: the plugin in force (path, sha256, loaded at, decisions, failures,
-//!   state), the last refused reload and the key-value store's usage, as JSON;
+//!   state), the last refused reload, the key-value store's usage and decisions by who made
+//!   them, as JSON;
 //! - `POST /admin/plugin/reload`: re-read the plugin file now; 200 when applied or unchanged,
 //!   422 with the reason when refused (the old version keeps serving);
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
-//! - `/admin/backends`: the backend set, and adding, changing, draining and removing backends
-//!   at runtime ([`backends`] lists the endpoints); `GET /admin/reloads`: the reload history;
+//! - `/admin/backends`: the backend set with live stats and traffic figures (responses by class,
+//!   errors, retries, bytes, latency histograms), and adding, changing, draining and removing
+//!   backends at runtime ([`backends`] lists the endpoints); `GET /admin/reloads`: the reload
+//!   history;
 //! - `GET /metrics`: Prometheus text format;
 //! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed);
 //! - `GET /`: the live dashboard, a static page polling the endpoints above (`dashboard.rs`).
@@ -39,6 +42,7 @@ mod access;
 mod backends;
 mod dashboard;
 pub mod probes;
+mod traffic;
 
 pub use access::Access;
 pub use probes::Readiness;
@@ -140,6 +144,12 @@ impl Admin {
     }
 
     fn plugin_status(&self) -> serde_json::Value {
+        let mut status = self.plugin_state();
+        traffic::add_decisions(&mut status, self.router.metrics());
+        status
+    }
+
+    fn plugin_state(&self) -> serde_json::Value {
         let (keys, bytes) = self.kv.usage();
         let kv = json!({ "keys": keys, "bytes": bytes });
         let last_refused_reload = self.reloader.last_refusal();

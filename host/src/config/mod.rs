@@ -8,6 +8,7 @@
 
 mod backend;
 mod edge;
+mod log;
 mod resilience;
 mod tls;
 
@@ -24,6 +25,7 @@ pub use backend::{
     parse_backend_url, resolve_all,
 };
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
+pub use log::{LogConfig, LogFormat};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
@@ -86,6 +88,9 @@ pub struct Config {
     /// Watching the plugin and config files for changes.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// The access log.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// `[reload]`: hot reload of the plugin and config files.
@@ -260,6 +265,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             admin: AdminConfig::default(),
             reload: ReloadConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ mod contain;
 mod fallback;
 mod host_api;
 mod kv;
+mod metrics;
 mod runtime;
 mod trim;
 
@@ -31,12 +32,12 @@ pub use breaker::{Breaker, Tripped};
 pub use fallback::LeastInFlight;
 pub use host_api::RequestMeta;
 pub use kv::KvStore;
+pub use metrics::DecisionMetrics;
 pub use runtime::{
     CallError, FailureKind, Limits, LoadError, LoadOptions, LoadedPlugin, PluginEngine,
 };
 pub use trim::return_free_memory;
 
-use crate::metrics::DecisionMetrics;
 use crate::upstream::BackendSet;
 
 /// Where a request goes.
@@ -149,6 +150,11 @@ impl Router {
     /// The breaker guarding the plugin.
     pub fn breaker(&self) -> &Breaker {
         &self.breaker
+    }
+
+    /// Its decision counters (registered with `/metrics` by whoever builds the registry).
+    pub fn metrics(&self) -> &DecisionMetrics {
+        &self.metrics
     }
 
     /// Decide where the request goes. `attempt` and `tried` describe earlier failed attempts.

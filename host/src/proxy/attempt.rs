@@ -8,7 +8,7 @@
 //! ended (gRPC streams both ways).
 
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use http_body::Body as _;
@@ -17,7 +17,7 @@ use tokio::time::Instant as TokioInstant;
 use super::client_body::{ClientBodyError, ClientSource};
 use super::error::ProxyError;
 use super::headers::{UpstreamFraming, client_response_head, upstream_h2_request};
-use super::request::RequestBody;
+use super::request::{RequestBody, RequestId};
 use super::request_side::RequestSide;
 use super::{EXPECT_WAIT, InterimSink, Proxy};
 use crate::http1::parse::response_has_body;
@@ -35,6 +35,8 @@ use crate::upstream::{
 /// What one attempt sends: the request head (as HTTP/1.1 bytes, for HTTP/1.1 backends), the
 /// plugin's extra fields, how the body is framed.
 pub(super) struct Plan<'a> {
+    /// The request's id, sent as `X-Request-Id`.
+    pub request_id: &'a RequestId,
     /// The request's method.
     pub method: http::Method,
     /// The head for an HTTP/1.1 backend.
@@ -71,8 +73,9 @@ pub(super) enum AttemptError {
 }
 
 impl Proxy {
-    /// One attempt on `backend`. A pooled connection found closed before it answered is
-    /// replaced by a new one once, without counting against the backend.
+    /// One attempt on `backend`: its answer, the request counted in flight on it, and the time
+    /// to the answer's head (connecting included). A pooled connection found closed before it
+    /// answered is replaced by a new one once, without counting against the backend.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn attempt<S: ClientSource, I: InterimSink>(
         &self,
@@ -83,7 +86,7 @@ impl Proxy {
         interim: &mut I,
         continue_relayed: &mut bool,
         may_replay_sent: bool,
-    ) -> Result<(Answer, InFlight), AttemptError> {
+    ) -> Result<(Answer, InFlight, Duration), AttemptError> {
         let in_flight = backend.stats.start_request();
         let started = Instant::now();
         let mut checkout = backend
@@ -113,10 +116,12 @@ impl Proxy {
             };
             match result {
                 Ok(answer) => {
+                    let took = started.elapsed();
+                    backend.stats.traffic().observe_upstream_latency(took);
                     if !answer.head.status.is_server_error() {
-                        backend.stats.record_success(started.elapsed());
+                        backend.stats.record_success(took);
                     }
-                    return Ok((answer, in_flight));
+                    return Ok((answer, in_flight, took));
                 }
                 Err(Failure::Stale) if !replaced_stale && may_replay_sent && side.feed.rewind() => {
                     replaced_stale = true;
@@ -229,6 +234,7 @@ impl Proxy {
         };
         let builder = upstream_h2_request(
             meta,
+            plan.request_id,
             &backend.authority,
             backend.pool.transport().uri_scheme(),
             plan.upstream_headers,
@@ -456,7 +462,7 @@ async fn relay_until_final<S: ClientSource, I: InterimSink>(
                     true
                 };
                 if relay && interim.accepts_interim() {
-                    let head = client_response_head(head, Vec::new(), false);
+                    let head = client_response_head(head, None, Vec::new(), false);
                     interim
                         .send_interim(&head)
                         .await

@@ -8,6 +8,7 @@
 //! of its Content-Length) and is never replayed.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 use crate::http1::body::{BodyDecoder, BodyError, Decoded};
 use crate::http1::io::{BODY_READ_SIZE, poll_read_into};
 use crate::message::BodyChunk;
-use crate::upstream::BodySource;
+use crate::upstream::{BodySource, LiveStats};
 
 /// Why the client's body could not be read: the client's fault, never a backend's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +217,10 @@ pub struct BodyFeed<S> {
     consumed: bool,
     /// When the source ended cleanly.
     completed_at: Option<Instant>,
+    /// Body bytes read from the client (replays not included).
+    received: u64,
+    /// The backend of the current attempt, whose traffic counts the bytes it is given.
+    sending_to: Option<Arc<LiveStats>>,
 }
 
 #[derive(Debug)]
@@ -242,6 +247,8 @@ impl<S: ClientSource> BodyFeed<S> {
             cursor: 0,
             consumed: false,
             completed_at: complete_at,
+            received: 0,
+            sending_to: None,
         }
     }
 
@@ -257,6 +264,25 @@ impl<S: ClientSource> BodyFeed<S> {
             self.cursor = 0;
         }
         replayable
+    }
+
+    /// Count what is handed out from now on as sent to the backend with `stats` (the next
+    /// attempt's).
+    pub fn send_to(&mut self, stats: Arc<LiveStats>) {
+        self.sending_to = Some(stats);
+    }
+
+    /// Body bytes read from the client so far.
+    pub fn received_bytes(&self) -> u64 {
+        self.received
+    }
+
+    fn count_sent(&self, chunk: &BodyChunk) {
+        if let (Some(stats), BodyChunk::Data(data)) = (&self.sending_to, chunk)
+            && !data.is_empty()
+        {
+            stats.traffic().sent_body_bytes(data.len());
+        }
     }
 
     /// Whether the client's body has been read to its clean end.
@@ -304,6 +330,7 @@ impl<S: ClientSource> BodySource for BodyFeed<S> {
         {
             let chunk = recording.chunks[self.cursor].clone();
             self.cursor += 1;
+            self.count_sent(&chunk);
             return Poll::Ready(Ok(Some(chunk)));
         }
         if self.completed_at.is_some() {
@@ -313,6 +340,10 @@ impl<S: ClientSource> BodySource for BodyFeed<S> {
         match &polled {
             Ok(Some(chunk)) => {
                 self.consumed = true;
+                if let BodyChunk::Data(data) = chunk {
+                    self.received += data.len() as u64;
+                }
+                self.count_sent(chunk);
                 self.record(chunk);
             }
             Ok(None) => self.completed_at = Some(Instant::now()),
@@ -396,6 +427,28 @@ mod tests {
         assert_eq!(got, b"ab");
         assert_eq!(result, Err(ClientBodyError::Malformed("x")));
         assert!(!feed.is_complete());
+    }
+
+    #[test]
+    fn bytes_are_counted_once_as_received_and_per_attempt_as_sent() {
+        let source = Script(VecDeque::from([data("ab"), data("cde"), Ok(None)]));
+        let mut feed = BodyFeed::new(source, Some(16), None);
+        let (first, second) = (
+            Arc::new(LiveStats::default()),
+            Arc::new(LiveStats::default()),
+        );
+        feed.send_to(first.clone());
+        let _ = drain(&mut feed);
+        assert!(feed.rewind());
+        feed.send_to(second.clone());
+        let _ = drain(&mut feed);
+        assert_eq!(
+            feed.received_bytes(),
+            5,
+            "the replay is not read from the client again"
+        );
+        assert_eq!(first.traffic().request_body_bytes(), 5);
+        assert_eq!(second.traffic().request_body_bytes(), 5);
     }
 
     #[test]

@@ -69,19 +69,21 @@ pub async fn serve<S: ClientStream>(
             HeadRead::Closed => return,
             HeadRead::TimedOut => {
                 let error = ProxyError::HeadTimedOut(timeouts.request_headers);
-                let _ = answer_error(&mut stream, &error, RequestId::next(), None, true).await;
+                let _ = answer_error(&mut stream, &error, &RequestId::next(), None, true).await;
                 return linger(&mut stream).await;
             }
             HeadRead::Invalid(error) => {
                 let error = ProxyError::BadRequest(error);
                 let id = RequestId::next();
-                error.log(id);
-                let _ = answer_error(&mut stream, &error, id, None, true).await;
+                error.log(&id);
+                let _ = answer_error(&mut stream, &error, &id, None, true).await;
                 return linger(&mut stream).await;
             }
         };
+        let trusted = proxy.policies().proxy.trusts(info.peer.ip());
+        let id = RequestId::for_request(&parsed.head.headers, trusted);
         if let Some(port) = info.redirect_to_https {
-            match redirect(&mut stream, &parsed, port).await {
+            match redirect(&mut stream, &parsed, port, &id).await {
                 Ok(true) => continue,
                 _ => return linger(&mut stream).await,
             }
@@ -97,7 +99,6 @@ pub async fn serve<S: ClientStream>(
             Framing::Length(n) => RequestBody::Length(n),
             Framing::Chunked | Framing::UntilClose => RequestBody::Streaming,
         };
-        let id = RequestId::next();
         let request = ClientRequest {
             head: parsed.head,
             authority: parsed.authority,
@@ -107,7 +108,7 @@ pub async fn serve<S: ClientStream>(
             client: info.peer,
             secure: info.secure,
             received_at: std::time::Instant::now(),
-            id,
+            id: id.clone(),
         };
 
         let (mut reader, mut writer) = stream.halves();
@@ -137,7 +138,7 @@ pub async fn serve<S: ClientStream>(
                 &method,
                 version,
                 must_close,
-                id,
+                &id,
             )
             .await;
             (next, side.body_done())
@@ -191,7 +192,7 @@ async fn answer<W: AsyncWrite + Unpin, B: ClientSource>(
     method: &Method,
     version: Version,
     must_close: bool,
-    id: RequestId,
+    id: &RequestId,
 ) -> Next {
     match result {
         Ok(mut forwarded) => {
@@ -202,7 +203,13 @@ async fn answer<W: AsyncWrite + Unpin, B: ClientSource>(
                 };
             }
             let closing = must_close || !forwarded.request_complete;
-            match write_response(writer, forwarded, side, method, version, closing).await {
+            let Forwarded { head, mut body, .. } = forwarded;
+            let written =
+                write_response(writer, head, &mut body, side, method, version, closing).await;
+            // The request's side is done with the response (an HTTP/2 backend's pump included).
+            body.note_request_bytes(side.feed.received_bytes());
+            drop(body);
+            match written {
                 Ok(true) if !closing => Next::Request,
                 _ => Next::Close,
             }
@@ -242,18 +249,12 @@ async fn redirect<S: ClientStream>(
     stream: &mut S,
     parsed: &ParsedRequest,
     port: u16,
+    id: &RequestId,
 ) -> std::io::Result<bool> {
     let Some(location) = https_location(parsed.authority.as_deref(), port, &parsed.head.target)
     else {
         let error = ProxyError::Malformed("no Host to redirect to");
-        answer_error(
-            stream,
-            &error,
-            RequestId::next(),
-            Some(&parsed.head.method),
-            true,
-        )
-        .await?;
+        answer_error(stream, &error, id, Some(&parsed.head.method), true).await?;
         return Ok(false);
     };
     // The body (if any) is not read: close after the answer.
@@ -267,6 +268,10 @@ async fn redirect<S: ClientStream>(
     );
     head.headers
         .push(Bytes::from_static(b"Date"), super::headers::http_date());
+    head.headers.push(
+        Bytes::from_static(b"X-Request-Id"),
+        Bytes::copy_from_slice(id.as_bytes()),
+    );
     if !keep {
         head.headers.push(
             Bytes::from_static(b"Connection"),
@@ -409,19 +414,17 @@ enum Encoding {
     UntilClose,
 }
 
-/// Write `forwarded` to the client. `Ok(true)`: the whole response went out and the
+/// Write a forwarded response to the client. `Ok(true)`: the whole response went out and the
 /// connection may carry another request (if the caller's `closing` allows).
 async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
     writer: &mut W,
-    forwarded: Forwarded,
+    mut head: ResponseHead,
+    body: &mut super::RelayedBody,
     side: &mut RequestSide<B>,
     method: &Method,
     version: Version,
     mut closing: bool,
 ) -> std::io::Result<bool> {
-    let Forwarded {
-        mut head, mut body, ..
-    } = forwarded;
     let encoding = if !response_has_body(method, head.status) {
         Encoding::None
     } else {
@@ -471,7 +474,7 @@ async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
     if encoding == Encoding::None {
         write_all_flushed(writer, &head_bytes).await?;
         // Drain a body the backend sent for a bodiless response (none, normally).
-        return Ok(drain(&mut body, side).await);
+        return Ok(drain(body, side).await);
     }
 
     // The first piece usually arrived with the response head: send both in one write.
@@ -481,7 +484,7 @@ async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
         Poll::Ready(chunk) => chunk,
         Poll::Pending => {
             write_all_flushed(writer, &pending_head.take().expect("head not yet written")).await?;
-            next_piece(&mut body, side).await
+            next_piece(body, side).await
         }
     };
     loop {
@@ -489,7 +492,7 @@ async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
         match next {
             Some(Ok(BodyChunk::Data(data))) => {
                 if data.is_empty() && head_part.is_empty() {
-                    next = next_piece(&mut body, side).await;
+                    next = next_piece(body, side).await;
                     continue;
                 }
                 if encoding == Encoding::Chunked && !data.is_empty() {
@@ -512,7 +515,7 @@ async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
                     let mut parts = [IoSlice::new(&head_part), IoSlice::new(&end)];
                     write_all_vectored(writer, &mut parts).await?;
                     // The end is written; what remains is the body's own clean end.
-                    return Ok(drain(&mut body, side).await && !closing);
+                    return Ok(drain(body, side).await && !closing);
                 }
                 write_all_flushed(writer, &head_part).await?;
             }
@@ -533,7 +536,7 @@ async fn write_response<W: AsyncWrite + Unpin, B: ClientSource>(
                 return Ok(!closing);
             }
         }
-        next = next_piece(&mut body, side).await;
+        next = next_piece(body, side).await;
     }
 }
 
@@ -569,7 +572,7 @@ async fn drain<B: ClientSource>(body: &mut super::RelayedBody, side: &mut Reques
 async fn answer_error<W: AsyncWrite + Unpin>(
     writer: &mut W,
     error: &ProxyError,
-    id: RequestId,
+    id: &RequestId,
     method: Option<&Method>,
     closing: bool,
 ) -> std::io::Result<()> {

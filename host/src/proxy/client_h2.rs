@@ -52,13 +52,15 @@ impl http_body::Body for StreamBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        if let Some(request) = &mut self.request
+        let this = &mut *self;
+        if let Some(request) = &mut this.request
             && request.poll_pump(cx).is_ready()
         {
             // Done, or the client's body failed (the backend stream is then reset).
-            self.request = None;
+            this.body.note_request_bytes(request.feed.received_bytes());
+            this.request = None;
         }
-        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+        std::pin::Pin::new(&mut this.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -67,6 +69,16 @@ impl http_body::Body for StreamBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl Drop for StreamBody {
+    fn drop(&mut self) {
+        // The response ended (or was abandoned) while the request body was still moving: what
+        // it came to so far goes into the access line, written as `body` drops next.
+        if let Some(request) = &self.request {
+            self.body.note_request_bytes(request.feed.received_bytes());
+        }
     }
 }
 
@@ -159,15 +171,16 @@ async fn handle(
     info: ConnectionInfo,
     open: OpenStream,
 ) -> Response<H2ResponseBody> {
-    let id = RequestId::next();
     let received_at = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let client_request = match accept(&parts, &body, info, id, received_at) {
+    let trusted = proxy.policies().proxy.trusts(info.peer.ip());
+    let id = RequestId::for_header_map(&parts.headers, trusted);
+    let client_request = match accept(&parts, &body, info, id.clone(), received_at) {
         Ok(request) => request,
         Err(error) => {
-            error.log(id);
+            error.log(&id);
             drop(open);
-            return error_response(&error, id, &parts.method);
+            return error_response(&error, &id, &parts.method);
         }
     };
     let method = client_request.head.method.clone();
@@ -178,6 +191,9 @@ async fn handle(
             &client_request.head.target,
         );
         let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+        if let Ok(value) = HeaderValue::from_bytes(id.as_bytes()) {
+            response.headers_mut().insert("x-request-id", value);
+        }
         match location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             Some(location) => {
                 *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
@@ -193,9 +209,16 @@ async fn handle(
         Ok(forwarded) => {
             let head = forwarded.head;
             let framing = forwarded.body.framing();
+            let mut relayed = forwarded.body;
+            let request = if request.is_pumping() {
+                Some(request)
+            } else {
+                relayed.note_request_bytes(request.feed.received_bytes());
+                None
+            };
             let body = StreamBody {
-                body: forwarded.body,
-                request: request.is_pumping().then_some(request),
+                body: relayed,
+                request,
                 _open: open,
             };
             let mut response = Response::new(Either::Left(body));
@@ -216,7 +239,7 @@ async fn handle(
             }
             response
         }
-        Err(error) => error_response(&error, id, &method),
+        Err(error) => error_response(&error, &id, &method),
     }
 }
 
@@ -291,7 +314,7 @@ fn accept(
     })
 }
 
-fn error_response(error: &ProxyError, id: RequestId, method: &Method) -> Response<H2ResponseBody> {
+fn error_response(error: &ProxyError, id: &RequestId, method: &Method) -> Response<H2ResponseBody> {
     // A client that is gone gets nothing; hyper needs a response for the stream regardless.
     let Some((head, body)) = error.response(id) else {
         let mut response = Response::new(Either::Right(Full::new(Bytes::new())));

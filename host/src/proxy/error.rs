@@ -163,7 +163,7 @@ impl ProxyError {
 
     /// The response for the client, head and body, for request `id` (`None` if nobody is
     /// there to receive it). Framing fields are the writer's business.
-    pub fn response(&self, id: RequestId) -> Option<(ResponseHead, Bytes)> {
+    pub fn response(&self, id: &RequestId) -> Option<(ResponseHead, Bytes)> {
         let status = self.status()?;
         let reason = status.canonical_reason().unwrap_or("");
         let body = format!(
@@ -182,7 +182,7 @@ impl ProxyError {
         );
         head.headers.push(
             Bytes::from_static(b"X-Request-Id"),
-            Bytes::from(id.to_string()),
+            Bytes::copy_from_slice(id.as_bytes()),
         );
         head.headers
             .push(Bytes::from_static(b"Date"), super::headers::http_date());
@@ -190,7 +190,7 @@ impl ProxyError {
     }
 
     /// Log it under the request's id: the details the client does not see.
-    pub fn log(&self, id: RequestId) {
+    pub fn log(&self, id: &RequestId) {
         let status = self.status().map_or(0, |s| s.as_u16());
         match self.fault() {
             Fault::Client => {
@@ -211,7 +211,7 @@ mod tests {
     use super::*;
 
     fn body_of(error: &ProxyError) -> String {
-        let (_, body) = error.response(RequestId::next()).unwrap();
+        let (_, body) = error.response(&RequestId::next()).unwrap();
         String::from_utf8(body.to_vec()).unwrap()
     }
 

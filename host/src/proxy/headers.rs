@@ -12,6 +12,11 @@
 //! from a client are believed only when the peer is one of
 //! `[proxy] trusted_proxies`; from anyone else they are replaced, so a client cannot make a
 //! backend believe it is someone else.
+//!
+//! `X-Request-Id` goes both ways: the backend gets the request's id (a trusted peer's own, or
+//! lbx's, see [`RequestId::for_request`]) and the client's response carries the same one,
+//! replacing any the backend sent. Other tracing fields (W3C `traceparent`, `tracestate`) are
+//! the client's and pass through untouched.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -21,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use http::uri::Authority;
 use http::{HeaderName, HeaderValue, StatusCode};
 
-use super::request::RequestBody;
+use super::request::{RequestBody, RequestId};
 use crate::config::ProxyConfig;
 use crate::http1::encode::{fields_len, write_field, write_request_line};
 use crate::message::{Headers, ResponseHead, list_elements, trim_ows};
@@ -42,13 +47,14 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// Fields lbx writes itself on the way to the backend, so the client's are not copied.
-const REWRITTEN_UPSTREAM: [&str; 6] = [
+const REWRITTEN_UPSTREAM: [&str; 7] = [
     "host",
     "content-length",
     "expect",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    "x-request-id",
 ];
 
 /// How the request to the backend is framed and what it asks for.
@@ -65,6 +71,7 @@ pub struct UpstreamFraming {
 /// The request head for an HTTP/1.1 backend at `backend` (its Host when the client gave none).
 pub fn write_upstream_head(
     meta: &RequestMeta,
+    request_id: &RequestId,
     backend: &Authority,
     plugin_headers: &[(HeaderName, HeaderValue)],
     proxy: &ProxyConfig,
@@ -76,6 +83,7 @@ pub fn write_upstream_head(
     write_request_line(&head.method, &head.target, out);
     upstream_fields(
         meta,
+        request_id,
         backend,
         plugin_headers,
         proxy,
@@ -90,6 +98,7 @@ pub fn write_upstream_head(
 /// (RFC 9113 §8.2.2: `Transfer-Encoding`, and `Expect` as lbx does not wait for `100` there).
 pub fn upstream_h2_request(
     meta: &RequestMeta,
+    request_id: &RequestId,
     backend: &Authority,
     scheme: http::uri::Scheme,
     plugin_headers: &[(HeaderName, HeaderValue)],
@@ -101,6 +110,7 @@ pub fn upstream_h2_request(
     let mut bad = None;
     upstream_fields(
         meta,
+        request_id,
         backend,
         plugin_headers,
         proxy,
@@ -153,10 +163,11 @@ pub fn upstream_h2_request(
 
 /// Every field a backend gets, in order, handed to `emit`: Host first (the request's authority,
 /// or the backend's when the client named none), the client's fields minus hop-by-hop ones and
-/// those lbx rewrites, the `X-Forwarded-*` trio, the plugin's fields, the framing, `TE:
-/// trailers` and `Expect` when they apply.
+/// those lbx rewrites, the `X-Forwarded-*` trio, `X-Request-Id`, the plugin's fields, the
+/// framing, `TE: trailers` and `Expect` when they apply.
 fn upstream_fields(
     meta: &RequestMeta,
+    request_id: &RequestId,
     backend: &Authority,
     plugin_headers: &[(HeaderName, HeaderValue)],
     proxy: &ProxyConfig,
@@ -205,6 +216,7 @@ fn upstream_fields(
     {
         emit(b"X-Forwarded-Host", host);
     }
+    emit(b"X-Request-Id", request_id.as_bytes());
     for (name, value) in plugin_headers {
         emit(name.as_str().as_bytes(), value.as_bytes());
     }
@@ -270,9 +282,11 @@ fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
 
 /// The backend's response head made ready for the client: hop-by-hop fields (and the fields
 /// `Connection` names) removed, the framing fields removed when lbx will frame the body
-/// itself (`has_body`), the plugin's fields appended, `Date` ensured on final responses.
+/// itself (`has_body`), the request's id as `X-Request-Id` (final responses: `request_id` is
+/// `None` for interim ones), the plugin's fields appended, `Date` ensured on final responses.
 pub fn client_response_head(
     mut head: ResponseHead,
+    request_id: Option<&RequestId>,
     plugin_headers: Vec<(HeaderName, HeaderValue)>,
     has_body: bool,
 ) -> ResponseHead {
@@ -292,8 +306,15 @@ pub fn client_response_head(
             .iter()
             .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
             || listed.iter().any(|l| name.eq_ignore_ascii_case(l))
-            || (drop_length && name.eq_ignore_ascii_case(b"content-length")))
+            || (drop_length && name.eq_ignore_ascii_case(b"content-length"))
+            || (request_id.is_some() && name.eq_ignore_ascii_case(b"x-request-id")))
     });
+    if let Some(id) = request_id {
+        head.headers.push(
+            Bytes::from_static(b"X-Request-Id"),
+            Bytes::copy_from_slice(id.as_bytes()),
+        );
+    }
     for (name, value) in plugin_headers {
         head.headers.push(
             Bytes::copy_from_slice(name.as_str().as_bytes()),

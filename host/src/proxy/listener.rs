@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::connection::ConnectionInfo;
+use super::metrics::{ClientProtocol, ListenerKind};
 use super::{Proxy, client_h1, client_h2};
 use crate::accept::{Connections, accept_loop};
 use crate::shutdown::StopReceiver;
@@ -115,6 +116,11 @@ async fn serve_connection(
                 return;
             };
             info.secure = true;
+            let protocol = match negotiated {
+                Negotiated::Http2 => ClientProtocol::Http2,
+                Negotiated::Http1 => ClientProtocol::Http1,
+            };
+            let _open = proxy.connections().opened(ListenerKind::Https, protocol);
             match negotiated {
                 Negotiated::Http2 => Box::pin(client_h2::serve(stream, info, proxy, stop)).await,
                 Negotiated::Http1 => Box::pin(client_h1::serve(stream, info, proxy, stop)).await,
@@ -128,9 +134,15 @@ async fn serve_connection(
             // largest of them.
             match sniff(&stream, timeout).await {
                 Some(Protocol::Http2) => {
+                    let _open = proxy
+                        .connections()
+                        .opened(ListenerKind::Http, ClientProtocol::Http2);
                     Box::pin(client_h2::serve(stream, info, proxy, stop)).await
                 }
                 Some(Protocol::Http1) => {
+                    let _open = proxy
+                        .connections()
+                        .opened(ListenerKind::Http, ClientProtocol::Http1);
                     Box::pin(client_h1::serve(stream, info, proxy, stop)).await
                 }
                 None => {}

@@ -16,6 +16,7 @@ mod connection;
 mod error;
 mod headers;
 mod listener;
+mod metrics;
 mod outlier;
 mod relay;
 mod request;
@@ -29,11 +30,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 
-pub use access_log::AccessLog;
+pub use access_log::{AccessLog, AccessLogSettings};
 pub use client_body::{BodyFeed, ClientBodyError, ClientSource, H1Body, H2Body};
 pub use connection::ConnectionInfo;
 pub use error::{Fault, ProxyError};
 pub use listener::{Listener, Role, serve};
+pub use metrics::{ClientProtocol, ConnectionMetrics, ListenerKind};
 pub use relay::RelayedBody;
 pub use request::{ClientRequest, RequestBody, RequestId};
 pub use request_side::RequestSide;
@@ -41,6 +43,7 @@ pub use request_side::RequestSide;
 use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
 use crate::http1::parse::response_has_body;
 use crate::message::ResponseHead;
+use crate::metrics::RegisterMetrics;
 use crate::plugin::{RequestMeta, Route, Router};
 use crate::upstream::Upstreams;
 use attempt::{Answer, AttemptError, Plan};
@@ -64,6 +67,8 @@ pub struct Policies {
     pub retry: RetryConfig,
     /// Forwarding headers and trusted proxies.
     pub proxy: ProxyConfig,
+    /// The access log's `[log]` settings, switched by config reload.
+    pub access_log: Arc<AccessLogSettings>,
 }
 
 /// Everything the request path needs, shared by all connections.
@@ -73,6 +78,7 @@ pub struct Proxy {
     router: Arc<Router>,
     policies: Policies,
     retry_budget: RetryBudget,
+    connections: Arc<ConnectionMetrics>,
 }
 
 /// Where 1xx responses go: an HTTP/1.1 client connection relays them; HTTP/2 and HTTP/1.0
@@ -123,7 +129,13 @@ impl Proxy {
             router,
             retry_budget: RetryBudget::new(&policies.retry),
             policies,
+            connections: Arc::default(),
         }
+    }
+
+    /// Client connections open now (counted by the listeners).
+    pub fn connections(&self) -> &Arc<ConnectionMetrics> {
+        &self.connections
     }
 
     /// The backend table this proxy routes over.
@@ -147,15 +159,8 @@ impl Proxy {
         source: S,
         interim: &mut I,
     ) -> Handled<S> {
-        let id = request.id;
-        let mut log = AccessLog::enabled().then(|| {
-            AccessLog::new(
-                id,
-                &request.head.method,
-                &request.head.target,
-                request.received_at,
-            )
-        });
+        let id = request.id.clone();
+        let mut log = self.policies.access_log.start(&request);
         // A request that reached a backend may go again only if its method is idempotent or
         // the operator opted in, and its body is recorded (within the limit) or empty.
         let retry = &self.policies.retry;
@@ -179,11 +184,12 @@ impl Proxy {
             .forward(request, &mut side, interim, &mut log, may_replay_sent)
             .await;
         if let Err(error) = &result {
-            error.log(id);
+            error.log(&id);
             if let Some(mut log) = log {
                 log.status = error
                     .status()
                     .unwrap_or(StatusCode::from_u16(499).expect("499 is a valid code"));
+                log.bytes_in = side.feed.received_bytes();
                 log.emit(false);
             }
         }
@@ -212,7 +218,8 @@ impl Proxy {
             upgrade,
             client,
             secure,
-            ..
+            received_at,
+            id,
         } = request;
         // An upgrade is relayed for a request without a body (as a WebSocket handshake is):
         // the switch must come after the whole request.
@@ -251,8 +258,12 @@ impl Proxy {
             // and only if lbx can relay that answer.
             let expect = expect_continue && !continue_relayed && interim.accepts_interim();
             let mut h1_head = BytesMut::new();
+            if body != RequestBody::None {
+                side.feed.send_to(backend.stats.clone());
+            }
             write_upstream_head(
                 &meta,
+                &id,
                 &backend.authority,
                 &upstream_headers,
                 &self.policies.proxy,
@@ -264,6 +275,7 @@ impl Proxy {
                 &mut h1_head,
             );
             let plan = Plan {
+                request_id: &id,
                 method: meta.head.method.clone(),
                 h1_head: h1_head.freeze(),
                 upstream_headers: &upstream_headers,
@@ -283,8 +295,9 @@ impl Proxy {
                 )
                 .await;
             let failure = match attempted {
-                Ok((Answer { head, body, tunnel }, in_flight)) => {
+                Ok((Answer { head, body, tunnel }, in_flight, upstream_latency)) => {
                     let status = head.status;
+                    backend.stats.traffic().responded(status);
                     if status.is_server_error() && self.policies.outlier.count_5xx {
                         note_failure(&set, index, &self.policies.outlier);
                     }
@@ -292,7 +305,8 @@ impl Proxy {
                     let switched_to = tunnel
                         .as_ref()
                         .and_then(|_| head.headers.get("upgrade").cloned());
-                    let mut head = client_response_head(head, downstream_headers, has_body);
+                    let mut head =
+                        client_response_head(head, Some(&id), downstream_headers, has_body);
                     if let Some(protocol) = switched_to {
                         // The hop-by-hop pair that makes a 101 mean something, for this hop.
                         head.headers.push(
@@ -304,11 +318,13 @@ impl Proxy {
                     let mut log = log.take();
                     if let Some(log) = &mut log {
                         log.status = status;
+                        log.upstream_latency = Some(upstream_latency);
                     }
                     let served_by = ServedBy {
                         set: set.clone(),
                         index,
                         outlier: self.policies.outlier,
+                        received_at: tunnel.is_none().then_some(received_at),
                     };
                     return Ok(Forwarded {
                         head,
@@ -322,9 +338,10 @@ impl Proxy {
             let (error, may_retry) = match failure {
                 AttemptError::Unsent(error) => (error, side.feed.rewind()),
                 AttemptError::Sent(error) => (error, may_replay_sent && side.feed.rewind()),
-                AttemptError::Final(error) => return Err(error),
+                AttemptError::Final(error) => return Err(answered_for(backend, error)),
             };
             if error.fault() == Fault::Backend {
+                backend.stats.traffic().backend_error();
                 note_failure(&set, index, &self.policies.outlier);
             }
             tried.push(index as u32);
@@ -336,11 +353,30 @@ impl Proxy {
                 .any(|(i, b)| b.is_usable() && !tried.contains(&(i as u32)));
             let can_retry = may_retry && attempt + 1 < retry.max_attempts && untried_left;
             if !can_retry || !self.retry_budget.try_retry() {
-                return Err(error);
+                return Err(answered_for(backend, error));
             }
+            backend.stats.traffic().retried();
             tracing::debug!(backend = %backend.id, attempt, %error, "retrying on another backend");
         }
         unreachable!("the attempt loop only ends by returning")
+    }
+}
+
+/// `error`, which ends a request whose last attempt went to `backend`: lbx's answer to the
+/// client is counted as that backend's response (a backend that fails shows as 5xx), unless
+/// the client caused it — a client's fault never touches a backend's figures.
+fn answered_for(backend: &crate::upstream::Backend, error: ProxyError) -> ProxyError {
+    if error.fault() != Fault::Client
+        && let Some(status) = error.status()
+    {
+        backend.stats.traffic().responded(status);
+    }
+    error
+}
+
+impl RegisterMetrics for Proxy {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        metrics::ConnectionCollector(self.connections.clone()).register(registry);
     }
 }
 

@@ -1,10 +1,12 @@
 //! The backend's response body on its way to the client: streamed piece by piece (never
 //! buffered), the request counted in flight until it ends, a body the backend breaks counted
-//! against it, and the access-log line written when it is over.
+//! against it, its bytes and the request's total time counted for the backend, and the
+//! access-log line written when it is over.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -14,7 +16,7 @@ use super::outlier::note_failure;
 use crate::config::OutlierConfig;
 use crate::http1::Framing;
 use crate::message::BodyChunk;
-use crate::upstream::{BackendSet, InFlight, ResponseBody, ResponseBodyError};
+use crate::upstream::{BackendSet, InFlight, ResponseBody, ResponseBodyError, Traffic};
 
 /// Which backend a response came from, for counting a failure of its body.
 #[derive(Debug)]
@@ -25,6 +27,15 @@ pub struct ServedBy {
     pub index: usize,
     /// Outlier settings.
     pub outlier: OutlierConfig,
+    /// When the request arrived, for its total latency; `None` for an upgraded connection,
+    /// whose "response" lasts as long as the tunnel and would only blur the histogram.
+    pub received_at: Option<Instant>,
+}
+
+impl ServedBy {
+    fn traffic(&self) -> Option<&Traffic> {
+        self.set.backends.get(self.index).map(|b| b.stats.traffic())
+    }
 }
 
 /// A backend's response body being relayed.
@@ -55,6 +66,14 @@ impl RelayedBody {
         }
     }
 
+    /// The client's request body came to `bytes` (known only once the request side is done,
+    /// which may be after the response began: a gRPC stream sends both ways).
+    pub fn note_request_bytes(&mut self, bytes: u64) {
+        if let Some(log) = &mut self.log {
+            log.bytes_in = bytes;
+        }
+    }
+
     /// How the backend framed the body.
     pub fn framing(&self) -> Framing {
         self.inner.framing()
@@ -68,6 +87,14 @@ impl RelayedBody {
     ) -> Poll<Option<Result<BodyChunk, ResponseBodyError>>> {
         let polled = self.inner.poll_chunk(cx);
         match &polled {
+            Poll::Ready(Some(Ok(BodyChunk::Data(data)))) if !data.is_empty() => {
+                if let Some(traffic) = self.served_by.traffic() {
+                    traffic.received_body_bytes(data.len());
+                }
+                if let Some(log) = &mut self.log {
+                    log.bytes_out += data.len() as u64;
+                }
+            }
             Poll::Ready(None) => self.complete = true,
             Poll::Ready(Some(Err(e))) => {
                 if let Some(log) = &self.log {
@@ -77,7 +104,11 @@ impl RelayedBody {
                     set,
                     index,
                     outlier,
+                    ..
                 } = &self.served_by;
+                if let Some(traffic) = self.served_by.traffic() {
+                    traffic.backend_error();
+                }
                 note_failure(set, *index, outlier);
             }
             _ => {}
@@ -120,6 +151,11 @@ impl Body for RelayedBody {
 
 impl Drop for RelayedBody {
     fn drop(&mut self) {
+        if let (Some(received_at), Some(traffic)) =
+            (self.served_by.received_at, self.served_by.traffic())
+        {
+            traffic.observe_total_latency(received_at.elapsed());
+        }
         if let Some(log) = self.log.take() {
             log.emit(self.complete);
         }

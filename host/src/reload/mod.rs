@@ -9,6 +9,7 @@
 //! finds nothing changed (same bytes, same settings) does nothing.
 
 pub mod history;
+mod metrics;
 pub mod remote;
 pub mod watch;
 
@@ -19,12 +20,13 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Overrides};
-use crate::metrics::{ReloadKind, ReloadMetrics};
 use crate::plugin::{KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, Router};
+use crate::proxy::AccessLogSettings;
 use crate::runtime_backends::BackendManager;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
 use history::ReloadHistory;
+pub use metrics::{ReloadKind, ReloadMetrics};
 
 /// Where the routing plugin comes from.
 #[derive(Debug, Clone)]
@@ -67,6 +69,7 @@ pub struct Reloader {
     certificates: Option<Arc<Certificates>>,
     metrics: ReloadMetrics,
     history: Arc<ReloadHistory>,
+    access_log: Arc<AccessLogSettings>,
     pool_size: usize,
     engine: Mutex<Option<PluginEngine>>,
     /// The configuration in force; its lock also serialises reloads.
@@ -97,6 +100,8 @@ pub struct ReloaderParts {
     pub metrics: ReloadMetrics,
     /// The last reloads, for the admin API.
     pub history: Arc<ReloadHistory>,
+    /// The access log's switch and format, applied from `[log]` on every config reload.
+    pub access_log: Arc<AccessLogSettings>,
     /// Plugin instances to keep per version (one per worker).
     pub pool_size: usize,
 }
@@ -115,6 +120,7 @@ impl Reloader {
             certificates: parts.certificates,
             metrics: parts.metrics,
             history: parts.history,
+            access_log: parts.access_log,
             pool_size: parts.pool_size,
             engine: Mutex::new(None),
             config: tokio::sync::Mutex::new(parts.config),
@@ -314,6 +320,13 @@ impl Reloader {
             .breaker()
             .configure(settings.disable_after_failures, settings.disabled_for);
         self.kv.set_max_bytes(settings.kv_max_bytes);
+        if next.log != current.log {
+            self.access_log.apply(&next.log);
+            applied.push(format!(
+                "access log {}",
+                if next.log.access { "on" } else { "off" }
+            ));
+        }
         let mut next = next;
         let restart_keys = hold_restart_only_keys(current, &mut next);
         for key in &restart_keys {

@@ -14,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::certs::Certificates;
+use crate::metrics::RegisterMetrics;
 
 /// Sessions kept for resumption by session id.
 const SESSION_CACHE: usize = 4096;
@@ -29,7 +30,7 @@ pub struct HandshakeMetrics {
 
 /// Encodes [`HandshakeMetrics`] on each scrape.
 #[derive(Debug)]
-pub struct HandshakeCollector(pub Arc<HandshakeMetrics>);
+struct HandshakeCollector(Arc<HandshakeMetrics>);
 
 impl prometheus_client::collector::Collector for HandshakeCollector {
     fn encode(
@@ -49,6 +50,12 @@ impl prometheus_client::collector::Collector for HandshakeCollector {
                 .encode(family.encode_family(&[("result", result)])?)?;
         }
         Ok(())
+    }
+}
+
+impl RegisterMetrics for TlsTerminator {
+    fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register_collector(Box::new(HandshakeCollector(self.metrics.clone())));
     }
 }
 

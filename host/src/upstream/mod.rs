@@ -7,9 +7,11 @@ mod deadline;
 pub mod exchange;
 pub mod h2;
 pub mod health;
+mod metrics;
 mod pool;
 mod response_body;
 mod stats;
+mod traffic;
 pub mod transport;
 
 use std::collections::HashMap;
@@ -26,9 +28,11 @@ pub use exchange::{
     BodySource, Exchange, ExchangeError, ExchangeTimeouts, OutgoingRequest, Response, Step,
     Switched,
 };
+pub use metrics::BackendMetrics;
 pub use pool::{Checkout, ConnectError, ConnectionPool, PoolSettings, UpstreamConn};
 pub use response_body::{ResponseBody, ResponseBodyError};
 pub use stats::{Ejection, InFlight, LiveStats};
+pub use traffic::{STATUS_CLASSES, Traffic, TrafficSnapshot};
 pub use transport::{Protocol, Transport};
 
 /// One backend as routing sees it.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::traffic::Traffic;
 use crate::config::OutlierConfig;
 
 /// Weight of a new latency sample in the moving average (1/8, as in TCP's SRTT).
@@ -31,6 +32,8 @@ pub struct LiveStats {
     /// Set by an operator (admin API): no new requests, in-flight ones finish.
     draining: AtomicBool,
     requests: AtomicU64,
+    /// What it has served, for metrics and the admin API.
+    traffic: Traffic,
     epoch: Instant,
 }
 
@@ -46,6 +49,7 @@ impl Default for LiveStats {
             down: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             requests: AtomicU64::new(0),
+            traffic: Traffic::default(),
             epoch: Instant::now(),
         }
     }
@@ -70,6 +74,11 @@ impl LiveStats {
     /// Requests sent to this backend since start.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// What it has served: responses, errors, retries, bytes, latencies.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Whether the backend may receive new requests: not failing its health check, not
@@ -101,9 +110,13 @@ impl LiveStats {
         self.down.load(Ordering::Relaxed)
     }
 
-    /// Record the active health verdict; returns whether it changed.
+    /// Record the active health verdict; returns whether it changed (a health transition).
     pub fn set_down(&self, down: bool) -> bool {
-        self.down.swap(down, Ordering::Relaxed) != down
+        let changed = self.down.swap(down, Ordering::Relaxed) != down;
+        if changed {
+            self.traffic.health_changed();
+        }
+        changed
     }
 
     /// End an ejection early: active health checks saw the backend recover.
@@ -174,6 +187,7 @@ impl LiveStats {
             Ordering::Relaxed,
         );
         self.consecutive_failures.store(0, Ordering::Relaxed);
+        self.traffic.ejected();
         Ejection::Ejected { failures, duration }
     }
 
@@ -269,6 +283,7 @@ mod tests {
             }
         );
         assert!(stats.is_ejected() && !stats.is_usable());
+        assert_eq!(stats.traffic().ejections(), 1);
     }
 
     #[test]
@@ -325,5 +340,6 @@ mod tests {
         assert!(!stats.is_usable());
         assert!(stats.set_down(false));
         assert!(stats.is_usable());
+        assert_eq!(stats.traffic().health_transitions(), 2);
     }
 }

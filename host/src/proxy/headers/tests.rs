@@ -30,6 +30,7 @@ fn upstream(meta: &RequestMeta, proxy: &ProxyConfig, body: RequestBody, expect: 
     )];
     write_upstream_head(
         meta,
+        &RequestId::given(&Bytes::from_static(b"rid-1")).unwrap(),
         &backend,
         &plugin,
         proxy,
@@ -74,11 +75,48 @@ fn the_backend_gets_origin_form_host_first_and_the_clients_fields_in_order() {
          X-Forwarded-For: 192.0.2.1\r\n\
          X-Forwarded-Proto: http\r\n\
          X-Forwarded-Host: shop.example\r\n\
+         X-Request-Id: rid-1\r\n\
          x-routed: 1\r\n\
          Content-Length: 5\r\n\
          TE: trailers\r\n\
          \r\n"
     );
+}
+
+#[test]
+fn the_backend_gets_the_requests_id_once_and_trace_context_as_sent() {
+    let meta = meta(
+        &[
+            ("Host", "a"),
+            ("X-Request-Id", "from-client"),
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+            ("tracestate", "congo=t61rcWkgMzE"),
+        ],
+        "192.0.2.1:5000",
+    );
+    let head = upstream(&meta, &ProxyConfig::default(), RequestBody::None, false);
+    assert!(head.contains("\r\nX-Request-Id: rid-1\r\n"), "{head}");
+    assert!(!head.contains("from-client"), "{head}");
+    assert!(
+        head.contains(
+            "\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\
+             tracestate: congo=t61rcWkgMzE\r\n"
+        ),
+        "{head}"
+    );
+}
+
+#[test]
+fn the_clients_response_carries_the_requests_id_instead_of_the_backends() {
+    let mut head = ResponseHead::new(StatusCode::OK);
+    head.headers.push("X-Request-Id", "backend-made");
+    let id = RequestId::next();
+    let out = client_response_head(head, Some(&id), Vec::new(), true);
+    assert_eq!(out.headers.count("x-request-id"), 1);
+    assert_eq!(out.headers.get("x-request-id").unwrap(), id.as_bytes());
 }
 
 #[test]
@@ -176,7 +214,7 @@ fn responses_lose_hop_by_hop_fields_and_gain_a_date() {
         HeaderName::from_static("set-cookie"),
         HeaderValue::from_static("s=1"),
     )];
-    let out = client_response_head(head.clone(), plugin, true);
+    let out = client_response_head(head.clone(), None, plugin, true);
     let names: Vec<_> = out
         .headers
         .iter()
@@ -185,7 +223,7 @@ fn responses_lose_hop_by_hop_fields_and_gain_a_date() {
     assert_eq!(names, ["Trailer", "X-Kept", "set-cookie", "Date"]);
 
     // HEAD: Content-Length describes the resource, so it stays.
-    let out = client_response_head(head, Vec::new(), false);
+    let out = client_response_head(head, None, Vec::new(), false);
     assert_eq!(out.headers.get("content-length").unwrap(), "9");
 }
 
@@ -193,7 +231,7 @@ fn responses_lose_hop_by_hop_fields_and_gain_a_date() {
 fn a_date_from_the_backend_is_kept() {
     let mut head = ResponseHead::new(StatusCode::OK);
     head.headers.push("Date", "Sun, 06 Nov 1994 08:49:37 GMT");
-    let out = client_response_head(head, Vec::new(), true);
+    let out = client_response_head(head, None, Vec::new(), true);
     assert_eq!(out.headers.count("date"), 1);
     assert_eq!(
         out.headers.get("date").unwrap(),
