@@ -165,11 +165,12 @@ impl AccessLog {
     /// complete=…` (the fields of earlier versions keep their order).
     fn write_text(&self, complete: bool, out: &mut Vec<u8>) {
         // Writing to a Vec cannot fail.
-        let _ = write!(
-            out,
-            "request_id={} client={} method={}",
-            self.id, self.client, self.method
-        );
+        out.extend_from_slice(b"request_id=");
+        out.extend_from_slice(self.id.as_bytes());
+        out.extend_from_slice(b" client=");
+        write_socket_addr(self.client, out);
+        out.extend_from_slice(b" method=");
+        out.extend_from_slice(self.method.as_str().as_bytes());
         out.extend_from_slice(b" host=");
         match &self.host {
             Some(host) => write_visible(host, out),
@@ -213,7 +214,9 @@ impl AccessLog {
         }
         out.extend_from_slice(b"\"level\":\"INFO\",\"target\":\"lbx::access\",\"request_id\":");
         write_json_string(self.id.as_bytes(), out);
-        let _ = write!(out, ",\"client\":\"{}\",\"method\":", self.client);
+        out.extend_from_slice(b",\"client\":\"");
+        write_socket_addr(self.client, out);
+        out.extend_from_slice(b"\",\"method\":");
         write_json_string(self.method.as_str().as_bytes(), out);
         out.extend_from_slice(b",\"host\":");
         match &self.host {
@@ -245,6 +248,20 @@ impl AccessLog {
             ",\"decided_by\":\"{}\",\"complete\":{complete}}}",
             self.decided_by.as_str()
         );
+    }
+}
+
+/// `ip:port` (`[ip]:port` for IPv6), IPv4 digit by digit: `Display` through `fmt::write` was
+/// ~0.5% of a worker's CPU with the access log on (perf, HTTP/1.1 keep-alive).
+fn write_socket_addr(addr: SocketAddr, out: &mut Vec<u8>) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            super::headers::write_ip(std::net::IpAddr::V4(*v4.ip()), out);
+            let _ = write!(out, ":{}", v4.port());
+        }
+        SocketAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -376,5 +393,20 @@ mod tests {
             access: false,
         });
         assert!(settings.start(&request(b"/", b"h")).is_none());
+    }
+
+    #[test]
+    fn client_addresses_read_as_display_writes_them() {
+        for addr in [
+            "192.0.2.7:5000",
+            "10.0.0.255:1",
+            "[2001:db8::1]:443",
+            "[::ffff:1.2.3.4]:80",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            let mut out = Vec::new();
+            write_socket_addr(addr, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
+        }
     }
 }

@@ -260,7 +260,7 @@ fn forwarded_for(headers: &Headers, client: IpAddr, trusted: bool) -> Vec<u8> {
 
 /// Append `ip` as text. IPv4 — nearly every client — is written digit by digit: going through
 /// `Display` and a `String` was ~1% of a worker's CPU per proxied request.
-fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
+pub(super) fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     match ip {
         IpAddr::V4(v4) => {
             for (i, octet) in v4.octets().into_iter().enumerate() {
