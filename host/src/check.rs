@@ -17,8 +17,8 @@ use anyhow::{Context, bail};
 
 use crate::config::{BackendConfig, Config};
 use crate::plugin::{
-    Decision, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, RetryContext,
-    Route, interpret,
+    Decision, KvStore, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, RetryContext, Route,
+    interpret,
 };
 use crate::upstream::{BackendSet, PoolSettings, Upstreams};
 
@@ -57,16 +57,13 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
         },
     )?;
     let set = upstreams.snapshot();
-    let settings = config.plugin_settings();
-    let limits = Limits::from_settings(&settings);
+    let kv = Arc::new(KvStore::new(config.plugin_settings().kv_max_bytes));
     let options = LoadOptions {
-        config_json: config.plugin_config_json(),
-        limits,
-        max_idle: 1,
-        kv: Arc::new(KvStore::new(settings.kv_max_bytes)),
         // A plugin's own output (a Python traceback) helps its author here.
         inherit_stdio: true,
+        ..LoadOptions::from_config(&config, kv, 1)
     };
+    let limits = options.limits;
 
     let engine = PluginEngine::new(limits.deadline)?;
     let started = Instant::now();

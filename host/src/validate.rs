@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::config::{
     BackendSpec, Config, ConfigError, HealthSettings, Overrides, Problem, resolve_all,
 };
-use crate::plugin::{KvStore, Limits, LoadError, LoadOptions, LoadedPlugin, PluginEngine};
+use crate::plugin::{KvStore, LoadError, LoadOptions, LoadedPlugin, PluginEngine};
 use crate::runtime_backends::changes::backend_id;
 use crate::runtime_backends::state_file;
 use crate::tls::Certificates;
@@ -204,16 +204,9 @@ fn check_plugin(
     {
         return None;
     }
-    let settings = config.plugin_settings();
-    let limits = Limits::from_settings(&settings);
-    let options = LoadOptions {
-        config_json: config.plugin_config_json(),
-        limits,
-        max_idle: 1,
-        kv: Arc::new(KvStore::new(settings.kv_max_bytes)),
-        inherit_stdio: false,
-    };
-    let engine = match PluginEngine::new(limits.deadline) {
+    let kv = Arc::new(KvStore::new(config.plugin_settings().kv_max_bytes));
+    let options = LoadOptions::from_config(config, kv, 1);
+    let engine = match PluginEngine::new(options.limits.deadline) {
         Ok(engine) => engine,
         Err(e) => {
             problems.push(Problem {

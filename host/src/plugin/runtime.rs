@@ -116,6 +116,21 @@ pub struct LoadOptions {
     pub inherit_stdio: bool,
 }
 
+impl LoadOptions {
+    /// What `config` asks for (its `[plugin] config` for `init`, its sandbox limits), with
+    /// `kv` as the key-value store and `max_idle` instances kept. `lbx run`, `lbx check` and
+    /// `lbx validate` all load through this, so they try the same plugin the same way.
+    pub fn from_config(config: &crate::config::Config, kv: Arc<KvStore>, max_idle: usize) -> Self {
+        Self {
+            config_json: config.plugin_config_json(),
+            limits: Limits::from_settings(&config.plugin_settings()),
+            max_idle,
+            kv,
+            inherit_stdio: false,
+        }
+    }
+}
+
 /// The wasmtime engine shared by all plugins, with the thread that advances its epoch and the
 /// cache of compiled plugins.
 #[derive(Clone)]

@@ -20,7 +20,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Overrides};
-use crate::plugin::{KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, Router};
+use crate::plugin::{KvStore, LoadOptions, LoadedPlugin, PluginEngine, Router};
 use crate::proxy::AccessLogSettings;
 use crate::runtime_backends::BackendManager;
 use crate::tls::Certificates;
@@ -415,13 +415,7 @@ impl Reloader {
     }
 
     fn load_options(&self, config: &Config) -> LoadOptions {
-        LoadOptions {
-            config_json: config.plugin_config_json(),
-            limits: Limits::from_settings(&config.plugin_settings()),
-            max_idle: self.pool_size,
-            kv: self.kv.clone(),
-            inherit_stdio: false,
-        }
+        LoadOptions::from_config(config, self.kv.clone(), self.pool_size)
     }
 
     /// Compile (or take from the cache) and smoke-test off the async threads: compiling takes
