@@ -63,6 +63,8 @@ pub async fn serve<S: ClientStream>(
     let mut buf = BytesMut::with_capacity(HEAD_READ_SIZE);
     let timeouts = proxy.policies().timeouts;
     let mut between = BetweenRequests::new(&stop, timeouts.request_headers);
+    // Whether the peer may name its requests' ids: a fact of the connection, not the request.
+    let trusted = proxy.policies().proxy.trusts(info.peer.ip());
     loop {
         let parsed = match read_head(&mut stream, &mut buf, &mut between).await {
             HeadRead::Request(parsed) => parsed,
@@ -80,7 +82,6 @@ pub async fn serve<S: ClientStream>(
                 return linger(&mut stream).await;
             }
         };
-        let trusted = proxy.policies().proxy.trusts(info.peer.ip());
         let id = RequestId::for_request(&parsed.head.headers, trusted);
         if let Some(port) = info.redirect_to_https {
             match redirect(&mut stream, &parsed, port, &id).await {
