@@ -2,7 +2,7 @@
 //! retries, timeouts, slowloris protection and graceful shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,8 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{
     BackendProcess, BlackHole, LbxProcess, PatternBody, RefusingPort, ResettingBackend,
-    TestBackend, TestProxy, config, config_for_urls, get, http1_client, plugins, send,
+    TestBackend, TestProxy, admin_backend, config, config_for_urls, eventually, get, http1_client,
+    plugins, send,
 };
+
+/// How long a test waits for a state it expects before calling it a failure: a bound on
+/// liveness, never on speed.
+const LIVENESS: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_backend_under_load_fails_no_request_and_a_restart_brings_it_back() {
@@ -21,25 +26,24 @@ async fn killing_a_backend_under_load_fails_no_request_and_a_restart_brings_it_b
         .map(BackendProcess::start)
         .into_iter()
         .collect();
-    let (interval, rise) = (Duration::from_millis(100), 2u32);
     let urls: Vec<String> = backends.iter().map(BackendProcess::url).collect();
-    let health = format!(
-        "[health]\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = {rise}\nfall = 2\n"
-    );
-    let toml = config_for_urls(Some(plugins::ROUND_ROBIN), &urls, &health);
+    let health =
+        "[health]\npath = \"/\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 2\nfall = 2\n";
+    let toml = config_for_urls(Some(plugins::ROUND_ROBIN), &urls, health);
     let proxy = TestProxy::start(&toml).await;
     let url = proxy.url("/");
 
-    // Steady, bounded load: 4 clients, each sending requests back to back for 3 seconds.
+    // Steady, bounded load: 4 clients, each sending requests back to back until stopped.
+    let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
     let answers = Arc::new(std::sync::Mutex::new(Vec::<(Instant, String)>::new()));
-    let started = Instant::now();
     let clients: Vec<_> = (0..4)
         .map(|_| {
-            let (url, failures, answers) = (url.clone(), failures.clone(), answers.clone());
+            let (url, stop) = (url.clone(), stop.clone());
+            let (failures, answers) = (failures.clone(), answers.clone());
             tokio::spawn(async move {
                 let client = http1_client();
-                while started.elapsed() < Duration::from_secs(3) {
+                while !stop.load(Ordering::Relaxed) {
                     let request = Request::get(&url).body(Empty::new().boxed()).unwrap();
                     match client.request(request).await {
                         Ok(response) if response.status() == 200 => {
@@ -55,37 +59,52 @@ async fn killing_a_backend_under_load_fails_no_request_and_a_restart_brings_it_b
             })
         })
         .collect();
+    let answered = || answers.lock().unwrap().len();
+    let served_at_least = |n: usize| {
+        eventually(
+            LIVENESS,
+            move || async move { (answered() >= n).then_some(()) },
+        )
+    };
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    served_at_least(100)
+        .await
+        .expect("the load never got going");
     backends[1].kill();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let b2 = backends[1].addr.to_string();
+    eventually(LIVENESS, || async {
+        let down = admin_backend(proxy.admin, &b2).await?["down"] == true;
+        down.then_some(())
+    })
+    .await
+    .expect("the health checks never took the killed backend out");
+    // Load goes on while it is out.
+    served_at_least(answered() + 100)
+        .await
+        .expect("the load stalled while b2 was down");
+
     let b2 = &mut backends[1];
     tokio::task::block_in_place(|| b2.restart());
     let restarted = Instant::now();
+    // A liveness bound: how soon after `rise` passing checks it returns is not timed here.
+    let back_after = eventually(LIVENESS, || async {
+        let answers = answers.lock().unwrap();
+        answers
+            .iter()
+            .find(|(at, name)| *at > restarted && name == "b2")
+            .map(|(at, _)| *at - restarted)
+    })
+    .await
+    .expect("b2 never came back into rotation");
+    stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.await.unwrap();
     }
 
-    let answers = answers.lock().unwrap();
     assert_eq!(failures.load(Ordering::SeqCst), 0, "client requests failed");
-    assert!(
-        answers.len() > 300,
-        "load was too light: {} requests",
-        answers.len()
-    );
-    let back_after = answers
-        .iter()
-        .find(|(at, name)| *at > restarted && name == "b2")
-        .map(|(at, _)| *at - restarted)
-        .expect("b2 never came back into rotation");
-    let bound = interval * (rise + 1) + Duration::from_millis(200);
-    assert!(
-        back_after <= bound,
-        "b2 came back after {back_after:?}; expected within interval x rise (+1 interval)"
-    );
     eprintln!(
         "kill test: {} requests, 0 failed, b2 back in rotation {} ms after restart",
-        answers.len(),
+        answered(),
         back_after.as_millis()
     );
 }
@@ -101,7 +120,18 @@ async fn a_backend_failing_its_health_check_gets_no_traffic_until_it_recovers() 
         "[health]\npath = \"/healthz\"\ninterval = \"50ms\"\nrise = 1\nfall = 1\n",
     ))
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sick_id = sick.addr.to_string();
+    let down_is = |wanted: bool| {
+        let sick_id = sick_id.clone();
+        let admin = proxy.admin;
+        eventually(LIVENESS, move || {
+            let sick_id = sick_id.clone();
+            async move { (admin_backend(admin, &sick_id).await?["down"] == wanted).then_some(()) }
+        })
+    };
+    down_is(true)
+        .await
+        .expect("the failing health check never took the backend out");
 
     for _ in 0..30 {
         assert_eq!(get(&proxy.url("/")).await.2, "well");
@@ -111,7 +141,9 @@ async fn a_backend_failing_its_health_check_gets_no_traffic_until_it_recovers() 
     assert_eq!(get(&format!("{}/", sick.url())).await.2, "sick");
 
     sick.set_health(200);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    down_is(false)
+        .await
+        .expect("the passing health check never put the backend back");
     let before = sick.requests();
     for _ in 0..10 {
         assert_eq!(get(&proxy.url("/")).await.0, 200);
@@ -127,10 +159,13 @@ async fn a_backend_failing_its_health_check_gets_no_traffic_until_it_recovers() 
 async fn a_backend_that_never_answers_gives_504_and_other_clients_are_unaffected() {
     let hole = BlackHole::start().await;
     let good = TestBackend::named("good").await;
+    // Long enough that any answer a working lbx gives `good` comes first, even on a busy
+    // machine: the test shows ordering, not speed.
+    let timeout = Duration::from_secs(3);
     let toml = config_for_urls(
         Some(plugins::ROUND_ROBIN),
         &[hole.url(), good.url()],
-        "[timeouts]\nresponse_headers = \"300ms\"\n[retry]\nmax_attempts = 1\n",
+        "[timeouts]\nresponse_headers = \"3s\"\n[retry]\nmax_attempts = 1\n",
     );
     let proxy = TestProxy::start(&toml).await;
 
@@ -140,13 +175,18 @@ async fn a_backend_that_never_answers_gives_504_and_other_clients_are_unaffected
         let started = Instant::now();
         (get(&url).await, started.elapsed())
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = Instant::now();
+    let hole_id = hole.addr.to_string();
+    eventually(LIVENESS, || async {
+        let waiting = admin_backend(proxy.admin, &hole_id).await?["in_flight"] == 1;
+        waiting.then_some(())
+    })
+    .await
+    .expect("the first request never reached the black hole");
     let (status, _, body) = get(&proxy.url("/")).await;
     assert_eq!((status.as_u16(), body.as_str()), (200, "good"));
     assert!(
-        started.elapsed() < Duration::from_millis(250),
-        "other clients were held up"
+        !stuck.is_finished(),
+        "other clients were held up: answered only after the stuck request timed out"
     );
 
     let ((status, _, body), took) = stuck.await.unwrap();
@@ -155,7 +195,7 @@ async fn a_backend_that_never_answers_gives_504_and_other_clients_are_unaffected
         body.starts_with("504 Gateway Timeout: the backend did not answer in time\n"),
         "{body}"
     );
-    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2));
+    assert!(took >= timeout && took < timeout + LIVENESS, "{took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

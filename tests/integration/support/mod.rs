@@ -981,3 +981,17 @@ pub use peers::{PeerServer, run_peer};
 
 mod browser;
 pub use browser::Browser;
+
+/// How `GET /admin/backends` on the admin API at `admin` describes the backend `id` (a
+/// backend's id defaults to its `host:port`), or `None` if it is not listed. Tests wait on its
+/// `down`, `in_flight` and `requests` instead of sleeping.
+pub async fn admin_backend(admin: SocketAddr, id: &str) -> Option<serde_json::Value> {
+    let (status, body) = admin_get(&format!("http://{admin}/admin/backends")).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    listed["backends"]
+        .as_array()?
+        .iter()
+        .find(|b| b["id"] == id)
+        .cloned()
+}
