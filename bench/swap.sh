@@ -2,7 +2,8 @@
 # Hot-swap figures for lbx (release build), reported as the issue asks:
 #   1. requests/s under wrk with no swap, then with the plugin file replaced once a second
 #      (atomic rename, alternating round_robin and least_conn): the dip is their ratio;
-#   2. swap-to-effect: time from the rename to /admin/plugin reporting the new sha256;
+#   2. swap-to-effect: time from the rename to /admin/plugin reporting the new sha256 (measured
+#      here only: the hot-swap test checks that a swap takes effect, not how fast);
 #   3. memory: RSS before and after 100 more swaps through POST /admin/plugin/reload.
 #
 # Run: bash bench/swap.sh            (from anywhere)
