@@ -3,9 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{RawBackend, RawClient, TestProxy, admin_get, config_for_urls};
+use crate::support::{
+    RawBackend, RawClient, TestProxy, admin_backend, admin_get, config_for_urls, eventually, metric,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
+/// How long a test waits for a state it expects: a bound on liveness, never on speed.
+const LIVENESS: Duration = Duration::from_secs(30);
 
 /// Two recording backends behind lbx with retries on and ejection after one failure, so any
 /// retry or any failure counted against a backend would show.
@@ -26,6 +30,60 @@ fn all_requests(a: &RawBackend, b: &RawBackend) -> Vec<crate::support::RawReques
     let mut requests = a.requests();
     requests.extend(b.requests());
     requests
+}
+
+/// Wait until one of the backends has received `bytes` on some connection.
+async fn received(a: &RawBackend, b: &RawBackend, bytes: &[u8]) {
+    let arrived = eventually(LIVENESS, || async {
+        let wire = [a.wire(), b.wire()].concat();
+        wire.iter()
+            .any(|c| c.windows(bytes.len()).any(|w| w == bytes))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        arrived.is_some(),
+        "{:?} never reached a backend",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+/// Wait until lbx has closed an upstream connection and the backend recorded what it got on
+/// it (it records a broken request when it sees the close); returns every request recorded.
+async fn upstream_closed(a: &RawBackend, b: &RawBackend) -> Vec<crate::support::RawRequest> {
+    eventually(LIVENESS, || async {
+        let closed = a.closed_by_peer() + b.closed_by_peer() > 0;
+        let requests = all_requests(a, b);
+        (closed && !requests.is_empty()).then_some(requests)
+    })
+    .await
+    .expect("lbx never closed the upstream connection")
+}
+
+/// Attempts lbx made on the two backends (retries included), as `/admin/backends` counts them.
+async fn attempts(proxy: &TestProxy, a: &RawBackend, b: &RawBackend) -> u64 {
+    let mut total = 0;
+    for backend in [a, b] {
+        let described = admin_backend(proxy.admin, &backend.addr.to_string()).await;
+        total += described.expect("backend listed")["requests"]
+            .as_u64()
+            .unwrap();
+    }
+    total
+}
+
+/// Wait until lbx has no HTTP/1.1 client connection open: it is done with the request.
+async fn client_connections_closed(proxy: &TestProxy) {
+    let closed = eventually(LIVENESS, || async {
+        let (_, text) = admin_get(&proxy.admin_url("/metrics")).await;
+        let open = metric(
+            &text,
+            "lbx_client_connections{listener=\"http\",protocol=\"http1\"}",
+        );
+        (open == 0.0).then_some(())
+    })
+    .await;
+    assert!(closed.is_some(), "lbx kept the client connection open");
 }
 
 /// The backend was blamed: the admin API shows it ejected.
@@ -54,8 +112,8 @@ async fn a_malformed_chunked_upload_gets_400_and_is_neither_completed_nor_replay
     client
         .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         .await;
-    // Let the first chunk reach the backend before the bad one arrives.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The first chunk reaches the backend before the bad one arrives.
+    received(&a, &b, b"hello").await;
     client.send(b"zz\r\nworld\r\n0\r\n\r\n").await;
     let answer = client.read_to_close(5 * SECOND).await;
     assert!(
@@ -67,13 +125,14 @@ async fn a_malformed_chunked_upload_gets_400_and_is_neither_completed_nor_replay
         "{answer}"
     );
 
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let requests = all_requests(&a, &b);
+    // lbx answered only once it had given up on the request: every attempt it made is counted.
     assert_eq!(
-        requests.len(),
+        attempts(&proxy, &a, &b).await,
         1,
-        "sent once, never replayed: {requests:#?}"
+        "sent once, never replayed"
     );
+    let requests = upstream_closed(&a, &b).await;
+    assert_eq!(requests.len(), 1, "{requests:#?}");
     let upload = &requests[0];
     assert!(!upload.complete, "the backend saw a complete body");
     assert_eq!(upload.body, b"hello");
@@ -97,10 +156,12 @@ async fn a_client_that_disconnects_mid_upload_leaves_the_backend_an_incomplete_b
         client
             .send(b"PUT /doc HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789")
             .await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        received(&a, &b, b"0123456789").await;
         client.abort(reset).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let requests = all_requests(&a, &b);
+        // Once lbx is done with the client's connection it makes no more attempts.
+        client_connections_closed(&proxy).await;
+        assert_eq!(attempts(&proxy, &a, &b).await, 1, "reset={reset}: replayed");
+        let requests = upstream_closed(&a, &b).await;
         assert_eq!(requests.len(), 1, "reset={reset}: {requests:#?}");
         assert!(!requests[0].complete, "reset={reset}");
         assert_eq!(requests[0].body, b"0123456789");
