@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{TestBackend, TestProxy, admin_get, config, get, metric, plugins};
+use crate::support::{TestBackend, TestProxy, admin_get, config, eventually, get, metric, plugins};
 
 async fn metrics(proxy: &TestProxy) -> String {
     admin_get(&proxy.admin_url("/metrics")).await.1
@@ -72,14 +72,27 @@ async fn looping_memory_eating_and_panicking_plugins_never_fail_a_request() {
 async fn the_breaker_trips_then_recovers_once_the_plugin_answers_again() {
     let backend = TestBackend::named("a").await;
     // Panics on its first 4 real requests, then counts: trips after 3, fails its first
-    // probe (the 4th), passes the next.
+    // probe (the 4th), passes the next. The cool-down is long enough that the two requests
+    // after the trip always fall inside it, even on a busy machine; the test waits for its
+    // end on the admin API rather than sleeping it out.
     let proxy = TestProxy::start(&config(
         Some(plugins::TEST_ROUTER),
         &[&backend],
-        "disable_after_failures = 3\ndisabled_for = \"300ms\"\n\
+        "disable_after_failures = 3\ndisabled_for = \"2s\"\n\
          [plugin.config]\nmode = \"count\"\nfail_first = 4\n",
     ))
     .await;
+    let cool_down_over = || async {
+        let over = eventually(Duration::from_secs(30), || async {
+            let (_, status) = admin_get(&proxy.admin_url("/admin/plugin")).await;
+            status.contains("\"state\": \"active\"").then_some(())
+        })
+        .await;
+        assert!(
+            over.is_some(),
+            "the plugin stayed disabled past its cool-down"
+        );
+    };
     let counted = || async {
         let (status, headers, _) = get(&proxy.url("/")).await;
         assert_eq!(status, 200, "every request is answered");
@@ -98,7 +111,10 @@ async fn the_breaker_trips_then_recovers_once_the_plugin_answers_again() {
         2.0
     );
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (_, status) = admin_get(&proxy.admin_url("/admin/plugin")).await;
+    assert!(status.contains("\"state\": \"disabled\""), "{status}");
+
+    cool_down_over().await;
     assert!(!counted().await, "the first probe fails (4th failure)");
     assert_eq!(
         metric(&metrics(&proxy).await, "lbx_plugin_disabled_total"),
@@ -106,7 +122,7 @@ async fn the_breaker_trips_then_recovers_once_the_plugin_answers_again() {
         "a failed probe disables it again"
     );
 
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    cool_down_over().await;
     assert!(counted().await, "the second probe succeeds");
     assert!(counted().await, "and the plugin stays enabled");
     let (_, status) = admin_get(&proxy.admin_url("/admin/plugin")).await;
