@@ -7,7 +7,8 @@ use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Empty};
 
 use crate::support::{
-    TestBackend, TestProxy, config_for_urls, get, http1_client, plugins, send, tally,
+    TestBackend, TestProxy, admin_backend, config_for_urls, eventually, get, http1_client, plugins,
+    send, tally,
 };
 
 /// GET `path` with extra headers; returns status, response headers and body.
@@ -68,7 +69,12 @@ async fn sticky_cookie_keeps_a_client_on_its_backend_and_moves_it_when_that_goes
         .find(|(_, name)| *name == first)
         .unwrap();
     home.set_health(503);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let home_id = home.addr.to_string();
+    let out = eventually(Duration::from_secs(30), || async {
+        (admin_backend(proxy.admin, &home_id).await?["down"] == true).then_some(())
+    })
+    .await;
+    assert!(out.is_some(), "the failing health check never took it out");
     let (_, headers, moved) = get_with(&proxy, "/", &[("cookie", &cookie)]).await;
     assert_ne!(moved, first);
     let new_cookie = cookie_pair(&headers).expect("a moved client gets a new cookie");

@@ -17,6 +17,10 @@ const HANDSHAKE: &[u8] =
     b"GET /ws HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
 
+/// A client's text frame "who" (masked, with a zero key), which ws_server.py answers with its
+/// name in an unmasked text frame: `\x81\x03one` from the server named "one".
+const WHO_FRAME: &[u8] = b"\x81\x83\0\0\0\0who";
+
 fn ws_url(proxy: &TestProxy) -> String {
     format!("ws://{}/ws", proxy.addr)
 }
@@ -100,7 +104,7 @@ async fn with_sticky_cookie_every_socket_lands_on_the_cookies_backend() {
 async fn a_socket_is_in_flight_while_open_and_closing_it_closes_the_backend_side() {
     let server = PeerServer::start("ws_server.py", "one");
     let proxy = TestProxy::in_front_of(server.url(), "").await;
-    let (socket, answer) = open_socket(&proxy).await;
+    let (mut socket, answer) = open_socket(&proxy).await;
     assert!(
         answer
             .to_ascii_lowercase()
@@ -117,7 +121,14 @@ async fn a_socket_is_in_flight_while_open_and_closing_it_closes_the_backend_side
         answer.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
         "{answer}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A message there and back through the tunnel: the exchange of the 101 is over by then,
+    // so a request released with it would no longer count.
+    socket.send(WHO_FRAME).await;
+    let echoed = socket.read_until("\x03one").await;
+    assert!(
+        echoed.contains("\x03one"),
+        "no answer through the tunnel: {echoed:?}"
+    );
     assert_eq!(
         in_flight(&proxy).await,
         1,
