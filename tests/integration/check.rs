@@ -45,6 +45,20 @@ fn check_prints_each_synthetic_decision_with_its_time() {
         "{stdout}"
     );
     assert!(stdout.contains(" µs]"), "{stdout}");
+    // What an access line's decision_us shows on a quiet proxy: a figure, not just the
+    // back-to-back mean.
+    let cold = stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("with cold caches"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no cold-cache figure:\n{stdout}"));
+    let micros: f64 = cold
+        .rsplit('[')
+        .next()
+        .and_then(|s| s.strip_suffix(" µs]"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no time in {cold:?}"));
+    assert!(micros > 0.0, "{cold}");
     assert!(stdout.contains("ok: the plugin is usable"), "{stdout}");
 }
 
