@@ -62,6 +62,7 @@ struct Seen {
     connections: AtomicUsize,
     requests: AtomicUsize,
     health_status: AtomicU16,
+    health_versions: Mutex<Vec<http::Version>>,
     headers: Mutex<Vec<HeaderMap>>,
     complete_uploads: AtomicUsize,
     broken_uploads: AtomicUsize,
@@ -69,7 +70,7 @@ struct Seen {
 
 /// A backend on 127.0.0.1:0. Routes:
 /// - `/healthz`: answers the status set with [`TestBackend::set_health`] (200 at first),
-///   without counting as a request;
+///   without counting as a request, recording its HTTP version;
 /// - `/sum`: reads the body, answers `<length> <hash>`;
 /// - `/bytes/<n>`: streams `n` pattern bytes (see [`PatternBody`]);
 /// - anything else: answers the backend's name (after its delay, if any).
@@ -138,6 +139,11 @@ impl TestBackend {
         self.seen.health_status.store(status, Ordering::SeqCst);
     }
 
+    /// The HTTP version of each `/healthz` request so far, oldest first.
+    pub fn health_check_versions(&self) -> Vec<http::Version> {
+        self.seen.health_versions.lock().unwrap().clone()
+    }
+
     /// `/sum` uploads whose body ended cleanly, and those that broke off.
     pub fn uploads(&self) -> (usize, usize) {
         (
@@ -176,6 +182,7 @@ async fn answer(
     delay: Duration,
 ) -> Response<TestBody> {
     if request.uri().path() == "/healthz" {
+        seen.health_versions.lock().unwrap().push(request.version());
         let status = seen.health_status.load(Ordering::SeqCst);
         let mut response = Response::new(full(String::new()));
         *response.status_mut() = StatusCode::from_u16(status).unwrap();
