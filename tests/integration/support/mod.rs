@@ -848,7 +848,9 @@ pub fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
 }
 
 /// The value of one series in Prometheus text, e.g. `lbx_reloads_total{what="plugin",result="ok"}`
-/// (labels in the order lbx writes them); 0 when the series is absent.
+/// (labels in the order lbx writes them). Panics naming the series when it is absent: lbx
+/// exposes its counters from the start at 0, so a missing series is a renamed or lost metric,
+/// not a zero.
 pub fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
@@ -856,7 +858,7 @@ pub fn metric(text: &str, series: &str) -> f64 {
             let (name, value) = line.rsplit_once(' ')?;
             (name == series).then(|| value.parse().unwrap())
         })
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
 }
 
 /// GET an admin URL; returns status and body.
