@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a fresh machine to build and test lbx: the pinned Rust toolchain (rust-toolchain.toml)
 # with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
-# against (nginx for the differential test, curl, openssl, chromium for the dashboard test), and
-# the Python packages the tests use (componentize-py for the Python plugin, grpcio and websockets
+# against (nginx for the differential test, curl, openssl, chromium for the dashboard test,
+# nodejs and npm to build the JavaScript example plugin), and the Python packages the tests use (componentize-py for the Python plugin, grpcio and websockets
 # as real peers, websockets also to drive Chromium).
 # Idempotent; run by demo.sh and test.sh.
 #
@@ -61,6 +61,22 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 echo "setup: chromium ready"
+
+# Node.js and npm: the JavaScript example plugin is built with componentize-js (which its build
+# script installs with npm) and tested like the Python one. Installed only when missing, so a
+# newer Node already on the machine is kept.
+node_missing=()
+command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || node_missing+=(npm)
+if [ ${#node_missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install Node.js with npm (the JavaScript plugin test builds with them)" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
+fi
+echo "setup: node $(node --version) and npm $(npm --version) ready"
 
 # Python packages the tests use: componentize-py builds the example Python plugin; grpcio and
 # websockets are real gRPC and WebSocket peers that the tests run through lbx (websockets also

@@ -80,8 +80,19 @@ async fn health_checks_speak_http2_to_an_h2c_backend() {
     );
     let proxy = TestProxy::start(&toml).await;
     let backends = proxy.admin_url("/admin/backends");
+    // The backend would answer HTTP/1.1 too: the probes' version is what shows they spoke
+    // HTTP/2. Wait for a few, so the first is not the only one checked.
+    let probes = eventually(Duration::from_secs(5), || async {
+        let versions = backend.health_check_versions();
+        (versions.len() >= 3).then_some(versions)
+    })
+    .await
+    .expect("fewer than 3 health checks reached the backend in 5 s");
+    assert!(
+        probes.iter().all(|v| *v == http::Version::HTTP_2),
+        "health checks to an h2c:// backend: {probes:?}"
+    );
     // Healthy probes keep it usable; a failing status takes it down.
-    tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(admin_get(&backends).await.1.contains("\"down\": false"));
     backend.set_health(503);
     let down = eventually(Duration::from_secs(5), || {

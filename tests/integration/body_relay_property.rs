@@ -5,15 +5,56 @@
 //! Each case is a `PUT` (idempotent, so retries are allowed) through one lbx with two
 //! recording backends and ejection after a single failure: a replay, a completed partial
 //! body, or a client fault counted against a backend would all show.
+//!
+//! A plain `cargo test` runs [`DEFAULT_CASES`] cases from the fixed seed [`CI_SEED`], so a CI
+//! failure names inputs any machine regenerates. To explore new inputs, run longer from a random
+//! seed (the seed is printed, and named on failure with the case count that reproduces it:
+//! `LBX_FUZZ_SEED=<seed> LBX_FUZZ_CASES=<n>`):
+//!
+//! ```text
+//! LBX_FUZZ_SEED=random LBX_FUZZ_CASES=2000 cargo test -p lbx --test integration body_relay_property -- --nocapture
+//! ```
+//!
+//! A seed fixes the inputs (bodies, chunk sizes, pauses, where the client stops), not how the
+//! machine schedules them; keep a failing input as a plain test once understood.
 
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, TestRunner};
+use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestRunner};
 
 use crate::support::{
     RawBackend, RawClient, RawRequest, TestProxy, admin_get, config_for_urls, eventually,
 };
+
+/// Cases run by a plain `cargo test`.
+const DEFAULT_CASES: u32 = 96;
+
+/// The seed a plain `cargo test` (and so CI) uses: the same inputs on every run and machine.
+const CI_SEED: u64 = 0x6c62_785f_626f;
+
+/// `LBX_FUZZ_SEED`: unset, [`CI_SEED`]; `random`, a seed from the clock (printed); otherwise
+/// the seed itself.
+fn fuzz_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    match std::env::var("LBX_FUZZ_SEED").as_deref() {
+        Err(_) => CI_SEED,
+        Ok("random") => RandomState::new().hash_one(std::time::SystemTime::now()),
+        Ok(seed) => seed
+            .parse()
+            .unwrap_or_else(|_| panic!("LBX_FUZZ_SEED must be a number or `random`, not {seed:?}")),
+    }
+}
+
+/// `LBX_FUZZ_CASES`, or [`DEFAULT_CASES`].
+fn fuzz_cases() -> u32 {
+    match std::env::var("LBX_FUZZ_CASES") {
+        Err(_) => DEFAULT_CASES,
+        Ok(cases) => cases
+            .parse()
+            .unwrap_or_else(|_| panic!("LBX_FUZZ_CASES must be a number, not {cases:?}")),
+    }
+}
 
 /// How the client's upload ends.
 #[derive(Debug, Clone)]
@@ -218,9 +259,12 @@ fn a_backend_sees_a_complete_body_only_if_the_client_sent_one() {
         );
         (a, b, TestProxy::start(&toml).await)
     });
+    let (seed, cases) = (fuzz_seed(), fuzz_cases());
+    eprintln!("body relay property: {cases} cases from seed {seed}");
     let mut runner = TestRunner::new(ProptestConfig {
-        cases: 96,
+        cases,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed),
         ..ProptestConfig::default()
     });
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -260,7 +304,7 @@ fn a_backend_sees_a_complete_body_only_if_the_client_sent_one() {
         check(&case, &answer, &seen).map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
-        panic!("{e}");
+        panic!("{e}\nrerun with LBX_FUZZ_SEED={seed} LBX_FUZZ_CASES={cases}");
     }
     // No client's broken upload counted against either backend.
     let (_, backends) = runtime.block_on(admin_get(&proxy.admin_url("/admin/backends")));

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    LbxProcess, RefusingPort, TestBackend, TestProxy, config_for_urls, eventually, get, plugins,
+    LbxProcess, RefusingPort, TestBackend, TestProxy, admin_get, config_for_urls, eventually, get,
+    metric, plugins,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,4 +82,20 @@ async fn a_dead_backend_costs_no_failed_request_and_is_ejected() {
         assert_eq!((status.as_u16(), body.as_str()), (200, "good"));
     }
     assert_eq!(good.requests(), 20);
+    // Retries alone would also give 20 answers from `good`: the dead backend must be out of
+    // rotation, ejected once (its first refused connection), for the minute configured.
+    let id = dead.addr.to_string();
+    let (status, backend) = admin_get(&proxy.admin_url(&format!("/admin/backends/{id}"))).await;
+    assert_eq!(status, 200, "{backend}");
+    let backend: serde_json::Value = serde_json::from_str(&backend).unwrap();
+    assert_eq!(backend["state"], "ejected", "{backend}");
+    assert_eq!(backend["usable"], false, "{backend}");
+    let (_, metrics) = admin_get(&proxy.admin_url("/metrics")).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("lbx_backend_ejections_total{{backend=\"{id}\"}}")
+        ),
+        1.0
+    );
 }

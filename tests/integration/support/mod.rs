@@ -62,6 +62,7 @@ struct Seen {
     connections: AtomicUsize,
     requests: AtomicUsize,
     health_status: AtomicU16,
+    health_versions: Mutex<Vec<http::Version>>,
     headers: Mutex<Vec<HeaderMap>>,
     complete_uploads: AtomicUsize,
     broken_uploads: AtomicUsize,
@@ -69,7 +70,7 @@ struct Seen {
 
 /// A backend on 127.0.0.1:0. Routes:
 /// - `/healthz`: answers the status set with [`TestBackend::set_health`] (200 at first),
-///   without counting as a request;
+///   without counting as a request, recording its HTTP version;
 /// - `/sum`: reads the body, answers `<length> <hash>`;
 /// - `/bytes/<n>`: streams `n` pattern bytes (see [`PatternBody`]);
 /// - anything else: answers the backend's name (after its delay, if any).
@@ -138,6 +139,11 @@ impl TestBackend {
         self.seen.health_status.store(status, Ordering::SeqCst);
     }
 
+    /// The HTTP version of each `/healthz` request so far, oldest first.
+    pub fn health_check_versions(&self) -> Vec<http::Version> {
+        self.seen.health_versions.lock().unwrap().clone()
+    }
+
     /// `/sum` uploads whose body ended cleanly, and those that broke off.
     pub fn uploads(&self) -> (usize, usize) {
         (
@@ -176,6 +182,7 @@ async fn answer(
     delay: Duration,
 ) -> Response<TestBody> {
     if request.uri().path() == "/healthz" {
+        seen.health_versions.lock().unwrap().push(request.version());
         let status = seen.health_status.load(Ordering::SeqCst);
         let mut response = Response::new(full(String::new()));
         *response.status_mut() = StatusCode::from_u16(status).unwrap();
@@ -841,7 +848,9 @@ pub fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
 }
 
 /// The value of one series in Prometheus text, e.g. `lbx_reloads_total{what="plugin",result="ok"}`
-/// (labels in the order lbx writes them); 0 when the series is absent.
+/// (labels in the order lbx writes them). Panics naming the series when it is absent: lbx
+/// exposes its counters from the start at 0, so a missing series is a renamed or lost metric,
+/// not a zero.
 pub fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .filter(|line| !line.starts_with('#'))
@@ -849,7 +858,7 @@ pub fn metric(text: &str, series: &str) -> f64 {
             let (name, value) = line.rsplit_once(' ')?;
             (name == series).then(|| value.parse().unwrap())
         })
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
 }
 
 /// GET an admin URL; returns status and body.

@@ -21,14 +21,17 @@
 //!
 //! Run: `cargo test -p lbx --lib http1::differential` runs [`DEFAULT_CASES`] cases: 100,000,
 //! about 10 s in a debug build on a loaded 2-core machine (hyper's side costs ~90 µs a case).
-//! Longer, with a count of what the inputs came to and which rules fired:
+//! They come from the fixed seed [`CI_SEED`], so a failure in CI fails the same way on any
+//! machine. To explore new inputs, run longer from a random seed, with a count of what the
+//! inputs came to and which rules fired:
 //!
 //! ```text
-//! LBX_FUZZ_CASES=2000000 cargo test -p lbx --release --lib http1::differential -- --nocapture
+//! LBX_FUZZ_SEED=random LBX_FUZZ_CASES=2000000 cargo test -p lbx --release --lib http1::differential -- --nocapture
 //! ```
 //!
-//! A failure prints the minimal input and the seed (`PROPTEST_RNG_SEED=<seed>` reruns it); keep
-//! the input as a case in [`found_inputs_agree_or_differ_by_a_rule`] rather than relying on a
+//! A failure prints the minimal input and the seed and case count that reproduce it
+//! (`LBX_FUZZ_SEED=<seed> LBX_FUZZ_CASES=<n>`; `PROPTEST_RNG_SEED` is not read); keep the input
+//! as a case in [`found_inputs_agree_or_differ_by_a_rule`] rather than relying on a
 //! proptest-regressions file.
 
 mod grammar;
@@ -44,6 +47,9 @@ use peers::{Body, End};
 
 /// Cases run by a plain `cargo test`.
 const DEFAULT_CASES: u32 = 100_000;
+
+/// The seed a plain `cargo test` (and so CI) uses: the same inputs on every run and machine.
+const CI_SEED: u64 = 0x6c62_785f_6831;
 
 /// The whole check for one input: lbx (all at once and in reads of `step` bytes) against hyper.
 /// `Ok(Some(rule))`: a difference the rule explains; `Ok(None)`: the same behaviour.
@@ -88,19 +94,14 @@ fn escape(bytes: &[u8]) -> String {
 
 #[test]
 fn lbx_and_hyper_frame_requests_alike_or_differ_by_a_rule() {
-    let cases = std::env::var("LBX_FUZZ_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
-    let mut config = Config {
+    let (seed, cases) = (fuzz_seed(), fuzz_cases());
+    eprintln!("http1 differential: {cases} cases from seed {seed}");
+    let config = Config {
         cases,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed),
         ..Config::default()
     };
-    if config.rng_seed == RngSeed::Random {
-        config.rng_seed = RngSeed::Fixed(rand_seed());
-    }
-    let seed = config.rng_seed;
     let runtime = runtime();
     let tally = RefCell::new(BTreeMap::<&str, u32>::new());
     let strategy = (grammar::case(), 1usize..8);
@@ -118,7 +119,7 @@ fn lbx_and_hyper_frame_requests_alike_or_differ_by_a_rule() {
         Ok(())
     });
     if let Err(error) = result {
-        panic!("{error}\nrerun with PROPTEST_RNG_SEED={seed}");
+        panic!("{error}\nrerun with LBX_FUZZ_SEED={seed} LBX_FUZZ_CASES={cases}");
     }
     // Seen with --nocapture: what the inputs came to, and how often each rule fired.
     eprintln!("{cases} cases, seed {seed}:");
@@ -127,10 +128,27 @@ fn lbx_and_hyper_frame_requests_alike_or_differ_by_a_rule() {
     }
 }
 
-/// A seed from the clock, so that each run explores new inputs; printed on failure.
-fn rand_seed() -> u64 {
+/// `LBX_FUZZ_SEED`: unset, [`CI_SEED`]; `random`, a seed from the clock, so that each run
+/// explores new inputs (printed, and named on failure); otherwise the seed itself.
+fn fuzz_seed() -> u64 {
     use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(std::time::SystemTime::now())
+    match std::env::var("LBX_FUZZ_SEED").as_deref() {
+        Err(_) => CI_SEED,
+        Ok("random") => RandomState::new().hash_one(std::time::SystemTime::now()),
+        Ok(seed) => seed
+            .parse()
+            .unwrap_or_else(|_| panic!("LBX_FUZZ_SEED must be a number or `random`, not {seed:?}")),
+    }
+}
+
+/// `LBX_FUZZ_CASES`, or [`DEFAULT_CASES`].
+fn fuzz_cases() -> u32 {
+    match std::env::var("LBX_FUZZ_CASES") {
+        Err(_) => DEFAULT_CASES,
+        Ok(cases) => cases
+            .parse()
+            .unwrap_or_else(|_| panic!("LBX_FUZZ_CASES must be a number, not {cases:?}")),
+    }
 }
 
 /// Inputs the property test found, and classic smuggling shapes, kept as plain cases.
