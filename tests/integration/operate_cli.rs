@@ -325,6 +325,26 @@ async fn ready_says_ready_in_process_and_probes_take_only_get_and_head() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
 }
 
+#[test]
+fn validate_warns_once_about_a_backend_whose_certificate_is_not_verified() {
+    let dir = TempDir::new("validate-insecure");
+    let file = dir.join("lbx.toml");
+    std::fs::write(
+        &file,
+        "[[backend]]\nurl = \"https://127.0.0.1:9\"\ninsecure_skip_verify = true\n\
+         [[backend]]\nurl = \"http://127.0.0.1:10\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = lbx(&["validate", "--config", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    assert_eq!(
+        stderr.matches("insecure_skip_verify").count(),
+        1,
+        "one warning for one backend: {stderr}"
+    );
+}
+
 /// Plugin files that are not components, with what the one-line reason must say.
 const NOT_COMPONENTS: [(&str, &[u8], &str); 3] = [
     (
