@@ -435,3 +435,49 @@ async fn a_reload_refusing_a_file_that_is_not_a_component_says_why_in_one_line()
     assert!(!dumps_bytes(&log), "{log}");
     assert_eq!(get(&format!("http://{}/", lbx.addr)).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_names_the_changed_settings_that_take_effect_after_a_restart() {
+    let a = TestBackend::named("a").await;
+    let b = TestBackend::named("b").await;
+    let dir = TempDir::new("reload-restart");
+    let file = dir.join("lbx.toml");
+    let no_watch = "[reload]\nwatch = false\n";
+    std::fs::write(&file, config(None, &[&a], no_watch)).unwrap();
+    let lbx = LbxProcess::run(&["--config", file.to_str().unwrap()]);
+    let admin = lbx.admin.to_string();
+
+    std::fs::write(
+        &file,
+        config(
+            None,
+            &[&a],
+            &format!("[retry]\nmax_attempts = 2\n{no_watch}"),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = reload(&["--admin", &admin]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        "applied: nothing changed now; retry changed; it takes effect after a restart"
+    );
+
+    // With something applied beside them, and more than one.
+    std::fs::write(
+        &file,
+        config(
+            None,
+            &[&b],
+            &format!("[retry]\nmax_attempts = 2\n[pool]\nmax_idle_per_backend = 3\n{no_watch}"),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = reload(&["--admin", &admin]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        "applied: 1 backends; retry and pool changed; they take effect after a restart"
+    );
+    assert_eq!(get(&format!("http://{}/", lbx.addr)).await.2, "b");
+}
