@@ -322,8 +322,10 @@ impl Reloader {
         self.kv.set_max_bytes(settings.kv_max_bytes);
         if next.log != current.log {
             self.access_log.apply(&next.log);
+            crate::logging::set_format(next.log.format);
             applied.push(format!(
-                "access log {}",
+                "log format {}, access log {}",
+                next.log.format.as_str(),
                 if next.log.access { "on" } else { "off" }
             ));
         }
