@@ -1,7 +1,7 @@
 //! The log as a person or a log shipper reads it. It never holds up a request: lines are
 //! written by a thread of their own, and a destination that cannot keep up loses lines —
 //! counted — instead of stalling the proxy. `[log] format = "json"` makes every line one JSON
-//! object, switched by a reload.
+//! object, switched by a reload. A failed attempt that a retry rescues is still told.
 
 use std::time::{Duration, Instant};
 
@@ -135,4 +135,45 @@ async fn with_json_format_every_line_is_a_json_object_and_a_reload_switches_back
         !warning.starts_with('{') && warning.contains(" WARN ") && warning.contains("status=502"),
         "{warning}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempt_that_a_retry_rescues_is_logged_at_warn_with_the_request_id() {
+    let refusing = RefusingPort::reserve();
+    let good = TestBackend::named("good").await;
+    let refusing_id = refusing.addr.to_string();
+    let lbx = LbxProcess::run(&["--backend", &refusing.url(), "--backend", &good.url()]);
+    // The built-in choice rotates its starting backend: within a few requests one tries the
+    // refusing backend first and is rescued by the other.
+    let mut answered = Vec::new();
+    for _ in 0..4 {
+        let answer = RawClient::exchange(
+            lbx.addr,
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "every request is rescued: {answer}"
+        );
+        answered.push(request_id(&answer));
+    }
+    let rescued = eventually(Duration::from_secs(5), || async {
+        let log = lbx.log();
+        answered.iter().find_map(|id| {
+            line_with(&log, &["attempt failed; retrying on another backend", id])
+                .map(str::to_string)
+        })
+    })
+    .await
+    .unwrap_or_else(|| panic!("no rescued attempt logged: {}", lbx.log()));
+    assert!(rescued.contains(" WARN "), "{rescued}");
+    for field in [
+        format!("backend={refusing_id}"),
+        "attempt=1".to_string(),
+        "fault=\"backend\"".to_string(),
+        "reason=".to_string(),
+    ] {
+        assert!(rescued.contains(&field), "{field} missing: {rescued}");
+    }
 }
