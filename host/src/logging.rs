@@ -8,16 +8,26 @@
 //! thread drains whatever has queued into one buffer and writes it out with one syscall. When
 //! the channel is full — the destination cannot keep up — lines are dropped, never waited
 //! for, and counted (`lbx_log_lines_dropped_total`).
+//!
+//! Every line follows `[log] format` ([`set_format`], on start and on config reload): text, or
+//! one JSON object per line (`timestamp`, `level`, `target`, `message` and the event's fields
+//! at the top level, as access lines have them), so a log shipper parses the whole log one way.
 
 use std::io::{BufWriter, Write};
 use std::os::fd::AsFd;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::format::{Format, Full, Json, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::LogFormat;
 
 /// Lines that may wait for the writer thread before new ones are dropped (~2 MB of access
 /// lines; at 50k requests/s, 160 ms of a stalled destination).
@@ -30,6 +40,9 @@ static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
 
 /// The writer thread's queue, for lines formatted outside `tracing` (access lines).
 static WRITER: OnceLock<NonBlocking> = OnceLock::new();
+
+/// Whether lines are JSON (`[log] format = "json"`) rather than text.
+static JSON_LINES: AtomicBool = AtomicBool::new(false);
 
 /// Keeps the writer thread; dropping it writes out what is queued.
 #[derive(Debug)]
@@ -62,8 +75,54 @@ pub fn init() -> LogGuard {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi)
+        .event_format(Layout::default())
         .init();
     LogGuard(guard)
+}
+
+/// Write every line from now on as `format` says (text until the config is read).
+pub fn set_format(format: LogFormat) {
+    JSON_LINES.store(format == LogFormat::Json, Ordering::Relaxed);
+}
+
+/// `tracing`'s own text and JSON layouts, chosen per line by [`set_format`]: a reload switches
+/// the format without rebuilding the subscriber (whose writer thread holds queued lines).
+struct Layout {
+    text: Format<Full>,
+    json: Format<Json>,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            text: Format::default(),
+            // Fields beside `message` at the top level, as in access lines; lbx opens no spans.
+            json: Format::default()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false),
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for Layout
+where
+    S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &FmtContext<'_, S, N>,
+        writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if JSON_LINES.load(Ordering::Relaxed) {
+            self.json.format_event(context, writer, event)
+        } else {
+            self.text.format_event(context, writer, event)
+        }
+    }
 }
 
 /// Whether [`init`] set up the writer thread (an embedding process may log its own way).

@@ -73,6 +73,8 @@ impl Server {
         origin: Origin,
     ) -> anyhow::Result<Self> {
         config.validate()?;
+        // Before anything below logs (an insecure backend's warning, the plugin loading).
+        crate::logging::set_format(config.log.format);
         let history = Arc::new(ReloadHistory::default());
         let state_file = config.state_file(origin.config_file.as_deref());
         let backends = Arc::new(BackendManager::start(

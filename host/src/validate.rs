@@ -141,7 +141,11 @@ fn trial_backends(
         }
     }
     let pool = PoolSettings::from_config(config);
-    let mut usable = Vec::new();
+    // Each backend is built once, as `run` builds it (an `https://` one with
+    // `insecure_skip_verify` warns once): added to the set built so far, whose backends are
+    // carried over, not rebuilt.
+    let built = Upstreams::new(&[], pool).expect("an empty set builds");
+    let mut usable: Vec<BackendSpec> = Vec::new();
     for backend in &effective {
         let id = backend_id(backend);
         // A file backend is named by its place in the file, one the API added by its id.
@@ -160,8 +164,12 @@ fn trial_backends(
                 continue;
             }
         };
-        match Upstreams::new(std::slice::from_ref(&spec), pool) {
-            Ok(_) if !problems.iter().any(|p| is_under(&p.key, &key)) => usable.push(spec),
+        let with_it: Vec<BackendSpec> = usable.iter().cloned().chain([spec.clone()]).collect();
+        match built.prepare(&with_it) {
+            Ok(set) if !problems.iter().any(|p| is_under(&p.key, &key)) => {
+                built.publish(Arc::new(set));
+                usable.push(spec);
+            }
             Ok(_) => {}
             Err(e) => problems.push(Problem {
                 key: format!("{key}.{}", e.field),
@@ -169,15 +177,13 @@ fn trial_backends(
             }),
         }
     }
-    let upstreams = match Upstreams::new(&usable, pool) {
-        Ok(upstreams) if !usable.is_empty() => upstreams,
-        _ => {
-            let made_up = crate::check::made_up_backends();
-            let specs = resolve_all(&made_up, &HealthSettings::default(), &mut Vec::new());
-            Upstreams::new(&specs, pool).expect("the made-up backends are valid")
-        }
-    };
-    upstreams.snapshot()
+    if usable.is_empty() {
+        let made_up = crate::check::made_up_backends();
+        let specs = resolve_all(&made_up, &HealthSettings::default(), &mut Vec::new());
+        let upstreams = Upstreams::new(&specs, pool).expect("the made-up backends are valid");
+        return upstreams.snapshot();
+    }
+    built.snapshot()
 }
 
 /// Whether `key` is `prefix` or a key under it (`backend[1]`, `backend[1].url`, not

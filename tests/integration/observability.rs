@@ -323,7 +323,7 @@ async fn a_json_access_line_is_valid_json_with_every_field() {
         .map(String::as_str)
         .collect();
     let expected: BTreeSet<&str> = [
-        "time",
+        "timestamp",
         "level",
         "target",
         "request_id",

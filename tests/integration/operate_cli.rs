@@ -324,3 +324,160 @@ async fn ready_says_ready_in_process_and_probes_take_only_get_and_head() {
     .await;
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
 }
+
+#[test]
+fn validate_warns_once_about_a_backend_whose_certificate_is_not_verified() {
+    let dir = TempDir::new("validate-insecure");
+    let file = dir.join("lbx.toml");
+    std::fs::write(
+        &file,
+        "[[backend]]\nurl = \"https://127.0.0.1:9\"\ninsecure_skip_verify = true\n\
+         [[backend]]\nurl = \"http://127.0.0.1:10\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = lbx(&["validate", "--config", file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    assert_eq!(
+        stderr.matches("insecure_skip_verify").count(),
+        1,
+        "one warning for one backend: {stderr}"
+    );
+}
+
+/// Plugin files that are not components, with what the one-line reason must say.
+const NOT_COMPONENTS: [(&str, &[u8], &str); 3] = [
+    (
+        "text.wasm",
+        b"hello\n",
+        "the file starts with `hello\\n`, not the Wasm magic bytes `\\0asm`",
+    ),
+    ("empty.wasm", b"", "the file is empty"),
+    ("core.wasm", b"\0asm\x01\0\0\0", "it is a core Wasm module"),
+];
+
+/// Whether `text` shows the debug dump of byte arrays wasmparser's own message holds.
+fn dumps_bytes(text: &str) -> bool {
+    text.contains("expected=[") || text.contains("0x61")
+}
+
+#[test]
+fn check_and_validate_refuse_a_file_that_is_not_a_component_in_one_line() {
+    let dir = TempDir::new("not-a-component");
+    for (name, bytes, reason) in NOT_COMPONENTS {
+        let plugin = dir.join(name);
+        std::fs::write(&plugin, bytes).unwrap();
+        let (ok, _, stderr) = lbx(&["check", plugin.to_str().unwrap()]);
+        assert!(!ok, "{name}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.contains(reason), "{name}: {stderr}");
+        assert!(!dumps_bytes(&stderr), "{name}: {stderr}");
+
+        let file = dir.join("lbx.toml");
+        std::fs::write(
+            &file,
+            format!("[plugin]\npath = {plugin:?}\n[[backend]]\nurl = \"http://127.0.0.1:9\"\n"),
+        )
+        .unwrap();
+        let (ok, _, stderr) = lbx(&["validate", "--config", file.to_str().unwrap()]);
+        assert!(!ok, "{name}");
+        let problem = stderr
+            .lines()
+            .find(|l| l.starts_with("  plugin.path: "))
+            .unwrap_or_else(|| panic!("{name}: {stderr}"));
+        assert!(problem.contains(reason), "{name}: {stderr}");
+        assert!(!dumps_bytes(&stderr), "{name}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_refusing_a_file_that_is_not_a_component_says_why_in_one_line() {
+    let backend = TestBackend::named("a").await;
+    let dir = TempDir::new("reload-not-a-component");
+    let plugin = dir.join("plugin.wasm");
+    std::fs::copy(plugins::TEST_ROUTER, &plugin).unwrap();
+    let file = dir.join("lbx.toml");
+    let no_watch = "[reload]\nwatch = false\n";
+    std::fs::write(
+        &file,
+        config(Some(plugin.to_str().unwrap()), &[&backend], no_watch),
+    )
+    .unwrap();
+    let lbx = LbxProcess::run(&["--config", file.to_str().unwrap()]);
+    let admin = lbx.admin.to_string();
+    let (_, text, reason) = NOT_COMPONENTS[0];
+    std::fs::write(&plugin, text).unwrap();
+
+    let (ok, stdout, stderr) = reload(&["--admin", &admin]).await;
+    assert!(!ok, "{stdout}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("reload refused: ") && first.contains(reason),
+        "{stderr}"
+    );
+    assert!(!dumps_bytes(&stderr), "{stderr}");
+
+    let (status, body) = crate::support::admin_post(&format!("http://{admin}/admin/reload")).await;
+    assert_eq!(status, 422, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let refused = json["reason"].as_str().unwrap();
+    assert!(
+        refused.contains(reason) && !refused.contains('\n') && !dumps_bytes(refused),
+        "{body}"
+    );
+
+    let log = lbx.log();
+    let logged = log
+        .lines()
+        .find(|l| l.contains("reload refused"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(logged.contains(reason), "{log}");
+    assert!(!dumps_bytes(&log), "{log}");
+    assert_eq!(get(&format!("http://{}/", lbx.addr)).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_names_the_changed_settings_that_take_effect_after_a_restart() {
+    let a = TestBackend::named("a").await;
+    let b = TestBackend::named("b").await;
+    let dir = TempDir::new("reload-restart");
+    let file = dir.join("lbx.toml");
+    let no_watch = "[reload]\nwatch = false\n";
+    std::fs::write(&file, config(None, &[&a], no_watch)).unwrap();
+    let lbx = LbxProcess::run(&["--config", file.to_str().unwrap()]);
+    let admin = lbx.admin.to_string();
+
+    std::fs::write(
+        &file,
+        config(
+            None,
+            &[&a],
+            &format!("[retry]\nmax_attempts = 2\n{no_watch}"),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = reload(&["--admin", &admin]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        "applied: nothing changed now; retry changed; it takes effect after a restart"
+    );
+
+    // With something applied beside them, and more than one.
+    std::fs::write(
+        &file,
+        config(
+            None,
+            &[&b],
+            &format!("[retry]\nmax_attempts = 2\n[pool]\nmax_idle_per_backend = 3\n{no_watch}"),
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = reload(&["--admin", &admin]).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.trim_end(),
+        "applied: 1 backends; retry and pool changed; they take effect after a restart"
+    );
+    assert_eq!(get(&format!("http://{}/", lbx.addr)).await.2, "b");
+}

@@ -2,15 +2,16 @@
 //! chooses the backend for the upgrade request (so sticky sessions hold for sockets), `101` is
 //! relayed, then bytes flow both ways until either side closes; the socket counts as in flight
 //! on its backend for its whole life; an idle socket is closed; an upgrade the backend refuses
-//! is answered as the backend answered.
+//! is answered as the backend answered. The bytes that go through a tunnel are counted, for
+//! its access line and the backend's byte counters.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::{
-    PeerServer, RawClient, TestBackend, TestProxy, admin_get, config, config_for_urls, eventually,
-    plugins, run_peer,
+    LbxProcess, PeerServer, RawBackend, RawClient, TestBackend, TestProxy, admin_get, config,
+    config_for_urls, eventually, metric, plugins, run_peer,
 };
 
 const HANDSHAKE: &[u8] =
@@ -180,5 +181,65 @@ async fn on_shutdown_an_open_socket_gets_the_drain_period_then_is_closed() {
     assert!(
         took >= Duration::from_millis(900),
         "closed before the drain period: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_line_and_byte_counters_show_what_went_through_the_tunnel() {
+    // Upstream: 3000 bytes written after the 101 once the client's 1004 bytes arrived, then
+    // closed when the client is done.
+    const FROM_CLIENT: usize = 1004;
+    const FROM_BACKEND: usize = 3000;
+    let backend = RawBackend::start(|mut conn| async move {
+        if conn.read_head().await.is_none() {
+            return;
+        }
+        conn.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+            .await;
+        // The client's bytes end with a blank line, so the head reader reads them whole.
+        if conn.read_head().await.is_some() {
+            conn.write(&[b'b'; FROM_BACKEND]).await;
+        }
+        conn.wait_closed().await;
+    })
+    .await;
+    let lbx = LbxProcess::run(&["--backend", &backend.url()]);
+    let mut socket = RawClient::connect(lbx.addr).await;
+    socket.send(HANDSHAKE).await;
+    let answer = socket.read_until("\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 101 "), "{answer}");
+    let mut payload = vec![b'c'; FROM_CLIENT - 4];
+    payload.extend_from_slice(b"\r\n\r\n");
+    socket.send(&payload).await;
+    let received = socket.read_until(&"b".repeat(FROM_BACKEND)).await;
+    assert!(received.ends_with(&"b".repeat(FROM_BACKEND)), "{received}");
+    socket.abort(false).await;
+
+    let line = eventually(Duration::from_secs(5), || async {
+        lbx.log()
+            .lines()
+            .find(|l| l.contains("lbx::access") && l.contains("path=/ws"))
+            .map(str::to_string)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no access line for the socket: {}", lbx.log()));
+    assert!(line.contains(" status=101 "), "{line}");
+    assert!(
+        line.contains(&format!(
+            " bytes_in={FROM_CLIENT} bytes_out={FROM_BACKEND} "
+        )),
+        "{line}"
+    );
+    let (_, text) = admin_get(&format!("http://{}/metrics", lbx.admin)).await;
+    let series = |name: &str| format!("{name}{{backend=\"{}\"}}", backend.addr);
+    assert_eq!(
+        metric(&text, &series("lbx_backend_request_body_bytes_total")),
+        FROM_CLIENT as f64,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, &series("lbx_backend_response_body_bytes_total")),
+        FROM_BACKEND as f64,
+        "{text}"
     );
 }

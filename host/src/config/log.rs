@@ -1,6 +1,8 @@
-//! `[log]`: the access log — one line per request — its format and its own on/off switch.
+//! `[log]`: the format of every log line, and the access log's — one line per request — own
+//! on/off switch.
 //!
 //! Both settings are applied on config reload (they only change how the next line is written).
+//! Lines written before the config is read (a config that does not parse) are text.
 //! The switch is separate from `RUST_LOG`: `access = false` silences access lines while reload,
 //! health and error lines still appear; access lines are written when `access` is on *and*
 //! `RUST_LOG` enables the `lbx::access` target (it does by default, at `info`).
@@ -13,7 +15,7 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// How access lines are written.
+    /// How every line is written.
     #[serde(default)]
     pub format: LogFormat,
     /// Write an access line per request.
@@ -30,15 +32,25 @@ impl Default for LogConfig {
     }
 }
 
-/// The access line's layout.
+/// The layout of every log line, access lines and the rest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
-    /// `key=value` pairs after the timestamp, level and target, as lbx's other lines.
+    /// Timestamp, level and target, then the message and `key=value` fields.
     #[default]
     Text,
-    /// One JSON object per line.
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message` and the fields.
     Json,
+}
+
+impl LogFormat {
+    /// Its name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
 }
 
 #[cfg(test)]

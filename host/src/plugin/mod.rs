@@ -18,6 +18,7 @@ mod fallback;
 mod host_api;
 mod kv;
 mod metrics;
+mod reason;
 mod runtime;
 mod trim;
 

@@ -19,6 +19,7 @@ use super::compile::compile_component;
 use super::contain::{contain, install_panic_hook};
 use super::host_api::{HostState, RequestHandle, RequestMeta};
 use super::kv::KvStore;
+use super::reason::{collapse, compile_failure, not_a_component, one_line};
 use crate::upstream::BackendSet;
 
 /// The finest epoch tick: shorter ticks cost more wakeups than they buy precision.
@@ -302,12 +303,10 @@ impl LoadedPlugin {
         options: LoadOptions,
         trial_set: &BackendSet,
     ) -> Result<Self, LoadError> {
-        if is_core_module(bytes) {
+        if let Some(reason) = not_a_component(bytes) {
             return Err(LoadError::Compile {
                 name: name.to_string(),
-                reason: "it is a core Wasm module, not a component; build the plugin for \
-                         wasm32-wasip2, or wrap it with `wasm-tools component new`"
-                    .into(),
+                reason,
             });
         }
         let hash: ContentHash = Sha256::digest(bytes).into();
@@ -315,13 +314,13 @@ impl LoadedPlugin {
             compile_component(&engine.config, &engine.engine, bytes).map_err(|e| {
                 LoadError::Compile {
                     name: name.to_string(),
-                    reason: format!("{e:#}"),
+                    reason: compile_failure(&e),
                 }
             })
         })?;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             name: name.to_string(),
-            reason: format!("{e:#}"),
+            reason: one_line(&e),
         };
         let instance_pre = engine
             .linker
@@ -407,9 +406,12 @@ impl LoadedPlugin {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(ticks_covering(SETUP_DEADLINE, self.tick));
-        let trap = |e: wasmtime::Error| LoadError::Trap {
-            name: self.name.to_string(),
-            reason: format!("{e:#}"),
+        let trap = |e: wasmtime::Error| {
+            tracing::debug!(plugin = %self.name, error = ?e, "plugin failed to start");
+            LoadError::Trap {
+                name: self.name.to_string(),
+                reason: start_failure(&e, self.options.limits),
+            }
         };
         let plugin = self.pre.instantiate(&mut store).map_err(trap)?;
         contain(|| {
@@ -420,7 +422,7 @@ impl LoadedPlugin {
         .map_err(trap)?
         .map_err(|message| LoadError::ConfigRejected {
             name: self.name.to_string(),
-            message,
+            message: collapse(&message),
         })?;
         Ok(PluginInstance {
             store,
@@ -551,15 +553,10 @@ fn tell_backends(
     })
     .map_err(|e| CallError {
         kind: classify(&e),
-        reason: format!("backends-changed failed: {e:#}"),
+        reason: format!("backends-changed failed: {}", one_line(&e)),
     })?;
     instance.backends_generation = set.generation;
     Ok(())
-}
-
-/// A core module starts with `\0asm` and version 1; a component uses a different layer/version.
-fn is_core_module(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"\0asm\x01\0\0\0")
 }
 
 /// Epoch ticks to allow so that at least `duration` passes before the interrupt: the current
@@ -577,12 +574,24 @@ fn describe_failure(error: &wasmtime::Error, limits: Limits) -> CallError {
             "plugin hit its memory limit of {} MiB",
             limits.memory_bytes / (1024 * 1024)
         ),
-        _ => match error.downcast_ref::<wasmtime::Trap>() {
-            Some(trap) => format!("plugin trapped: {trap}"),
-            None => format!("plugin call failed: {error:#}"),
-        },
+        FailureKind::Trap if error.is::<wasmtime::Trap>() => {
+            format!("plugin trapped: {}", one_line(error))
+        }
+        _ => format!("plugin call failed: {}", one_line(error)),
     };
     CallError { kind, reason }
+}
+
+/// Why instantiation or `init` failed, in one line: a trap or the memory cap by name.
+fn start_failure(error: &wasmtime::Error, limits: Limits) -> String {
+    match classify(error) {
+        FailureKind::Memory => format!(
+            "init hit the memory limit of {} MiB",
+            limits.memory_bytes / (1024 * 1024)
+        ),
+        FailureKind::Timeout => format!("init ran past its {SETUP_DEADLINE:?} deadline"),
+        _ => one_line(error),
+    }
 }
 
 fn classify(error: &wasmtime::Error) -> FailureKind {

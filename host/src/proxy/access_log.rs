@@ -208,7 +208,7 @@ impl AccessLog {
     fn write_json(&self, complete: bool, with_time: bool, out: &mut Vec<u8>) {
         out.push(b'{');
         if with_time {
-            out.extend_from_slice(b"\"time\":\"");
+            out.extend_from_slice(b"\"timestamp\":\"");
             crate::logging::write_timestamp(out);
             out.extend_from_slice(b"\",");
         }
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(value["backend"], serde_json::Value::Null);
         assert_eq!(value["client"], "192.0.2.7:5000");
         assert_eq!(value["complete"], true);
-        assert!(value["time"].as_str().unwrap().ends_with('Z'));
+        assert!(value["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 
     #[test]

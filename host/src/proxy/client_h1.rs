@@ -154,17 +154,18 @@ pub async fn serve<S: ClientStream>(
                 return;
             }
             Next::Tunnel(tunnel) => {
-                let (upstream, relayed) = *tunnel;
-                let end = Box::pin(tunnel::run(
+                let (upstream, mut relayed) = *tunnel;
+                let tunneled = Box::pin(tunnel::run(
                     &mut stream,
                     &mut buf,
                     upstream,
                     timeouts.tunnel_idle,
                 ))
                 .await;
-                tracing::debug!(client = %info.peer, ?end, "upgraded connection ended");
+                tracing::debug!(client = %info.peer, ?tunneled, "upgraded connection ended");
                 // The request stayed in flight on its backend until now; its log line is
-                // written as the tunnel ends.
+                // written as the tunnel ends, with the bytes that went through it.
+                relayed.note_tunnel_bytes(tunneled.from_client, tunneled.from_backend);
                 drop(relayed);
                 let _ = stream.shutdown().await;
                 return;

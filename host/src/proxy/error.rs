@@ -89,6 +89,17 @@ pub enum Fault {
     Proxy,
 }
 
+impl Fault {
+    /// Its name in log lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fault::Client => "client",
+            Fault::Backend => "backend",
+            Fault::Proxy => "proxy",
+        }
+    }
+}
+
 impl ProxyError {
     /// Who caused it.
     pub fn fault(&self) -> Fault {

@@ -356,7 +356,16 @@ impl Proxy {
                 return Err(answered_for(backend, error));
             }
             backend.stats.traffic().retried();
-            tracing::debug!(backend = %backend.id, attempt, %error, "retrying on another backend");
+            // The client may never see this failure (the retry can answer), so it is told
+            // here or nowhere; the request id ties it to the access line.
+            tracing::warn!(
+                request_id = %id,
+                backend = %backend.id,
+                attempt = attempt + 1,
+                fault = error.fault().as_str(),
+                reason = %error,
+                "attempt failed; retrying on another backend"
+            );
         }
         unreachable!("the attempt loop only ends by returning")
     }

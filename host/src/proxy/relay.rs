@@ -74,6 +74,19 @@ impl RelayedBody {
         }
     }
 
+    /// An upgraded connection's tunnel ended having carried these bytes each way: for the
+    /// access line and the backend's body byte counters, as a body's bytes would be.
+    pub fn note_tunnel_bytes(&mut self, from_client: u64, from_backend: u64) {
+        if let Some(traffic) = self.served_by.traffic() {
+            traffic.sent_body_bytes(from_client as usize);
+            traffic.received_body_bytes(from_backend as usize);
+        }
+        if let Some(log) = &mut self.log {
+            log.bytes_in = from_client;
+            log.bytes_out = from_backend;
+        }
+    }
+
     /// How the backend framed the body.
     pub fn framing(&self) -> Framing {
         self.inner.framing()

@@ -322,8 +322,10 @@ impl Reloader {
         self.kv.set_max_bytes(settings.kv_max_bytes);
         if next.log != current.log {
             self.access_log.apply(&next.log);
+            crate::logging::set_format(next.log.format);
             applied.push(format!(
-                "access log {}",
+                "log format {}, access log {}",
+                next.log.format.as_str(),
                 if next.log.access { "on" } else { "off" }
             ));
         }
@@ -332,21 +334,37 @@ impl Reloader {
         for key in &restart_keys {
             tracing::warn!(
                 key,
-                "config change needs a restart to take effect; the running value stays"
+                "this setting changed in the config; it takes effect after a restart, and the \
+                 running value stays until then"
             );
         }
+        let (was, now) = (current.plugin_settings(), next.plugin_settings());
+        let plugin_settings_changed = (
+            was.disable_after_failures,
+            was.disabled_for,
+            was.kv_max_bytes,
+        ) != (
+            now.disable_after_failures,
+            now.disabled_for,
+            now.kv_max_bytes,
+        );
         *current = next;
-        if applied.is_empty() {
-            applied.push(if restart_keys.is_empty() {
-                "plugin breaker and key-value store settings".into()
-            } else {
-                format!(
-                    "nothing in force yet: {} need a restart",
-                    restart_keys.join(", ")
-                )
-            });
+        if plugin_settings_changed {
+            applied.push("plugin breaker and key-value store settings".into());
         }
-        Ok(Outcome::Applied(applied.join(", ")))
+        let mut outcome = applied.join(", ");
+        if let Some(note) = restart_note(&restart_keys) {
+            if outcome.is_empty() {
+                outcome = format!("nothing changed now; {note}");
+            } else {
+                outcome = format!("{outcome}; {note}");
+            }
+        } else if outcome.is_empty() {
+            // What changed is put in force elsewhere (the certificate list, by the certificate
+            // reload that follows).
+            outcome = "config re-read; nothing else to apply".into();
+        }
+        Ok(Outcome::Applied(outcome))
     }
 
     /// Whether loading `source` with `options` would give something other than what runs.
@@ -509,6 +527,20 @@ fn hold_restart_only_keys(current: &Config, next: &mut Config) -> Vec<&'static s
     );
     hold(&mut keys, "reload", &current.reload, &mut next.reload);
     keys
+}
+
+/// What a reload could not apply: `listen changed; it takes effect after a restart`,
+/// `listen, workers and retry changed; they take effect after a restart`.
+fn restart_note(keys: &[&str]) -> Option<String> {
+    let (last, rest) = keys.split_last()?;
+    Some(if rest.is_empty() {
+        format!("{last} changed; it takes effect after a restart")
+    } else {
+        format!(
+            "{} and {last} changed; they take effect after a restart",
+            rest.join(", ")
+        )
+    })
 }
 
 fn short(hex: &str) -> &str {

@@ -454,14 +454,19 @@ impl LbxProcess {
         let (mut addr, mut admin, mut tls) = (None, None, None);
         while addr.is_none() || admin.is_none() {
             let line = lines.next().expect("lbx exited before listening").unwrap();
+            // `key=value` in a text line, `"key":"value"` in a JSON one (`[log] format`).
             let value_of = |key: &str| {
-                line.split(key)
+                line.split(&format!(" {key}="))
                     .nth(1)
-                    .map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap())
+                    .or_else(|| line.split(&format!("\"{key}\":\"")).nth(1))
+                    .map(|rest| {
+                        let mut value = rest.split(|c: char| c.is_whitespace() || c == '"');
+                        value.next().unwrap().parse().unwrap()
+                    })
             };
-            addr = addr.or_else(|| value_of(" listen="));
-            admin = admin.or_else(|| value_of(" admin="));
-            tls = tls.or_else(|| value_of(" tls_listen="));
+            addr = addr.or_else(|| value_of("listen"));
+            admin = admin.or_else(|| value_of("admin"));
+            tls = tls.or_else(|| value_of("tls_listen"));
             log.lock().unwrap().push_str(&(line + "\n"));
         }
         // Keep draining its log (so it never blocks on a full pipe) into `log`, or hold the
