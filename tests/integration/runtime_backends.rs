@@ -454,3 +454,62 @@ async fn validate_checks_the_state_file_and_run_refuses_a_damaged_one() {
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_with_several_problems_is_refused_naming_every_one() {
+    let a = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(None, &[&a], "")).await;
+    let url = proxy.admin_url("/admin/backends");
+    let a_id = &a.url()["http://".len()..];
+    let fields = |body: &str| -> Vec<String> {
+        let answer: Value = serde_json::from_str(body).unwrap();
+        let mut fields: Vec<String> = answer["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["field"].as_str().unwrap().to_string())
+            .collect();
+        fields.sort();
+        fields
+    };
+    for (method, path, json, expected) in [
+        (
+            "POST",
+            String::new(),
+            r#"{"url": 5, "wieght": 2, "weight": "x"}"#,
+            &["url", "weight", "wieght"][..],
+        ),
+        // Type errors and problems of valid values, together.
+        (
+            "POST",
+            String::new(),
+            r#"{"url": "ftp://127.0.0.1:1", "id": "", "labels": {"pool": 5, "zone": true},
+                "health": {"path": "/h", "rise": "x", "fall": -1}}"#,
+            &[
+                "health.fall",
+                "health.rise",
+                "id",
+                "labels.pool",
+                "labels.zone",
+                "url",
+            ][..],
+        ),
+        (
+            "POST",
+            String::new(),
+            r#"{"weight": "x"}"#,
+            &["url", "weight"][..],
+        ),
+        (
+            "PATCH",
+            format!("/{a_id}"),
+            r#"{"weight": 0, "drain": "yes", "colour": 1}"#,
+            &["colour", "drain", "weight"][..],
+        ),
+    ] {
+        let (status, body) = admin_send(method, &format!("{url}{path}"), Some(json), None).await;
+        assert_eq!(status, 422, "{json}: {body}");
+        assert_eq!(fields(&body), expected, "{json}: {body}");
+    }
+    assert_eq!(ids(&proxy.admin_url("")).await, [a_id], "nothing changed");
+}

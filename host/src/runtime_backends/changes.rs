@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BackendConfig, parse_backend_url};
+use crate::config::{BackendConfig, Problem, parse_backend_url};
 
 /// Version of the state file format written by this lbx.
 pub const FORMAT_VERSION: u32 = 1;
@@ -144,6 +144,20 @@ pub struct Patch {
     pub labels: Option<BTreeMap<String, String>>,
     /// Drain (`true`) or undrain (`false`).
     pub drain: Option<bool>,
+}
+
+impl Patch {
+    /// What is wrong with its values, by field (bare names, as the API reports them).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.weight == Some(0) {
+            problems.push(Problem {
+                key: "weight".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        problems
+    }
 }
 
 /// The id a backend entry resolves to: its `id`, or `host:port` of its URL.

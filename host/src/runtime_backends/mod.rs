@@ -180,11 +180,9 @@ impl BackendManager {
 
     /// Change a backend's weight, labels or drain state (`PATCH /admin/backends/{id}`).
     pub async fn patch(&self, id: &str, patch: &Patch) -> Result<(), ApiError> {
-        if patch.weight == Some(0) {
-            return Err(ApiError::Invalid(vec![Problem {
-                key: "weight".into(),
-                message: "must be at least 1".into(),
-            }]));
+        let problems = patch.problems();
+        if !problems.is_empty() {
+            return Err(ApiError::Invalid(problems));
         }
         let mut inner = self.inner.lock().await;
         if inner.removing.iter().any(|r| r.id == id) {
