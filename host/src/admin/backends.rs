@@ -2,8 +2,10 @@
 //!
 //! - `GET /admin/backends`, `GET /admin/backends/{id}`: the set in force with live stats;
 //! - `POST /admin/backends` `{"url": …, "id": …, "weight": …, "labels": {…}}` → 201 with the
-//!   backend; 409 if the id is taken; 422 naming every problem of the body, each with its
-//!   `field`;
+//!   backend as in force, its `Location`, and `"result": "added"` — or `"restored"` when the
+//!   id is a config file backend the API removed: that removal is undone (the rule, and when
+//!   it is a 409 instead, is in `runtime_backends::changes`); 409 if the id is taken; 422
+//!   naming every problem of the body, each with its `field`;
 //! - `PATCH /admin/backends/{id}` with any of `weight`, `labels`, `drain` → 200; 422 likewise;
 //! - `DELETE /admin/backends/{id}[?timeout=30s][&now=true]` → 202: drained now, gone once its
 //!   in-flight requests finish (or the timeout passes; `now` removes it at once);
@@ -23,7 +25,7 @@ use serde_json::{Value, json};
 use super::json_body::{self, ReadError};
 use super::{Admin, json_response, method_not_allowed};
 use crate::config::{BackendConfig, BackendSpec, HealthSettings, Problem};
-use crate::runtime_backends::{ApiError, Patch, Roles};
+use crate::runtime_backends::{ApiError, Outcome, Patch, Posted, Roles};
 use crate::upstream::Backend;
 
 /// How long a `DELETE` waits for in-flight requests by default.
@@ -138,13 +140,26 @@ async fn add(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>>
         Ok(body) => body,
         Err(response) => return response,
     };
-    let backend = match backend_body(body) {
-        Ok(backend) => backend,
+    let posted = match backend_body(body) {
+        Ok(posted) => posted,
         Err(problems) => return invalid_problems(&problems),
     };
-    match admin.reloader.backends().add(backend).await {
-        Ok(id) => {
-            let body = one(admin, &id).unwrap_or_else(|| json!({ "id": id }));
+    match admin.reloader.backends().add(posted).await {
+        Ok((id, outcome)) => {
+            let result = match outcome {
+                Outcome::Added => "added",
+                Outcome::Restored => "restored",
+            };
+            // The change is in force; only a change made meanwhile can have taken it out.
+            let body = match one(admin, &id) {
+                Some(mut backend) => {
+                    backend["result"] = result.into();
+                    backend
+                }
+                None => {
+                    json!({ "id": id, "result": format!("{result}, then removed by a later change") })
+                }
+            };
             let mut response = json_response(StatusCode::CREATED, body);
             if let Ok(location) = format!("/admin/backends/{}", percent_encode(&id)).parse() {
                 response.headers_mut().insert(header::LOCATION, location);
@@ -157,10 +172,15 @@ async fn add(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>>
 
 /// A `POST` body as a backend, or every problem: those of the JSON types, and those of the
 /// values whose types were right.
-fn backend_body(mut body: Value) -> Result<BackendConfig, Vec<Problem>> {
+fn backend_body(mut body: Value) -> Result<Posted, Vec<Problem>> {
+    let given = json_body::keys(&body);
     let (backend, mut problems) = json_body::decode::<BackendConfig>(&mut body);
     if problems.is_empty() {
-        return Ok(backend.expect("decoded without problems"));
+        let backend = backend.expect("decoded without problems");
+        return Ok(Posted {
+            backend,
+            given: Some(given),
+        });
     }
     // Without a usable `url` nothing decodes: check the rest against an empty one, whose own
     // problem is already named.

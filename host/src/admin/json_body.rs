@@ -10,6 +10,8 @@
 //! is at most [`MAX_BODY`] bytes with a handful of keys, so the retries cost nothing that
 //! matters.
 
+use std::collections::BTreeSet;
+
 use http::Request;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -49,6 +51,14 @@ pub enum ReadError {
     /// Not JSON (422, naming the whole body).
     #[error("{0}")]
     Invalid(Problem),
+}
+
+/// The top-level keys of an object body.
+pub fn keys(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .map(|object| object.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Decode `value` as a `T`, taking out of it each key that does not decode. Returns the value

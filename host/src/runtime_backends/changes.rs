@@ -12,10 +12,20 @@
 //! 4. If the file now defines an id that the API added, the file wins and the added backend is
 //!    dropped from the state.
 //!
+//! And what the API may ask of it ([`RuntimeChanges::add`]):
+//! - `POST` of an id the file defines and that is in force is a conflict (409);
+//! - `POST` of an id the file defines and the API **removed** undoes the removal: the file's
+//!   entry is back, in its place in the file's order, with source `config`. The body describes
+//!   that same backend: a field it leaves out takes the file's value; a `weight` or `labels`
+//!   that differs from the file's is kept as an override (exactly what a `PATCH` would make);
+//!   any other difference (`url`, `health`, the TLS settings) is refused as a conflict naming
+//!   the fields, since an override cannot express it and the file is where it is changed. The
+//!   restored backend is not drained: a drain made before the removal went with it.
+//!
 //! So an operator who edits a backend in the file always gets what the file says, and changes
 //! made at runtime survive every reload and restart that does not touch that backend.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -126,12 +136,51 @@ pub struct Merged {
 }
 
 /// A change the API was asked for and cannot make.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
     /// No backend has this id.
+    #[error("no backend with id {0:?}")]
     NotFound(String),
     /// The id is taken, or the change would leave the set unusable; the text says which.
+    #[error("{0}")]
     Conflict(String),
+}
+
+/// A backend body posted to the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    /// The backend, with the fields the body left out at their defaults.
+    pub backend: BackendConfig,
+    /// The top-level fields the body set; `None` when every field counts as set. Re-adding a
+    /// removed file backend takes the file's value for a field left out.
+    pub given: Option<BTreeSet<String>>,
+}
+
+impl Posted {
+    fn gave(&self, field: &str) -> bool {
+        self.given
+            .as_ref()
+            .is_none_or(|given| given.contains(field))
+    }
+}
+
+impl From<BackendConfig> for Posted {
+    /// A backend built in code: every field counts as set.
+    fn from(backend: BackendConfig) -> Self {
+        Self {
+            backend,
+            given: None,
+        }
+    }
+}
+
+/// What a `POST` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A backend of the API's own was added.
+    Added,
+    /// A file backend the API had removed is back (see the module doc).
+    Restored,
 }
 
 /// What `PATCH` may change.
@@ -236,9 +285,15 @@ impl RuntimeChanges {
         for added in &self.added {
             let id = backend_id(&added.backend);
             if in_file.contains(id.as_str()) {
+                // Say what is in force: the file's entry, unless the API removed it.
+                let in_force = if kept.removed.iter().any(|r| r.id == id) {
+                    "its entry there was removed through the admin API, so neither is in force"
+                } else {
+                    "the file's entry is in force"
+                };
                 cleared.push(format!(
                     "backend {id:?} was added through the admin API, but the config file now \
-                     defines it: the file's entry is in force"
+                     defines it: {in_force}"
                 ));
                 continue;
             }
@@ -257,22 +312,88 @@ impl RuntimeChanges {
         }
     }
 
-    /// Record a backend added through the API; `merged` is the set in force (for the id check).
-    pub fn add(&mut self, backend: BackendConfig, taken: &[&str]) -> Result<(), ChangeError> {
-        let id = backend_id(&backend);
+    /// Record a backend posted to the API. `taken` are the ids in force; `file` is the config
+    /// file's backends (a removed one of them is restored, see the module doc).
+    pub fn add(
+        &mut self,
+        posted: Posted,
+        taken: &[&str],
+        file: &[BackendConfig],
+    ) -> Result<Outcome, ChangeError> {
+        let id = backend_id(&posted.backend);
         if taken.contains(&id.as_str()) {
+            let whose = if file.iter().any(|b| backend_id(b) == id) {
+                " (the config file defines it)"
+            } else {
+                ""
+            };
             return Err(ChangeError::Conflict(format!(
-                "a backend with id {id:?} already exists"
+                "a backend with id {id:?} already exists{whose}"
             )));
+        }
+        let removed = self.removed.iter().position(|r| r.id == id);
+        if let (Some(i), Some(entry)) = (removed, file.iter().find(|b| backend_id(b) == id)) {
+            return self.restore(i, &posted, entry, file);
         }
         self.added.push(Added {
             backend: BackendConfig {
                 id: Some(id),
-                ..backend
+                ..posted.backend
             },
             drain: false,
         });
-        Ok(())
+        Ok(Outcome::Added)
+    }
+
+    /// Undo removal `i` of the file's `entry`, with the posted weight and labels as an
+    /// override where they differ from the file's.
+    fn restore(
+        &mut self,
+        i: usize,
+        posted: &Posted,
+        entry: &BackendConfig,
+        file: &[BackendConfig],
+    ) -> Result<Outcome, ChangeError> {
+        let id = self.removed[i].id.clone();
+        let body = &posted.backend;
+        let same_address = match (parse_backend_url(&body.url), parse_backend_url(&entry.url)) {
+            (Ok(posted), Ok(filed)) => posted == filed,
+            _ => body.url == entry.url,
+        };
+        let mut differ = Vec::new();
+        if !same_address {
+            differ.push(format!("url (the file has {:?})", entry.url));
+        }
+        for (field, same) in [
+            ("health", body.health == entry.health),
+            ("ca", body.ca == entry.ca),
+            ("server_name", body.server_name == entry.server_name),
+            (
+                "insecure_skip_verify",
+                body.insecure_skip_verify == entry.insecure_skip_verify,
+            ),
+        ] {
+            if posted.gave(field) && !same {
+                differ.push(field.to_string());
+            }
+        }
+        if !differ.is_empty() {
+            return Err(ChangeError::Conflict(format!(
+                "backend {id:?} is defined by the config file and was removed through the admin \
+                 API; posting it again brings the file's entry back, but this body differs from \
+                 it in {}: change that in the config file, or add this backend under another id \
+                 (only weight and labels can differ, kept as an override)",
+                differ.join(", ")
+            )));
+        }
+        self.removed.remove(i);
+        let patch = Patch {
+            weight: posted.gave("weight").then_some(body.weight),
+            labels: posted.gave("labels").then(|| body.labels.clone()),
+            drain: None,
+        };
+        self.patch(&id, &patch, file)?;
+        Ok(Outcome::Restored)
     }
 
     /// Apply `patch` to backend `id`; `file` is the config file's backends.
