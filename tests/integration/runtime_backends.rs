@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::support::{
     LBX_BIN, LbxProcess, LoadGenerator, TempDir, TestBackend, TestProxy, admin_get, admin_post,
-    admin_send, config, eventually, get, plugins, run_lbx_to_exit, run_tool, tally,
+    admin_send, config, eventually, get, http1_client, plugins, run_lbx_to_exit, run_tool, send,
+    tally,
 };
 
 /// The backends `GET /admin/backends` lists.
@@ -453,4 +454,312 @@ async fn validate_checks_the_state_file_and_run_refuses_a_damaged_one() {
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
+}
+
+/// A config file over backends with ids `a`, `one` and `b` (with `b_weight`), in that order,
+/// round robin (so each backend in force gets an exact share), no file watching.
+fn named_backends_file(
+    a: &TestBackend,
+    one: &TestBackend,
+    b: &TestBackend,
+    b_weight: u32,
+) -> String {
+    let mut toml = format!(
+        "[plugin]\npath = {:?}\ndeadline = \"1s\"\n[reload]\nwatch = false\n",
+        plugins::ROUND_ROBIN
+    );
+    for (backend, id, weight) in [(a, "a", 1), (one, "one", 1), (b, "b", b_weight)] {
+        toml.push_str(&format!(
+            "[[backend]]\nurl = {:?}\nid = {id:?}\nweight = {weight}\n",
+            backend.url()
+        ));
+    }
+    toml
+}
+
+/// The state file as JSON (`{}` if there is none).
+fn state(dir: &TempDir) -> Value {
+    match std::fs::read_to_string(dir.join("lbx.state.json")) {
+        Ok(text) => serde_json::from_str(&text).unwrap(),
+        Err(_) => serde_json::json!({}),
+    }
+}
+
+/// The ids a section of the state file (`added`, `overrides`, `removed`) names.
+fn state_ids(dir: &TempDir, section: &str) -> Vec<String> {
+    let state = state(dir);
+    let entries = state[section].as_array().cloned().unwrap_or_default();
+    entries
+        .iter()
+        .map(|e| {
+            let id = e.get("id").unwrap_or(&e["backend"]["id"]);
+            id.as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// How many requests `backend` served out of `n` sent through `proxy`.
+async fn share(proxy: &str, backend: &TestBackend, n: usize) -> usize {
+    let before = backend.requests();
+    answers(proxy, n).await;
+    backend.requests() - before
+}
+
+/// POST a backend body; returns status, `Location` and body.
+async fn post_backend(admin: &str, json: &str) -> (u16, Option<String>, String) {
+    let request = http::Request::post(format!("{admin}/admin/backends"))
+        .header("content-type", "application/json")
+        .body(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+            bytes::Bytes::from(json.to_string()),
+        )))
+        .unwrap();
+    let (status, headers, body) = send(&http1_client(), request).await;
+    let location = headers
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string());
+    (status.as_u16(), location, body)
+}
+
+/// Reload the config through SIGHUP and wait until the reload history shows it applied (so
+/// the file must have changed).
+async fn sighup_reload(lbx: &LbxProcess, admin: &str) {
+    let configs = || async {
+        let (_, body) = admin_get(&format!("{admin}/admin/reloads")).await;
+        let history: Value = serde_json::from_str(&body).unwrap();
+        history["reloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["what"] == "config" && r["result"] == "applied")
+            .count()
+    };
+    let before = configs().await;
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &lbx.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually(Duration::from_secs(10), || async {
+        (configs().await > before).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("SIGHUP did not reload:\n{}", lbx.log()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_backend_removed_and_posted_again_serves_and_stays_across_reloads_and_restarts() {
+    let a = TestBackend::named("a").await;
+    let one = TestBackend::named("one").await;
+    let b = TestBackend::named("b").await;
+    let dir = TempDir::new("runtime-readd");
+    let file = dir.join("lbx.toml");
+    std::fs::write(&file, named_backends_file(&a, &one, &b, 1)).unwrap();
+    let args = ["--config", file.to_str().unwrap()];
+    let mut lbx = LbxProcess::run(&args);
+    let mut admin = format!("http://{}", lbx.admin);
+    let mut proxy = format!("http://{}/", lbx.addr);
+    assert_eq!(share(&proxy, &one, 30).await, 10, "one serves at first");
+
+    // Removed at once: gone from the API, the traffic and (as a removal) the state file, and it
+    // stays removed across a reload and a restart.
+    let url = format!("{admin}/admin/backends/one?now=true");
+    let (status, body) = admin_send("DELETE", &url, None, None).await;
+    assert_eq!(status, 202, "{body}");
+    for step in ["removed", "reloaded", "restarted"] {
+        match step {
+            "reloaded" => {
+                let (status, body) = admin_post(&format!("{admin}/admin/reload")).await;
+                assert_eq!(status, 200, "{body}");
+            }
+            "restarted" => {
+                drop(lbx);
+                lbx = LbxProcess::run(&args);
+                admin = format!("http://{}", lbx.admin);
+                proxy = format!("http://{}/", lbx.addr);
+            }
+            _ => {}
+        }
+        assert_eq!(ids(&admin).await, ["a", "b"], "{step}");
+        let (status, _) = admin_get(&format!("{admin}/admin/backends/one")).await;
+        assert_eq!(status, 404, "{step}");
+        assert_eq!(share(&proxy, &one, 20).await, 0, "{step}: one gets nothing");
+        assert_eq!(state_ids(&dir, "removed"), ["one"], "{step}");
+    }
+
+    // Posted again with the file's settings: the removal is undone, the file's entry is back
+    // in its place, and the answer says so.
+    let posted = format!(r#"{{"url": "{}", "id": "one"}}"#, one.url());
+    let (status, location, body) = post_backend(&admin, &posted).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(location.as_deref(), Some("/admin/backends/one"));
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (created["id"].as_str(), created["source"].as_str()),
+        (Some("one"), Some("config")),
+        "{body}"
+    );
+    assert!(
+        state(&dir)
+            .get("removed")
+            .is_none_or(|r| r == &Value::Array(vec![]))
+    );
+    for step in ["posted", "reloaded by SIGHUP", "restarted"] {
+        match step {
+            "reloaded by SIGHUP" => {
+                // An edit of another backend: `one`'s restored entry is untouched by it.
+                std::fs::write(&file, named_backends_file(&a, &one, &b, 2)).unwrap();
+                sighup_reload(&lbx, &admin).await;
+            }
+            "restarted" => {
+                drop(lbx);
+                lbx = LbxProcess::run(&args);
+                admin = format!("http://{}", lbx.admin);
+                proxy = format!("http://{}/", lbx.addr);
+            }
+            _ => {}
+        }
+        assert_eq!(ids(&admin).await, ["a", "one", "b"], "{step}");
+        let (status, body) = admin_get(&format!("{admin}/admin/backends/one")).await;
+        assert_eq!(status, 200, "{step}: {body}");
+        assert_eq!(
+            share(&proxy, &one, 30).await,
+            10,
+            "{step}: one serves its share"
+        );
+        assert!(
+            state_ids(&dir, "removed").is_empty(),
+            "{step}: {}",
+            state(&dir)
+        );
+        assert!(
+            state_ids(&dir, "added").is_empty(),
+            "{step}: {}",
+            state(&dir)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_backend_posted_again_with_other_settings_is_overridden_or_refused() {
+    let a = TestBackend::named("a").await;
+    let one = TestBackend::named("one").await;
+    let b = TestBackend::named("b").await;
+    let elsewhere = TestBackend::named("elsewhere").await;
+    let dir = TempDir::new("runtime-readd-override");
+    let file = dir.join("lbx.toml");
+    std::fs::write(&file, named_backends_file(&a, &one, &b, 1)).unwrap();
+    let args = ["--config", file.to_str().unwrap()];
+    let lbx = LbxProcess::run(&args);
+    let admin = format!("http://{}", lbx.admin);
+
+    // An id the file defines and that is in force is taken.
+    let (status, _, body) =
+        post_backend(&admin, &format!(r#"{{"url": "{}", "id": "a"}}"#, a.url())).await;
+    assert_eq!(status, 409, "{body}");
+
+    let url = format!("{admin}/admin/backends/one?now=true");
+    assert_eq!(admin_send("DELETE", &url, None, None).await.0, 202);
+    // Another address under the file's id: the file says where `one` is; refused, and nothing
+    // changes.
+    let (status, _, body) = post_backend(
+        &admin,
+        &format!(r#"{{"url": "{}", "id": "one"}}"#, elsewhere.url()),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("url"), "{body}");
+    assert_eq!(ids(&admin).await, ["a", "b"]);
+    assert_eq!(state_ids(&dir, "removed"), ["one"]);
+
+    // Another weight and labels: the file's entry is back, with them as an override.
+    let posted = format!(
+        r#"{{"url": "{}", "id": "one", "weight": 3, "labels": {{"pool": "canary"}}}}"#,
+        one.url()
+    );
+    let (status, _, body) = post_backend(&admin, &posted).await;
+    assert_eq!(status, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (created["weight"].clone(), created["labels"]["pool"].clone()),
+        (3.into(), "canary".into()),
+        "{body}"
+    );
+    assert_eq!(state_ids(&dir, "overrides"), ["one"]);
+    assert_eq!(state(&dir)["overrides"][0]["weight"], 3);
+
+    // A patch of a file backend, too, is kept across a restart.
+    let url = format!("{admin}/admin/backends/b");
+    let (status, body) = admin_send("PATCH", &url, Some(r#"{"drain": true}"#), None).await;
+    assert_eq!(status, 200, "{body}");
+    drop(lbx);
+    let lbx = LbxProcess::run(&args);
+    let admin = format!("http://{}", lbx.admin);
+    let proxy = format!("http://{}/", lbx.addr);
+    let restored = backend(&admin, "one").await.expect("one after the restart");
+    assert_eq!(
+        (restored["weight"].clone(), restored["source"].clone()),
+        (3.into(), "config".into())
+    );
+    assert_eq!(backend(&admin, "b").await.unwrap()["state"], "draining");
+    assert_eq!(share(&proxy, &b, 20).await, 0, "drained b gets nothing");
+    assert!(share(&proxy, &one, 20).await > 0, "one serves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_with_several_problems_is_refused_naming_every_one() {
+    let a = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(None, &[&a], "")).await;
+    let url = proxy.admin_url("/admin/backends");
+    let a_id = &a.url()["http://".len()..];
+    let fields = |body: &str| -> Vec<String> {
+        let answer: Value = serde_json::from_str(body).unwrap();
+        let mut fields: Vec<String> = answer["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["field"].as_str().unwrap().to_string())
+            .collect();
+        fields.sort();
+        fields
+    };
+    for (method, path, json, expected) in [
+        (
+            "POST",
+            String::new(),
+            r#"{"url": 5, "wieght": 2, "weight": "x"}"#,
+            &["url", "weight", "wieght"][..],
+        ),
+        // Type errors and problems of valid values, together.
+        (
+            "POST",
+            String::new(),
+            r#"{"url": "ftp://127.0.0.1:1", "id": "", "labels": {"pool": 5, "zone": true},
+                "health": {"path": "/h", "rise": "x", "fall": -1}}"#,
+            &[
+                "health.fall",
+                "health.rise",
+                "id",
+                "labels.pool",
+                "labels.zone",
+                "url",
+            ][..],
+        ),
+        (
+            "POST",
+            String::new(),
+            r#"{"weight": "x"}"#,
+            &["url", "weight"][..],
+        ),
+        (
+            "PATCH",
+            format!("/{a_id}"),
+            r#"{"weight": 0, "drain": "yes", "colour": 1}"#,
+            &["colour", "drain", "weight"][..],
+        ),
+    ] {
+        let (status, body) = admin_send(method, &format!("{url}{path}"), Some(json), None).await;
+        assert_eq!(status, 422, "{json}: {body}");
+        assert_eq!(fields(&body), expected, "{json}: {body}");
+    }
+    assert_eq!(ids(&proxy.admin_url("")).await, [a_id], "nothing changed");
 }

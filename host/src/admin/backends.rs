@@ -2,8 +2,11 @@
 //!
 //! - `GET /admin/backends`, `GET /admin/backends/{id}`: the set in force with live stats;
 //! - `POST /admin/backends` `{"url": …, "id": …, "weight": …, "labels": {…}}` → 201 with the
-//!   backend; 409 if the id is taken; 422 naming each invalid field;
-//! - `PATCH /admin/backends/{id}` with any of `weight`, `labels`, `drain` → 200;
+//!   backend as in force, its `Location`, and `"result": "added"` — or `"restored"` when the
+//!   id is a config file backend the API removed: that removal is undone (the rule, and when
+//!   it is a 409 instead, is in `runtime_backends::changes`); 409 if the id is taken; 422
+//!   naming every problem of the body, each with its `field`;
+//! - `PATCH /admin/backends/{id}` with any of `weight`, `labels`, `drain` → 200; 422 likewise;
 //! - `DELETE /admin/backends/{id}[?timeout=30s][&now=true]` → 202: drained now, gone once its
 //!   in-flight requests finish (or the timeout passes; `now` removes it at once);
 //! - `GET /admin/reloads`: the last reloads and backend changes, newest first.
@@ -15,17 +18,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::json_body::{self, ReadError};
 use super::{Admin, json_response, method_not_allowed};
-use crate::config::{BackendConfig, Problem};
-use crate::runtime_backends::{ApiError, Patch, Roles};
+use crate::config::{BackendConfig, BackendSpec, HealthSettings, Problem};
+use crate::runtime_backends::{ApiError, Outcome, Patch, Posted, Roles};
 use crate::upstream::Backend;
-
-/// Largest request body the backend endpoints read.
-const MAX_BODY: usize = 64 * 1024;
 
 /// How long a `DELETE` waits for in-flight requests by default.
 pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -135,13 +136,30 @@ fn describe(index: usize, b: &Backend, roles: &Roles) -> serde_json::Value {
 }
 
 async fn add(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let backend: BackendConfig = match read_json(request).await {
-        Ok(backend) => backend,
+    let body = match read_body(request).await {
+        Ok(body) => body,
         Err(response) => return response,
     };
-    match admin.reloader.backends().add(backend).await {
-        Ok(id) => {
-            let body = one(admin, &id).unwrap_or_else(|| json!({ "id": id }));
+    let posted = match backend_body(body) {
+        Ok(posted) => posted,
+        Err(problems) => return invalid_problems(&problems),
+    };
+    match admin.reloader.backends().add(posted).await {
+        Ok((id, outcome)) => {
+            let result = match outcome {
+                Outcome::Added => "added",
+                Outcome::Restored => "restored",
+            };
+            // The change is in force; only a change made meanwhile can have taken it out.
+            let body = match one(admin, &id) {
+                Some(mut backend) => {
+                    backend["result"] = result.into();
+                    backend
+                }
+                None => {
+                    json!({ "id": id, "result": format!("{result}, then removed by a later change") })
+                }
+            };
             let mut response = json_response(StatusCode::CREATED, body);
             if let Ok(location) = format!("/admin/backends/{}", percent_encode(&id)).parse() {
                 response.headers_mut().insert(header::LOCATION, location);
@@ -152,10 +170,45 @@ async fn add(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>>
     }
 }
 
+/// A `POST` body as a backend, or every problem: those of the JSON types, and those of the
+/// values whose types were right.
+fn backend_body(mut body: Value) -> Result<Posted, Vec<Problem>> {
+    let given = json_body::keys(&body);
+    let (backend, mut problems) = json_body::decode::<BackendConfig>(&mut body);
+    if problems.is_empty() {
+        let backend = backend.expect("decoded without problems");
+        return Ok(Posted {
+            backend,
+            given: Some(given),
+        });
+    }
+    // Without a usable `url` nothing decodes: check the rest against an empty one, whose own
+    // problem is already named.
+    let backend = backend.or_else(|| {
+        let object = body.as_object_mut()?;
+        object.insert("url".into(), Value::String(String::new()));
+        json_body::decode::<BackendConfig>(&mut body).0
+    });
+    if let Some(backend) = backend
+        && let Err(more) = BackendSpec::resolve(&backend, &HealthSettings::default(), "")
+    {
+        let more: Vec<_> = more
+            .into_iter()
+            .filter(|p| !json_body::is_named(&problems, &p.key))
+            .collect();
+        problems.extend(more);
+    }
+    Err(problems)
+}
+
 async fn patch(admin: &Admin, id: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let patch: Patch = match read_json(request).await {
-        Ok(patch) => patch,
+    let body = match read_body(request).await {
+        Ok(body) => body,
         Err(response) => return response,
+    };
+    let patch = match patch_body(body) {
+        Ok(patch) => patch,
+        Err(problems) => return invalid_problems(&problems),
     };
     match admin.reloader.backends().patch(id, &patch).await {
         Ok(()) => match one(admin, id) {
@@ -163,6 +216,23 @@ async fn patch(admin: &Admin, id: &str, request: Request<Incoming>) -> Response<
             None => not_found(id),
         },
         Err(e) => api_error(e),
+    }
+}
+
+/// A `PATCH` body, or every problem (as for [`backend_body`]).
+fn patch_body(mut body: Value) -> Result<Patch, Vec<Problem>> {
+    let (patch, mut problems) = json_body::decode::<Patch>(&mut body);
+    if let Some(patch) = &patch {
+        let more: Vec<_> = patch
+            .problems()
+            .into_iter()
+            .filter(|p| !json_body::is_named(&problems, &p.key))
+            .collect();
+        problems.extend(more);
+    }
+    match patch {
+        Some(patch) if problems.is_empty() => Ok(patch),
+        _ => Err(problems),
     }
 }
 
@@ -209,45 +279,12 @@ async fn remove(admin: &Admin, id: &str, query: Option<&str>) -> Response<Full<B
     }
 }
 
-/// Read a JSON body of at most [`MAX_BODY`] bytes into `T`; a response when it cannot be.
-async fn read_json<T: serde::de::DeserializeOwned>(
-    request: Request<Incoming>,
-) -> Result<T, Response<Full<Bytes>>> {
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("the body must be JSON of at most {MAX_BODY} bytes"),
-            ));
-        }
-    };
-    let mut json = serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(&mut json).map_err(|e| {
-        // The path names the field whose value is wrong (`weight`, `labels.pool`) or that is
-        // unknown; a missing field is named only in the message, the path being its parent.
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = match missing_field(&inner.to_string()) {
-            Some(name) if path == "." => name,
-            Some(name) => format!("{path}.{name}"),
-            None => path,
-        };
-        invalid_problems(&[Problem {
-            key: field,
-            message: format!("invalid JSON body: {inner}"),
-        }])
+/// Read a JSON body; the response when it cannot be.
+async fn read_body(request: Request<Incoming>) -> Result<Value, Response<Full<Bytes>>> {
+    json_body::read(request).await.map_err(|e| match e {
+        ReadError::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
+        ReadError::Invalid(problem) => invalid_problems(&[problem]),
     })
-}
-
-/// The field a "missing field `x`" message names.
-fn missing_field(message: &str) -> Option<String> {
-    if !message.starts_with("missing field") {
-        return None;
-    }
-    let start = message.find('`')? + 1;
-    let end = start + message[start..].find('`')?;
-    Some(message[start..end].to_string())
 }
 
 fn api_error(error: ApiError) -> Response<Full<Bytes>> {
@@ -329,17 +366,5 @@ mod tests {
         }
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%4"), None);
-    }
-
-    #[test]
-    fn a_missing_field_is_named() {
-        assert_eq!(
-            missing_field("missing field `url` at line 1 column 11").as_deref(),
-            Some("url")
-        );
-        assert_eq!(
-            missing_field("invalid type: string \"x\", expected u32"),
-            None
-        );
     }
 }

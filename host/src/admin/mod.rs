@@ -41,6 +41,7 @@ use tokio::net::TcpListener;
 mod access;
 mod backends;
 mod dashboard;
+mod json_body;
 pub mod probes;
 mod traffic;
 

@@ -12,14 +12,24 @@
 //! 4. If the file now defines an id that the API added, the file wins and the added backend is
 //!    dropped from the state.
 //!
+//! And what the API may ask of it ([`RuntimeChanges::add`]):
+//! - `POST` of an id the file defines and that is in force is a conflict (409);
+//! - `POST` of an id the file defines and the API **removed** undoes the removal: the file's
+//!   entry is back, in its place in the file's order, with source `config`. The body describes
+//!   that same backend: a field it leaves out takes the file's value; a `weight` or `labels`
+//!   that differs from the file's is kept as an override (exactly what a `PATCH` would make);
+//!   any other difference (`url`, `health`, the TLS settings) is refused as a conflict naming
+//!   the fields, since an override cannot express it and the file is where it is changed. The
+//!   restored backend is not drained: a drain made before the removal went with it.
+//!
 //! So an operator who edits a backend in the file always gets what the file says, and changes
 //! made at runtime survive every reload and restart that does not touch that backend.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BackendConfig, parse_backend_url};
+use crate::config::{BackendConfig, Problem, parse_backend_url};
 
 /// Version of the state file format written by this lbx.
 pub const FORMAT_VERSION: u32 = 1;
@@ -126,12 +136,51 @@ pub struct Merged {
 }
 
 /// A change the API was asked for and cannot make.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangeError {
     /// No backend has this id.
+    #[error("no backend with id {0:?}")]
     NotFound(String),
     /// The id is taken, or the change would leave the set unusable; the text says which.
+    #[error("{0}")]
     Conflict(String),
+}
+
+/// A backend body posted to the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    /// The backend, with the fields the body left out at their defaults.
+    pub backend: BackendConfig,
+    /// The top-level fields the body set; `None` when every field counts as set. Re-adding a
+    /// removed file backend takes the file's value for a field left out.
+    pub given: Option<BTreeSet<String>>,
+}
+
+impl Posted {
+    fn gave(&self, field: &str) -> bool {
+        self.given
+            .as_ref()
+            .is_none_or(|given| given.contains(field))
+    }
+}
+
+impl From<BackendConfig> for Posted {
+    /// A backend built in code: every field counts as set.
+    fn from(backend: BackendConfig) -> Self {
+        Self {
+            backend,
+            given: None,
+        }
+    }
+}
+
+/// What a `POST` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A backend of the API's own was added.
+    Added,
+    /// A file backend the API had removed is back (see the module doc).
+    Restored,
 }
 
 /// What `PATCH` may change.
@@ -144,6 +193,20 @@ pub struct Patch {
     pub labels: Option<BTreeMap<String, String>>,
     /// Drain (`true`) or undrain (`false`).
     pub drain: Option<bool>,
+}
+
+impl Patch {
+    /// What is wrong with its values, by field (bare names, as the API reports them).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.weight == Some(0) {
+            problems.push(Problem {
+                key: "weight".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        problems
+    }
 }
 
 /// The id a backend entry resolves to: its `id`, or `host:port` of its URL.
@@ -222,9 +285,15 @@ impl RuntimeChanges {
         for added in &self.added {
             let id = backend_id(&added.backend);
             if in_file.contains(id.as_str()) {
+                // Say what is in force: the file's entry, unless the API removed it.
+                let in_force = if kept.removed.iter().any(|r| r.id == id) {
+                    "its entry there was removed through the admin API, so neither is in force"
+                } else {
+                    "the file's entry is in force"
+                };
                 cleared.push(format!(
                     "backend {id:?} was added through the admin API, but the config file now \
-                     defines it: the file's entry is in force"
+                     defines it: {in_force}"
                 ));
                 continue;
             }
@@ -243,22 +312,88 @@ impl RuntimeChanges {
         }
     }
 
-    /// Record a backend added through the API; `merged` is the set in force (for the id check).
-    pub fn add(&mut self, backend: BackendConfig, taken: &[&str]) -> Result<(), ChangeError> {
-        let id = backend_id(&backend);
+    /// Record a backend posted to the API. `taken` are the ids in force; `file` is the config
+    /// file's backends (a removed one of them is restored, see the module doc).
+    pub fn add(
+        &mut self,
+        posted: Posted,
+        taken: &[&str],
+        file: &[BackendConfig],
+    ) -> Result<Outcome, ChangeError> {
+        let id = backend_id(&posted.backend);
         if taken.contains(&id.as_str()) {
+            let whose = if file.iter().any(|b| backend_id(b) == id) {
+                " (the config file defines it)"
+            } else {
+                ""
+            };
             return Err(ChangeError::Conflict(format!(
-                "a backend with id {id:?} already exists"
+                "a backend with id {id:?} already exists{whose}"
             )));
+        }
+        let removed = self.removed.iter().position(|r| r.id == id);
+        if let (Some(i), Some(entry)) = (removed, file.iter().find(|b| backend_id(b) == id)) {
+            return self.restore(i, &posted, entry, file);
         }
         self.added.push(Added {
             backend: BackendConfig {
                 id: Some(id),
-                ..backend
+                ..posted.backend
             },
             drain: false,
         });
-        Ok(())
+        Ok(Outcome::Added)
+    }
+
+    /// Undo removal `i` of the file's `entry`, with the posted weight and labels as an
+    /// override where they differ from the file's.
+    fn restore(
+        &mut self,
+        i: usize,
+        posted: &Posted,
+        entry: &BackendConfig,
+        file: &[BackendConfig],
+    ) -> Result<Outcome, ChangeError> {
+        let id = self.removed[i].id.clone();
+        let body = &posted.backend;
+        let same_address = match (parse_backend_url(&body.url), parse_backend_url(&entry.url)) {
+            (Ok(posted), Ok(filed)) => posted == filed,
+            _ => body.url == entry.url,
+        };
+        let mut differ = Vec::new();
+        if !same_address {
+            differ.push(format!("url (the file has {:?})", entry.url));
+        }
+        for (field, same) in [
+            ("health", body.health == entry.health),
+            ("ca", body.ca == entry.ca),
+            ("server_name", body.server_name == entry.server_name),
+            (
+                "insecure_skip_verify",
+                body.insecure_skip_verify == entry.insecure_skip_verify,
+            ),
+        ] {
+            if posted.gave(field) && !same {
+                differ.push(field.to_string());
+            }
+        }
+        if !differ.is_empty() {
+            return Err(ChangeError::Conflict(format!(
+                "backend {id:?} is defined by the config file and was removed through the admin \
+                 API; posting it again brings the file's entry back, but this body differs from \
+                 it in {}: change that in the config file, or add this backend under another id \
+                 (only weight and labels can differ, kept as an override)",
+                differ.join(", ")
+            )));
+        }
+        self.removed.remove(i);
+        let patch = Patch {
+            weight: posted.gave("weight").then_some(body.weight),
+            labels: posted.gave("labels").then(|| body.labels.clone()),
+            drain: None,
+        };
+        self.patch(&id, &patch, file)?;
+        Ok(Outcome::Restored)
     }
 
     /// Apply `patch` to backend `id`; `file` is the config file's backends.
@@ -352,186 +487,4 @@ impl Override {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file_backend(port: u16, id: &str) -> BackendConfig {
-        BackendConfig {
-            id: Some(id.into()),
-            ..BackendConfig::at(format!("http://127.0.0.1:{port}"))
-        }
-    }
-
-    fn ids(merged: &Merged) -> Vec<&str> {
-        merged.backends.iter().map(|b| b.id.as_str()).collect()
-    }
-
-    fn file() -> Vec<BackendConfig> {
-        vec![file_backend(1, "a"), file_backend(2, "b")]
-    }
-
-    #[test]
-    fn no_changes_is_the_file() {
-        let merged = RuntimeChanges::new().merge(&file());
-        assert_eq!(ids(&merged), ["a", "b"]);
-        assert!(merged.cleared.is_empty());
-        assert!(merged.backends.iter().all(|b| b.source == Source::Config));
-    }
-
-    #[test]
-    fn added_backends_follow_the_files_and_survive_a_reload_that_keeps_them_out() {
-        let mut changes = RuntimeChanges::new();
-        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
-        let merged = changes.merge(&file());
-        assert_eq!(ids(&merged), ["a", "b", "c"]);
-        assert_eq!(merged.backends[2].source, Source::Api);
-        // The file changed elsewhere (a backend added): the API's backend stays.
-        let mut edited = file();
-        edited.push(file_backend(4, "d"));
-        assert_eq!(ids(&changes.merge(&edited)), ["a", "b", "d", "c"]);
-    }
-
-    #[test]
-    fn an_added_id_that_is_taken_is_a_conflict() {
-        let mut changes = RuntimeChanges::new();
-        let err = changes.add(file_backend(9, "a"), &["a", "b"]).unwrap_err();
-        assert!(matches!(err, ChangeError::Conflict(_)));
-        assert!(changes.is_empty());
-    }
-
-    #[test]
-    fn an_id_the_file_takes_over_drops_the_added_backend() {
-        let mut changes = RuntimeChanges::new();
-        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
-        let mut edited = file();
-        edited.push(file_backend(5, "c"));
-        let merged = changes.merge(&edited);
-        assert_eq!(ids(&merged), ["a", "b", "c"]);
-        assert_eq!(merged.backends[2].backend.url, "http://127.0.0.1:5");
-        assert_eq!(merged.backends[2].source, Source::Config);
-        assert!(merged.changes.added.is_empty());
-        assert_eq!(merged.cleared.len(), 1, "{:?}", merged.cleared);
-    }
-
-    #[test]
-    fn an_override_applies_while_the_file_entry_is_unchanged() {
-        let mut changes = RuntimeChanges::new();
-        let patch = Patch {
-            weight: Some(5),
-            labels: Some([("pool".to_string(), "canary".to_string())].into()),
-            drain: Some(true),
-        };
-        changes.patch("b", &patch, &file()).unwrap();
-        let merged = changes.merge(&file());
-        let b = &merged.backends[1];
-        assert_eq!((b.backend.weight, b.drain), (5, true));
-        assert_eq!(b.backend.labels["pool"], "canary");
-        assert_eq!(merged.changes, changes);
-        // A reload with an edit elsewhere in the file keeps it.
-        let mut edited = file();
-        edited[0].weight = 7;
-        assert_eq!(changes.merge(&edited).backends[1].backend.weight, 5);
-    }
-
-    #[test]
-    fn a_file_edit_of_an_overridden_backend_wins_and_clears_the_override() {
-        let mut changes = RuntimeChanges::new();
-        let patch = Patch {
-            weight: Some(5),
-            drain: Some(true),
-            ..Patch::default()
-        };
-        changes.patch("b", &patch, &file()).unwrap();
-        let mut edited = file();
-        edited[1].weight = 3;
-        let merged = changes.merge(&edited);
-        let b = &merged.backends[1];
-        assert_eq!((b.backend.weight, b.drain), (3, false));
-        assert!(merged.changes.overrides.is_empty());
-        assert_eq!(merged.cleared.len(), 1);
-    }
-
-    #[test]
-    fn an_override_that_restores_the_file_is_dropped() {
-        let mut changes = RuntimeChanges::new();
-        let drain = |on| Patch {
-            drain: Some(on),
-            ..Patch::default()
-        };
-        changes.patch("a", &drain(true), &file()).unwrap();
-        assert_eq!(changes.overrides.len(), 1);
-        changes.patch("a", &drain(false), &file()).unwrap();
-        assert!(changes.is_empty());
-    }
-
-    #[test]
-    fn a_removed_file_backend_stays_removed_until_the_file_changes_it() {
-        let mut changes = RuntimeChanges::new();
-        changes.remove("a", &file()).unwrap();
-        assert_eq!(ids(&changes.merge(&file())), ["b"]);
-        assert!(matches!(
-            changes.remove("a", &file()),
-            Err(ChangeError::NotFound(_))
-        ));
-        let mut edited = file();
-        edited[0].url = "http://127.0.0.1:11".into();
-        let merged = changes.merge(&edited);
-        assert_eq!(ids(&merged), ["a", "b"]);
-        assert!(merged.changes.removed.is_empty());
-        assert_eq!(merged.cleared.len(), 1);
-    }
-
-    #[test]
-    fn changes_to_backends_gone_from_the_file_are_cleared() {
-        let mut changes = RuntimeChanges::new();
-        changes.remove("a", &file()).unwrap();
-        let patch = Patch {
-            weight: Some(9),
-            ..Patch::default()
-        };
-        changes.patch("b", &patch, &file()).unwrap();
-        let merged = changes.merge(&[file_backend(3, "c")]);
-        assert_eq!(ids(&merged), ["c"]);
-        assert!(merged.changes.is_empty());
-        assert_eq!(merged.cleared.len(), 2, "{:?}", merged.cleared);
-    }
-
-    #[test]
-    fn removing_an_added_backend_forgets_it() {
-        let mut changes = RuntimeChanges::new();
-        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
-        changes.remove("c", &file()).unwrap();
-        assert!(changes.is_empty());
-    }
-
-    #[test]
-    fn patching_an_added_backend_changes_it_in_place() {
-        let mut changes = RuntimeChanges::new();
-        changes.add(file_backend(3, "c"), &["a", "b"]).unwrap();
-        let patch = Patch {
-            weight: Some(4),
-            drain: Some(true),
-            ..Patch::default()
-        };
-        changes.patch("c", &patch, &file()).unwrap();
-        let merged = changes.merge(&file());
-        assert_eq!(
-            (merged.backends[2].backend.weight, merged.backends[2].drain),
-            (4, true)
-        );
-        assert!(changes.overrides.is_empty());
-        assert!(matches!(
-            changes.patch("zz", &patch, &file()),
-            Err(ChangeError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn ids_default_to_host_and_port() {
-        let mut changes = RuntimeChanges::new();
-        changes
-            .add(BackendConfig::at("http://127.0.0.1:7"), &[])
-            .unwrap();
-        assert_eq!(changes.added[0].backend.id.as_deref(), Some("127.0.0.1:7"));
-    }
-}
+mod tests;

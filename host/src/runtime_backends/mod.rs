@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use crate::config::{BackendConfig, BackendSpec, HealthSettings, Problem};
 use crate::reload::history::ReloadHistory;
 use crate::upstream::{BackendSet, PoolSettings, Upstreams};
-pub use changes::{ChangeError, Patch, RuntimeChanges, Source};
+pub use changes::{ChangeError, Outcome, Patch, Posted, RuntimeChanges, Source};
 
 /// How often a removal checks whether the drained backend's last request is done.
 const REMOVAL_POLL: Duration = Duration::from_millis(20);
@@ -43,7 +43,7 @@ pub enum ApiError {
 impl From<ChangeError> for ApiError {
     fn from(error: ChangeError) -> Self {
         match error {
-            ChangeError::NotFound(id) => ApiError::NotFound(format!("no backend with id {id:?}")),
+            ChangeError::NotFound(_) => ApiError::NotFound(error.to_string()),
             ChangeError::Conflict(text) => ApiError::Conflict(text),
         }
     }
@@ -162,29 +162,45 @@ impl BackendManager {
         self.state_file.as_ref()
     }
 
-    /// Add a backend (`POST /admin/backends`).
-    pub async fn add(&self, backend: BackendConfig) -> Result<String, ApiError> {
+    /// Add a backend, or bring back a file backend the API removed (`POST /admin/backends`;
+    /// [`changes`] has the rule). Answers with the id and what was done, once it is in force.
+    pub async fn add(&self, posted: Posted) -> Result<(String, Outcome), ApiError> {
         // The input's own problems first, with bare field names.
-        let spec = BackendSpec::resolve(&backend, &HealthSettings::default(), "")
+        let spec = BackendSpec::resolve(&posted.backend, &HealthSettings::default(), "")
             .map_err(ApiError::Invalid)?;
+        let id = spec.id;
         let mut inner = self.inner.lock().await;
+        if inner.removing.iter().any(|r| r.id == id) {
+            return Err(ApiError::Conflict(format!(
+                "backend {id:?} is being removed; add it again once it is gone (or remove it at \
+                 once with ?now=true)"
+            )));
+        }
         let set = self.upstreams.snapshot();
         let taken: Vec<&str> = set.backends.iter().map(|b| b.id.as_str()).collect();
         let mut changes = inner.changes.clone();
-        changes.add(backend, &taken)?;
+        let outcome = changes.add(posted, &taken, &inner.file)?;
         let prepared = self.prepare(&inner, &changes)?;
+        // A 201 must mean the backend serves: refuse a change the merge would overrule.
+        if !prepared.roles.sources.contains_key(&id) {
+            return Err(ApiError::Failed(format!(
+                "backend {id:?} would not be in force after this change ({}); nothing was changed",
+                prepared.cleared.join("; ")
+            )));
+        }
         self.commit(&mut inner, prepared)?;
-        self.note(format!("added {}", spec.id));
-        Ok(spec.id)
+        self.note(match outcome {
+            Outcome::Added => format!("added {id}"),
+            Outcome::Restored => format!("restored {id}: the config file's entry is back"),
+        });
+        Ok((id, outcome))
     }
 
     /// Change a backend's weight, labels or drain state (`PATCH /admin/backends/{id}`).
     pub async fn patch(&self, id: &str, patch: &Patch) -> Result<(), ApiError> {
-        if patch.weight == Some(0) {
-            return Err(ApiError::Invalid(vec![Problem {
-                key: "weight".into(),
-                message: "must be at least 1".into(),
-            }]));
+        let problems = patch.problems();
+        if !problems.is_empty() {
+            return Err(ApiError::Invalid(problems));
         }
         let mut inner = self.inner.lock().await;
         if inner.removing.iter().any(|r| r.id == id) {

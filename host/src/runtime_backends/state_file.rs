@@ -90,7 +90,7 @@ mod tests {
         );
         let mut changes = RuntimeChanges::new();
         changes
-            .add(BackendConfig::at("http://127.0.0.1:7"), &[])
+            .add(BackendConfig::at("http://127.0.0.1:7").into(), &[], &[])
             .unwrap();
         save(&path, &changes).unwrap();
         assert_eq!(load(&path).unwrap(), changes);
