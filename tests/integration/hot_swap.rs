@@ -141,6 +141,50 @@ async fn garbage_then_a_component_of_another_world_are_refused_and_the_old_plugi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_written_beside_the_config_do_not_start_reloads() {
+    let backend = TestBackend::named("a").await;
+    let dir = TempDir::new("beside");
+    let plugin = dir.join("plugin.wasm");
+    std::fs::copy(plugins::TEST_ROUTER, &plugin).unwrap();
+    let config_file = dir.join("lbx.toml");
+    std::fs::write(
+        &config_file,
+        config(Some(plugin.to_str().unwrap()), &[&backend], ""),
+    )
+    .unwrap();
+    let lbx = LbxProcess::run(&["--config", config_file.to_str().unwrap()]);
+    let metrics_url = format!("http://{}/metrics", lbx.admin);
+    let refusals = || async {
+        let (_, text) = admin_get(&metrics_url).await;
+        metric(
+            &text,
+            "lbx_reloads_total{what=\"plugin\",result=\"refused\"}",
+        )
+    };
+
+    // A refused plugin: one refusal, logged once.
+    std::fs::write(&plugin, b"not WebAssembly").unwrap();
+    eventually(Duration::from_secs(10), || async {
+        (refusals().await >= 1.0).then_some(())
+    })
+    .await
+    .expect("the garbage plugin was never refused");
+    let after_refusal = refusals().await;
+
+    // A log file and a state file written beside the config, as an operator's `2> lbx.log`
+    // does: none of it is the config or the plugin, so nothing is reloaded (before, each
+    // write re-ran the refused reload, whose log line then started the next one).
+    for i in 0..5 {
+        std::fs::write(dir.join("lbx.log"), format!("line {i}\n")).unwrap();
+        std::fs::write(dir.join("notes.txt"), format!("{i}")).unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Proving that nothing happens needs a wait: several debounce periods (100 ms) pass.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(refusals().await, after_refusal, "{}", lbx.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_in_the_host_kv_store_continues_across_a_hot_swap() {
     let backend = TestBackend::named("a").await;
     let dir = TempDir::new("kv");

@@ -181,7 +181,7 @@ async fn reload_applies_an_edited_config_and_refuses_a_broken_one() {
     std::fs::write(&file, config(None, &[&b], no_watch)).unwrap();
     let (ok, stdout, stderr) = reload(&["--admin", &admin]).await;
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("applied: 1 backends"), "{stdout}");
+    assert!(stdout.contains("applied: 1 backend"), "{stdout}");
     assert_eq!(get(&proxy).await.2, "b", "the new backend serves");
 
     let (ok, stdout, stderr) = reload(&["--admin", &admin]).await;
@@ -477,7 +477,7 @@ async fn reload_names_the_changed_settings_that_take_effect_after_a_restart() {
     assert!(ok, "{stderr}");
     assert_eq!(
         stdout.trim_end(),
-        "applied: 1 backends; retry and pool changed; they take effect after a restart"
+        "applied: 1 backend; retry and pool changed; they take effect after a restart"
     );
     assert_eq!(get(&format!("http://{}/", lbx.addr)).await.2, "b");
 }

@@ -17,6 +17,7 @@ for tool in node npm; do
 done
 cd "$here"
 if [[ ! -d node_modules/@bytecodealliance/componentize-js ]]; then
-	npm install --no-audit --no-fund --loglevel=error >/dev/null
+	# `ci` installs exactly what package-lock.json pins and never rewrites it.
+	npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
 node build.mjs router.js "$root/wit" "$out"

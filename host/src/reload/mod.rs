@@ -307,7 +307,10 @@ impl Reloader {
         if let Some(backends) = backends {
             let count = backends.set().len();
             backends.commit().map_err(Refused)?;
-            applied.push(format!("{count} backends"));
+            applied.push(match count {
+                1 => "1 backend".to_string(),
+                n => format!("{n} backends"),
+            });
         }
         if let Some(plugin) = plugin {
             applied.push(self.install(plugin));

@@ -7,13 +7,16 @@
 //! so writes in place through a symlink are seen too; the set is refreshed after each change
 //! because a symlink flip moves the target to a new directory.
 //!
-//! Any event in those directories starts a debounce; once they are quiet the reloader re-reads
-//! the files and compares contents, so unrelated files in the same directory cost a hash and
-//! nothing else.
+//! Only events that name a watched file (as given or as resolved), or one of the `..`-prefixed
+//! entries Kubernetes' atomic writer flips, start a debounce: a log file written beside the
+//! config must not start reloads, and a reload that logs (a refusal, a setting that needs a
+//! restart) would otherwise start the next one, every debounce period, for ever. Once the
+//! directories are quiet the reloader re-reads the files and compares contents.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -33,9 +36,11 @@ pub async fn spawn(reloader: Arc<Reloader>, stop: &StopReceiver) -> anyhow::Resu
         return Ok(());
     }
     let (events, rx) = mpsc::unbounded_channel();
+    let names = WatchedNames::default();
+    let relevant = names.clone();
     let watcher =
         notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(event) if !event.kind.is_access() => {
+            Ok(event) if !event.kind.is_access() && relevant.concerns(&event.paths) => {
                 let _ = events.send(());
             }
             Ok(_) => {}
@@ -44,6 +49,7 @@ pub async fn spawn(reloader: Arc<Reloader>, stop: &StopReceiver) -> anyhow::Resu
     let mut watch = DirWatch {
         watcher,
         dirs: BTreeSet::new(),
+        names,
     };
     watch.refresh(&reloader.watched_files().await);
     tokio::spawn(run(reloader, watch, rx, debounce, stop.clone()));
@@ -54,11 +60,42 @@ pub async fn spawn(reloader: Arc<Reloader>, stop: &StopReceiver) -> anyhow::Resu
 struct DirWatch {
     watcher: RecommendedWatcher,
     dirs: BTreeSet<PathBuf>,
+    names: WatchedNames,
+}
+
+/// The file names whose changes matter, shared with the watcher's callback thread.
+#[derive(Clone, Default)]
+struct WatchedNames(Arc<RwLock<BTreeSet<OsString>>>);
+
+impl WatchedNames {
+    /// The names of `files` as given and as resolved through symlinks.
+    fn set(&self, files: &[PathBuf]) {
+        let names = files
+            .iter()
+            .flat_map(|file| [Some(file.clone()), std::fs::canonicalize(file).ok()])
+            .flatten()
+            .filter_map(|path| path.file_name().map(OsString::from))
+            .collect();
+        *self.0.write().expect("watched names lock") = names;
+    }
+
+    /// Whether an event on `paths` may have changed a watched file. An event naming no path
+    /// (the watcher lost track and asks for a rescan) may have.
+    fn concerns(&self, paths: &[PathBuf]) -> bool {
+        let names = self.0.read().expect("watched names lock");
+        paths.is_empty()
+            || paths.iter().any(|path| {
+                path.file_name().is_some_and(|name| {
+                    names.contains(name) || name.as_encoded_bytes().starts_with(b"..")
+                })
+            })
+    }
 }
 
 impl DirWatch {
     /// Watch the directories `files` live in now; stop watching ones no longer needed.
     fn refresh(&mut self, files: &[PathBuf]) {
+        self.names.set(files);
         let wanted: BTreeSet<PathBuf> = files.iter().flat_map(|f| directories_of(f)).collect();
         for gone in self.dirs.difference(&wanted) {
             // The directory may already be gone (an old ConfigMap revision): nothing to undo.
@@ -140,7 +177,29 @@ fn directories_of(file: &Path) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::directories_of;
+    use std::path::PathBuf;
+
+    use super::{WatchedNames, directories_of};
+
+    #[test]
+    fn only_events_naming_a_watched_file_or_a_configmap_entry_concern_the_watch() {
+        let names = WatchedNames::default();
+        names.set(&[
+            PathBuf::from("/etc/lbx/lbx.toml"),
+            PathBuf::from("/etc/lbx/rr.wasm"),
+        ]);
+        let concerns = |paths: &[&str]| {
+            let paths: Vec<PathBuf> = paths.iter().map(PathBuf::from).collect();
+            names.concerns(&paths)
+        };
+        assert!(concerns(&["/etc/lbx/lbx.toml"]));
+        // An editor's atomic save: the rename names both.
+        assert!(concerns(&["/etc/lbx/.lbx.toml.swp", "/etc/lbx/lbx.toml"]));
+        assert!(concerns(&["/etc/lbx/..data_tmp"]));
+        assert!(concerns(&[]));
+        assert!(!concerns(&["/etc/lbx/lbx.log"]));
+        assert!(!concerns(&["/etc/lbx/lbx.state.json"]));
+    }
 
     #[test]
     fn a_symlinked_file_is_watched_in_both_directories() {
