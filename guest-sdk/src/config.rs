@@ -126,7 +126,6 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)] // read through Debug only: the tests are about the errors
     struct Rule {
         #[serde(default)]
         header: Option<String>,
@@ -179,8 +178,20 @@ mod tests {
 
     #[test]
     fn empty_and_blank_configurations_parse() {
-        assert!(parse_config::<Settings>("").is_ok());
-        assert!(parse_config::<Settings>(" {} ").is_ok());
+        for config in ["", " {} "] {
+            let settings = parse_config::<Settings>(config).unwrap();
+            assert!(settings.rules.is_empty() && settings.cookie.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_valid_configuration_parses_whole() {
+        let settings: Settings =
+            parse_config(r#"{"cookie":"c","rules":[{"header":"x","group":{"pool":"a"}}]}"#)
+                .unwrap();
+        assert_eq!(settings.cookie, "c");
+        assert_eq!(settings.rules[0].header.as_deref(), Some("x"));
+        assert_eq!(settings.rules[0].group["pool"], "a");
     }
 
     #[test]
