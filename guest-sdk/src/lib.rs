@@ -96,7 +96,7 @@ pub use bindings::lbx::router::types::{
     BackendInfo, BackendStats, Decision, Header, Pick, RetryContext,
 };
 pub use candidates::{Candidates, healthy_indices};
-pub use config::parse_config;
+pub use config::{config_error, parse_config};
 pub use cookie::cookie_value;
 pub use decision::{header, no_opinion, pick, pick_with_headers, reject};
 pub use hash::{fnv1a_64, fnv1a_64_extend, mix64, stable_hash};

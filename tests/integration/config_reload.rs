@@ -202,7 +202,7 @@ async fn a_plugin_config_the_plugin_rejects_at_reload_is_refused_and_the_old_one
     assert!(refused.is_some(), "not refused:\n{}", lbx.log());
     assert!(
         lbx.log()
-            .contains("rejected its configuration: invalid plugin config: rules[0]: percent 150"),
+            .contains("rejected its configuration: plugin.config.rules[0]: percent 150"),
         "{}",
         lbx.log()
     );

@@ -27,6 +27,7 @@ mod resilience;
 mod routing;
 mod runtime_backends;
 mod sandbox;
+mod shipped_configs;
 mod startup;
 mod tls;
 mod websocket;

@@ -147,6 +147,52 @@ fn validate_names_a_plugin_whose_init_refuses_its_config_beside_the_other_proble
     );
 }
 
+#[test]
+fn validate_names_the_key_inside_plugin_config_for_unknown_fields_and_wrong_types() {
+    // The operator wrote TOML; lbx hands the plugin JSON. The error must point into the TOML
+    // table (`plugin.config.rules[0]`), not at a line and column of JSON nobody wrote.
+    let dir = TempDir::new("validate-plugin-config");
+    let file = dir.join("lbx.toml");
+    let with_rule = |rule: &str| {
+        format!(
+            "[plugin]\npath = {:?}\ndeadline = \"1s\"\n[plugin.config]\nrules = [ {rule} ]\n\
+             [[backend]]\nurl = \"http://127.0.0.1:9\"\n",
+            plugins::HEADER_ROUTER
+        )
+    };
+
+    std::fs::write(
+        &file,
+        with_rule(r#"{ path_prefix = "/a", group = { pool = "x" }, nonsense = 1 }"#),
+    )
+    .unwrap();
+    let (ok, _, stderr) = lbx(&["validate", "--config", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "rejected its configuration: plugin.config.rules[0]: unknown field `nonsense`"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("column"), "{stderr}");
+
+    std::fs::write(
+        &file,
+        with_rule(r#"{ header = 1, group = { pool = "x" } }"#),
+    )
+    .unwrap();
+    let (ok, _, stderr) = lbx(&["validate", "--config", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "rejected its configuration: plugin.config.rules[0].header: invalid type: \
+             integer `1`, expected a string"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("column"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_an_edited_config_and_refuses_a_broken_one() {
     let a = TestBackend::named("a").await;

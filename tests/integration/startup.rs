@@ -86,7 +86,7 @@ fn a_plugin_rejecting_its_config_stops_lbx_at_start_with_the_plugin_s_message() 
     let (ok, stderr) = run_lbx_to_exit(&["run", "--config", config.to_str().unwrap()]);
     assert!(!ok);
     assert!(
-        stderr.contains("rejected its configuration: invalid plugin config: rules[0]: percent 150"),
+        stderr.contains("rejected its configuration: plugin.config.rules[0]: percent 150"),
         "{stderr}"
     );
 }

@@ -38,9 +38,12 @@ impl Key {
             Some(("cookie", name)) if !name.is_empty() => Ok(Key::Cookie(name.to_string())),
             None if text == "client_ip" => Ok(Key::ClientIp),
             None if text == "path" => Ok(Key::Path),
-            _ => Err(format!(
-                "invalid plugin config: key {text:?}; use \"header:<name>\", \
-                 \"cookie:<name>\", \"client_ip\" or \"path\""
+            _ => Err(lbx_guest::config_error(
+                "key",
+                &format!(
+                    "{text:?} is not a key; use \"header:<name>\", \"cookie:<name>\", \
+                     \"client_ip\" or \"path\""
+                ),
             )),
         }
     }
@@ -225,6 +228,9 @@ mod tests {
         assert!(ConsistentHash::init(r#"{"key":"path"}"#).is_ok());
         assert!(ConsistentHash::init(r#"{"key":"cookie:session"}"#).is_ok());
         let err = ConsistentHash::init(r#"{"key":"body"}"#).unwrap_err();
-        assert!(err.contains("\"body\""), "{err}");
+        assert!(
+            err.starts_with("plugin.config.key: \"body\" is not a key"),
+            "{err}"
+        );
     }
 }

@@ -113,7 +113,7 @@ impl HeaderRouter {
 }
 
 fn validate(index: usize, rule: Rule) -> Result<Route, String> {
-    let problem = |what: &str| format!("invalid plugin config: rules[{index}]: {what}");
+    let problem = |what: &str| lbx_guest::config_error(&format!("rules[{index}]"), what);
     let condition = match (rule.path_prefix, rule.header, rule.percent) {
         (Some(prefix), None, None) => Condition::PathPrefix(prefix),
         (None, Some(name), None) => Condition::Header {
@@ -256,7 +256,10 @@ mod tests {
     #[test]
     fn bad_rules_are_refused_with_their_position() {
         let err = HeaderRouter::init(r#"{"rules":[{"group":{"a":"b"}}]}"#).unwrap_err();
-        assert!(err.contains("rules[0]: needs exactly one of"), "{err}");
+        assert!(
+            err.starts_with("plugin.config.rules[0]: needs exactly one of"),
+            "{err}"
+        );
         let err =
             HeaderRouter::init(r#"{"rules":[{"percent":150,"group":{"a":"b"}}]}"#).unwrap_err();
         assert!(err.contains("percent 150"), "{err}");

@@ -90,9 +90,9 @@ impl Router for StickyCookie {
     fn init(config: &str) -> Result<Self, String> {
         let settings: Settings = lbx_guest::parse_config(config)?;
         if !matches!(settings.same_site.as_str(), "Strict" | "Lax" | "None") {
-            return Err(format!(
-                "invalid plugin config: same_site {:?}; use Strict, Lax or None",
-                settings.same_site
+            return Err(lbx_guest::config_error(
+                "same_site",
+                &format!("{:?}; use Strict, Lax or None", settings.same_site),
             ));
         }
         if settings.cookie.is_empty()
@@ -101,9 +101,12 @@ impl Router for StickyCookie {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
         {
-            return Err(format!(
-                "invalid plugin config: cookie name {:?}",
-                settings.cookie
+            return Err(lbx_guest::config_error(
+                "cookie",
+                &format!(
+                    "{:?} is not a cookie name (letters, digits, _ - .)",
+                    settings.cookie
+                ),
             ));
         }
         let secret = match &settings.secret {
