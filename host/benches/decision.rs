@@ -113,3 +113,10 @@ fn decision(c: &mut Criterion) {
         });
     }
 }
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = decision
+}
+criterion_main!(benches);
