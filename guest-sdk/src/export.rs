@@ -32,7 +32,13 @@ pub fn init<T: Router>(slot: &'static Slot<T>, config: String) -> Result<(), Str
 fn route_panics_to_the_host_log() {
     #[cfg(target_arch = "wasm32")]
     std::panic::set_hook(Box::new(|info| {
-        crate::log(crate::LogLevel::Error, &format!("plugin panicked: {info}"));
+        // One line: the default Display puts the message on a line of its own.
+        let message = info.payload_as_str().unwrap_or("(no message)");
+        let line = match info.location() {
+            Some(at) => format!("plugin panicked at {at}: {message}"),
+            None => format!("plugin panicked: {message}"),
+        };
+        crate::log(crate::LogLevel::Error, &line);
     }));
 }
 

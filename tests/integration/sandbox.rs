@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{TestBackend, TestProxy, admin_get, config, eventually, get, metric, plugins};
+use crate::support::{
+    LbxProcess, TempDir, TestBackend, TestProxy, admin_get, config, eventually, get, metric,
+    plugins,
+};
 
 async fn metrics(proxy: &TestProxy) -> String {
     admin_get(&proxy.admin_url("/metrics")).await.1
@@ -127,4 +130,37 @@ async fn the_breaker_trips_then_recovers_once_the_plugin_answers_again() {
     assert!(counted().await, "and the plugin stays enabled");
     let (_, status) = admin_get(&proxy.admin_url("/admin/plugin")).await;
     assert!(status.contains("\"state\": \"active\""), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_plugin_is_logged_in_one_line_with_where_and_why() {
+    let backend = TestBackend::named("a").await;
+    let dir = TempDir::new("panic-line");
+    let config_file = dir.join("lbx.toml");
+    std::fs::write(
+        &config_file,
+        config(
+            Some(plugins::TEST_ROUTER),
+            &[&backend],
+            "deadline = \"1s\"\n[plugin.config]\nmode = \"panic\"\n",
+        ),
+    )
+    .unwrap();
+    let lbx = LbxProcess::run(&["--config", config_file.to_str().unwrap()]);
+    let (status, _, _) = get(&format!("http://{}/", lbx.addr)).await;
+    assert_eq!(status, 200, "the fallback answers");
+    let line = eventually(Duration::from_secs(10), || async {
+        lbx.log()
+            .lines()
+            .find(|line| line.contains("plugin panicked"))
+            .map(str::to_string)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no panic line: {}", lbx.log()));
+    // The place and the message on the same line, as a person or a log shipper reads it.
+    assert!(
+        line.contains("plugin panicked at ") && line.contains(".rs:"),
+        "{line}"
+    );
+    assert!(line.contains(": panicking on purpose"), "{line}");
 }
