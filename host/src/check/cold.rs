@@ -1,14 +1,15 @@
 //! What one decision costs when the CPU caches have gone cold, as they do between requests that
 //! arrive one at a time: the figure an access line's `decision_us` shows on a quiet proxy.
 //!
-//! Measured on the 2-core KVM machine this project is developed on (release build, least_conn,
-//! 3 backends): 0.6 µs back to back; 17-29 µs after 64 MiB was written between two calls; 50-60 µs
-//! with 100 ms between calls while other processes ran (they evict more than a plain write:
-//! their code and page tables too). The built-in choice goes from 0.1 to 3-6 µs the same way.
+//! Measured on the quiet 2-core KVM machine this project is developed on (release build,
+//! least_conn): 0.68 µs back to back and 14 µs after 64 MiB was written before each call
+//! (`cargo bench -p lbx --bench decision`); the release demo with one request a second logs
+//! 40-114 µs, since a second of idleness also lets the virtual CPU sleep and the host run other
+//! work on the core (the TLB goes cold too). The built-in choice: 0.10 and 1.7 µs.
 //! A Wasm call touches far more memory than the built-in loop (the store, the instance's
 //! tables and linear memory, the compiled code, the canonical-ABI lowering of the stats list),
 //! and each line of it comes back from memory when cold. Nothing is re-instantiated or
-//! recompiled: the pool hands back the same instance (counted by `lbx_plugin_*` metrics).
+//! recompiled: the pool hands back the same instance.
 
 use std::hint::black_box;
 
