@@ -10,6 +10,7 @@ pub mod admin;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod history;
 pub mod http1;
 pub mod logging;
 pub mod message;

@@ -11,12 +11,12 @@ use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin, Readiness};
 use crate::config::{Config, Overrides, TimeoutConfig};
+use crate::history::ReloadHistory;
 use crate::logging::LogMetrics;
 use crate::metrics::Metrics;
 use crate::plugin::{Breaker, DecisionMetrics, KvStore, Router};
 use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
-use crate::reload::history::ReloadHistory;
 use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
 use crate::runtime_backends::BackendManager;
 use crate::tls::{Certificates, TlsTerminator};

@@ -8,32 +8,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::chunked::ChunkedDecoder;
+use super::decoded::{BodyError, Decoded};
 use super::parse::Framing;
 use crate::message::Headers;
-
-/// One step of decoding.
-#[derive(Debug)]
-pub enum Decoded {
-    /// The next bytes of the body.
-    Data(Bytes),
-    /// Trailer fields (chunked bodies only); the end follows.
-    Trailers(Headers),
-    /// The body is complete.
-    End,
-    /// The buffer holds no more of the body; read from the connection and call again.
-    NeedMore,
-}
-
-/// A body that cannot be read to a clean end.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    /// The framing is broken (bad chunk size, missing CRLF...).
-    #[error("malformed body: {0}")]
-    Malformed(&'static str),
-    /// The connection closed before the body was complete.
-    #[error("connection closed before the body was complete")]
-    Truncated,
-}
 
 /// Decoder for one message body.
 #[derive(Debug, Clone)]

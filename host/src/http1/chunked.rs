@@ -9,7 +9,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::body::{BodyError, Decoded};
+use super::decoded::{BodyError, Decoded};
 use crate::message::{Headers, trim_ows};
 
 /// Longest chunk-size line, extensions included.

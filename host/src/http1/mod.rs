@@ -18,6 +18,7 @@
 
 pub mod body;
 pub mod chunked;
+pub mod decoded;
 pub mod encode;
 pub mod io;
 pub mod parse;
@@ -25,5 +26,6 @@ pub mod parse;
 #[cfg(test)]
 mod differential;
 
-pub use body::{BodyDecoder, BodyEncoding, BodyError, Decoded};
+pub use body::{BodyDecoder, BodyEncoding};
+pub use decoded::{BodyError, Decoded};
 pub use parse::{Framing, ParsedRequest, ParsedResponse, RequestError, ResponseError};

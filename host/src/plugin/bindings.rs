@@ -5,9 +5,15 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
     with: {
-        "lbx:router/types.request": super::host_api::RequestHandle,
+        "lbx:router/types.request": RequestHandle,
     },
 });
+
+/// Marker type for the guest's handle on the current request. The handle carries no data: a
+/// store serves one decision at a time, and the request it is about sits in the store's
+/// `HostState`.
+#[derive(Debug)]
+pub struct RequestHandle;
 
 pub use self::exports::lbx::router::router::{BackendInfo, Decision, RetryContext};
 pub use self::lbx::router::host::LogLevel;

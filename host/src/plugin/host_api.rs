@@ -1,5 +1,5 @@
-//! What the host offers a plugin: the `request` resource (metadata copied out only on demand)
-//! and logging. Also the per-store state those imports read.
+//! What the host offers a plugin: the `request` resource (metadata copied out only on demand),
+//! logging and the key-value store. Also the per-store state those imports read.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,15 +9,10 @@ use wasmtime::StoreLimits;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::LogLevel;
-use super::bindings::lbx::router::{host, types};
-use super::kv::KvStore;
+use super::bindings::lbx::router::{host, kv, types};
+use super::bindings::{LogLevel, RequestHandle};
+use super::kv::{KvError, KvStore};
 use crate::message::RequestHead;
-
-/// Marker type for the guest's handle on the current request. The handle carries no data: a
-/// store serves one decision at a time, and the request it is about sits in [`HostState`].
-#[derive(Debug)]
-pub struct RequestHandle;
 
 /// The request a decision is about: moved into the store for the call and back out afterwards,
 /// so no header is copied unless the plugin asks for it.
@@ -217,5 +212,34 @@ mod tests {
         assert_eq!(find_cookie(header, "lbx_sticky"), Some("b2"));
         assert_eq!(find_cookie(header, "sticky"), Some("zz"));
         assert_eq!(find_cookie(header, "missing"), None);
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.kv.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
+        self.kv.set(key, value).map_err(wit_kv_error)
+    }
+
+    fn insert(&mut self, key: String, value: Vec<u8>) -> Result<bool, kv::KvError> {
+        self.kv.insert(key, value).map_err(wit_kv_error)
+    }
+
+    fn delete(&mut self, key: String) -> bool {
+        self.kv.delete(&key)
+    }
+
+    fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::KvError> {
+        self.kv.increment(key, delta).map_err(wit_kv_error)
+    }
+}
+
+fn wit_kv_error(error: KvError) -> kv::KvError {
+    match error {
+        KvError::KeyTooLong => kv::KvError::KeyTooLong,
+        KvError::StoreFull => kv::KvError::StoreFull,
     }
 }

@@ -1,6 +1,7 @@
-//! The `kv` host import: a bounded key-value store owned by the host, shared by every instance
-//! of the routing plugin and kept across hot swaps, so state such as sticky tables or counters
-//! survives a new plugin version.
+//! The key-value store behind the `kv` host import: bounded, owned by the host, shared by every
+//! instance of the routing plugin and kept across hot swaps, so state such as sticky tables or
+//! counters survives a new plugin version. The WIT glue that hands it to plugins is in
+//! `host_api`; this module knows nothing of Wasm.
 //!
 //! Bounded by the total size of keys and values (`plugin.kv_max_bytes`): a plugin that keeps
 //! writing new keys gets `store-full`, never more host memory.
@@ -9,11 +10,19 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::bindings::lbx::router::kv::{self, KvError};
-use super::host_api::HostState;
-
 /// Longest key accepted, in bytes (documented in the WIT).
 pub const MAX_KEY_BYTES: usize = 256;
+
+/// Why a write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The key is longer than [`MAX_KEY_BYTES`].
+    #[error("key longer than {MAX_KEY_BYTES} bytes")]
+    KeyTooLong,
+    /// The write would take the store past its size bound.
+    #[error("key-value store full")]
+    StoreFull,
+}
 
 /// The store. Cheap operations under one lock: plugin calls are short and a decision touches
 /// a handful of keys at most.
@@ -131,28 +140,6 @@ impl KvStore {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.kv.get(&key)
-    }
-
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
-        self.kv.set(key, value)
-    }
-
-    fn insert(&mut self, key: String, value: Vec<u8>) -> Result<bool, KvError> {
-        self.kv.insert(key, value)
-    }
-
-    fn delete(&mut self, key: String) -> bool {
-        self.kv.delete(&key)
-    }
-
-    fn increment(&mut self, key: String, delta: i64) -> Result<i64, KvError> {
-        self.kv.increment(key, delta)
     }
 }
 

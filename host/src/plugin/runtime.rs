@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Linker, Resource};
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
-use super::bindings::{BackendInfo, Decision, Plugin, PluginPre, RetryContext};
+use super::bindings::{BackendInfo, Decision, Plugin, PluginPre, RequestHandle, RetryContext};
 use super::cache::{CompiledCache, ContentHash};
 use super::compile::compile_component;
 use super::contain::{contain, install_panic_hook};
-use super::host_api::{HostState, RequestHandle, RequestMeta};
+use super::host_api::{HostState, RequestMeta};
 use super::kv::KvStore;
 use super::reason::{collapse, compile_failure, not_a_component, one_line};
 use crate::upstream::BackendSet;

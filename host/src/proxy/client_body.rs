@@ -17,8 +17,8 @@ use http_body::Body as _;
 use tokio::io::AsyncRead;
 use tokio::time::{Instant, Sleep};
 
-use crate::http1::body::{BodyDecoder, BodyError, Decoded};
 use crate::http1::io::{BODY_READ_SIZE, poll_read_into};
+use crate::http1::{BodyDecoder, BodyError, Decoded};
 use crate::message::BodyChunk;
 use crate::upstream::{BodySource, LiveStats};
 

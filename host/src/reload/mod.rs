@@ -8,7 +8,6 @@
 //! [`remote`], sends) and `POST /admin/plugin/reload`. Reloads are serialised; a reload that
 //! finds nothing changed (same bytes, same settings) does nothing.
 
-pub mod history;
 mod metrics;
 pub mod remote;
 pub mod watch;
@@ -20,12 +19,12 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Overrides};
+use crate::history::ReloadHistory;
 use crate::plugin::{KvStore, LoadOptions, LoadedPlugin, PluginEngine, Router};
 use crate::proxy::AccessLogSettings;
 use crate::runtime_backends::BackendManager;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
-use history::ReloadHistory;
 pub use metrics::{ReloadKind, ReloadMetrics};
 
 /// Where the routing plugin comes from.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use crate::config::{BackendConfig, BackendSpec, HealthSettings, Problem};
-use crate::reload::history::ReloadHistory;
+use crate::history::ReloadHistory;
 use crate::upstream::{BackendSet, PoolSettings, Upstreams};
 pub use changes::{ChangeError, Outcome, Patch, Posted, RuntimeChanges, Source};
 

@@ -17,9 +17,9 @@ use tokio::time::{Instant, Sleep};
 
 use super::h2::StreamSlot;
 use super::pool::{ConnectionPool, UpstreamConn};
-use crate::http1::body::{BodyDecoder, BodyError, Decoded};
 use crate::http1::io::{BODY_READ_SIZE, poll_read_into};
 use crate::http1::parse::Framing;
+use crate::http1::{BodyDecoder, BodyError, Decoded};
 use crate::message::{BodyChunk, from_header_map};
 
 /// Why a response body could not be read to its end: the backend's fault.

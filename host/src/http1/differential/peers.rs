@@ -14,8 +14,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::http1::body::{BodyDecoder, BodyError, Decoded};
 use crate::http1::parse::{RequestError, parse_request};
+use crate::http1::{BodyDecoder, BodyError, Decoded};
 
 /// One request as an implementation saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]

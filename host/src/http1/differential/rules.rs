@@ -8,7 +8,7 @@
 //! other side accepted; after it the connection is closed, so nothing later is compared.
 
 use super::peers::{Body, End, LbxRun, Outcome, Seen, request_line, uri_text};
-use crate::http1::body::BodyError;
+use crate::http1::BodyError;
 use crate::http1::parse::RequestError;
 
 /// A difference a rule may explain. `head` is the input from where the head starts.

@@ -1,5 +1,6 @@
 //! The last reloads and runtime backend changes, newest first, for `GET /admin/reloads` and the
-//! dashboard: when, what, whether it was applied, and the detail logged with it.
+//! dashboard: when, what, whether it was applied, and the detail logged with it. Both `reload`
+//! and `runtime_backends` record here, so it belongs to neither.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
