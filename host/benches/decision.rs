@@ -16,7 +16,7 @@ use lbx::check::CacheEvicter;
 use lbx::config::{BackendConfig, BackendSpec};
 use lbx::plugin::DecisionMetrics;
 use lbx::plugin::{
-    Breaker, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta, Router,
+    Breaker, Decider, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta,
 };
 use lbx::upstream::{PoolSettings, Upstreams};
 
@@ -73,7 +73,7 @@ fn decision(c: &mut Criterion) {
         .map(|i| set.backends[i].stats.start_request())
         .collect();
 
-    let with_plugin = Router::new(Some(plugin), breaker(), DecisionMetrics::default());
+    let with_plugin = Decider::new(Some(plugin), breaker(), DecisionMetrics::default());
     let mut meta = Some(request_with_20_headers());
     c.bench_function("least_conn decision (8 backends, 20 headers)", |b| {
         b.iter(|| {
@@ -83,7 +83,7 @@ fn decision(c: &mut Criterion) {
         })
     });
 
-    let builtin = Router::new(None, breaker(), DecisionMetrics::default());
+    let builtin = Decider::new(None, breaker(), DecisionMetrics::default());
     c.bench_function("built-in least-in-flight (8 backends)", |b| {
         b.iter(|| {
             let (back, routed) = builtin.route(meta.take().unwrap(), &set, 0, &[]);
@@ -93,7 +93,7 @@ fn decision(c: &mut Criterion) {
     });
 
     let mut evicter = CacheEvicter::new(CacheEvicter::DEFAULT_BYTES);
-    for (name, router) in [
+    for (name, decider) in [
         ("least_conn decision, cold caches", &with_plugin),
         ("built-in least-in-flight, cold caches", &builtin),
     ] {
@@ -103,7 +103,7 @@ fn decision(c: &mut Criterion) {
                 for _ in 0..iterations {
                     evicter.evict();
                     let started = Instant::now();
-                    let (back, routed) = router.route(meta.take().unwrap(), &set, 0, &[]);
+                    let (back, routed) = decider.route(meta.take().unwrap(), &set, 0, &[]);
                     total += started.elapsed();
                     meta = Some(back);
                     black_box(routed);

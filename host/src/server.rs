@@ -14,7 +14,7 @@ use crate::config::{Config, Overrides, TimeoutConfig};
 use crate::history::ReloadHistory;
 use crate::logging::LogMetrics;
 use crate::metrics::Metrics;
-use crate::plugin::{Breaker, DecisionMetrics, KvStore, Router};
+use crate::plugin::{Breaker, Decider, DecisionMetrics, KvStore};
 use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
 use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
@@ -100,13 +100,13 @@ impl Server {
         } else {
             None
         };
-        let router = Arc::new(Router::new(None, breaker, DecisionMetrics::default()));
+        let decider = Arc::new(Decider::new(None, breaker, DecisionMetrics::default()));
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
             overrides: origin.overrides,
             embedded,
-            router: router.clone(),
+            decider: decider.clone(),
             backends,
             kv: kv.clone(),
             certificates: certificates.clone(),
@@ -124,7 +124,7 @@ impl Server {
             proxy: config.proxy.clone(),
             access_log,
         };
-        let proxy = Arc::new(Proxy::new(upstreams.clone(), router.clone(), policies));
+        let proxy = Arc::new(Proxy::new(upstreams.clone(), decider.clone(), policies));
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -145,7 +145,7 @@ impl Server {
             let addr: SocketAddr = config.admin.listen.parse()?;
             // Each component registers what it owns.
             let mut metrics = Metrics::default();
-            metrics.register(router.metrics());
+            metrics.register(decider.metrics());
             metrics.register(&reloads);
             metrics.register(&BackendMetrics::new(upstreams.clone()));
             metrics.register(&*proxy);
@@ -159,7 +159,7 @@ impl Server {
                 .read_token()
                 .map_err(|problem| crate::config::ConfigError::Invalid(vec![problem]))?;
             let admin = Admin {
-                router,
+                decider,
                 reloader: reloader.clone(),
                 upstreams,
                 kv,

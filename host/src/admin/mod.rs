@@ -50,7 +50,7 @@ pub use probes::Readiness;
 
 use crate::accept::accept_loop;
 use crate::metrics::Metrics;
-use crate::plugin::{KvStore, Router};
+use crate::plugin::{Decider, KvStore};
 use crate::reload::{Outcome, Reloader};
 use crate::shutdown::StopReceiver;
 use crate::upstream::Upstreams;
@@ -58,8 +58,8 @@ use crate::upstream::Upstreams;
 /// What the admin endpoints read and act on.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    /// The router (plugin in force, breaker).
-    pub router: Arc<Router>,
+    /// The decider (plugin in force, breaker, fallback).
+    pub decider: Arc<Decider>,
     /// Reloads on request.
     pub reloader: Arc<Reloader>,
     /// The backend table.
@@ -146,7 +146,7 @@ impl Admin {
 
     fn plugin_status(&self) -> serde_json::Value {
         let mut status = self.plugin_state();
-        traffic::add_decisions(&mut status, self.router.metrics());
+        traffic::add_decisions(&mut status, self.decider.metrics());
         status
     }
 
@@ -154,7 +154,7 @@ impl Admin {
         let (keys, bytes) = self.kv.usage();
         let kv = json!({ "keys": keys, "bytes": bytes });
         let last_refused_reload = self.reloader.last_refusal();
-        let Some(plugin) = self.router.current() else {
+        let Some(plugin) = self.decider.current() else {
             return json!({
                 "state": "none",
                 "detail": "no plugin: the built-in least-in-flight fallback routes",
@@ -163,7 +163,7 @@ impl Admin {
             });
         };
         let (decisions, failures) = plugin.counts();
-        let state = if self.router.breaker().is_open() {
+        let state = if self.decider.breaker().is_open() {
             "disabled"
         } else {
             "active"

@@ -1,11 +1,11 @@
 //! Routing decisions: the Wasm plugin when there is one, the built-in fallback otherwise.
 //!
-//! [`Router::route`] is the only entry point the proxy uses. It never fails: a plugin that
+//! [`Decider::route`] is the only entry point the proxy uses. It never fails: a plugin that
 //! traps, overruns its deadline, answers nonsense or picks a backend that is down is replaced
 //! for that request by the fallback, and the reason is logged and counted. After repeated
 //! failures the [`Breaker`] disables the plugin for a cool-down.
 //!
-//! The plugin in force is swapped with one atomic store ([`Router::install`]): a decision in
+//! The plugin in force is swapped with one atomic store ([`Decider::install`]): a decision in
 //! progress finishes on the version it started with, whose instances are freed when the last
 //! such decision returns.
 
@@ -107,7 +107,7 @@ pub struct Routed {
     pub elapsed: Duration,
 }
 
-/// What [`Router::decide`] settled on.
+/// What [`Decider::decide`] settled on.
 struct Decided {
     route: Route,
     by: DecidedBy,
@@ -115,17 +115,18 @@ struct Decided {
     asked_plugin: bool,
 }
 
-/// Chooses a backend for each request.
+/// Chooses a backend for each request: the plugin in force, guarded by its breaker, or the
+/// built-in fallback. (The host side of the guest SDK's `Router` trait, hence its own name.)
 #[derive(Debug)]
-pub struct Router {
+pub struct Decider {
     plugin: ArcSwapOption<LoadedPlugin>,
     breaker: Breaker,
     fallback: LeastInFlight,
     metrics: DecisionMetrics,
 }
 
-impl Router {
-    /// A router that asks `plugin` (or only the fallback when `None`).
+impl Decider {
+    /// A decider that asks `plugin` (or only the fallback when `None`).
     pub fn new(plugin: Option<LoadedPlugin>, breaker: Breaker, metrics: DecisionMetrics) -> Self {
         Self {
             plugin: ArcSwapOption::from(plugin.map(Arc::new)),

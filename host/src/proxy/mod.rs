@@ -1,4 +1,4 @@
-//! The request path: ask the router where a request goes, send it to that backend over one of
+//! The request path: ask the decider where a request goes, send it to that backend over one of
 //! its pooled connections (HTTP/1.1 or HTTP/2, see [`attempt`]), relay interim and final
 //! responses, and account for the outcome. A failed attempt is retried on another backend when that is safe and the retry
 //! budget allows.
@@ -44,7 +44,7 @@ use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
 use crate::http1::parse::response_has_body;
 use crate::message::ResponseHead;
 use crate::metrics::RegisterMetrics;
-use crate::plugin::{RequestMeta, Route, Router};
+use crate::plugin::{Decider, RequestMeta, Route};
 use crate::upstream::Upstreams;
 use attempt::{Answer, AttemptError, Plan};
 use headers::{UpstreamFraming, client_response_head, write_upstream_head};
@@ -75,7 +75,7 @@ pub struct Policies {
 #[derive(Debug)]
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
-    router: Arc<Router>,
+    decider: Arc<Decider>,
     policies: Policies,
     retry_budget: RetryBudget,
     connections: Arc<ConnectionMetrics>,
@@ -122,11 +122,11 @@ pub struct Forwarded {
 }
 
 impl Proxy {
-    /// A proxy over these backends, routed by `router`.
-    pub fn new(upstreams: Arc<Upstreams>, router: Arc<Router>, policies: Policies) -> Self {
+    /// A proxy over these backends, routed by `decider`.
+    pub fn new(upstreams: Arc<Upstreams>, decider: Arc<Decider>, policies: Policies) -> Self {
         Self {
             upstreams,
-            router,
+            decider,
             retry_budget: RetryBudget::new(&policies.retry),
             policies,
             connections: Arc::default(),
@@ -234,7 +234,7 @@ impl Proxy {
         let mut continue_relayed = false;
 
         for attempt in 0.. {
-            let (returned, routed) = self.router.route(meta, &set, attempt, &tried);
+            let (returned, routed) = self.decider.route(meta, &set, attempt, &tried);
             meta = returned;
             if let Some(log) = log.as_mut() {
                 log.decision += routed.elapsed;

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Overrides};
 use crate::history::ReloadHistory;
-use crate::plugin::{KvStore, LoadOptions, LoadedPlugin, PluginEngine, Router};
+use crate::plugin::{Decider, KvStore, LoadOptions, LoadedPlugin, PluginEngine};
 use crate::proxy::AccessLogSettings;
 use crate::runtime_backends::BackendManager;
 use crate::tls::Certificates;
@@ -61,7 +61,7 @@ pub struct Reloader {
     config_file: Option<PathBuf>,
     overrides: Overrides,
     embedded: Option<PluginSource>,
-    router: Arc<Router>,
+    decider: Arc<Decider>,
     upstreams: Arc<Upstreams>,
     backends: Arc<BackendManager>,
     kv: Arc<KvStore>,
@@ -87,8 +87,8 @@ pub struct ReloaderParts {
     pub overrides: Overrides,
     /// An embedded plugin that replaces the config's `[plugin] path`.
     pub embedded: Option<PluginSource>,
-    /// The router whose plugin is swapped.
-    pub router: Arc<Router>,
+    /// The decider whose plugin is swapped.
+    pub decider: Arc<Decider>,
     /// The backend set's owner (config reloads and the admin API change it).
     pub backends: Arc<BackendManager>,
     /// The key-value store plugins share.
@@ -112,7 +112,7 @@ impl Reloader {
             config_file: parts.config_file,
             overrides: parts.overrides,
             embedded: parts.embedded,
-            router: parts.router,
+            decider: parts.decider,
             upstreams: parts.backends.upstreams().clone(),
             backends: parts.backends,
             kv: parts.kv,
@@ -138,7 +138,7 @@ impl Reloader {
                     .load(source, options, self.upstreams.snapshot())
                     .await?;
                 tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), "routing plugin loaded");
-                self.router.install(Some(plugin));
+                self.decider.install(Some(plugin));
             }
             None => tracing::info!("no routing plugin: using built-in least-in-flight"),
         }
@@ -273,7 +273,7 @@ impl Reloader {
         let next_options = self.load_options(&next);
         let plugin_changed = match &next_source {
             Some(source) => self.plugin_differs(source, &next_options),
-            None => self.router.current().is_some(),
+            None => self.decider.current().is_some(),
         };
 
         // Build everything first, apply only if all of it is good. The new backend set is the
@@ -314,11 +314,11 @@ impl Reloader {
         if let Some(plugin) = plugin {
             applied.push(self.install(plugin));
         } else if plugin_changed {
-            self.router.install(None);
+            self.decider.install(None);
             applied.push("plugin removed: built-in least-in-flight routes".into());
         }
         let settings = next.plugin_settings();
-        self.router
+        self.decider
             .breaker()
             .configure(settings.disable_after_failures, settings.disabled_for);
         self.kv.set_max_bytes(settings.kv_max_bytes);
@@ -371,7 +371,7 @@ impl Reloader {
 
     /// Whether loading `source` with `options` would give something other than what runs.
     fn plugin_differs(&self, source: &PluginSource, options: &LoadOptions) -> bool {
-        let Some(current) = self.router.current() else {
+        let Some(current) = self.decider.current() else {
             return true;
         };
         let same_settings = current.options().config_json == options.config_json
@@ -394,7 +394,7 @@ impl Reloader {
         tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), "new plugin version in force");
         // The previous version is dropped when the last decision using it returns; its
         // instances and compiled code go with it (unless the compile cache still holds it).
-        drop(self.router.install(Some(plugin)));
+        drop(self.decider.install(Some(plugin)));
         crate::plugin::return_free_memory();
         summary
     }
