@@ -202,19 +202,6 @@ fn find_cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::find_cookie;
-
-    #[test]
-    fn cookies_are_found_by_exact_name() {
-        let header = "session=abc; lbx_sticky=\"b2\"; sticky =zz";
-        assert_eq!(find_cookie(header, "lbx_sticky"), Some("b2"));
-        assert_eq!(find_cookie(header, "sticky"), Some("zz"));
-        assert_eq!(find_cookie(header, "missing"), None);
-    }
-}
-
 impl kv::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
         self.kv.get(&key)
@@ -241,5 +228,18 @@ fn wit_kv_error(error: KvError) -> kv::KvError {
     match error {
         KvError::KeyTooLong => kv::KvError::KeyTooLong,
         KvError::StoreFull => kv::KvError::StoreFull,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::find_cookie;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let header = "session=abc; lbx_sticky=\"b2\"; sticky =zz";
+        assert_eq!(find_cookie(header, "lbx_sticky"), Some("b2"));
+        assert_eq!(find_cookie(header, "sticky"), Some("zz"));
+        assert_eq!(find_cookie(header, "missing"), None);
     }
 }

@@ -14,12 +14,15 @@ mod breaker;
 mod cache;
 mod compile;
 mod contain;
+mod engine;
+mod failure;
 mod fallback;
 mod host_api;
 mod kv;
+mod loaded;
 mod metrics;
+mod options;
 mod reason;
-mod runtime;
 mod trim;
 
 use std::sync::Arc;
@@ -30,13 +33,14 @@ use http::{HeaderName, HeaderValue, StatusCode};
 
 pub use bindings::{Decision, RetryContext};
 pub use breaker::{Breaker, Tripped};
+pub use engine::PluginEngine;
+pub use failure::{CallError, FailureKind, LoadError};
 pub use fallback::LeastInFlight;
 pub use host_api::RequestMeta;
 pub use kv::KvStore;
+pub use loaded::LoadedPlugin;
 pub use metrics::DecisionMetrics;
-pub use runtime::{
-    CallError, FailureKind, Limits, LoadError, LoadOptions, LoadedPlugin, PluginEngine,
-};
+pub use options::{Limits, LoadOptions};
 pub use trim::return_free_memory;
 
 use crate::upstream::BackendSet;

@@ -1,200 +1,30 @@
-//! Running one plugin version: compile once, pre-instantiate once, keep a pool of live
-//! instances, and make every call inside the sandbox (epoch deadline, memory cap, bare WASI).
+//! One plugin version, loaded: compiled once, pre-instantiated once, with a pool of live
+//! instances, and every call made inside the sandbox (epoch deadline, memory cap, bare WASI).
 //!
 //! A call that traps, runs past its deadline or hits the memory cap fails only that call: the
 //! instance is discarded (a trapped instance must not be re-entered) and the caller falls back.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::Resource;
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
 use super::bindings::{BackendInfo, Decision, Plugin, PluginPre, RequestHandle, RetryContext};
-use super::cache::{CompiledCache, ContentHash};
+use super::cache::ContentHash;
 use super::compile::compile_component;
-use super::contain::{contain, install_panic_hook};
+use super::contain::contain;
+use super::engine::{PluginEngine, ticks_covering};
+use super::failure::{
+    CallError, FailureKind, LoadError, classify, classify_message, describe_failure, start_failure,
+};
 use super::host_api::{HostState, RequestMeta};
-use super::kv::KvStore;
+use super::options::{LoadOptions, SETUP_DEADLINE};
 use super::reason::{collapse, compile_failure, not_a_component, one_line};
 use crate::upstream::BackendSet;
-
-/// The finest epoch tick: shorter ticks cost more wakeups than they buy precision.
-const MIN_EPOCH_TICK: Duration = Duration::from_millis(1);
-
-/// Deadline for `init` and `backends-changed`, which may do real work (parse config, build
-/// tables) and run off the per-request budget.
-const SETUP_DEADLINE: Duration = Duration::from_secs(2);
-
-/// Why a plugin could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The file could not be read.
-    #[error("cannot read plugin {path}: {reason}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: std::io::Error,
-    },
-    /// The bytes are not a Wasm component wasmtime can compile.
-    #[error("plugin {name} is not a valid WebAssembly component: {reason}")]
-    Compile {
-        /// File name or label of the plugin.
-        name: String,
-        /// The compiler's explanation.
-        reason: String,
-    },
-    /// The component does not fit the `lbx:router/plugin` world.
-    #[error("plugin {name} does not implement the lbx:router@0.1.0 `plugin` world: {reason}")]
-    WrongWorld {
-        /// File name or label of the plugin.
-        name: String,
-        /// What is missing or mismatched.
-        reason: String,
-    },
-    /// Instantiation or `init` trapped.
-    #[error("plugin {name} failed to start: {reason}")]
-    Trap {
-        /// File name or label of the plugin.
-        name: String,
-        /// The trap.
-        reason: String,
-    },
-    /// The plugin's `init` rejected its configuration.
-    #[error("plugin {name} rejected its configuration: {message}")]
-    ConfigRejected {
-        /// File name or label of the plugin.
-        name: String,
-        /// The plugin's own message.
-        message: String,
-    },
-    /// The trial decision on a synthetic request failed.
-    #[error("plugin {name} failed its trial decision: {reason}")]
-    TrialDecision {
-        /// File name or label of the plugin.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Sandbox limits applied to every instance of a plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest time one `choose` call may run.
-    pub deadline: Duration,
-    /// Linear memory cap per instance, in bytes.
-    pub memory_bytes: usize,
-}
-
-impl Limits {
-    /// The limits `[plugin]` configures.
-    pub fn from_settings(settings: &crate::config::PluginConfig) -> Self {
-        Self {
-            deadline: settings.deadline,
-            memory_bytes: settings.memory_limit_mib as usize * 1024 * 1024,
-        }
-    }
-}
-
-/// How a plugin version is run: everything but its bytes.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// The plugin's configuration as JSON, passed to `init`.
-    pub config_json: String,
-    /// Sandbox limits.
-    pub limits: Limits,
-    /// Instances kept alive between decisions (one per worker thread is enough).
-    pub max_idle: usize,
-    /// The host key-value store, shared across versions.
-    pub kv: Arc<KvStore>,
-    /// Let the plugin write to lbx's stdout/stderr. Only for `lbx check`: on the proxy's
-    /// async threads a write would fail the decision (see `contain`).
-    pub inherit_stdio: bool,
-}
-
-impl LoadOptions {
-    /// What `config` asks for (its `[plugin] config` for `init`, its sandbox limits), with
-    /// `kv` as the key-value store and `max_idle` instances kept. `lbx run`, `lbx check` and
-    /// `lbx validate` all load through this, so they try the same plugin the same way.
-    pub fn from_config(config: &crate::config::Config, kv: Arc<KvStore>, max_idle: usize) -> Self {
-        Self {
-            config_json: config.plugin_config_json(),
-            limits: Limits::from_settings(&config.plugin_settings()),
-            max_idle,
-            kv,
-            inherit_stdio: false,
-        }
-    }
-}
-
-/// The wasmtime engine shared by all plugins, with the thread that advances its epoch and the
-/// cache of compiled plugins.
-#[derive(Clone)]
-pub struct PluginEngine {
-    engine: Engine,
-    /// The configuration `engine` was built from, for the throwaway compiling engines.
-    config: Arc<wasmtime::Config>,
-    linker: Arc<Linker<HostState>>,
-    tick: Duration,
-    compiled: Arc<CompiledCache>,
-}
-
-impl PluginEngine {
-    /// Create the engine and start its epoch ticker (which stops when the engine is dropped).
-    ///
-    /// The ticker advances every `deadline / 2` (at least 1 ms), so a decision is interrupted
-    /// between 1× and 1.5× its deadline. A finer tick would wake a thread 1000 times a second
-    /// on a busy proxy (measured: ~4% of throughput on one core) for precision nobody needs.
-    pub fn new(deadline: Duration) -> anyhow::Result<Self> {
-        install_panic_hook();
-        let tick = (deadline / 2).max(MIN_EPOCH_TICK);
-        let mut config = wasmtime::Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        // Measured with `cargo bench --bench decision`: no component-model-async bookkeeping
-        // per call (lbx calls plugins synchronously) 949 -> 930 ns. Cross-function inlining
-        // (`compiler_inlining`) would save another ~70 ns per decision, ~0.2% of a proxied
-        // request, but compiles an 18 MB Python plugin in 26 s instead of ~3 s: left off.
-        config.concurrency_support(false);
-        let engine = Engine::new(&config)?;
-
-        let mut linker = Linker::<HostState>::new(&engine);
-        // Rust guests for wasm32-wasip2 import WASI interfaces even when unused; they are backed
-        // by a bare context (no files, env, network, stdio), so linking them grants nothing.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Plugin::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)?;
-
-        let weak = engine.weak();
-        std::thread::Builder::new()
-            .name("lbx-plugin-epoch".into())
-            .spawn(move || {
-                while let Some(engine) = weak.upgrade() {
-                    engine.increment_epoch();
-                    drop(engine);
-                    std::thread::sleep(tick);
-                }
-            })?;
-        Ok(Self {
-            engine,
-            config: Arc::new(config),
-            linker: Arc::new(linker),
-            tick,
-            compiled: Arc::default(),
-        })
-    }
-}
-
-impl std::fmt::Debug for PluginEngine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginEngine").finish_non_exhaustive()
-    }
-}
 
 /// One live instance with the view of the backend set it was last told about.
 struct PluginInstance {
@@ -228,53 +58,6 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("limits", &self.options.limits)
             .finish_non_exhaustive()
     }
-}
-
-/// What kind of failure a failed call was, for metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailureKind {
-    /// The plugin trapped (panic, unreachable, out-of-bounds access…).
-    Trap,
-    /// The call ran past its deadline.
-    Timeout,
-    /// The plugin tried to grow its memory past the cap.
-    Memory,
-    /// No instance could be created or told about the backends.
-    Setup,
-    /// The plugin answered something unusable (index out of range, a down backend…).
-    InvalidAnswer,
-}
-
-impl FailureKind {
-    /// Label value for metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::Trap => "trap",
-            FailureKind::Timeout => "timeout",
-            FailureKind::Memory => "memory",
-            FailureKind::Setup => "setup",
-            FailureKind::InvalidAnswer => "invalid_answer",
-        }
-    }
-
-    /// Every kind, for pre-registering metric series.
-    pub const ALL: [FailureKind; 5] = [
-        FailureKind::Trap,
-        FailureKind::Timeout,
-        FailureKind::Memory,
-        FailureKind::Setup,
-        FailureKind::InvalidAnswer,
-    ];
-}
-
-/// A call into the plugin that failed: the request gets the fallback instead.
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub struct CallError {
-    /// What went wrong, for metrics.
-    pub kind: FailureKind,
-    /// One line for the log.
-    pub reason: String,
 }
 
 impl LoadedPlugin {
@@ -557,57 +340,4 @@ fn tell_backends(
     })?;
     instance.backends_generation = set.generation;
     Ok(())
-}
-
-/// Epoch ticks to allow so that at least `duration` passes before the interrupt: the current
-/// tick may be about to end, hence the extra one.
-fn ticks_covering(duration: Duration, tick: Duration) -> u64 {
-    (duration.as_micros().div_ceil(tick.as_micros()) as u64).max(1) + 1
-}
-
-/// Turn a failed `choose` into a kind for metrics and a one-line reason an operator can act on.
-fn describe_failure(error: &wasmtime::Error, limits: Limits) -> CallError {
-    let kind = classify(error);
-    let reason = match kind {
-        FailureKind::Timeout => format!("decision exceeded its {:?} deadline", limits.deadline),
-        FailureKind::Memory => format!(
-            "plugin hit its memory limit of {} MiB",
-            limits.memory_bytes / (1024 * 1024)
-        ),
-        FailureKind::Trap if error.is::<wasmtime::Trap>() => {
-            format!("plugin trapped: {}", one_line(error))
-        }
-        _ => format!("plugin call failed: {}", one_line(error)),
-    };
-    CallError { kind, reason }
-}
-
-/// Why instantiation or `init` failed, in one line: a trap or the memory cap by name.
-fn start_failure(error: &wasmtime::Error, limits: Limits) -> String {
-    match classify(error) {
-        FailureKind::Memory => format!(
-            "init hit the memory limit of {} MiB",
-            limits.memory_bytes / (1024 * 1024)
-        ),
-        FailureKind::Timeout => format!("init ran past its {SETUP_DEADLINE:?} deadline"),
-        _ => one_line(error),
-    }
-}
-
-fn classify(error: &wasmtime::Error) -> FailureKind {
-    match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => FailureKind::Timeout,
-        _ => classify_message(&format!("{error:#}")),
-    }
-}
-
-/// The memory limiter reports a refused growth as an error whose text is the only marker.
-fn classify_message(message: &str) -> FailureKind {
-    if message.contains("growing memory") || message.contains("memory growth") {
-        FailureKind::Memory
-    } else if message.contains("interrupt") {
-        FailureKind::Timeout
-    } else {
-        FailureKind::Trap
-    }
 }

@@ -1,0 +1,61 @@
+//! How a plugin version is run, apart from its bytes: its `init` configuration, its sandbox
+//! limits, how many instances are kept, and the key-value store it shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::kv::KvStore;
+
+/// Deadline for `init` and `backends-changed`, which may do real work (parse config, build
+/// tables) and run off the per-request budget.
+pub(super) const SETUP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Sandbox limits applied to every instance of a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest time one `choose` call may run.
+    pub deadline: Duration,
+    /// Linear memory cap per instance, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Limits {
+    /// The limits `[plugin]` configures.
+    pub fn from_settings(settings: &crate::config::PluginConfig) -> Self {
+        Self {
+            deadline: settings.deadline,
+            memory_bytes: settings.memory_limit_mib as usize * 1024 * 1024,
+        }
+    }
+}
+
+/// How a plugin version is run: everything but its bytes.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The plugin's configuration as JSON, passed to `init`.
+    pub config_json: String,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Instances kept alive between decisions (one per worker thread is enough).
+    pub max_idle: usize,
+    /// The host key-value store, shared across versions.
+    pub kv: Arc<KvStore>,
+    /// Let the plugin write to lbx's stdout/stderr. Only for `lbx check`: on the proxy's
+    /// async threads a write would fail the decision (see `contain`).
+    pub inherit_stdio: bool,
+}
+
+impl LoadOptions {
+    /// What `config` asks for (its `[plugin] config` for `init`, its sandbox limits), with
+    /// `kv` as the key-value store and `max_idle` instances kept. `lbx run`, `lbx check` and
+    /// `lbx validate` all load through this, so they try the same plugin the same way.
+    pub fn from_config(config: &crate::config::Config, kv: Arc<KvStore>, max_idle: usize) -> Self {
+        Self {
+            config_json: config.plugin_config_json(),
+            limits: Limits::from_settings(&config.plugin_settings()),
+            max_idle,
+            kv,
+            inherit_stdio: false,
+        }
+    }
+}
