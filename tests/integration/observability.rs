@@ -357,7 +357,8 @@ async fn a_json_access_line_is_valid_json_with_every_field() {
     );
     assert!(value["upstream_ms"].as_f64().unwrap() <= value["total_ms"].as_f64().unwrap());
     assert!(value["client"].as_str().unwrap().starts_with("127.0.0.1:"));
-    assert_eq!(value["decided_by"], "fallback");
+    // No plugin configured: the built-in choice, not a fallback from anything.
+    assert_eq!(value["decided_by"], "builtin");
     assert_eq!(value["complete"], true);
 }
 

@@ -7,8 +7,8 @@ use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Empty};
 
 use crate::support::{
-    TestBackend, TestProxy, admin_backend, config_for_urls, eventually, get, http1_client, plugins,
-    send, tally,
+    TestBackend, TestProxy, admin_backend, admin_get, config_for_urls, eventually, get,
+    http1_client, metric, plugins, send, tally,
 };
 
 /// GET `path` with extra headers; returns status, response headers and body.
@@ -147,6 +147,19 @@ async fn consistent_hash_sends_each_user_to_one_backend() {
         homes.insert(home);
     }
     assert_eq!(homes.len(), 3, "30 users spread over all backends");
+
+    // Without the key the plugin has no opinion: the built-in choice answers, and the metrics
+    // say it was the plugin's call to hand over, not the absence of a plugin.
+    for _ in 0..4 {
+        assert_eq!(get(&proxy.url("/")).await.0, 200);
+    }
+    let (_, text) = admin_get(&proxy.admin_url("/metrics")).await;
+    assert_eq!(
+        metric(&text, "lbx_decisions_total{by=\"fallback_no_opinion\"}"),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(metric(&text, "lbx_decisions_total{by=\"builtin\"}"), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

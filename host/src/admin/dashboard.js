@@ -175,7 +175,8 @@
     if (decisions !== null) result.decisionsPerS = decisions / seconds;
     if (b.decided_by && a.decided_by) {
       const all = delta(sumOf(Object.values(b.decided_by)), sumOf(Object.values(a.decided_by)));
-      const fallbackOf = (d) => sumOf([d.fallback, d.fallback_after_error, d.fallback_plugin_disabled]);
+      // Every decision the plugin did not make: none loaded, no opinion, failed, or disabled.
+      const fallbackOf = (d) => sumOf([d.builtin, d.fallback_no_opinion, d.fallback_after_error, d.fallback_plugin_disabled]);
       const fallback = delta(fallbackOf(b.decided_by), fallbackOf(a.decided_by));
       if (all && fallback !== null) result.fallbackShare = fallback / all;
     }

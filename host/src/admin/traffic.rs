@@ -88,11 +88,12 @@ mod tests {
     #[test]
     fn decisions_are_added_by_who_made_them() {
         let metrics = DecisionMetrics::default();
-        metrics.decided(DecidedBy::Fallback);
+        metrics.decided(DecidedBy::FallbackNoOpinion);
         metrics.plugin_latency.observe(Duration::from_micros(5));
         let mut status = json!({ "state": "none" });
         add_decisions(&mut status, &metrics);
-        assert_eq!(status["decided_by"]["fallback"], 1);
+        assert_eq!(status["decided_by"]["fallback_no_opinion"], 1);
+        assert_eq!(status["decided_by"]["builtin"], 0);
         assert_eq!(status["decided_by"]["fallback_after_error"], 0);
         assert_eq!(status["decision_count"], 1);
         assert!(status["decision_seconds_sum"].as_f64().unwrap() > 0.0);

@@ -68,8 +68,10 @@ pub enum Route {
 pub enum DecidedBy {
     /// The plugin's own answer.
     Plugin,
-    /// The built-in fallback (no plugin, or the plugin had no opinion).
-    Fallback,
+    /// The built-in choice, because no plugin is configured.
+    Builtin,
+    /// The built-in fallback, because the plugin answered `no-opinion`.
+    FallbackNoOpinion,
     /// The fallback, because the plugin failed or answered something unusable.
     FallbackAfterPluginError,
     /// The fallback, because the breaker has disabled the plugin.
@@ -80,9 +82,10 @@ pub enum DecidedBy {
 
 impl DecidedBy {
     /// Every value, in declaration order (metrics index by `as usize`).
-    pub const ALL: [DecidedBy; 5] = [
+    pub const ALL: [DecidedBy; 6] = [
         DecidedBy::Plugin,
-        DecidedBy::Fallback,
+        DecidedBy::Builtin,
+        DecidedBy::FallbackNoOpinion,
         DecidedBy::FallbackAfterPluginError,
         DecidedBy::FallbackPluginDisabled,
         DecidedBy::Host,
@@ -92,7 +95,8 @@ impl DecidedBy {
     pub fn as_str(self) -> &'static str {
         match self {
             DecidedBy::Plugin => "plugin",
-            DecidedBy::Fallback => "fallback",
+            DecidedBy::Builtin => "builtin",
+            DecidedBy::FallbackNoOpinion => "fallback_no_opinion",
             DecidedBy::FallbackAfterPluginError => "fallback_after_error",
             DecidedBy::FallbackPluginDisabled => "fallback_plugin_disabled",
             DecidedBy::Host => "host",
@@ -203,7 +207,7 @@ impl Decider {
         let guard = self.plugin.load();
         let Some(plugin) = guard.as_ref() else {
             let route = self.fallback_route(set, tried);
-            return (meta, without_plugin(route, DecidedBy::Fallback));
+            return (meta, without_plugin(route, DecidedBy::Builtin));
         };
         if !self.breaker.allows() {
             let route = self.fallback_route(set, tried);
@@ -231,7 +235,10 @@ impl Decider {
             }
             Ok(None) => {
                 self.plugin_succeeded(plugin);
-                (self.fallback_route(set, tried), DecidedBy::Fallback)
+                (
+                    self.fallback_route(set, tried),
+                    DecidedBy::FallbackNoOpinion,
+                )
             }
             Err(error) => {
                 self.plugin_failed(plugin, &error);
