@@ -211,7 +211,7 @@ fn check_plugin(
         return None;
     }
     let kv = Arc::new(KvStore::new(config.plugin_settings().kv_max_bytes));
-    let options = LoadOptions::from_config(config, kv, 1);
+    let options = LoadOptions::from_spec(&config.plugin_spec(), kv, 1);
     let engine = match PluginEngine::new(options.limits.deadline) {
         Ok(engine) => engine,
         Err(e) => {

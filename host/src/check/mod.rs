@@ -66,7 +66,7 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
     let options = LoadOptions {
         // A plugin's own output (a Python traceback) helps its author here.
         inherit_stdio: true,
-        ..LoadOptions::from_config(&config, kv, 1)
+        ..LoadOptions::from_spec(&config.plugin_spec(), kv, 1)
     };
     let limits = options.limits;
 

@@ -210,6 +210,18 @@ pub struct Resolved {
     pub backends: Vec<BackendSpec>,
 }
 
+/// How a plugin version is to be run, resolved from `[plugin]`: what the plugin module
+/// consumes instead of the config (as `upstream` consumes [`BackendSpec`]s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// `[plugin] config` as the JSON handed to the plugin's `init`.
+    pub config_json: String,
+    /// Longest one decision may run.
+    pub deadline: Duration,
+    /// Linear-memory cap per plugin instance, in bytes.
+    pub memory_bytes: usize,
+}
+
 /// A configuration that could not be used, with every problem found.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -474,11 +486,22 @@ impl Config {
     }
 
     /// The plugin's `config` table as the JSON text its `init` receives.
-    pub fn plugin_config_json(&self) -> String {
+    fn plugin_config_json(&self) -> String {
         self.plugin
             .as_ref()
             .map(|p| serde_json::to_string(&p.config).unwrap_or_else(|_| "{}".into()))
             .unwrap_or_else(|| "{}".into())
+    }
+
+    /// How the plugin is to be run, resolved from `[plugin]` (defaults without one): all the
+    /// plugin module needs to know of the config.
+    pub fn plugin_spec(&self) -> PluginSpec {
+        let settings = self.plugin_settings();
+        PluginSpec {
+            config_json: self.plugin_config_json(),
+            deadline: settings.deadline,
+            memory_bytes: settings.memory_limit_mib as usize * 1024 * 1024,
+        }
     }
 }
 
@@ -527,7 +550,14 @@ mod tests {
             config.plugin.as_ref().unwrap().deadline,
             Duration::from_millis(2)
         );
-        assert_eq!(config.plugin_config_json(), r#"{"sticky":true}"#);
+        assert_eq!(
+            config.plugin_spec(),
+            PluginSpec {
+                config_json: r#"{"sticky":true}"#.into(),
+                deadline: Duration::from_millis(2),
+                memory_bytes: (config.plugin.as_ref().unwrap().memory_limit_mib as usize) << 20,
+            }
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::kv::KvStore;
+use crate::config::PluginSpec;
 
 /// Deadline for `init` and `backends-changed`, which may do real work (parse config, build
 /// tables) and run off the per-request budget.
@@ -17,16 +18,6 @@ pub struct Limits {
     pub deadline: Duration,
     /// Linear memory cap per instance, in bytes.
     pub memory_bytes: usize,
-}
-
-impl Limits {
-    /// The limits `[plugin]` configures.
-    pub fn from_settings(settings: &crate::config::PluginConfig) -> Self {
-        Self {
-            deadline: settings.deadline,
-            memory_bytes: settings.memory_limit_mib as usize * 1024 * 1024,
-        }
-    }
 }
 
 /// How a plugin version is run: everything but its bytes.
@@ -46,13 +37,16 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
-    /// What `config` asks for (its `[plugin] config` for `init`, its sandbox limits), with
-    /// `kv` as the key-value store and `max_idle` instances kept. `lbx run`, `lbx check` and
+    /// What `spec` asks for (its `init` config, its sandbox limits), with `kv` as the
+    /// key-value store and `max_idle` instances kept. `lbx run`, `lbx check` and
     /// `lbx validate` all load through this, so they try the same plugin the same way.
-    pub fn from_config(config: &crate::config::Config, kv: Arc<KvStore>, max_idle: usize) -> Self {
+    pub fn from_spec(spec: &PluginSpec, kv: Arc<KvStore>, max_idle: usize) -> Self {
         Self {
-            config_json: config.plugin_config_json(),
-            limits: Limits::from_settings(&config.plugin_settings()),
+            config_json: spec.config_json.clone(),
+            limits: Limits {
+                deadline: spec.deadline,
+                memory_bytes: spec.memory_bytes,
+            },
             max_idle,
             kv,
             inherit_stdio: false,

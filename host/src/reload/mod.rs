@@ -435,7 +435,7 @@ impl Reloader {
     }
 
     fn load_options(&self, config: &Config) -> LoadOptions {
-        LoadOptions::from_config(config, self.kv.clone(), self.pool_size)
+        LoadOptions::from_spec(&config.plugin_spec(), self.kv.clone(), self.pool_size)
     }
 
     /// Compile (or take from the cache) and smoke-test off the async threads: compiling takes
