@@ -283,7 +283,7 @@ fn summary(origin: &str, config: &Config, trial: &BackendSet, plugin: Option<&st
     let backends: Vec<String> = trial
         .backends
         .iter()
-        .map(|b| format!("{} ({})", b.id, b.url))
+        .map(|b| format!("{} ({})", b.spec.id, b.spec.url))
         .collect();
     lines.push(format!(
         "  {} backend{}: {}",

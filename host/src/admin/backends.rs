@@ -98,7 +98,7 @@ fn one(admin: &Admin, id: &str) -> Option<serde_json::Value> {
     set.backends
         .iter()
         .enumerate()
-        .find(|(_, b)| b.id == id)
+        .find(|(_, b)| b.spec.id == id)
         .map(|(index, b)| describe(index, b, &roles))
 }
 
@@ -116,18 +116,18 @@ fn describe(index: usize, b: &Backend, roles: &Roles) -> serde_json::Value {
     };
     json!({
         "index": index,
-        "id": b.id,
-        "url": b.url,
-        "address": b.authority.as_str(),
-        "source": roles.sources.get(&b.id).map_or("config", |s| s.as_str()),
-        "weight": b.weight,
-        "labels": b.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
+        "id": b.spec.id,
+        "url": b.spec.url,
+        "address": b.spec.authority.as_str(),
+        "source": roles.sources.get(&b.spec.id).map_or("config", |s| s.as_str()),
+        "weight": b.spec.weight,
+        "labels": b.spec.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         "state": state,
         "usable": b.is_usable(),
         "down": b.stats.is_down(),
         "ejected": b.stats.is_ejected(),
         "draining": draining,
-        "removing": roles.removing.contains(&b.id),
+        "removing": roles.removing.contains(&b.spec.id),
         "in_flight": b.stats.in_flight(),
         "requests": b.stats.requests(),
         "ewma_latency_us": b.stats.ewma_latency_us(),

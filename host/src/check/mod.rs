@@ -87,7 +87,7 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
     )?;
     writeln!(report, "backends")?;
     for (i, b) in set.backends.iter().enumerate() {
-        writeln!(report, "  {i}: {} ({})", b.id, b.authority)?;
+        writeln!(report, "  {i}: {} ({})", b.spec.id, b.spec.authority)?;
     }
     writeln!(
         report,
@@ -230,7 +230,7 @@ pub(crate) fn describe(decision: &Decision, set: &BackendSet) -> anyhow::Result<
             upstream_headers,
             downstream_headers,
         }) => {
-            let mut text = format!("backend {index} ({})", set.backends[index].id);
+            let mut text = format!("backend {index} ({})", set.backends[index].spec.id);
             for (name, value) in &upstream_headers {
                 write!(text, ", upstream {name}: {}", value.to_str().unwrap_or("?"))?;
             }

@@ -302,7 +302,7 @@ fn flatten_stats(set: &BackendSet, out: &mut Vec<u32>) {
     for backend in &set.backends {
         out.extend_from_slice(&[
             u32::from(backend.is_usable()),
-            backend.weight,
+            backend.spec.weight,
             backend.stats.in_flight(),
             backend.stats.ewma_latency_us(),
             backend.stats.consecutive_failures(),
@@ -319,10 +319,10 @@ fn tell_backends(
         .backends
         .iter()
         .map(|b| BackendInfo {
-            id: b.id.clone(),
-            address: b.authority.to_string(),
-            weight: b.weight,
-            labels: b.labels.clone(),
+            id: b.spec.id.clone(),
+            address: b.spec.authority.to_string(),
+            weight: b.spec.weight,
+            labels: b.spec.labels.clone(),
         })
         .collect();
     instance

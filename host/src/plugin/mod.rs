@@ -316,7 +316,7 @@ pub fn interpret(decision: Decision, set: &BackendSet) -> Result<Option<Route>, 
             if !backend.is_usable() {
                 return Err(format!(
                     "picked backend {}, which is not usable (down, ejected or draining)",
-                    backend.id
+                    backend.spec.id
                 ));
             }
             Ok(Some(Route::Forward {

@@ -157,7 +157,7 @@ impl AccessLog {
     fn backend_id(&self) -> Option<&str> {
         self.backend
             .as_ref()
-            .map(|(set, i)| set.backends[*i].id.as_str())
+            .map(|(set, i)| set.backends[*i].spec.id.as_str())
     }
 
     /// `request_id=… client=… method=… host=… path=… status=… backend="…" attempts=…

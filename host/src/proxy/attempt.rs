@@ -125,7 +125,7 @@ impl Proxy {
                 }
                 Err(Failure::Stale) if !replaced_stale && may_replay_sent && side.feed.rewind() => {
                     replaced_stale = true;
-                    tracing::debug!(backend = %backend.id, "pooled connection was closed by the backend; sending on a new one");
+                    tracing::debug!(backend = %backend.spec.id, "pooled connection was closed by the backend; sending on a new one");
                     checkout = backend
                         .pool
                         .connect()
@@ -134,7 +134,7 @@ impl Proxy {
                 }
                 Err(Failure::Stale) => {
                     return Err(AttemptError::Sent(ProxyError::Broken {
-                        backend: backend.id.clone(),
+                        backend: backend.spec.id.clone(),
                         reason: "reused connection closed before any response".into(),
                     }));
                 }
@@ -145,7 +145,7 @@ impl Proxy {
 
     fn unreachable(&self, backend: &Backend, error: ConnectError) -> AttemptError {
         AttemptError::Unsent(ProxyError::Unreachable {
-            backend: backend.id.clone(),
+            backend: backend.spec.id.clone(),
             reason: error.to_string(),
         })
     }
@@ -235,7 +235,7 @@ impl Proxy {
         let builder = upstream_h2_request(
             meta,
             plan.request_id,
-            &backend.authority,
+            &backend.spec.authority,
             backend.pool.transport().uri_scheme(),
             plan.upstream_headers,
             &self.policies.proxy,
@@ -300,7 +300,7 @@ impl Proxy {
                         after: timeouts.request,
                     }),
                     Waited::Backend => AttemptError::Sent(ProxyError::BackendTimeout {
-                        backend: backend.id.clone(),
+                        backend: backend.spec.id.clone(),
                         after: timeouts.response_headers,
                     }),
                 }));
@@ -346,7 +346,7 @@ impl Proxy {
     }
 
     fn classify(&self, backend: &Backend, error: ExchangeError<ClientBodyError>) -> AttemptError {
-        let id = backend.id.clone();
+        let id = backend.spec.id.clone();
         match error {
             ExchangeError::Client(e) => AttemptError::Final(ProxyError::ClientBody(e)),
             ExchangeError::Deadline => AttemptError::Final(ProxyError::Deadline {
@@ -382,7 +382,7 @@ impl Proxy {
             return Failure::Stale;
         }
         let failed = ProxyError::Broken {
-            backend: backend.id.clone(),
+            backend: backend.spec.id.clone(),
             reason: describe(error),
         };
         Failure::Attempt(if refused || error.is_canceled() {

@@ -264,7 +264,7 @@ impl Proxy {
             write_upstream_head(
                 &meta,
                 &id,
-                &backend.authority,
+                &backend.spec.authority,
                 &upstream_headers,
                 &self.policies.proxy,
                 UpstreamFraming {
@@ -360,7 +360,7 @@ impl Proxy {
             // here or nowhere; the request id ties it to the access line.
             tracing::warn!(
                 request_id = %id,
-                backend = %backend.id,
+                backend = %backend.spec.id,
                 attempt = attempt + 1,
                 fault = error.fault().as_str(),
                 reason = %error,

@@ -13,13 +13,13 @@ pub fn note_failure(set: &BackendSet, index: usize, outlier: &OutlierConfig) {
     let may_eject = set.may_eject_another(outlier.max_ejection_percent);
     match backend.stats.record_failure(outlier, may_eject) {
         Ejection::Ejected { failures, duration } => tracing::warn!(
-            backend = %backend.id,
+            backend = %backend.spec.id,
             failures,
             ejected_for_secs = duration.as_secs_f64(),
             "backend ejected after consecutive failures"
         ),
         Ejection::Spared { failures } => tracing::warn!(
-            backend = %backend.id,
+            backend = %backend.spec.id,
             failures,
             max_ejection_percent = outlier.max_ejection_percent,
             "backend keeps failing but is not ejected: too many backends are already out"

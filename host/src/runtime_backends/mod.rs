@@ -115,7 +115,9 @@ impl BackendManager {
             .map_err(|e| anyhow::anyhow!("backends from the state file: {}", describe(&e)))?;
         let upstreams = Arc::new(Upstreams::new(&specs, pool_settings)?);
         for backend in &upstreams.snapshot().backends {
-            backend.stats.set_draining(drained.contains(&backend.id));
+            backend
+                .stats
+                .set_draining(drained.contains(&backend.spec.id));
         }
         for note in &merged.cleared {
             tracing::warn!(state_file = ?state_file, "{note}");
@@ -177,7 +179,7 @@ impl BackendManager {
             )));
         }
         let set = self.upstreams.snapshot();
-        let taken: Vec<&str> = set.backends.iter().map(|b| b.id.as_str()).collect();
+        let taken: Vec<&str> = set.backends.iter().map(|b| b.spec.id.as_str()).collect();
         let mut changes = inner.changes.clone();
         let outcome = changes.add(posted, &taken, &inner.file)?;
         let prepared = self.prepare(&inner, &changes)?;
@@ -239,13 +241,13 @@ impl BackendManager {
             return Ok(()); // already on its way out
         }
         let set = self.upstreams.snapshot();
-        let Some(backend) = set.backends.iter().find(|b| b.id == id) else {
+        let Some(backend) = set.backends.iter().find(|b| b.spec.id == id) else {
             return Err(ApiError::NotFound(format!("no backend with id {id:?}")));
         };
         let staying = set
             .backends
             .iter()
-            .filter(|b| b.id != id && !inner.removing.iter().any(|r| r.id == b.id))
+            .filter(|b| b.spec.id != id && !inner.removing.iter().any(|r| r.id == b.spec.id))
             .count();
         if staying == 0 {
             return Err(ApiError::Conflict(format!(
@@ -259,7 +261,7 @@ impl BackendManager {
         let stats = backend.stats.clone();
         inner.removing.retain(|r| r.id != id);
         if !now {
-            inner.removing.push(backend.spec());
+            inner.removing.push(backend.spec.clone());
         }
         let prepared = self.prepare(&inner, &changes);
         let prepared = match prepared {
@@ -368,7 +370,7 @@ impl BackendManager {
         for backend in &prepared.set.backends {
             backend
                 .stats
-                .set_draining(prepared.drained.contains(&backend.id));
+                .set_draining(prepared.drained.contains(&backend.spec.id));
         }
         self.roles.store(Arc::new(prepared.roles));
         self.upstreams.publish(prepared.set);

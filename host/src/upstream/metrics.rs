@@ -119,7 +119,7 @@ impl Collector for BackendMetrics {
         for (name, help, reading) in COUNTERS {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
             for backend in backends {
-                let labels = [("backend", backend.id.as_str())];
+                let labels = [("backend", backend.spec.id.as_str())];
                 ConstCounter::new(reading(backend)).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -133,21 +133,21 @@ impl Collector for BackendMetrics {
         for backend in backends {
             let counts = backend.stats.traffic().responses();
             for (class, count) in STATUS_CLASSES.iter().zip(counts) {
-                let labels = [("backend", backend.id.as_str()), ("class", class)];
+                let labels = [("backend", backend.spec.id.as_str()), ("class", class)];
                 ConstCounter::new(count).encode(responses.encode_family(&labels)?)?;
             }
         }
         for (name, help, reading) in GAUGES {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for backend in backends {
-                let labels = [("backend", backend.id.as_str())];
+                let labels = [("backend", backend.spec.id.as_str())];
                 ConstGauge::new(reading(backend)).encode(family.encode_family(&labels)?)?;
             }
         }
         for (name, help, histogram) in HISTOGRAMS {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
             for backend in backends {
-                let labels = [("backend", backend.id.as_str())];
+                let labels = [("backend", backend.spec.id.as_str())];
                 histogram(backend.stats.traffic()).encode(family.encode_family(&labels)?)?;
             }
         }

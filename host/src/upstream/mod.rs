@@ -19,9 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use http::uri::Authority;
 
-use crate::config::{BackendScheme, BackendSpec, BackendTls, HealthCheck};
+use crate::config::{BackendScheme, BackendSpec};
 use crate::shutdown::{self, StopReceiver, StopSender};
 pub use deadline::{DeadlineTimer, Waited, earliest};
 pub use exchange::{
@@ -38,46 +37,19 @@ pub use transport::{Protocol, Transport};
 /// One backend as routing sees it.
 #[derive(Debug)]
 pub struct Backend {
-    /// Stable identifier (config `id`, or `host:port`).
-    pub id: String,
-    /// The URL it was configured with.
-    pub url: String,
-    /// How lbx talks to it.
-    pub scheme: BackendScheme,
-    /// Where to connect: `host:port`.
-    pub authority: Authority,
-    /// How its certificate is checked (`https://`).
-    pub tls: BackendTls,
-    /// Relative weight from the configuration.
-    pub weight: u32,
-    /// Labels from the configuration, sorted by key.
-    pub labels: Vec<(String, String)>,
+    /// What it is, as resolved from the config file or the admin API: id, URL, scheme,
+    /// address, TLS, weight, labels and health check.
+    pub spec: BackendSpec,
     /// Live counters, shared with earlier and later sets that contain this backend.
     pub stats: Arc<LiveStats>,
     /// Keep-alive connections to this backend, shared like `stats`.
     pub pool: Arc<ConnectionPool>,
-    /// Active health check, if configured.
-    pub health: Option<HealthCheck>,
 }
 
 impl Backend {
     /// Whether the backend may receive new requests (healthy, not ejected, not draining).
     pub fn is_usable(&self) -> bool {
         self.stats.is_usable()
-    }
-
-    /// The spec it was built from.
-    pub fn spec(&self) -> BackendSpec {
-        BackendSpec {
-            id: self.id.clone(),
-            url: self.url.clone(),
-            scheme: self.scheme,
-            authority: self.authority.clone(),
-            weight: self.weight,
-            labels: self.labels.clone(),
-            health: self.health.clone(),
-            tls: self.tls.clone(),
-        }
     }
 }
 
@@ -166,10 +138,10 @@ impl Upstreams {
         let (retire, retired) = shutdown::channel();
         checks.retire = Some(retire);
         for backend in &self.snapshot().backends {
-            if let Some(check) = &backend.health {
+            if let Some(check) = &backend.spec.health {
                 let target = health::Target {
-                    id: backend.id.clone(),
-                    authority: backend.authority.clone(),
+                    id: backend.spec.id.clone(),
+                    authority: backend.spec.authority.clone(),
                     transport: backend.pool.transport().clone(),
                     stats: backend.stats.clone(),
                     check: check.clone(),
@@ -189,8 +161,11 @@ impl Upstreams {
     /// certificate rules are unchanged, their open connections.
     pub fn prepare(&self, specs: &[BackendSpec]) -> Result<BackendSet, BuildError> {
         let old = self.snapshot();
-        let carried: HashMap<&str, &Backend> =
-            old.backends.iter().map(|b| (b.id.as_str(), b)).collect();
+        let carried: HashMap<&str, &Backend> = old
+            .backends
+            .iter()
+            .map(|b| (b.spec.id.as_str(), b))
+            .collect();
         let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         build_set(specs, generation, &carried, self.pool_settings)
     }
@@ -261,23 +236,15 @@ fn build_set(
         let previous = carried.get(spec.id.as_str());
         let stats = previous.map(|b| b.stats.clone()).unwrap_or_default();
         // Open connections are kept only if nothing they depend on changed.
-        let pool = match previous.filter(|b| b.url == spec.url && b.tls == spec.tls) {
+        let pool = match previous.filter(|b| b.spec.url == spec.url && b.spec.tls == spec.tls) {
             Some(b) => b.pool.clone(),
             None => Arc::new(ConnectionPool::new(
                 transport_for(spec, pool_settings)?,
                 pool_settings,
             )),
         };
-        let spec = spec.clone();
         backends.push(Backend {
-            id: spec.id,
-            url: spec.url,
-            scheme: spec.scheme,
-            authority: spec.authority,
-            tls: spec.tls,
-            weight: spec.weight,
-            labels: spec.labels,
-            health: spec.health,
+            spec: spec.clone(),
             stats,
             pool,
         });
@@ -357,7 +324,7 @@ pub(crate) mod tests {
         upstreams.publish(Arc::new(next));
         let second = upstreams.snapshot();
         assert!(second.generation > first.generation);
-        assert_eq!(second.backends[1].id, "a");
+        assert_eq!(second.backends[1].spec.id, "a");
         assert_eq!(second.backends[1].stats.in_flight(), 1);
         assert_eq!(second.backends[0].stats.in_flight(), 0);
     }
