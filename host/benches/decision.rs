@@ -16,7 +16,8 @@ use lbx::check::CacheEvicter;
 use lbx::config::{BackendConfig, BackendSpec};
 use lbx::plugin::DecisionMetrics;
 use lbx::plugin::{
-    Breaker, Decider, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestMeta,
+    Breaker, Decider, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestCtx,
+    RequestMeta,
 };
 use lbx::upstream::{PoolSettings, Upstreams};
 
@@ -74,22 +75,14 @@ fn decision(c: &mut Criterion) {
         .collect();
 
     let with_plugin = Decider::new(Some(plugin), breaker(), DecisionMetrics::default());
-    let mut meta = Some(request_with_20_headers());
+    let mut request = RequestCtx::new(request_with_20_headers());
     c.bench_function("least_conn decision (8 backends, 20 headers)", |b| {
-        b.iter(|| {
-            let (back, routed) = with_plugin.route(meta.take().unwrap(), &set, 0, &[]);
-            meta = Some(back);
-            black_box(routed)
-        })
+        b.iter(|| black_box(with_plugin.route(&mut request, &set)))
     });
 
     let builtin = Decider::new(None, breaker(), DecisionMetrics::default());
     c.bench_function("built-in least-in-flight (8 backends)", |b| {
-        b.iter(|| {
-            let (back, routed) = builtin.route(meta.take().unwrap(), &set, 0, &[]);
-            meta = Some(back);
-            black_box(routed)
-        })
+        b.iter(|| black_box(builtin.route(&mut request, &set)))
     });
 
     let mut evicter = CacheEvicter::new(CacheEvicter::DEFAULT_BYTES);
@@ -103,9 +96,8 @@ fn decision(c: &mut Criterion) {
                 for _ in 0..iterations {
                     evicter.evict();
                     let started = Instant::now();
-                    let (back, routed) = decider.route(meta.take().unwrap(), &set, 0, &[]);
+                    let routed = decider.route(&mut request, &set);
                     total += started.elapsed();
-                    meta = Some(back);
                     black_box(routed);
                 }
                 total

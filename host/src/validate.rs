@@ -239,7 +239,7 @@ fn check_plugin(
             return None;
         }
     };
-    let (_, decision) = loaded.choose(crate::plugin::RequestMeta::synthetic(), trial, None);
+    let decision = loaded.choose(&mut crate::plugin::RequestMeta::synthetic(), trial, None);
     let described = decision
         .map_err(|e| e.reason)
         .and_then(|decision| crate::check::describe(&decision, trial).map_err(|e| e.to_string()));

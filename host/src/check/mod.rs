@@ -102,8 +102,8 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
             attempt: 1,
             tried: first_pick.into_iter().collect(),
         });
-        let meta = RequestMeta::from_http(&scenario.request, scenario.client);
-        let (meta, decision) = loaded.choose(meta, &set, retry.as_ref());
+        let mut meta = RequestMeta::from_http(&scenario.request, scenario.client);
+        let decision = loaded.choose(&mut meta, &set, retry.as_ref());
         let decision =
             decision.with_context(|| format!("decision for {} failed", scenario.label))?;
         let described = describe(&decision, &set)
@@ -254,9 +254,8 @@ fn time_cold_decisions(loaded: &LoadedPlugin, set: &BackendSet, samples: usize) 
     for _ in 0..samples {
         evicter.evict();
         let started = Instant::now();
-        let (returned, _) = loaded.choose(meta, set, None);
+        let _ = loaded.choose(&mut meta, set, None);
         times.push(started.elapsed());
-        meta = returned;
     }
     cold::median(&mut times)
 }
@@ -275,12 +274,10 @@ fn time_decisions(
     let (mut failures, mut first_failure) = (0, None);
     let started = Instant::now();
     for _ in 0..iterations {
-        let (returned, decision) = loaded.choose(meta, set, retry);
-        if let Err(e) = decision {
+        if let Err(e) = loaded.choose(&mut meta, set, retry) {
             failures += 1;
             first_failure.get_or_insert(e.reason);
         }
-        meta = returned;
     }
     (started.elapsed() / iterations, failures, first_failure)
 }

@@ -40,6 +40,22 @@ impl RequestMeta {
         Self::from_http(&request, SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// A request that stands in for nothing: holds the place of one lent to a plugin's store.
+    /// Allocates nothing.
+    pub(super) fn vacant() -> Self {
+        Self {
+            head: RequestHead {
+                method: http::Method::GET,
+                target: Bytes::new(),
+                version: http::Version::HTTP_11,
+                headers: crate::message::Headers::default(),
+            },
+            authority: None,
+            client: SocketAddr::from(([0, 0, 0, 0], 0)),
+            secure: false,
+        }
+    }
+
     /// The view of an `http::Request` (synthetic requests of `lbx check`, benchmarks): its
     /// path and query as target, its header fields in order, Host as authority.
     pub fn from_http<B>(request: &http::Request<B>, client: SocketAddr) -> Self {

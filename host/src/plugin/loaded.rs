@@ -128,7 +128,7 @@ impl LoadedPlugin {
         };
         let trial_instance = loaded.instantiate()?;
         loaded.idle.lock().expect("pool lock").push(trial_instance);
-        let (_, trial) = loaded.choose(RequestMeta::synthetic(), trial_set, None);
+        let trial = loaded.choose(&mut RequestMeta::synthetic(), trial_set, None);
         trial.map_err(|e| LoadError::TrialDecision {
             name: name.to_string(),
             reason: e.reason,
@@ -215,29 +215,29 @@ impl LoadedPlugin {
         })
     }
 
-    /// Ask the plugin to choose for one request. The request metadata is always handed back.
+    /// Ask the plugin to choose for one request.
     pub fn choose(
         &self,
-        meta: RequestMeta,
+        meta: &mut RequestMeta,
         set: &BackendSet,
         retry: Option<&RetryContext>,
-    ) -> (RequestMeta, Result<Decision, CallError>) {
-        let (meta, result) = self.call_choose(meta, set, retry);
+    ) -> Result<Decision, CallError> {
+        let result = self.call_choose(meta, set, retry);
         let counter = if result.is_ok() {
             &self.decisions
         } else {
             &self.failures
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        (meta, result)
+        result
     }
 
     fn call_choose(
         &self,
-        meta: RequestMeta,
+        meta: &mut RequestMeta,
         set: &BackendSet,
         retry: Option<&RetryContext>,
-    ) -> (RequestMeta, Result<Decision, CallError>) {
+    ) -> Result<Decision, CallError> {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut instance = match pooled {
             Some(instance) => instance,
@@ -249,14 +249,14 @@ impl LoadedPlugin {
                         _ => FailureKind::Setup,
                     };
                     let reason = e.to_string();
-                    return (meta, Err(CallError { kind, reason }));
+                    return Err(CallError { kind, reason });
                 }
             },
         };
         if instance.backends_generation != set.generation
             && let Err(e) = tell_backends(&mut instance, set, self.tick)
         {
-            return (meta, Err(e));
+            return Err(e);
         }
         flatten_stats(set, &mut instance.stats);
 
@@ -266,7 +266,9 @@ impl LoadedPlugin {
             stats,
             ..
         } = &mut instance;
-        store.data_mut().request = Some(meta);
+        // The store owns the request for the call (its imports read it from there); a vacant
+        // stand-in, which allocates nothing, holds its place meanwhile.
+        store.data_mut().request = Some(std::mem::replace(meta, RequestMeta::vacant()));
         store.set_epoch_deadline(self.deadline_ticks);
         let result = contain(|| {
             plugin.lbx_router_router().call_choose(
@@ -276,7 +278,7 @@ impl LoadedPlugin {
                 retry,
             )
         });
-        let meta = store
+        *meta = store
             .data_mut()
             .request
             .take()
@@ -287,10 +289,10 @@ impl LoadedPlugin {
                 if idle.len() < self.options.max_idle {
                     idle.push(instance);
                 }
-                (meta, Ok(decision))
+                Ok(decision)
             }
             // The instance is dropped here: after a trap it must not be entered again.
-            Err(e) => (meta, Err(describe_failure(&e, self.options.limits))),
+            Err(e) => Err(describe_failure(&e, self.options.limits)),
         }
     }
 }

@@ -45,6 +45,30 @@ pub use trim::return_free_memory;
 
 use crate::upstream::BackendSet;
 
+/// One request as routing sees it: owned by the request for its whole life and lent to each
+/// decision, so nothing is moved or copied per attempt (the metadata moves only into the
+/// plugin's store for the length of a call, in `loaded`).
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// What the plugin may ask about the request.
+    pub meta: RequestMeta,
+    /// Attempts made so far: 0 for the first decision.
+    pub attempt: u32,
+    /// Indexes of the backends whose attempts failed, in order.
+    pub tried: Vec<u32>,
+}
+
+impl RequestCtx {
+    /// A request about to be routed for the first time.
+    pub fn new(meta: RequestMeta) -> Self {
+        Self {
+            meta,
+            attempt: 0,
+            tried: Vec::new(),
+        }
+    }
+}
+
 /// Where a request goes.
 #[derive(Debug)]
 pub enum Route {
@@ -167,31 +191,21 @@ impl Decider {
         &self.metrics
     }
 
-    /// Decide where the request goes. `attempt` and `tried` describe earlier failed attempts.
-    pub fn route(
-        &self,
-        meta: RequestMeta,
-        set: &BackendSet,
-        attempt: u32,
-        tried: &[u32],
-    ) -> (RequestMeta, Routed) {
+    /// Decide where the request goes; `request.attempt` and `request.tried` describe earlier
+    /// failed attempts.
+    pub fn route(&self, request: &mut RequestCtx, set: &BackendSet) -> Routed {
         let started = Instant::now();
-        let (meta, decision) = self.decide(meta, set, attempt, tried);
+        let decision = self.decide(request, set);
         let routed = routed(decision.route, decision.by, started);
         self.metrics.decided(decision.by);
         if decision.asked_plugin {
             self.metrics.plugin_latency.observe(routed.elapsed);
         }
-        (meta, routed)
+        routed
     }
 
-    fn decide(
-        &self,
-        meta: RequestMeta,
-        set: &BackendSet,
-        attempt: u32,
-        tried: &[u32],
-    ) -> (RequestMeta, Decided) {
+    fn decide(&self, request: &mut RequestCtx, set: &BackendSet) -> Decided {
+        let (attempt, tried) = (request.attempt, request.tried.as_slice());
         let without_plugin = |route, by| Decided {
             route,
             by,
@@ -199,29 +213,23 @@ impl Decider {
         };
         // With nothing usable there is nothing to choose; answering 503 beats guessing.
         if !set.any_usable() {
-            return (
-                meta,
-                without_plugin(Route::NoUsableBackend, DecidedBy::Host),
-            );
+            return without_plugin(Route::NoUsableBackend, DecidedBy::Host);
         }
         let guard = self.plugin.load();
         let Some(plugin) = guard.as_ref() else {
             let route = self.fallback_route(set, tried);
-            return (meta, without_plugin(route, DecidedBy::Builtin));
+            return without_plugin(route, DecidedBy::Builtin);
         };
         if !self.breaker.allows() {
             let route = self.fallback_route(set, tried);
-            return (
-                meta,
-                without_plugin(route, DecidedBy::FallbackPluginDisabled),
-            );
+            return without_plugin(route, DecidedBy::FallbackPluginDisabled);
         }
 
         let retry = (attempt > 0).then(|| RetryContext {
             attempt,
             tried: tried.to_vec(),
         });
-        let (meta, result) = plugin.choose(meta, set, retry.as_ref());
+        let result = plugin.choose(&mut request.meta, set, retry.as_ref());
         let outcome = result.and_then(|decision| {
             interpret(decision, set).map_err(|reason| CallError {
                 kind: FailureKind::InvalidAnswer,
@@ -246,12 +254,11 @@ impl Decider {
                 (route, DecidedBy::FallbackAfterPluginError)
             }
         };
-        let decided = Decided {
+        Decided {
             route,
             by,
             asked_plugin: true,
-        };
-        (meta, decided)
+        }
     }
 
     fn plugin_succeeded(&self, plugin: &LoadedPlugin) {

@@ -44,7 +44,7 @@ use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
 use crate::http1::parse::response_has_body;
 use crate::message::ResponseHead;
 use crate::metrics::RegisterMetrics;
-use crate::plugin::{Decider, RequestMeta, Route};
+use crate::plugin::{Decider, RequestCtx, RequestMeta, Route};
 use crate::upstream::Upstreams;
 use attempt::{Answer, AttemptError, Plan};
 use headers::{UpstreamFraming, client_response_head, write_upstream_head};
@@ -224,18 +224,18 @@ impl Proxy {
         // An upgrade is relayed for a request without a body (as a WebSocket handshake is):
         // the switch must come after the whole request.
         let upgrade = upgrade.filter(|_| body == RequestBody::None);
-        let mut meta = RequestMeta {
+        let mut request = RequestCtx::new(RequestMeta {
             head,
             authority,
             client,
             secure,
-        };
-        let mut tried: Vec<u32> = Vec::new();
+        });
         let mut continue_relayed = false;
 
         for attempt in 0.. {
-            let (returned, routed) = self.decider.route(meta, &set, attempt, &tried);
-            meta = returned;
+            request.attempt = attempt;
+            let routed = self.decider.route(&mut request, &set);
+            let meta = &request.meta;
             if let Some(log) = log.as_mut() {
                 log.decision += routed.elapsed;
                 log.decided_by = routed.decided_by;
@@ -262,7 +262,7 @@ impl Proxy {
                 side.feed.send_to(backend.stats.clone());
             }
             write_upstream_head(
-                &meta,
+                meta,
                 &id,
                 &backend.spec.authority,
                 &upstream_headers,
@@ -286,7 +286,7 @@ impl Proxy {
             let attempted = self
                 .attempt(
                     backend,
-                    &meta,
+                    meta,
                     plan,
                     side,
                     interim,
@@ -344,13 +344,13 @@ impl Proxy {
                 backend.stats.traffic().backend_error();
                 note_failure(&set, index, &self.policies.outlier);
             }
-            tried.push(index as u32);
+            request.tried.push(index as u32);
             // Retrying makes sense only on a backend that has not failed this request yet.
             let untried_left = set
                 .backends
                 .iter()
                 .enumerate()
-                .any(|(i, b)| b.is_usable() && !tried.contains(&(i as u32)));
+                .any(|(i, b)| b.is_usable() && !request.tried.contains(&(i as u32)));
             let can_retry = may_retry && attempt + 1 < retry.max_attempts && untried_left;
             if !can_retry || !self.retry_budget.try_retry() {
                 return Err(answered_for(backend, error));
