@@ -10,6 +10,8 @@ pub mod admin;
 pub mod check;
 pub mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzz_settings;
 pub mod history;
 pub mod http1;
 pub mod logging;

@@ -23,6 +23,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, RngSeed, TestRunner};
 
+use lbx::fuzz_settings::fuzz_settings;
+
 use crate::support::{
     RawBackend, RawClient, RawRequest, TestProxy, admin_get, config_for_urls, eventually,
 };
@@ -32,29 +34,6 @@ const DEFAULT_CASES: u32 = 96;
 
 /// The seed a plain `cargo test` (and so CI) uses: the same inputs on every run and machine.
 const CI_SEED: u64 = 0x6c62_785f_626f;
-
-/// `LBX_FUZZ_SEED`: unset, [`CI_SEED`]; `random`, a seed from the clock (printed); otherwise
-/// the seed itself.
-fn fuzz_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    match std::env::var("LBX_FUZZ_SEED").as_deref() {
-        Err(_) => CI_SEED,
-        Ok("random") => RandomState::new().hash_one(std::time::SystemTime::now()),
-        Ok(seed) => seed
-            .parse()
-            .unwrap_or_else(|_| panic!("LBX_FUZZ_SEED must be a number or `random`, not {seed:?}")),
-    }
-}
-
-/// `LBX_FUZZ_CASES`, or [`DEFAULT_CASES`].
-fn fuzz_cases() -> u32 {
-    match std::env::var("LBX_FUZZ_CASES") {
-        Err(_) => DEFAULT_CASES,
-        Ok(cases) => cases
-            .parse()
-            .unwrap_or_else(|_| panic!("LBX_FUZZ_CASES must be a number, not {cases:?}")),
-    }
-}
 
 /// How the client's upload ends.
 #[derive(Debug, Clone)]
@@ -259,7 +238,7 @@ fn a_backend_sees_a_complete_body_only_if_the_client_sent_one() {
         );
         (a, b, TestProxy::start(&toml).await)
     });
-    let (seed, cases) = (fuzz_seed(), fuzz_cases());
+    let (seed, cases) = fuzz_settings(CI_SEED, DEFAULT_CASES);
     eprintln!("body relay property: {cases} cases from seed {seed}");
     let mut runner = TestRunner::new(ProptestConfig {
         cases,

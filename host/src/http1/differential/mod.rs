@@ -45,6 +45,8 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
 use peers::{Body, End};
 
+use crate::fuzz_settings::fuzz_settings;
+
 /// Cases run by a plain `cargo test`.
 const DEFAULT_CASES: u32 = 100_000;
 
@@ -94,7 +96,7 @@ fn escape(bytes: &[u8]) -> String {
 
 #[test]
 fn lbx_and_hyper_frame_requests_alike_or_differ_by_a_rule() {
-    let (seed, cases) = (fuzz_seed(), fuzz_cases());
+    let (seed, cases) = fuzz_settings(CI_SEED, DEFAULT_CASES);
     eprintln!("http1 differential: {cases} cases from seed {seed}");
     let config = Config {
         cases,
@@ -125,29 +127,6 @@ fn lbx_and_hyper_frame_requests_alike_or_differ_by_a_rule() {
     eprintln!("{cases} cases, seed {seed}:");
     for (label, count) in tally.borrow().iter() {
         eprintln!("{count:>8}  {label}");
-    }
-}
-
-/// `LBX_FUZZ_SEED`: unset, [`CI_SEED`]; `random`, a seed from the clock, so that each run
-/// explores new inputs (printed, and named on failure); otherwise the seed itself.
-fn fuzz_seed() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    match std::env::var("LBX_FUZZ_SEED").as_deref() {
-        Err(_) => CI_SEED,
-        Ok("random") => RandomState::new().hash_one(std::time::SystemTime::now()),
-        Ok(seed) => seed
-            .parse()
-            .unwrap_or_else(|_| panic!("LBX_FUZZ_SEED must be a number or `random`, not {seed:?}")),
-    }
-}
-
-/// `LBX_FUZZ_CASES`, or [`DEFAULT_CASES`].
-fn fuzz_cases() -> u32 {
-    match std::env::var("LBX_FUZZ_CASES") {
-        Err(_) => DEFAULT_CASES,
-        Ok(cases) => cases
-            .parse()
-            .unwrap_or_else(|_| panic!("LBX_FUZZ_CASES must be a number, not {cases:?}")),
     }
 }
 
