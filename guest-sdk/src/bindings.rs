@@ -6,7 +6,7 @@
 //! because the macro expands inside the plugin crate and must reach the generated items.
 
 wit_bindgen::generate!({
-    path: "../wit",
+    path: "../wit/v0.1",
     world: "plugin",
     // `export!` is used from plugin crates through `export_router!`.
     pub_export_macro: true,

@@ -20,4 +20,4 @@ if [[ ! -d node_modules/@bytecodealliance/componentize-js ]]; then
 	# `ci` installs exactly what package-lock.json pins and never rewrites it.
 	npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
-node build.mjs router.js "$root/wit" "$out"
+node build.mjs router.js "$root/wit/v0.1" "$out"

@@ -20,6 +20,6 @@ trap 'rm -rf "$work"' EXIT
 cp "$here/app.py" "$work/"
 cd "$work"
 # Bindings for the lbx:router `plugin` world, then the component (CPython + app.py).
-componentize_py -d "$root/wit" -w plugin bindings . >/dev/null
-componentize_py -d "$root/wit" -w plugin componentize app -o "$out" >/dev/null
+componentize_py -d "$root/wit/v0.1" -w plugin bindings . >/dev/null
+componentize_py -d "$root/wit/v0.1" -w plugin componentize app -o "$out" >/dev/null
 echo "built $out ($(wc -c <"$out") bytes)"

@@ -2,7 +2,7 @@
 //! crate goes through `plugin::runtime` and `plugin::host_api` and never names these types.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../wit/v0.1",
     world: "plugin",
     with: {
         "lbx:router/types.request": RequestHandle,
