@@ -58,6 +58,7 @@ fn decision(c: &mut Criterion) {
         limits,
         max_idle: 1,
         kv: Arc::new(KvStore::new(1 << 20)),
+        body_prefix: 0,
         inherit_stdio: false,
     };
     let plugin = LoadedPlugin::load_file(

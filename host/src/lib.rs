@@ -17,6 +17,7 @@ pub mod http1;
 pub mod logging;
 pub mod message;
 pub mod metrics;
+pub mod outcome;
 pub mod plugin;
 pub mod proxy;
 pub mod reload;

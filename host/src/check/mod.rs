@@ -5,7 +5,8 @@
 //! plugin exactly as `lbx run` would (same world, same sandbox, `init` with the config's
 //! `[plugin] config`), then runs a fixed set of synthetic requests over the config's
 //! backends (or three made-up ones) and prints each decision with its mean time, then what the
-//! first one costs with cold CPU caches (see [`cold`]). Any failure (not a component, wrong
+//! first one costs with cold CPU caches (see [`cold`]). It names the contract version the
+//! plugin speaks (`lbx:router@0.1.0` or `@0.2.0`) and whether it asked to hear outcomes. Any failure (not a component, wrong
 //! world, `init` refusal, a trap or an unusable answer) is an error.
 
 mod cold;
@@ -85,6 +86,12 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
         load_time.as_secs_f64() * 1000.0,
         loaded.options().config_json
     )?;
+    let hears = if loaded.features().outcomes {
+        ", hears outcomes"
+    } else {
+        ""
+    };
+    writeln!(report, "  contract {}{hears}", loaded.contract().as_str())?;
     writeln!(report, "backends")?;
     for (i, b) in set.backends.iter().enumerate() {
         writeln!(report, "  {i}: {} ({})", b.spec.id, b.spec.authority)?;
@@ -223,19 +230,32 @@ pub(crate) fn describe(decision: &Decision, set: &BackendSet) -> anyhow::Result<
     };
     Ok(match route {
         None => "no opinion (the built-in least-in-flight decides)".into(),
-        Some(Route::Reject(status)) => format!("reject {status}"),
-        Some(Route::NoUsableBackend) => "no usable backend".into(),
-        Some(Route::Forward {
-            index,
-            upstream_headers,
-            downstream_headers,
-        }) => {
+        Some((Route::Reject(status), _)) => format!("reject {status}"),
+        Some((Route::NoUsableBackend, _)) => "no usable backend".into(),
+        Some((Route::Forward { index }, directives)) => {
             let mut text = format!("backend {index} ({})", set.backends[index].spec.id);
-            for (name, value) in &upstream_headers {
+            if !directives.fallbacks.is_empty() {
+                let ids: Vec<&str> = directives
+                    .fallbacks
+                    .iter()
+                    .map(|&i| set.backends[i as usize].spec.id.as_str())
+                    .collect();
+                write!(text, ", then {}", ids.join(", "))?;
+            }
+            if !directives.retry_on.is_empty() {
+                write!(text, ", retry on {:?}", directives.retry_on)?;
+            }
+            if let Some(target) = &directives.rewrite {
+                write!(text, ", path {}", String::from_utf8_lossy(target))?;
+            }
+            for (name, value) in &directives.upstream_headers {
                 write!(text, ", upstream {name}: {}", value.to_str().unwrap_or("?"))?;
             }
-            for (name, value) in &downstream_headers {
+            for (name, value) in &directives.downstream_headers {
                 write!(text, ", response {name}: {}", value.to_str().unwrap_or("?"))?;
+            }
+            if directives.tag != 0 {
+                write!(text, ", tag {}", directives.tag)?;
             }
             text
         }

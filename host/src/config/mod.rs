@@ -139,6 +139,10 @@ pub struct PluginConfig {
     /// Size bound of the host key-value store (keys plus values), in bytes.
     #[serde(default = "default_kv_max_bytes")]
     pub kv_max_bytes: usize,
+    /// How much of a request body lbx reads before deciding, for the plugin's
+    /// `request.body-prefix` (`"64KiB"` or a number of bytes; 0, the default, is off).
+    #[serde(default)]
+    pub body_prefix: bytesize::ByteSize,
 }
 
 impl PluginConfig {
@@ -152,9 +156,13 @@ impl PluginConfig {
             disable_after_failures: default_disable_after_failures(),
             disabled_for: default_disabled_for(),
             kv_max_bytes: default_kv_max_bytes(),
+            body_prefix: bytesize::ByteSize(0),
         }
     }
 }
+
+/// Largest `plugin.body_prefix`: the prefix is held in memory for each request in flight.
+pub const MAX_BODY_PREFIX: usize = 1024 * 1024;
 
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
@@ -220,6 +228,8 @@ pub struct PluginSpec {
     pub deadline: Duration,
     /// Linear-memory cap per plugin instance, in bytes.
     pub memory_bytes: usize,
+    /// Request body bytes read before deciding, for the plugin (0: none).
+    pub body_prefix: usize,
 }
 
 /// A configuration that could not be used, with every problem found.
@@ -408,6 +418,16 @@ impl Config {
                     "must be at least 1".into(),
                 );
             }
+            if plugin.body_prefix.as_u64() > MAX_BODY_PREFIX as u64 {
+                problem(
+                    "plugin.body_prefix".into(),
+                    format!(
+                        "{} is more than the maximum of 1 MiB (the prefix is held in memory \
+                         per request)",
+                        plugin.body_prefix.display().iec()
+                    ),
+                );
+            }
         }
         if self.workers > MAX_WORKERS {
             problem(
@@ -501,6 +521,9 @@ impl Config {
             config_json: self.plugin_config_json(),
             deadline: settings.deadline,
             memory_bytes: settings.memory_limit_mib as usize * 1024 * 1024,
+            body_prefix: usize::try_from(settings.body_prefix.as_u64())
+                .unwrap_or(MAX_BODY_PREFIX)
+                .min(MAX_BODY_PREFIX),
         }
     }
 }
@@ -556,6 +579,7 @@ mod tests {
                 config_json: r#"{"sticky":true}"#.into(),
                 deadline: Duration::from_millis(2),
                 memory_bytes: (config.plugin.as_ref().unwrap().memory_limit_mib as usize) << 20,
+                body_prefix: 0,
             }
         );
     }

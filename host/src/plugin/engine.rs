@@ -8,7 +8,6 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use super::bindings::Plugin;
 use super::cache::CompiledCache;
 use super::contain::install_panic_hook;
 use super::host_api::HostState;
@@ -52,7 +51,7 @@ impl PluginEngine {
         // Rust guests for wasm32-wasip2 import WASI interfaces even when unused; they are backed
         // by a bare context (no files, env, network, stdio), so linking them grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Plugin::add_to_linker::<_, wasmtime::component::HasSelf<HostState>>(&mut linker, |s| s)?;
+        super::bindings::add_to_linker(&mut linker)?;
 
         let weak = engine.weak();
         std::thread::Builder::new()

@@ -1,17 +1,17 @@
-//! What the host offers a plugin: the `request` resource (metadata copied out only on demand),
-//! logging and the key-value store. Also the per-store state those imports read.
+//! What the host offers a plugin, in the host's own terms: the request a decision is about
+//! (metadata copied out only on demand), logging, the clock and the key-value store, held in
+//! the per-store state. The WIT glue of each contract version (`bindings::v0_1`, `v0_2`)
+//! forwards the plugin's imports here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use wasmtime::StoreLimits;
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::lbx::router::{host, kv, types};
-use super::bindings::{LogLevel, RequestHandle};
-use super::kv::{KvError, KvStore};
+use super::kv::KvStore;
 use crate::message::RequestHead;
 
 /// The request a decision is about: moved into the store for the call and back out afterwards,
@@ -26,6 +26,9 @@ pub struct RequestMeta {
     pub client: SocketAddr,
     /// Whether the request came over TLS.
     pub secure: bool,
+    /// The first bytes of the body, read before deciding when the plugin's `body_prefix` is
+    /// set; `None` when it is off.
+    pub body_prefix: Option<Bytes>,
 }
 
 impl RequestMeta {
@@ -53,6 +56,7 @@ impl RequestMeta {
             authority: None,
             client: SocketAddr::from(([0, 0, 0, 0], 0)),
             secure: false,
+            body_prefix: None,
         }
     }
 
@@ -75,6 +79,7 @@ impl RequestMeta {
             authority,
             client,
             secure: false,
+            body_prefix: None,
         }
     }
 }
@@ -127,77 +132,97 @@ impl WasiView for HostState {
     }
 }
 
-impl host::Host for HostState {
-    fn log(&mut self, level: LogLevel, message: String) {
+impl HostState {
+    /// Write a plugin's log line at `level`, tagged with the plugin.
+    pub fn log(&self, level: tracing::Level, message: &str) {
         let plugin = &*self.plugin_name;
         match level {
-            LogLevel::Trace => tracing::trace!(target: "lbx::plugin", plugin, "{message}"),
-            LogLevel::Debug => tracing::debug!(target: "lbx::plugin", plugin, "{message}"),
-            LogLevel::Info => tracing::info!(target: "lbx::plugin", plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "lbx::plugin", plugin, "{message}"),
-            LogLevel::Error => tracing::error!(target: "lbx::plugin", plugin, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(target: "lbx::plugin", plugin, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(target: "lbx::plugin", plugin, "{message}"),
+            tracing::Level::INFO => tracing::info!(target: "lbx::plugin", plugin, "{message}"),
+            tracing::Level::WARN => tracing::warn!(target: "lbx::plugin", plugin, "{message}"),
+            tracing::Level::ERROR => tracing::error!(target: "lbx::plugin", plugin, "{message}"),
         }
     }
-}
 
-impl types::Host for HostState {}
-
-impl types::HostRequest for HostState {
-    fn method(&mut self, _: Resource<RequestHandle>) -> String {
+    /// The request's method.
+    pub fn method(&self) -> String {
         self.head()
             .map(|h| h.method.to_string())
             .unwrap_or_default()
     }
 
-    fn path(&mut self, _: Resource<RequestHandle>) -> String {
+    /// The request's path, without the query.
+    pub fn path(&self) -> String {
         self.head()
             .map(|h| h.path().to_string())
             .unwrap_or_default()
     }
 
-    fn query(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+    /// The request's query, without the `?`.
+    pub fn query(&self) -> Option<String> {
         self.head()?.query().map(str::to_string)
     }
 
-    fn authority(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+    /// The authority the request is for.
+    pub fn authority(&self) -> Option<String> {
         let authority = self.request.as_ref()?.authority.as_ref()?;
         std::str::from_utf8(authority).ok().map(str::to_string)
     }
 
-    fn header(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
-        self.head()?.headers.get_str(&name).map(str::to_string)
+    /// The first field called `name` (any case), if it is text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head()?.headers.get_str(name).map(str::to_string)
     }
 
-    fn cookie(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+    /// The cookie called `name` from the `Cookie` fields.
+    pub fn cookie(&self, name: &str) -> Option<String> {
         self.head()?
             .headers
             .get_all("cookie")
             .filter_map(|h| std::str::from_utf8(h).ok())
-            .find_map(|header| find_cookie(header, &name))
+            .find_map(|header| find_cookie(header, name))
             .map(str::to_string)
     }
 
-    fn client_ip(&mut self, _: Resource<RequestHandle>) -> String {
+    /// The client's IP address as text.
+    pub fn client_ip(&self) -> String {
         self.request
             .as_ref()
             .map(|r| r.client.ip().to_string())
             .unwrap_or_default()
     }
 
-    fn client_port(&mut self, _: Resource<RequestHandle>) -> u16 {
+    /// The client's TCP port.
+    pub fn client_port(&self) -> u16 {
         self.request.as_ref().map(|r| r.client.port()).unwrap_or(0)
     }
 
-    fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
-        // Handles are only ever lent to the guest (`borrow<request>`), never owned by it.
-        Ok(())
+    /// The first bytes of the body, when lbx read them before deciding.
+    pub fn body_prefix(&self) -> Option<Vec<u8>> {
+        self.request
+            .as_ref()?
+            .body_prefix
+            .as_ref()
+            .map(|b| b.to_vec())
     }
-}
 
-impl HostState {
+    /// Microseconds on the process's monotonic clock.
+    pub fn now_us(&self) -> u64 {
+        monotonic_us()
+    }
+
     fn head(&self) -> Option<&RequestHead> {
         self.request.as_ref().map(|r| &r.head)
     }
+}
+
+/// Microseconds since an arbitrary point fixed for the life of the process (the first call):
+/// one clock for every instance and version of every plugin.
+pub fn monotonic_us() -> u64 {
+    static ZERO: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let zero = ZERO.get_or_init(std::time::Instant::now);
+    u64::try_from(zero.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// The value of cookie `name` in one `Cookie` header (`a=1; b=2`). Same rules as the guest
@@ -216,35 +241,6 @@ fn find_cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
                 .unwrap_or(value),
         )
     })
-}
-
-impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.kv.get(&key)
-    }
-
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
-        self.kv.set(key, value).map_err(wit_kv_error)
-    }
-
-    fn insert(&mut self, key: String, value: Vec<u8>) -> Result<bool, kv::KvError> {
-        self.kv.insert(key, value).map_err(wit_kv_error)
-    }
-
-    fn delete(&mut self, key: String) -> bool {
-        self.kv.delete(&key)
-    }
-
-    fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::KvError> {
-        self.kv.increment(key, delta).map_err(wit_kv_error)
-    }
-}
-
-fn wit_kv_error(error: KvError) -> kv::KvError {
-    match error {
-        KvError::KeyTooLong => kv::KvError::KeyTooLong,
-        KvError::StoreFull => kv::KvError::StoreFull,
-    }
 }
 
 #[cfg(test)]

@@ -10,13 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::Resource;
 use wasmtime::{Engine, Store, StoreLimitsBuilder};
 
-use super::bindings::{BackendInfo, Decision, Plugin, PluginPre, RequestHandle, RetryContext};
+use super::bindings::{Instance, Pre};
 use super::cache::ContentHash;
 use super::compile::compile_component;
 use super::contain::contain;
+use super::decision::{Contract, Decision, Features, RetryContext};
 use super::engine::{PluginEngine, ticks_covering};
 use super::failure::{
     CallError, FailureKind, LoadError, classify, classify_message, describe_failure, start_failure,
@@ -24,15 +24,18 @@ use super::failure::{
 use super::host_api::{HostState, RequestMeta};
 use super::options::{LoadOptions, SETUP_DEADLINE};
 use super::reason::{collapse, compile_failure, not_a_component, one_line};
+use crate::outcome::Outcome;
 use crate::upstream::BackendSet;
 
 /// One live instance with the view of the backend set it was last told about.
 struct PluginInstance {
     store: Store<HostState>,
-    plugin: Plugin,
+    plugin: Instance,
     backends_generation: u64,
     /// Reused buffer for the flat per-request stats (see `flatten_stats`).
     stats: Vec<u32>,
+    /// Reused buffer for the per-request backend signals.
+    signals: Vec<f64>,
 }
 
 /// A loaded plugin version, ready to make decisions from any thread.
@@ -41,7 +44,9 @@ pub struct LoadedPlugin {
     hash: ContentHash,
     loaded_at: SystemTime,
     engine: Engine,
-    pre: PluginPre<HostState>,
+    pre: Pre,
+    /// What the plugin asked for when it started (the trial instance's answer).
+    features: Features,
     options: LoadOptions,
     deadline_ticks: u64,
     tick: Duration,
@@ -55,6 +60,7 @@ impl std::fmt::Debug for LoadedPlugin {
         f.debug_struct("LoadedPlugin")
             .field("name", &self.name)
             .field("sha256", &self.sha256())
+            .field("contract", &self.contract())
             .field("limits", &self.options.limits)
             .finish_non_exhaustive()
     }
@@ -109,13 +115,14 @@ impl LoadedPlugin {
             .linker
             .instantiate_pre(&component)
             .map_err(wrong_world)?;
-        let pre = PluginPre::new(instance_pre).map_err(wrong_world)?;
-        let loaded = Self {
+        let pre = Pre::new(instance_pre).map_err(wrong_world)?;
+        let mut loaded = Self {
             name: Arc::from(name),
             hash,
             loaded_at: SystemTime::now(),
             engine: engine.engine.clone(),
             pre,
+            features: Features::default(),
             deadline_ticks: ticks_covering(options.limits.deadline, engine.tick),
             tick: engine.tick,
             options: LoadOptions {
@@ -126,7 +133,8 @@ impl LoadedPlugin {
             decisions: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         };
-        let trial_instance = loaded.instantiate()?;
+        let (trial_instance, features) = loaded.instantiate()?;
+        loaded.features = features;
         loaded.idle.lock().expect("pool lock").push(trial_instance);
         let trial = loaded.choose(&mut RequestMeta::synthetic(), trial_set, None);
         trial.map_err(|e| LoadError::TrialDecision {
@@ -136,7 +144,7 @@ impl LoadedPlugin {
         // The trial is not a decision anyone asked for: forget the instance it changed (a
         // round robin must start at its beginning) and the count. Its effects on the shared
         // key-value store, if any, remain.
-        let first = loaded.instantiate()?;
+        let (first, _) = loaded.instantiate()?;
         *loaded.idle.lock().expect("pool lock") = vec![first];
         loaded.decisions.store(0, Ordering::Relaxed);
         Ok(loaded)
@@ -162,6 +170,16 @@ impl LoadedPlugin {
         self.loaded_at
     }
 
+    /// The contract version the plugin speaks.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
+
+    /// What the plugin asked of the host when it started.
+    pub fn features(&self) -> Features {
+        self.features
+    }
+
     /// How this version runs.
     pub fn options(&self) -> &LoadOptions {
         &self.options
@@ -175,7 +193,8 @@ impl LoadedPlugin {
         )
     }
 
-    fn instantiate(&self) -> Result<PluginInstance, LoadError> {
+    /// A new instance, initialised: with the features its `init` asked for.
+    fn instantiate(&self) -> Result<(PluginInstance, Features), LoadError> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.options.limits.memory_bytes)
             .trap_on_grow_failure(true)
@@ -197,22 +216,70 @@ impl LoadedPlugin {
             }
         };
         let plugin = self.pre.instantiate(&mut store).map_err(trap)?;
-        contain(|| {
-            plugin
-                .lbx_router_router()
-                .call_init(&mut store, &self.options.config_json)
-        })
-        .map_err(trap)?
-        .map_err(|message| LoadError::ConfigRejected {
-            name: self.name.to_string(),
-            message: collapse(&message),
-        })?;
-        Ok(PluginInstance {
+        let features = contain(|| plugin.init(&mut store, &self.options.config_json))
+            .map_err(trap)?
+            .map_err(|message| LoadError::ConfigRejected {
+                name: self.name.to_string(),
+                message: collapse(&message),
+            })?;
+        let instance = PluginInstance {
             store,
             plugin,
             backends_generation: 0,
             stats: Vec::new(),
-        })
+            signals: Vec::new(),
+        };
+        Ok((instance, features))
+    }
+
+    /// An idle instance, or a new one.
+    fn take_instance(&self) -> Result<PluginInstance, CallError> {
+        let pooled = self.idle.lock().expect("pool lock").pop();
+        match pooled {
+            Some(instance) => Ok(instance),
+            None => self
+                .instantiate()
+                .map(|(instance, _)| instance)
+                .map_err(|e| {
+                    let kind = match &e {
+                        LoadError::Trap { reason, .. } => classify_message(reason),
+                        _ => FailureKind::Setup,
+                    };
+                    CallError {
+                        kind,
+                        reason: e.to_string(),
+                    }
+                }),
+        }
+    }
+
+    /// Put an instance whose call succeeded back in the pool (if the pool has room).
+    fn return_instance(&self, instance: PluginInstance) {
+        let mut idle = self.idle.lock().expect("pool lock");
+        if idle.len() < self.options.max_idle {
+            idle.push(instance);
+        }
+    }
+
+    /// Tell the plugin how an attempt it decided went: `index` is the backend's position in the
+    /// set the decision was made on, `tag` the pick's. A failure (trap, deadline) is counted
+    /// like a failed decision; the caller decides what else it touches.
+    pub fn on_outcome(&self, index: u32, outcome: &Outcome, tag: u64) -> Result<(), CallError> {
+        let mut instance = self.take_instance()?;
+        let PluginInstance { store, plugin, .. } = &mut instance;
+        store.set_epoch_deadline(self.deadline_ticks);
+        match contain(|| plugin.on_outcome(&mut *store, index, outcome, tag)) {
+            Ok(()) => {
+                self.return_instance(instance);
+                Ok(())
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                let mut error = describe_failure(&e, self.options.limits);
+                error.reason = format!("on-outcome failed: {}", error.reason);
+                Err(error)
+            }
+        }
     }
 
     /// Ask the plugin to choose for one request.
@@ -238,21 +305,7 @@ impl LoadedPlugin {
         set: &BackendSet,
         retry: Option<&RetryContext>,
     ) -> Result<Decision, CallError> {
-        let pooled = self.idle.lock().expect("pool lock").pop();
-        let mut instance = match pooled {
-            Some(instance) => instance,
-            None => match self.instantiate() {
-                Ok(instance) => instance,
-                Err(e) => {
-                    let kind = match &e {
-                        LoadError::Trap { reason, .. } => classify_message(reason),
-                        _ => FailureKind::Setup,
-                    };
-                    let reason = e.to_string();
-                    return Err(CallError { kind, reason });
-                }
-            },
-        };
+        let mut instance = self.take_instance()?;
         if instance.backends_generation != set.generation
             && let Err(e) = tell_backends(&mut instance, set, self.tick)
         {
@@ -264,20 +317,14 @@ impl LoadedPlugin {
             store,
             plugin,
             stats,
+            signals,
             ..
         } = &mut instance;
         // The store owns the request for the call (its imports read it from there); a vacant
         // stand-in, which allocates nothing, holds its place meanwhile.
         store.data_mut().request = Some(std::mem::replace(meta, RequestMeta::vacant()));
         store.set_epoch_deadline(self.deadline_ticks);
-        let result = contain(|| {
-            plugin.lbx_router_router().call_choose(
-                &mut *store,
-                Resource::<RequestHandle>::new_borrow(0),
-                stats,
-                retry,
-            )
-        });
+        let result = contain(|| plugin.choose(&mut *store, stats, signals, retry));
         *meta = store
             .data_mut()
             .request
@@ -285,10 +332,7 @@ impl LoadedPlugin {
             .expect("request metadata stays in the store during the call");
         match result {
             Ok(decision) => {
-                let mut idle = self.idle.lock().expect("pool lock");
-                if idle.len() < self.options.max_idle {
-                    idle.push(instance);
-                }
+                self.return_instance(instance);
                 Ok(decision)
             }
             // The instance is dropped here: after a trap it must not be entered again.
@@ -317,26 +361,11 @@ fn tell_backends(
     set: &BackendSet,
     tick: Duration,
 ) -> Result<(), CallError> {
-    let infos: Vec<BackendInfo> = set
-        .backends
-        .iter()
-        .map(|b| BackendInfo {
-            id: b.spec.id.clone(),
-            address: b.spec.authority.to_string(),
-            weight: b.spec.weight,
-            labels: b.spec.labels.clone(),
-        })
-        .collect();
     instance
         .store
         .set_epoch_deadline(ticks_covering(SETUP_DEADLINE, tick));
     let PluginInstance { store, plugin, .. } = instance;
-    contain(|| {
-        plugin
-            .lbx_router_router()
-            .call_backends_changed(&mut *store, &infos)
-    })
-    .map_err(|e| CallError {
+    contain(|| plugin.backends_changed(&mut *store, set, &[])).map_err(|e| CallError {
         kind: classify(&e),
         reason: format!("backends-changed failed: {}", one_line(&e)),
     })?;

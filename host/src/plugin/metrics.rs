@@ -78,8 +78,8 @@ impl RegisterMetrics for DecisionMetrics {
         registry.register_collector(Box::new(LatencyCollector(self.plugin_latency.clone())));
         registry.register(
             "decisions",
-            "Routing decisions, by who made them (plugin, fallback, fallback_after_error, \
-             fallback_plugin_disabled, host)",
+            "Routing decisions, by who made them (plugin, plugin_alternate, builtin, \
+             fallback_no_opinion, fallback_after_error, fallback_plugin_disabled, host)",
             self.decided_by.clone(),
         );
         registry.register(

@@ -14,6 +14,7 @@ mod breaker;
 mod cache;
 mod compile;
 mod contain;
+mod decision;
 mod engine;
 mod failure;
 mod fallback;
@@ -26,23 +27,27 @@ mod reason;
 mod trim;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use http::{HeaderName, HeaderValue, StatusCode};
 
-pub use bindings::{Decision, RetryContext};
 pub use breaker::{Breaker, Tripped};
+pub use decision::{
+    Contract, Decision, Directives, Features, Header, MAX_REWRITE_BYTES, Pick, RetryContext, Route,
+    interpret,
+};
 pub use engine::PluginEngine;
 pub use failure::{CallError, FailureKind, LoadError};
 pub use fallback::LeastInFlight;
-pub use host_api::RequestMeta;
+pub use host_api::{RequestMeta, monotonic_us};
 pub use kv::KvStore;
 pub use loaded::LoadedPlugin;
 pub use metrics::DecisionMetrics;
 pub use options::{Limits, LoadOptions};
 pub use trim::return_free_memory;
 
+use crate::outcome::Outcome;
 use crate::upstream::BackendSet;
 
 /// One request as routing sees it: owned by the request for its whole life and lent to each
@@ -54,8 +59,12 @@ pub struct RequestCtx {
     pub meta: RequestMeta,
     /// Attempts made so far: 0 for the first decision.
     pub attempt: u32,
-    /// Indexes of the backends whose attempts failed, in order.
+    /// Indexes of the backends whose attempts failed (or answered with a status the pick
+    /// wanted retried), in order.
     pub tried: Vec<u32>,
+    /// What the decision in force asks of its attempts: alternates, retry statuses, rewrite,
+    /// headers, tag and who hears the outcome.
+    pub directives: Directives,
 }
 
 impl RequestCtx {
@@ -65,26 +74,9 @@ impl RequestCtx {
             meta,
             attempt: 0,
             tried: Vec::new(),
+            directives: Directives::default(),
         }
     }
-}
-
-/// Where a request goes.
-#[derive(Debug)]
-pub enum Route {
-    /// Forward to the backend at this index of the set the decision was made on.
-    Forward {
-        /// Backend index.
-        index: usize,
-        /// Extra headers for the upstream request.
-        upstream_headers: Vec<(HeaderName, HeaderValue)>,
-        /// Extra headers for the client's response.
-        downstream_headers: Vec<(HeaderName, HeaderValue)>,
-    },
-    /// Answer the client with this status (the plugin rejected the request).
-    Reject(StatusCode),
-    /// No backend can take the request.
-    NoUsableBackend,
 }
 
 /// Who made a decision, for the access log.
@@ -92,6 +84,9 @@ pub enum Route {
 pub enum DecidedBy {
     /// The plugin's own answer.
     Plugin,
+    /// The next of the alternates the plugin ranked with its pick, for a retry (the plugin
+    /// was not asked again).
+    PluginAlternate,
     /// The built-in choice, because no plugin is configured.
     Builtin,
     /// The built-in fallback, because the plugin answered `no-opinion`.
@@ -106,8 +101,9 @@ pub enum DecidedBy {
 
 impl DecidedBy {
     /// Every value, in declaration order (metrics index by `as usize`).
-    pub const ALL: [DecidedBy; 6] = [
+    pub const ALL: [DecidedBy; 7] = [
         DecidedBy::Plugin,
+        DecidedBy::PluginAlternate,
         DecidedBy::Builtin,
         DecidedBy::FallbackNoOpinion,
         DecidedBy::FallbackAfterPluginError,
@@ -119,6 +115,7 @@ impl DecidedBy {
     pub fn as_str(self) -> &'static str {
         match self {
             DecidedBy::Plugin => "plugin",
+            DecidedBy::PluginAlternate => "plugin_alternate",
             DecidedBy::Builtin => "builtin",
             DecidedBy::FallbackNoOpinion => "fallback_no_opinion",
             DecidedBy::FallbackAfterPluginError => "fallback_after_error",
@@ -152,6 +149,9 @@ struct Decided {
 #[derive(Debug)]
 pub struct Decider {
     plugin: ArcSwapOption<LoadedPlugin>,
+    /// The plugin in force's `body_prefix` (0 without a plugin or for a 0.1 plugin, which
+    /// cannot read it): kept apart so the request path reads one number to know.
+    body_prefix: AtomicUsize,
     breaker: Breaker,
     fallback: LeastInFlight,
     metrics: DecisionMetrics,
@@ -161,6 +161,7 @@ impl Decider {
     /// A decider that asks `plugin` (or only the fallback when `None`).
     pub fn new(plugin: Option<LoadedPlugin>, breaker: Breaker, metrics: DecisionMetrics) -> Self {
         Self {
+            body_prefix: AtomicUsize::new(body_prefix_of(plugin.as_ref())),
             plugin: ArcSwapOption::from(plugin.map(Arc::new)),
             breaker,
             fallback: LeastInFlight::default(),
@@ -171,6 +172,10 @@ impl Decider {
     /// Put `plugin` in force (or none: fallback only) for every decision from now on, and
     /// close the breaker. Returns the version it replaced.
     pub fn install(&self, plugin: Option<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
+        // Set before the swap: a request that sees the new plugin finds its prefix read (one
+        // that reads ahead for the old plugin only reads for nothing).
+        self.body_prefix
+            .store(body_prefix_of(plugin.as_ref()), Ordering::Relaxed);
         let previous = self.plugin.swap(plugin.map(Arc::new));
         self.breaker.reset();
         previous
@@ -179,6 +184,11 @@ impl Decider {
     /// The plugin version in force.
     pub fn current(&self) -> Option<Arc<LoadedPlugin>> {
         self.plugin.load_full()
+    }
+
+    /// How many bytes of a request body to read before deciding (0: none).
+    pub fn body_prefix(&self) -> usize {
+        self.body_prefix.load(Ordering::Relaxed)
     }
 
     /// The breaker guarding the plugin.
@@ -205,7 +215,6 @@ impl Decider {
     }
 
     fn decide(&self, request: &mut RequestCtx, set: &BackendSet) -> Decided {
-        let (attempt, tried) = (request.attempt, request.tried.as_slice());
         let without_plugin = |route, by| Decided {
             route,
             by,
@@ -215,6 +224,12 @@ impl Decider {
         if !set.any_usable() {
             return without_plugin(Route::NoUsableBackend, DecidedBy::Host);
         }
+        if let Some(index) = next_alternate(request, set) {
+            return without_plugin(Route::Forward { index }, DecidedBy::PluginAlternate);
+        }
+        // Whatever decides now, the last pick's directives no longer apply.
+        request.directives = Directives::default();
+        let tried = request.tried.as_slice();
         let guard = self.plugin.load();
         let Some(plugin) = guard.as_ref() else {
             let route = self.fallback_route(set, tried);
@@ -225,8 +240,8 @@ impl Decider {
             return without_plugin(route, DecidedBy::FallbackPluginDisabled);
         }
 
-        let retry = (attempt > 0).then(|| RetryContext {
-            attempt,
+        let retry = (request.attempt > 0).then(|| RetryContext {
+            attempt: request.attempt,
             tried: tried.to_vec(),
         });
         let result = plugin.choose(&mut request.meta, set, retry.as_ref());
@@ -236,9 +251,14 @@ impl Decider {
                 reason,
             })
         });
+        let tried = request.tried.as_slice();
         let (route, by) = match outcome {
-            Ok(Some(route)) => {
+            Ok(Some((route, mut directives))) => {
                 self.plugin_succeeded(plugin);
+                if plugin.features().outcomes && matches!(route, Route::Forward { .. }) {
+                    directives.listener = Some(Arc::clone(plugin));
+                }
+                request.directives = directives;
                 (route, DecidedBy::Plugin)
             }
             Ok(None) => {
@@ -258,6 +278,26 @@ impl Decider {
             route,
             by,
             asked_plugin: true,
+        }
+    }
+
+    /// Tell `plugin` (the version that decided) how an attempt on backend `index` went. A
+    /// failure counts against the breaker like a failed decision, if that version is still in
+    /// force (an old version's failure says nothing about the new one).
+    pub fn hear(&self, plugin: &Arc<LoadedPlugin>, index: usize, outcome: &Outcome, tag: u64) {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        if let Err(error) = plugin.on_outcome(index, outcome, tag) {
+            let in_force = self
+                .plugin
+                .load()
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(current, plugin));
+            if in_force {
+                self.plugin_failed(plugin, &error);
+            } else {
+                tracing::warn!(plugin = plugin.name(), reason = %error.reason,
+                    "replaced plugin version failed to hear an outcome");
+            }
         }
     }
 
@@ -284,14 +324,17 @@ impl Decider {
 
     fn fallback_route(&self, set: &BackendSet, tried: &[u32]) -> Route {
         match self.fallback.choose(set, tried) {
-            Some(index) => Route::Forward {
-                index,
-                upstream_headers: Vec::new(),
-                downstream_headers: Vec::new(),
-            },
+            Some(index) => Route::Forward { index },
             None => Route::NoUsableBackend,
         }
     }
+}
+
+/// The body prefix `plugin` can use: its configured one, if its contract has `body-prefix`.
+fn body_prefix_of(plugin: Option<&LoadedPlugin>) -> usize {
+    plugin
+        .filter(|p| p.contract() != Contract::V0_1)
+        .map_or(0, |p| p.options().body_prefix)
 }
 
 fn routed(route: Route, decided_by: DecidedBy, started: Instant) -> Routed {
@@ -302,50 +345,22 @@ fn routed(route: Route, decided_by: DecidedBy, started: Instant) -> Routed {
     }
 }
 
-/// Check a plugin's answer against the backend set. `Ok(None)` means "no opinion"; `Err` says
-/// why the answer cannot be used.
-pub fn interpret(decision: Decision, set: &BackendSet) -> Result<Option<Route>, String> {
-    match decision {
-        Decision::NoOpinion => Ok(None),
-        Decision::Reject(status) => StatusCode::from_u16(status)
-            .ok()
-            .filter(|s| s.is_client_error() || s.is_server_error())
-            .map(|s| Some(Route::Reject(s)))
-            .ok_or_else(|| format!("reject with status {status}, which is not a 4xx or 5xx")),
-        Decision::Pick(pick) => {
-            let index = pick.backend as usize;
-            let Some(backend) = set.backends.get(index) else {
-                return Err(format!(
-                    "picked backend {index}, but there are only {}",
-                    set.len()
-                ));
-            };
-            if !backend.is_usable() {
-                return Err(format!(
-                    "picked backend {}, which is not usable (down, ejected or draining)",
-                    backend.spec.id
-                ));
-            }
-            Ok(Some(Route::Forward {
-                index,
-                upstream_headers: convert_headers(pick.upstream_headers)?,
-                downstream_headers: convert_headers(pick.downstream_headers)?,
-            }))
+/// On a retry, the next alternate the plugin ranked that is usable and not yet tried; the
+/// alternates passed over are dropped.
+fn next_alternate(request: &mut RequestCtx, set: &BackendSet) -> Option<usize> {
+    if request.attempt == 0 {
+        return None;
+    }
+    let fallbacks = &mut request.directives.fallbacks;
+    while !fallbacks.is_empty() {
+        let index = fallbacks.remove(0);
+        let usable = set
+            .backends
+            .get(index as usize)
+            .is_some_and(|b| b.is_usable());
+        if usable && !request.tried.contains(&index) {
+            return Some(index as usize);
         }
     }
-}
-
-fn convert_headers(
-    headers: Vec<bindings::Header>,
-) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-    headers
-        .into_iter()
-        .map(|h| {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| format!("invalid header name {:?}", h.name))?;
-            let value = HeaderValue::from_str(&h.value)
-                .map_err(|_| format!("invalid value for header {:?}", h.name))?;
-            Ok((name, value))
-        })
-        .collect()
+    None
 }

@@ -31,6 +31,8 @@ pub struct LoadOptions {
     pub max_idle: usize,
     /// The host key-value store, shared across versions.
     pub kv: Arc<KvStore>,
+    /// Request body bytes read before deciding, offered as `request.body-prefix` (0: off).
+    pub body_prefix: usize,
     /// Let the plugin write to lbx's stdout/stderr. Only for `lbx check`: on the proxy's
     /// async threads a write would fail the decision (see `contain`).
     pub inherit_stdio: bool,
@@ -49,6 +51,7 @@ impl LoadOptions {
             },
             max_idle,
             kv,
+            body_prefix: spec.body_prefix,
             inherit_stdio: false,
         }
     }

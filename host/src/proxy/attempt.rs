@@ -35,6 +35,8 @@ use crate::upstream::{
 /// What one attempt sends: the request head (as HTTP/1.1 bytes, for HTTP/1.1 backends), the
 /// plugin's extra fields, how the body is framed.
 pub(super) struct Plan<'a> {
+    /// What routing saw of the request (its head goes to an HTTP/2 backend from here).
+    pub meta: &'a RequestMeta,
     /// The request's id, sent as `X-Request-Id`.
     pub request_id: &'a RequestId,
     /// The request's method.
@@ -49,6 +51,11 @@ pub(super) struct Plan<'a> {
     pub expect_continue: bool,
     /// The head asks to switch protocols.
     pub upgrade: bool,
+    /// The plugin's replacement for the request target.
+    pub rewrite: Option<bytes::Bytes>,
+    /// The request may be sent again after it reached a backend (idempotent, or the operator
+    /// allows it): a pooled connection found closed is then replaced once.
+    pub may_replay_sent: bool,
 }
 
 /// A backend's answer, whatever protocol it came over.
@@ -73,22 +80,20 @@ pub(super) enum AttemptError {
 }
 
 impl Proxy {
-    /// One attempt on `backend`: its answer, the request counted in flight on it, and the time
-    /// to the answer's head (connecting included). A pooled connection found closed before it
-    /// answered is replaced by a new one once, without counting against the backend.
-    #[allow(clippy::too_many_arguments)]
+    /// One attempt on `backend`, started at `started`: its answer, the request counted in
+    /// flight on it, and the time to the answer's head (connecting included). A pooled
+    /// connection found closed before it answered is replaced by a new one once, without
+    /// counting against the backend. Nothing is counted here: the caller records the attempt's
+    /// outcome.
     pub(super) async fn attempt<S: ClientSource, I: InterimSink>(
         &self,
         backend: &Backend,
-        meta: &RequestMeta,
         plan: Plan<'_>,
         side: &mut RequestSide<S>,
         interim: &mut I,
-        continue_relayed: &mut bool,
-        may_replay_sent: bool,
+        started: Instant,
     ) -> Result<(Answer, InFlight, Duration), AttemptError> {
         let in_flight = backend.stats.start_request();
-        let started = Instant::now();
         let mut checkout = backend
             .pool
             .checkout()
@@ -98,32 +103,19 @@ impl Proxy {
         loop {
             let result = match checkout {
                 Checkout::Http1(conn) => {
-                    self.exchange_http1(backend, conn, &plan, side, interim, continue_relayed)
+                    self.exchange_http1(backend, conn, &plan, side, interim)
                         .await
                 }
                 Checkout::Http2(stream) => {
-                    self.exchange_http2(
-                        backend,
-                        stream,
-                        meta,
-                        &plan,
-                        side,
-                        interim,
-                        continue_relayed,
-                    )
-                    .await
+                    self.exchange_http2(backend, stream, &plan, side, interim)
+                        .await
                 }
             };
             match result {
-                Ok(answer) => {
-                    let took = started.elapsed();
-                    backend.stats.traffic().observe_upstream_latency(took);
-                    if !answer.head.status.is_server_error() {
-                        backend.stats.record_success(took);
-                    }
-                    return Ok((answer, in_flight, took));
-                }
-                Err(Failure::Stale) if !replaced_stale && may_replay_sent && side.feed.rewind() => {
+                Ok(answer) => return Ok((answer, in_flight, started.elapsed())),
+                Err(Failure::Stale)
+                    if !replaced_stale && plan.may_replay_sent && side.feed.rewind() =>
+                {
                     replaced_stale = true;
                     tracing::debug!(backend = %backend.spec.id, "pooled connection was closed by the backend; sending on a new one");
                     checkout = backend
@@ -166,7 +158,6 @@ impl Proxy {
         plan: &Plan<'_>,
         side: &mut RequestSide<S>,
         interim: &mut I,
-        continue_relayed: &mut bool,
     ) -> Result<Answer, Failure> {
         let outgoing = OutgoingRequest {
             head: plan.h1_head.clone(),
@@ -187,7 +178,7 @@ impl Proxy {
                 &mut side.feed,
                 self.timeouts(),
             );
-            relay_until_final(&mut exchange, interim, continue_relayed).await
+            relay_until_final(&mut exchange, interim, &mut side.continue_relayed).await
         };
         match result {
             Ok(Relayed::Final(H1Response { head, body, .. })) => Ok(Answer {
@@ -205,25 +196,23 @@ impl Proxy {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn exchange_http2<S: ClientSource, I: InterimSink>(
         &self,
         backend: &Backend,
         stream: H2Stream,
-        meta: &RequestMeta,
         plan: &Plan<'_>,
         side: &mut RequestSide<S>,
         interim: &mut I,
-        continue_relayed: &mut bool,
     ) -> Result<Answer, Failure> {
+        let meta = plan.meta;
         // An HTTP/2 backend is not asked to confirm with `100 Continue`: a client waiting for
         // one is told to go ahead now.
-        if plan.expect_continue && !*continue_relayed && interim.accepts_interim() {
+        if plan.expect_continue && !side.continue_relayed && interim.accepts_interim() {
             interim
                 .send_interim(&ResponseHead::new(StatusCode::CONTINUE))
                 .await
                 .map_err(|_| Failure::Attempt(AttemptError::Final(ClientBodyError::Gone.into())))?;
-            *continue_relayed = true;
+            side.continue_relayed = true;
         }
         // HTTP/2 has no Upgrade (it would take extended CONNECT): the request goes as a plain
         // one and the backend answers it as it would.
@@ -231,6 +220,7 @@ impl Proxy {
             body: plan.body,
             expect_continue: false,
             upgrade: None,
+            rewrite: plan.rewrite.clone(),
         };
         let builder = upstream_h2_request(
             meta,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use tokio::io::AsyncRead;
 use tokio::time::{Instant, Sleep};
@@ -221,6 +221,10 @@ pub struct BodyFeed<S> {
     received: u64,
     /// The backend of the current attempt, whose traffic counts the bytes it is given.
     sending_to: Option<Arc<LiveStats>>,
+    /// Body bytes handed to the current attempt.
+    sent_this_attempt: u64,
+    /// Pieces read ahead of any attempt (the body prefix for the plugin), handed out first.
+    ahead: std::collections::VecDeque<BodyChunk>,
 }
 
 #[derive(Debug)]
@@ -249,7 +253,52 @@ impl<S: ClientSource> BodyFeed<S> {
             completed_at: complete_at,
             received: 0,
             sending_to: None,
+            sent_this_attempt: 0,
+            ahead: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Read the body ahead, before any attempt, until `limit` bytes or its end, and return its
+    /// first `limit` bytes (the whole body when shorter). What was read is kept and handed to
+    /// the first attempt as if it came now, so the backend still gets every byte; a body that
+    /// fails here fails the request as the client's fault, as it would later.
+    pub async fn read_prefix(&mut self, limit: usize) -> Result<Bytes, ClientBodyError> {
+        let mut buffered = 0usize;
+        while buffered < limit && self.completed_at.is_none() {
+            let chunk = std::future::poll_fn(|cx| self.source.poll_chunk(cx)).await?;
+            match chunk {
+                Some(chunk) => {
+                    if let BodyChunk::Data(data) = &chunk {
+                        self.received += data.len() as u64;
+                        buffered += data.len();
+                    }
+                    self.ahead.push_back(chunk);
+                }
+                None => self.completed_at = Some(Instant::now()),
+            }
+        }
+        let mut data = self.ahead.iter().filter_map(|chunk| match chunk {
+            BodyChunk::Data(data) if !data.is_empty() => Some(data),
+            _ => None,
+        });
+        // One piece (the common case for a small JSON body) is shared, not copied.
+        if self.ahead.len() == 1
+            && let Some(only) = data.next()
+        {
+            return Ok(only.slice(..only.len().min(limit)));
+        }
+        let mut prefix = BytesMut::with_capacity(buffered.min(limit));
+        for piece in self.ahead.iter().filter_map(|chunk| match chunk {
+            BodyChunk::Data(data) => Some(data),
+            BodyChunk::Trailers(_) => None,
+        }) {
+            let room = limit - prefix.len();
+            prefix.extend_from_slice(&piece[..piece.len().min(room)]);
+            if prefix.len() == limit {
+                break;
+            }
+        }
+        Ok(prefix.freeze())
     }
 
     /// Start the body over for another attempt. `false` if it cannot be sent again (parts
@@ -270,6 +319,12 @@ impl<S: ClientSource> BodyFeed<S> {
     /// attempt's).
     pub fn send_to(&mut self, stats: Arc<LiveStats>) {
         self.sending_to = Some(stats);
+        self.sent_this_attempt = 0;
+    }
+
+    /// Body bytes handed to the current attempt so far.
+    pub fn sent_this_attempt(&self) -> u64 {
+        self.sent_this_attempt
     }
 
     /// Body bytes read from the client so far.
@@ -277,11 +332,12 @@ impl<S: ClientSource> BodyFeed<S> {
         self.received
     }
 
-    fn count_sent(&self, chunk: &BodyChunk) {
+    fn count_sent(&mut self, chunk: &BodyChunk) {
         if let (Some(stats), BodyChunk::Data(data)) = (&self.sending_to, chunk)
             && !data.is_empty()
         {
             stats.traffic().sent_body_bytes(data.len());
+            self.sent_this_attempt += data.len() as u64;
         }
     }
 
@@ -331,6 +387,13 @@ impl<S: ClientSource> BodySource for BodyFeed<S> {
             let chunk = recording.chunks[self.cursor].clone();
             self.cursor += 1;
             self.count_sent(&chunk);
+            return Poll::Ready(Ok(Some(chunk)));
+        }
+        if let Some(chunk) = self.ahead.pop_front() {
+            // Read ahead for the plugin (and counted as received then).
+            self.consumed = true;
+            self.count_sent(&chunk);
+            self.record(&chunk);
             return Poll::Ready(Ok(Some(chunk)));
         }
         if self.completed_at.is_some() {

@@ -78,27 +78,7 @@ pub enum ProxyError {
     Rejected(StatusCode),
 }
 
-/// Who caused an error: decides what it may touch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The client: never counted against a backend, never retried.
-    Client,
-    /// The backend that was tried: counted toward its ejection.
-    Backend,
-    /// lbx's own limits or policy (no backend, deadline, plugin's rejection).
-    Proxy,
-}
-
-impl Fault {
-    /// Its name in log lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fault::Client => "client",
-            Fault::Backend => "backend",
-            Fault::Proxy => "proxy",
-        }
-    }
-}
+pub use crate::outcome::Fault;
 
 impl ProxyError {
     /// Who caused it.

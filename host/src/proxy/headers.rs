@@ -66,6 +66,9 @@ pub struct UpstreamFraming {
     pub expect_continue: bool,
     /// Ask to switch protocols (`Connection: upgrade` and this `Upgrade`), as the client did.
     pub upgrade: Option<Bytes>,
+    /// The routing plugin's replacement for the request target (path and query, already
+    /// checked to be origin-form).
+    pub rewrite: Option<Bytes>,
 }
 
 /// The request head for an HTTP/1.1 backend at `backend` (its Host when the client gave none).
@@ -79,8 +82,9 @@ pub fn write_upstream_head(
     out: &mut BytesMut,
 ) {
     let head = &meta.head;
-    out.reserve(256 + head.target.len() + fields_len(&head.headers));
-    write_request_line(&head.method, &head.target, out);
+    let target = framing.rewrite.as_ref().unwrap_or(&head.target);
+    out.reserve(256 + target.len() + fields_len(&head.headers));
+    write_request_line(&head.method, target, out);
     upstream_fields(
         meta,
         request_id,
@@ -105,6 +109,10 @@ pub fn upstream_h2_request(
     proxy: &ProxyConfig,
     framing: UpstreamFraming,
 ) -> Result<http::request::Builder, String> {
+    let target = framing
+        .rewrite
+        .clone()
+        .unwrap_or_else(|| meta.head.target.clone());
     let mut authority: Option<Vec<u8>> = None;
     let mut headers = http::HeaderMap::with_capacity(meta.head.headers.len() + 6);
     let mut bad = None;
@@ -139,10 +147,10 @@ pub fn upstream_h2_request(
     let authority = authority.unwrap_or_else(|| backend.as_str().as_bytes().to_vec());
     let authority = http::uri::Authority::try_from(authority.as_slice())
         .map_err(|e| format!("authority not usable over HTTP/2: {e}"))?;
-    let path = if meta.head.target.as_ref() == b"*" {
+    let path = if target.as_ref() == b"*" {
         http::uri::PathAndQuery::from_static("*")
     } else {
-        http::uri::PathAndQuery::try_from(meta.head.target.as_ref())
+        http::uri::PathAndQuery::try_from(target.as_ref())
             .map_err(|e| format!("target not usable over HTTP/2: {e}"))?
     };
     let uri = http::Uri::builder()

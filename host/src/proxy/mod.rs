@@ -17,7 +17,7 @@ mod error;
 mod headers;
 mod listener;
 mod metrics;
-mod outlier;
+mod record;
 mod relay;
 mod request;
 mod request_side;
@@ -25,7 +25,7 @@ mod retry;
 mod tunnel;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
@@ -44,11 +44,13 @@ use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
 use crate::http1::parse::response_has_body;
 use crate::message::ResponseHead;
 use crate::metrics::RegisterMetrics;
+use crate::outcome::Outcome;
 use crate::plugin::{Decider, RequestCtx, RequestMeta, Route};
+use crate::upstream::BackendSet;
 use crate::upstream::Upstreams;
 use attempt::{Answer, AttemptError, Plan};
 use headers::{UpstreamFraming, client_response_head, write_upstream_head};
-use outlier::note_failure;
+use record::{Feedback, Recorder};
 use relay::ServedBy;
 use retry::{RetryBudget, is_idempotent};
 
@@ -209,7 +211,6 @@ impl Proxy {
     ) -> Result<Forwarded, ProxyError> {
         self.retry_budget.record_request();
         let set = self.upstreams.snapshot();
-        let retry = &self.policies.retry;
         let ClientRequest {
             head,
             authority,
@@ -229,8 +230,13 @@ impl Proxy {
             authority,
             client,
             secure,
+            body_prefix: None,
         });
-        let mut continue_relayed = false;
+        let prefix_limit = self.decider.body_prefix();
+        if prefix_limit > 0 {
+            request.meta.body_prefix =
+                Some(read_prefix(body, expect_continue, prefix_limit, side, interim).await?);
+        }
 
         for attempt in 0.. {
             request.attempt = attempt;
@@ -241,22 +247,25 @@ impl Proxy {
                 log.decided_by = routed.decided_by;
                 log.attempts = attempt + 1;
             }
-            let (index, upstream_headers, downstream_headers) = match routed.route {
-                Route::Forward {
-                    index,
-                    upstream_headers,
-                    downstream_headers,
-                } => (index, upstream_headers, downstream_headers),
+            let index = match routed.route {
+                Route::Forward { index } => index,
                 Route::Reject(status) => return Err(ProxyError::Rejected(status)),
                 Route::NoUsableBackend => return Err(ProxyError::NoUsableBackend),
             };
+            let directives = &request.directives;
             let backend = &set.backends[index];
+            let feedback = directives.listener.as_ref().map(|plugin| Feedback {
+                decider: self.decider.clone(),
+                plugin: plugin.clone(),
+                tag: directives.tag,
+            });
+            let recorder = Recorder::new(set.clone(), index, self.policies.outlier, feedback);
             if let Some(log) = log.as_mut() {
                 log.backend = Some((set.clone(), index));
             }
             // Expect goes upstream only while the client still waits for an answer to it,
             // and only if lbx can relay that answer.
-            let expect = expect_continue && !continue_relayed && interim.accepts_interim();
+            let expect = expect_continue && !side.continue_relayed && interim.accepts_interim();
             let mut h1_head = BytesMut::new();
             if body != RequestBody::None {
                 side.feed.send_to(backend.stats.clone());
@@ -265,43 +274,56 @@ impl Proxy {
                 meta,
                 &id,
                 &backend.spec.authority,
-                &upstream_headers,
+                &directives.upstream_headers,
                 &self.policies.proxy,
                 UpstreamFraming {
                     body,
                     expect_continue: expect,
                     upgrade: upgrade.clone(),
+                    rewrite: directives.rewrite.clone(),
                 },
                 &mut h1_head,
             );
             let plan = Plan {
+                meta,
                 request_id: &id,
                 method: meta.head.method.clone(),
                 h1_head: h1_head.freeze(),
-                upstream_headers: &upstream_headers,
+                upstream_headers: &directives.upstream_headers,
                 body,
                 expect_continue: expect,
                 upgrade: upgrade.is_some(),
+                rewrite: directives.rewrite.clone(),
+                may_replay_sent,
             };
-            let attempted = self
-                .attempt(
-                    backend,
-                    meta,
-                    plan,
-                    side,
-                    interim,
-                    &mut continue_relayed,
-                    may_replay_sent,
-                )
-                .await;
-            let failure = match attempted {
-                Ok((Answer { head, body, tunnel }, in_flight, upstream_latency)) => {
+            let started = Instant::now();
+            let failure = match self.attempt(backend, plan, side, interim, started).await {
+                Ok((Answer { head, body, tunnel }, in_flight, ttfb)) => {
                     let status = head.status;
-                    backend.stats.traffic().responded(status);
-                    if status.is_server_error() && self.policies.outlier.count_5xx {
-                        note_failure(&set, index, &self.policies.outlier);
+                    if tunnel.is_none()
+                        && request.directives.retries_on(status)
+                        && self.may_retry(attempt, index, &mut request, side, may_replay_sent, &set)
+                    {
+                        // The plugin asked for another try on this status: the response is
+                        // set aside (its connection closed unless it was read to the end).
+                        drop((body, in_flight));
+                        let mut outcome = Outcome::answered(attempt, status, ttfb);
+                        outcome.total = started.elapsed();
+                        outcome.bytes_up = side.feed.sent_this_attempt();
+                        recorder.record(&outcome);
+                        backend.stats.traffic().retried();
+                        tracing::info!(
+                            request_id = %id,
+                            backend = %backend.spec.id,
+                            attempt = attempt + 1,
+                            status = status.as_u16(),
+                            "backend answered with a status the plugin retries; trying another backend"
+                        );
+                        continue;
                     }
-                    let has_body = response_has_body(&meta.head.method, status);
+                    let downstream_headers =
+                        std::mem::take(&mut request.directives.downstream_headers);
+                    let has_body = response_has_body(&request.meta.head.method, status);
                     let switched_to = tunnel
                         .as_ref()
                         .and_then(|_| head.headers.get("upgrade").cloned());
@@ -318,12 +340,12 @@ impl Proxy {
                     let mut log = log.take();
                     if let Some(log) = &mut log {
                         log.status = status;
-                        log.upstream_latency = Some(upstream_latency);
+                        log.upstream_latency = Some(ttfb);
                     }
                     let served_by = ServedBy {
-                        set: set.clone(),
-                        index,
-                        outlier: self.policies.outlier,
+                        recorder,
+                        outcome: Outcome::answered(attempt, status, ttfb),
+                        started,
                         received_at: tunnel.is_none().then_some(received_at),
                     };
                     return Ok(Forwarded {
@@ -338,23 +360,24 @@ impl Proxy {
             let (error, may_retry) = match failure {
                 AttemptError::Unsent(error) => (error, side.feed.rewind()),
                 AttemptError::Sent(error) => (error, may_replay_sent && side.feed.rewind()),
-                AttemptError::Final(error) => return Err(answered_for(backend, error)),
+                AttemptError::Final(error) => (error, false),
             };
-            if error.fault() == Fault::Backend {
-                backend.stats.traffic().backend_error();
-                note_failure(&set, index, &self.policies.outlier);
-            }
+            let mut outcome = Outcome::failed(
+                attempt,
+                error.fault(),
+                started.elapsed(),
+                side.feed.sent_this_attempt(),
+            );
             request.tried.push(index as u32);
-            // Retrying makes sense only on a backend that has not failed this request yet.
-            let untried_left = set
-                .backends
-                .iter()
-                .enumerate()
-                .any(|(i, b)| b.is_usable() && !request.tried.contains(&(i as u32)));
-            let can_retry = may_retry && attempt + 1 < retry.max_attempts && untried_left;
-            if !can_retry || !self.retry_budget.try_retry() {
-                return Err(answered_for(backend, error));
+            let can_retry = may_retry && self.retry_allowed(attempt, &request.tried, &set);
+            if !can_retry {
+                // lbx's answer to the client counts as this backend's response (a backend
+                // that fails shows as 5xx), unless the client caused it.
+                outcome.answered = error.status().filter(|_| error.fault() != Fault::Client);
+                recorder.record(&outcome);
+                return Err(error);
             }
+            recorder.record(&outcome);
             backend.stats.traffic().retried();
             // The client may never see this failure (the retry can answer), so it is told
             // here or nowhere; the request id ties it to the access line.
@@ -369,18 +392,65 @@ impl Proxy {
         }
         unreachable!("the attempt loop only ends by returning")
     }
+
+    /// Whether a response from backend `index` may be set aside for another attempt: the
+    /// request can be sent again, and the limits allow a retry (then `index` counts as tried).
+    fn may_retry<S: ClientSource>(
+        &self,
+        attempt: u32,
+        index: usize,
+        request: &mut RequestCtx,
+        side: &mut RequestSide<S>,
+        may_replay_sent: bool,
+        set: &BackendSet,
+    ) -> bool {
+        // A body still streaming into the stream cannot be rewound while it flows.
+        if side.is_pumping() || !may_replay_sent || !side.feed.rewind() {
+            return false;
+        }
+        request.tried.push(index as u32);
+        if self.retry_allowed(attempt, &request.tried, set) {
+            return true;
+        }
+        request.tried.pop();
+        false
+    }
+
+    /// Whether attempt `attempt` may be followed by another: attempts and an untried usable
+    /// backend are left, and the retry budget grants one (taken here).
+    fn retry_allowed(&self, attempt: u32, tried: &[u32], set: &BackendSet) -> bool {
+        // Retrying makes sense only on a backend that has not failed this request yet.
+        let untried_left = set
+            .backends
+            .iter()
+            .enumerate()
+            .any(|(i, b)| b.is_usable() && !tried.contains(&(i as u32)));
+        attempt + 1 < self.policies.retry.max_attempts
+            && untried_left
+            && self.retry_budget.try_retry()
+    }
 }
 
-/// `error`, which ends a request whose last attempt went to `backend`: lbx's answer to the
-/// client is counted as that backend's response (a backend that fails shows as 5xx), unless
-/// the client caused it — a client's fault never touches a backend's figures.
-fn answered_for(backend: &crate::upstream::Backend, error: ProxyError) -> ProxyError {
-    if error.fault() != Fault::Client
-        && let Some(status) = error.status()
-    {
-        backend.stats.traffic().responded(status);
+/// The first `limit` bytes of the request body, read before deciding. A client waiting for
+/// `100 Continue` is told to go ahead first (lbx, not the backend, wants the body now).
+async fn read_prefix<S: ClientSource, I: InterimSink>(
+    body: RequestBody,
+    expect_continue: bool,
+    limit: usize,
+    side: &mut RequestSide<S>,
+    interim: &mut I,
+) -> Result<Bytes, ProxyError> {
+    if body == RequestBody::None {
+        return Ok(Bytes::new());
     }
-    error
+    if expect_continue && !side.continue_relayed && interim.accepts_interim() {
+        interim
+            .send_interim(&ResponseHead::new(StatusCode::CONTINUE))
+            .await
+            .map_err(|_| ClientBodyError::Gone)?;
+        side.continue_relayed = true;
+    }
+    Ok(side.feed.read_prefix(limit).await?)
 }
 
 impl RegisterMetrics for Proxy {

@@ -1,10 +1,9 @@
 //! The backend's response body on its way to the client: streamed piece by piece (never
-//! buffered), the request counted in flight until it ends, a body the backend breaks counted
-//! against it, its bytes and the request's total time counted for the backend, and the
-//! access-log line written when it is over.
+//! buffered), the request counted in flight until it ends, and — when it ends, cleanly, broken
+//! by the backend or abandoned by the client — the attempt's [`Outcome`] recorded and the
+//! access-log line written.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -12,30 +11,24 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use super::access_log::AccessLog;
-use super::outlier::note_failure;
-use crate::config::OutlierConfig;
+use super::record::Recorder;
 use crate::http1::Framing;
 use crate::message::BodyChunk;
-use crate::upstream::{BackendSet, InFlight, ResponseBody, ResponseBodyError, Traffic};
+use crate::outcome::{Fault, Outcome};
+use crate::upstream::{InFlight, ResponseBody, ResponseBodyError};
 
-/// Which backend a response came from, for counting a failure of its body.
+/// The attempt whose response is being relayed, for recording its outcome at the end.
 #[derive(Debug)]
 pub struct ServedBy {
-    /// The set the request was routed on.
-    pub set: Arc<BackendSet>,
-    /// The backend's index in it.
-    pub index: usize,
-    /// Outlier settings.
-    pub outlier: OutlierConfig,
+    /// Where the outcome is counted.
+    pub recorder: Recorder,
+    /// The outcome as far as the response head.
+    pub outcome: Outcome,
+    /// When the attempt started.
+    pub started: Instant,
     /// When the request arrived, for its total latency; `None` for an upgraded connection,
     /// whose "response" lasts as long as the tunnel and would only blur the histogram.
     pub received_at: Option<Instant>,
-}
-
-impl ServedBy {
-    fn traffic(&self) -> Option<&Traffic> {
-        self.set.backends.get(self.index).map(|b| b.stats.traffic())
-    }
 }
 
 /// A backend's response body being relayed.
@@ -69,6 +62,7 @@ impl RelayedBody {
     /// The client's request body came to `bytes` (known only once the request side is done,
     /// which may be after the response began: a gRPC stream sends both ways).
     pub fn note_request_bytes(&mut self, bytes: u64) {
+        self.served_by.outcome.bytes_up = bytes;
         if let Some(log) = &mut self.log {
             log.bytes_in = bytes;
         }
@@ -77,10 +71,13 @@ impl RelayedBody {
     /// An upgraded connection's tunnel ended having carried these bytes each way: for the
     /// access line and the backend's body byte counters, as a body's bytes would be.
     pub fn note_tunnel_bytes(&mut self, from_client: u64, from_backend: u64) {
-        if let Some(traffic) = self.served_by.traffic() {
+        if let Some(backend) = self.served_by.recorder.backend() {
+            let traffic = backend.stats.traffic();
             traffic.sent_body_bytes(from_client as usize);
             traffic.received_body_bytes(from_backend as usize);
         }
+        self.served_by.outcome.bytes_up = from_client;
+        self.served_by.outcome.bytes_down = from_backend;
         if let Some(log) = &mut self.log {
             log.bytes_in = from_client;
             log.bytes_out = from_backend;
@@ -101,9 +98,10 @@ impl RelayedBody {
         let polled = self.inner.poll_chunk(cx);
         match &polled {
             Poll::Ready(Some(Ok(BodyChunk::Data(data)))) if !data.is_empty() => {
-                if let Some(traffic) = self.served_by.traffic() {
-                    traffic.received_body_bytes(data.len());
+                if let Some(backend) = self.served_by.recorder.backend() {
+                    backend.stats.traffic().received_body_bytes(data.len());
                 }
+                self.served_by.outcome.bytes_down += data.len() as u64;
                 if let Some(log) = &mut self.log {
                     log.bytes_out += data.len() as u64;
                 }
@@ -113,16 +111,7 @@ impl RelayedBody {
                 if let Some(log) = &self.log {
                     tracing::warn!(request_id = %log.id, error = %e, "backend broke off its response body");
                 }
-                let ServedBy {
-                    set,
-                    index,
-                    outlier,
-                    ..
-                } = &self.served_by;
-                if let Some(traffic) = self.served_by.traffic() {
-                    traffic.backend_error();
-                }
-                note_failure(set, *index, outlier);
+                self.served_by.outcome.fault = Some(Fault::Backend);
             }
             _ => {}
         }
@@ -164,11 +153,15 @@ impl Body for RelayedBody {
 
 impl Drop for RelayedBody {
     fn drop(&mut self) {
-        if let (Some(received_at), Some(traffic)) =
-            (self.served_by.received_at, self.served_by.traffic())
-        {
-            traffic.observe_total_latency(received_at.elapsed());
+        let served_by = &mut self.served_by;
+        let outcome = &mut served_by.outcome;
+        outcome.total = served_by.started.elapsed();
+        outcome.arrival_to_end = served_by.received_at.map(|at| at.elapsed());
+        if !self.complete && outcome.fault.is_none() {
+            // Not ended and not broken by the backend: the client stopped reading.
+            outcome.fault = Some(Fault::Client);
         }
+        served_by.recorder.record(outcome);
         if let Some(log) = self.log.take() {
             log.emit(self.complete);
         }

@@ -22,6 +22,8 @@ use crate::upstream::h2::Feed;
 pub struct RequestSide<S> {
     /// The client's body, recorded for replays.
     pub(super) feed: BodyFeed<S>,
+    /// Whether the client has been told `100 Continue` (it is told once per request).
+    pub(super) continue_relayed: bool,
     pump: Option<PollSender<Feed>>,
     /// Since when the stream has not taken more of the body (the backend not reading).
     blocked_since: Option<Instant>,
@@ -32,6 +34,7 @@ impl<S: ClientSource> RequestSide<S> {
     pub(super) fn new(feed: BodyFeed<S>) -> Self {
         Self {
             feed,
+            continue_relayed: false,
             pump: None,
             blocked_since: None,
         }

@@ -49,6 +49,22 @@ pub mod plugins {
     pub const TEST_ROUTER: &str = env!("LBX_PLUGIN_TEST_ROUTER");
     /// tests/plugins/not_a_router: a component of another world.
     pub const NOT_A_ROUTER: &str = env!("LBX_PLUGIN_NOT_A_ROUTER");
+    /// Plugins built for `lbx:router@0.1.0` before 0.2 existed (checked in, never rebuilt):
+    /// every 0.1 plugin in the field must keep working.
+    pub const V0_1_LEAST_CONN: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/contract-0.1/least_conn.wasm"
+    );
+    /// The 0.1 header router (reads headers and paths, parses a configuration).
+    pub const V0_1_HEADER_ROUTER: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/contract-0.1/header_router.wasm"
+    );
+    /// The 0.1 sticky-cookie router (sets a downstream header, uses the key-value store).
+    pub const V0_1_STICKY_COOKIE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/contract-0.1/sticky_cookie.wasm"
+    );
 }
 
 /// The lbx binary under test.

@@ -18,6 +18,7 @@ fn meta(fields: &[(&'static str, &'static str)], client: &str) -> RequestMeta {
         },
         client: client.parse().unwrap(),
         secure: false,
+        body_prefix: None,
     }
 }
 
@@ -38,6 +39,7 @@ fn upstream(meta: &RequestMeta, proxy: &ProxyConfig, body: RequestBody, expect: 
             body,
             expect_continue: expect,
             upgrade: None,
+            rewrite: None,
         },
         &mut out,
     );
@@ -266,4 +268,46 @@ fn client_addresses_are_written_as_display_writes_them() {
         write_ip(ip, &mut out);
         assert_eq!(out, ip.to_string().into_bytes());
     }
+}
+
+#[test]
+fn a_plugins_rewrite_replaces_the_target_and_nothing_else() {
+    let meta = meta(&[("Host", "shop.example"), ("X-A", "1")], "10.0.0.1:4000");
+    let backend: Authority = "10.0.0.9:8080".parse().unwrap();
+    let framing = UpstreamFraming {
+        body: RequestBody::None,
+        expect_continue: false,
+        upgrade: None,
+        rewrite: Some(Bytes::from_static(b"/users?page=2")),
+    };
+    let mut out = BytesMut::new();
+    write_upstream_head(
+        &meta,
+        &RequestId::given(&Bytes::from_static(b"rid-1")).unwrap(),
+        &backend,
+        &[],
+        &ProxyConfig::default(),
+        framing.clone(),
+        &mut out,
+    );
+    let head = String::from_utf8(out.to_vec()).unwrap();
+    assert!(
+        head.starts_with("GET /users?page=2 HTTP/1.1\r\nHost: shop.example\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nX-A: 1\r\n"), "{head}");
+
+    let h2 = upstream_h2_request(
+        &meta,
+        &RequestId::given(&Bytes::from_static(b"rid-1")).unwrap(),
+        &backend,
+        http::uri::Scheme::HTTP,
+        &[],
+        &ProxyConfig::default(),
+        framing,
+    )
+    .unwrap()
+    .body(())
+    .unwrap();
+    assert_eq!(h2.uri().path_and_query().unwrap().as_str(), "/users?page=2");
 }

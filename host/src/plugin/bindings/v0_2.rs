@@ -1,0 +1,208 @@
+//! `lbx:router@0.2.0` (`wit/`): its bindings, the glue for its imports, and the
+//! conversion of its calls.
+
+use wasmtime::Store;
+use wasmtime::component::Resource;
+
+use super::{RequestHandle, identities, tracing_level};
+use crate::outcome::{Fault, Outcome};
+use crate::plugin::decision::{Decision, Features, Header, Pick, RetryContext};
+use crate::plugin::host_api::HostState;
+use crate::plugin::kv::KvError;
+use crate::upstream::BackendSet;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+    with: {
+        "lbx:router/types.request": crate::plugin::bindings::RequestHandle,
+    },
+});
+
+use exports::lbx::router::router as wit;
+use lbx::router::{host, kv, types};
+
+pub(super) fn init(
+    plugin: &Plugin,
+    store: &mut Store<HostState>,
+    config: &str,
+) -> wasmtime::Result<Result<Features, String>> {
+    Ok(plugin
+        .lbx_router_router()
+        .call_init(store, config)?
+        .map(|features| Features {
+            outcomes: features.contains(wit::Features::OUTCOMES),
+        }))
+}
+
+pub(super) fn backends_changed(
+    plugin: &Plugin,
+    store: &mut Store<HostState>,
+    set: &BackendSet,
+    signal_names: &[String],
+) -> wasmtime::Result<()> {
+    let infos: Vec<wit::BackendInfo> = identities(set)
+        .map(|b| wit::BackendInfo {
+            id: b.id,
+            address: b.address,
+            weight: b.weight,
+            labels: b.labels,
+        })
+        .collect();
+    plugin
+        .lbx_router_router()
+        .call_backends_changed(store, &infos, signal_names)
+}
+
+pub(super) fn choose(
+    plugin: &Plugin,
+    store: &mut Store<HostState>,
+    stats: &[u32],
+    signals: &[f64],
+    retry: Option<&RetryContext>,
+) -> wasmtime::Result<Decision> {
+    let retry = retry.map(|r| wit::RetryContext {
+        attempt: r.attempt,
+        tried: r.tried.clone(),
+    });
+    let decision = plugin.lbx_router_router().call_choose(
+        store,
+        Resource::<RequestHandle>::new_borrow(0),
+        stats,
+        signals,
+        retry.as_ref(),
+    )?;
+    Ok(match decision {
+        wit::Decision::Pick(pick) => Decision::Pick(Pick {
+            backend: pick.backend,
+            fallbacks: pick.fallbacks,
+            retry_on: pick.retry_on,
+            rewrite: pick.rewrite,
+            tag: pick.tag,
+            upstream_headers: headers(pick.upstream_headers),
+            downstream_headers: headers(pick.downstream_headers),
+        }),
+        wit::Decision::Reject(status) => Decision::Reject(status),
+        wit::Decision::NoOpinion => Decision::NoOpinion,
+    })
+}
+
+pub(super) fn on_outcome(
+    plugin: &Plugin,
+    store: &mut Store<HostState>,
+    index: u32,
+    outcome: &Outcome,
+    tag: u64,
+) -> wasmtime::Result<()> {
+    let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let outcome = types::Outcome {
+        backend: index,
+        status: outcome.status.map(|s| s.as_u16()),
+        fault: outcome.fault.map(|fault| match fault {
+            Fault::Client => types::Fault::Client,
+            Fault::Backend => types::Fault::Backend,
+            Fault::Proxy => types::Fault::Lbx,
+        }),
+        ttfb_us: outcome.ttfb.map(micros),
+        total_us: micros(outcome.total),
+        bytes_up: outcome.bytes_up,
+        bytes_down: outcome.bytes_down,
+        attempt: outcome.attempt,
+        tag,
+    };
+    plugin.lbx_router_router().call_on_outcome(store, outcome)
+}
+
+fn headers(headers: Vec<types::Header>) -> Vec<Header> {
+    headers
+        .into_iter()
+        .map(|h| Header {
+            name: h.name,
+            value: h.value,
+        })
+        .collect()
+}
+
+impl host::Host for HostState {
+    fn log(&mut self, level: host::LogLevel, message: String) {
+        HostState::log(self, tracing_level!(level, host::LogLevel), &message);
+    }
+
+    fn now_us(&mut self) -> u64 {
+        HostState::now_us(self)
+    }
+}
+
+impl types::Host for HostState {}
+
+impl types::HostRequest for HostState {
+    fn method(&mut self, _: Resource<RequestHandle>) -> String {
+        HostState::method(self)
+    }
+
+    fn path(&mut self, _: Resource<RequestHandle>) -> String {
+        HostState::path(self)
+    }
+
+    fn query(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+        HostState::query(self)
+    }
+
+    fn authority(&mut self, _: Resource<RequestHandle>) -> Option<String> {
+        HostState::authority(self)
+    }
+
+    fn header(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+        HostState::header(self, &name)
+    }
+
+    fn cookie(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
+        HostState::cookie(self, &name)
+    }
+
+    fn client_ip(&mut self, _: Resource<RequestHandle>) -> String {
+        HostState::client_ip(self)
+    }
+
+    fn client_port(&mut self, _: Resource<RequestHandle>) -> u16 {
+        HostState::client_port(self)
+    }
+
+    fn body_prefix(&mut self, _: Resource<RequestHandle>) -> Option<Vec<u8>> {
+        HostState::body_prefix(self)
+    }
+
+    fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
+        // Handles are only ever lent to the guest (`borrow<request>`), never owned by it.
+        Ok(())
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.kv.get(&key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
+        self.kv.set(key, value).map_err(kv_error)
+    }
+
+    fn insert(&mut self, key: String, value: Vec<u8>) -> Result<bool, kv::KvError> {
+        self.kv.insert(key, value).map_err(kv_error)
+    }
+
+    fn delete(&mut self, key: String) -> bool {
+        self.kv.delete(&key)
+    }
+
+    fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::KvError> {
+        self.kv.increment(key, delta).map_err(kv_error)
+    }
+}
+
+fn kv_error(error: KvError) -> kv::KvError {
+    match error {
+        KvError::KeyTooLong => kv::KvError::KeyTooLong,
+        KvError::StoreFull => kv::KvError::StoreFull,
+    }
+}
