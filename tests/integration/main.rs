@@ -11,6 +11,7 @@ mod bodies;
 mod body_relay_property;
 mod check;
 mod config_reload;
+mod contract;
 mod dashboard;
 mod errors;
 mod faults;

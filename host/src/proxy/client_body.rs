@@ -522,4 +522,54 @@ mod tests {
         let _ = drain(&mut feed);
         assert!(!feed.rewind(), "read and not recorded");
     }
+
+    fn read_prefix<S: ClientSource>(
+        feed: &mut BodyFeed<S>,
+        limit: usize,
+    ) -> Result<Bytes, ClientBodyError> {
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut reading = std::pin::pin!(feed.read_prefix(limit));
+        match reading.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => unreachable!("scripted sources are always ready"),
+        }
+    }
+
+    #[test]
+    fn a_prefix_read_ahead_is_still_sent_whole_and_unrecorded_bodies_can_go_once() {
+        let source = Script(VecDeque::from([
+            data("abc"),
+            data("defg"),
+            data("hij"),
+            Ok(None),
+        ]));
+        let mut feed = BodyFeed::new(source, None, None);
+        assert_eq!(read_prefix(&mut feed, 5).unwrap(), "abcde");
+        assert!(!feed.is_complete(), "the rest was not read yet");
+        assert!(feed.rewind(), "nothing was sent yet");
+        let stats = Arc::new(LiveStats::default());
+        feed.send_to(stats.clone());
+        assert_eq!(drain(&mut feed), (b"abcdefghij".to_vec(), Ok(())));
+        assert_eq!(feed.sent_this_attempt(), 10);
+        assert_eq!(feed.received_bytes(), 10, "read-ahead bytes counted once");
+    }
+
+    #[test]
+    fn a_body_shorter_than_the_prefix_is_given_whole_and_complete() {
+        let source = Script(VecDeque::from([data("ab"), data("c"), Ok(None)]));
+        let mut feed = BodyFeed::new(source, Some(16), None);
+        assert_eq!(read_prefix(&mut feed, 64).unwrap(), "abc");
+        assert!(feed.is_complete());
+        assert_eq!(drain(&mut feed).0, b"abc");
+        assert!(feed.rewind());
+        assert_eq!(drain(&mut feed).0, b"abc", "recorded for a replay as usual");
+    }
+
+    #[test]
+    fn a_body_that_breaks_while_read_ahead_is_the_clients_error() {
+        let source = Script(VecDeque::from([data("ab"), Err(ClientBodyError::Gone)]));
+        let mut feed = BodyFeed::new(source, Some(16), None);
+        assert_eq!(read_prefix(&mut feed, 64), Err(ClientBodyError::Gone));
+    }
 }
