@@ -630,6 +630,29 @@ mod tests {
     }
 
     #[test]
+    fn body_prefix_takes_sizes_and_is_bounded() {
+        let config = |value: &str| {
+            Config::parse(
+                &format!(
+                    "[plugin]\npath = \"p.wasm\"\nbody_prefix = {value}\n\
+                     [[backend]]\nurl = \"http://127.0.0.1:5\""
+                ),
+                None,
+            )
+            .unwrap()
+        };
+        assert_eq!(config("\"64KiB\"").plugin_spec().body_prefix, 64 * 1024);
+        assert_eq!(config("100").plugin_spec().body_prefix, 100);
+        assert_eq!(Config::default().plugin_spec().body_prefix, 0);
+        let err = config("\"2MiB\"").validate().unwrap_err().to_string();
+        assert!(
+            err.contains("plugin.body_prefix") && err.contains("maximum of 1 MiB"),
+            "{err}"
+        );
+        assert!(Config::parse("[plugin]\npath = \"p\"\nbody_prefix = \"lots\"", None).is_err());
+    }
+
+    #[test]
     fn duplicate_backend_ids_are_refused() {
         let mut config = Config::default();
         config.apply(Overrides {
