@@ -1,6 +1,11 @@
 //! Cost of one routing decision through the Wasm boundary: least_conn over 8 backends for a
 //! request carrying 20 headers the plugin does not read. Target: ≤ 1 µs.
 //!
+//! Contract 0.2 against 0.1: the same least_conn built for `lbx:router@0.1.0` (the checked-in
+//! fixture) must cost no less than the 0.2 build. Outcome feedback: `p2c_ewma` (which asks for
+//! outcomes) with and without the `on-outcome` call that follows each of its decisions; the
+//! difference is what feedback adds per request (target ≤ 0.5 µs).
+//!
 //! The "cold caches" variants write 64 MiB between two decisions, as the rest of a machine does
 //! to lbx's memory while it waits for the next request when requests come one at a time: they
 //! measure what `decision_us` in an access line shows then (see README, "Access log").
@@ -14,6 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use lbx::check::CacheEvicter;
 use lbx::config::{BackendConfig, BackendSpec};
+use lbx::outcome::Outcome;
 use lbx::plugin::DecisionMetrics;
 use lbx::plugin::{
     Breaker, Decider, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestCtx,
@@ -61,13 +67,14 @@ fn decision(c: &mut Criterion) {
         body_prefix: 0,
         inherit_stdio: false,
     };
-    let plugin = LoadedPlugin::load_file(
-        &engine,
-        env!("LBX_PLUGIN_LEAST_CONN").as_ref(),
-        options,
-        &set,
-    )
+    let load = |path: &str| LoadedPlugin::load_file(&engine, path.as_ref(), options.clone(), &set);
+    let plugin = load(env!("LBX_PLUGIN_LEAST_CONN")).unwrap();
+    let v0_1_plugin = load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/contract-0.1/least_conn.wasm"
+    ))
     .unwrap();
+    let p2c = load(env!("LBX_PLUGIN_P2C_EWMA")).unwrap();
     let breaker = || Breaker::new(5, Duration::from_secs(30));
     // Some load so the plugin has a real minimum to find.
     let _busy: Vec<_> = (0..8)
@@ -79,6 +86,25 @@ fn decision(c: &mut Criterion) {
     let mut request = RequestCtx::new(request_with_20_headers());
     c.bench_function("least_conn decision (8 backends, 20 headers)", |b| {
         b.iter(|| black_box(with_plugin.route(&mut request, &set)))
+    });
+
+    let v0_1 = Decider::new(Some(v0_1_plugin), breaker(), DecisionMetrics::default());
+    c.bench_function("least_conn decision, contract 0.1 build", |b| {
+        b.iter(|| black_box(v0_1.route(&mut request, &set)))
+    });
+
+    let feedback = Decider::new(Some(p2c), breaker(), DecisionMetrics::default());
+    let p2c = feedback.current().expect("installed");
+    let outcome = Outcome::answered(0, http::StatusCode::OK, Duration::from_micros(800));
+    c.bench_function("p2c_ewma decision", |b| {
+        b.iter(|| black_box(feedback.route(&mut request, &set)))
+    });
+    c.bench_function("p2c_ewma decision + outcome feedback", |b| {
+        b.iter(|| {
+            let routed = feedback.route(&mut request, &set);
+            feedback.hear(&p2c, 3, &outcome, 7);
+            black_box(routed)
+        })
     });
 
     let builtin = Decider::new(None, breaker(), DecisionMetrics::default());

@@ -304,15 +304,20 @@ impl<S: ClientSource> BodyFeed<S> {
     /// Start the body over for another attempt. `false` if it cannot be sent again (parts
     /// were read and not recorded).
     pub fn rewind(&mut self) -> bool {
-        let replayable = match &self.recording {
-            _ if !self.consumed => true,
-            Some(recording) => !recording.overflowed,
-            None => false,
-        };
+        let replayable = self.can_rewind();
         if replayable {
             self.cursor = 0;
         }
         replayable
+    }
+
+    /// Whether [`rewind`](Self::rewind) would succeed.
+    pub fn can_rewind(&self) -> bool {
+        match &self.recording {
+            _ if !self.consumed => true,
+            Some(recording) => !recording.overflowed,
+            None => false,
+        }
     }
 
     /// Count what is handed out from now on as sent to the backend with `stats` (the next

@@ -405,12 +405,12 @@ impl Proxy {
         set: &BackendSet,
     ) -> bool {
         // A body still streaming into the stream cannot be rewound while it flows.
-        if side.is_pumping() || !may_replay_sent || !side.feed.rewind() {
+        if side.is_pumping() || !may_replay_sent || !side.feed.can_rewind() {
             return false;
         }
         request.tried.push(index as u32);
         if self.retry_allowed(attempt, &request.tried, set) {
-            return true;
+            return side.feed.rewind();
         }
         request.tried.pop();
         false
