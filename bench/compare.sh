@@ -17,9 +17,12 @@
 # bench/build_rev.sh builds the revision in a temporary `git worktree` with its own
 # CARGO_TARGET_DIR (the working tree and its target/ are left alone; a first build costs a full
 # release build: see its header for time and disk). The base gets the same plugin file as lbx
-# (plugins/least_conn.wasm) unless LBX_BASE_PLUGIN names another: an lbx older than 2397409
-# loads only lbx:router@0.1.0 plugins, and build_rev.sh leaves that revision's own
-# least_conn.wasm beside the binary for this. The A/B table ("lbx against lbx (base)") gives
+# (plugins/least_conn.wasm, or LBX_PLUGIN) unless LBX_BASE_PLUGIN names another. An lbx older
+# than 2397409 loads only lbx:router@0.1.0 plugins; build_rev.sh leaves the revision's own
+# least_conn.wasm beside its binary, so once plugins/ builds a newer contract, compare the
+# hosts alone by giving both that plugin:
+#   LBX_PLUGIN="${base%/lbx}/least_conn.wasm" LBX_BASE_BIN="$base" PROXIES="lbx lbx_base" ...
+# (LBX_BASE_PLUGIN defaults to LBX_PLUGIN). The A/B table ("lbx against lbx (base)") gives
 # lbx/base for req/s, CPU per request and p99, each the median of the per-round ratios with
 # their min–max. PROXIES="lbx lbx_base" needs nginx only (the backends) and wrk.
 #
@@ -66,12 +69,13 @@
 #   BASELINE=1           first measure wrk straight at backend b1, no proxy, to show the
 #                        backends are far faster than any proxy (0: skip)                [1]
 #   LBX_BIN=path         use this lbx binary, skip `cargo build --release -p lbx`    [build]
+#   LBX_PLUGIN=path      the plugin lbx loads                      [plugins/least_conn.wasm]
 #   SKIP_LBX=1           same as leaving lbx out of PROXIES                              [0]
 #   RESULTS_DIR=dir      where the markdown report goes                      [bench/results]
 #   ROUNDS=1             rounds per scenario, see "Rounds" below                          [1]
 #   LBX_BASE_BIN=path    an older lbx binary: adds the proxy lbx_base, "lbx (base)" in the
 #                        report, run exactly like lbx (after lbx in PROXIES unless placed)  []
-#   LBX_BASE_PLUGIN=path the plugin lbx_base loads                 [plugins/least_conn.wasm]
+#   LBX_BASE_PLUGIN=path the plugin lbx_base loads                           [LBX_PLUGIN's]
 #
 # Rounds: every scenario but idle10k (whose IDLE_ROUNDS are its own) is measured ROUNDS
 # times, round after round; within a round each proxy in turn is started, warmed up, measured

@@ -168,7 +168,8 @@ need_tools() {
 
 # lbx_binary: set LBX_BIN (given, or built with `cargo build --release -p lbx` in cargo's
 # target directory, CARGO_TARGET_DIR included) and make sure the plugin exists (lbx_plugin).
-PLUGIN="$ROOT/plugins/least_conn.wasm"
+# PLUGIN: the routing plugin lbx runs with, LBX_PLUGIN if given.
+PLUGIN="${LBX_PLUGIN:-$ROOT/plugins/least_conn.wasm}"
 lbx_binary() {
 	if [[ -n "${LBX_BIN:-}" ]]; then
 		log "using LBX_BIN=$LBX_BIN (no cargo build)"
@@ -181,14 +182,15 @@ lbx_binary() {
 	lbx_plugin
 }
 
-# lbx_plugin: make sure $PLUGIN (plugins/least_conn.wasm, git-ignored) exists: host/build.rs
-# builds the plugins in the target directory; plugins/build.sh copies them here.
+# lbx_plugin: make sure $PLUGIN exists; the default, plugins/least_conn.wasm (git-ignored), is
+# built if missing: host/build.rs builds the plugins in the target directory and
+# plugins/build.sh copies them here. A given LBX_PLUGIN is not built.
 lbx_plugin() {
-	if [[ ! -f "$PLUGIN" ]]; then
+	if [[ ! -f "$PLUGIN" && -z "${LBX_PLUGIN:-}" ]]; then
 		log "bash plugins/build.sh"
 		(cd "$ROOT" && bash plugins/build.sh >&2)
 	fi
-	[[ -f "$PLUGIN" ]] || die "plugin not built: $PLUGIN"
+	[[ -f "$PLUGIN" ]] || die "plugin not found: $PLUGIN"
 }
 
 # cargo_target_dir: the workspace's target directory as cargo resolves it (CARGO_TARGET_DIR,
