@@ -3,11 +3,28 @@
 # with the same pinning, one worker each, least-connections and upstream keep-alive. Per proxy
 # and scenario it reports requests/s, p50/p99 latency, errors and the proxy's own CPU per
 # request (utime + stime of its processes over the measured run, divided by the requests), and
-# lbx's ratios against each peer.
+# lbx's ratios against each peer; with ROUNDS=N, medians over N alternating rounds; with
+# LBX_BASE_BIN, an A/B of this lbx against an older build.
 #
 # Run (from anywhere; paths are resolved from this file):
 #   bash bench/compare.sh
 #   SCENARIOS="http1 h2 workers2 idle10k" bash bench/compare.sh
+#   ROUNDS=5 SCENARIOS=http1 bash bench/compare.sh
+#
+# A/B against an older commit (same run, alternating rounds), e.g. HEAD against 31663ba:
+#   base="$(bash bench/build_rev.sh 31663ba)"    # prints .../revs/<commit>/lbx
+#   LBX_BASE_BIN="$base" PROXIES="lbx lbx_base" SCENARIOS=http1 ROUNDS=5 bash bench/compare.sh
+# bench/build_rev.sh builds the revision in a temporary `git worktree` with its own
+# CARGO_TARGET_DIR (the working tree and its target/ are left alone; a first build costs a full
+# release build: see its header for time and disk). The base gets the same plugin file as lbx
+# (plugins/least_conn.wasm, or LBX_PLUGIN) unless LBX_BASE_PLUGIN names another. An lbx older
+# than 2397409 loads only lbx:router@0.1.0 plugins; build_rev.sh leaves the revision's own
+# least_conn.wasm beside its binary, so once plugins/ builds a newer contract, compare the
+# hosts alone by giving both that plugin:
+#   LBX_PLUGIN="${base%/lbx}/least_conn.wasm" LBX_BASE_BIN="$base" PROXIES="lbx lbx_base" ...
+# (LBX_BASE_PLUGIN defaults to LBX_PLUGIN). The A/B table ("lbx against lbx (base)") gives
+# lbx/base for req/s, CPU per request and p99, each the median of the per-round ratios with
+# their min–max. PROXIES="lbx lbx_base" needs nginx only (the backends) and wrk.
 #
 # Scenarios (SCENARIOS, space-separated, run in the order given):
 #   http1      HTTP/1.1 keep-alive: wrk -t1 -c$CONNECTIONS --latency
@@ -30,7 +47,8 @@
 #
 # Optional environment variables (defaults in brackets):
 #   SCENARIOS="..."      scenarios to run, see above              [http1 http1-log h2 https]
-#   PROXIES="..."        proxies to measure                       [nginx haproxy caddy lbx]
+#   PROXIES="..."        proxies to measure, of nginx haproxy caddy lbx lbx_base
+#                                                                 [nginx haproxy caddy lbx]
 #   DURATION=10s         measured time per proxy and scenario (wrk syntax: 10s, 1m)    [10s]
 #   WARMUP=2s            unmeasured run with the same client before each measurement   [2s]
 #   CONNECTIONS=64       wrk connections                                                [64]
@@ -51,20 +69,37 @@
 #   BASELINE=1           first measure wrk straight at backend b1, no proxy, to show the
 #                        backends are far faster than any proxy (0: skip)                [1]
 #   LBX_BIN=path         use this lbx binary, skip `cargo build --release -p lbx`    [build]
+#   LBX_PLUGIN=path      the plugin lbx loads                      [plugins/least_conn.wasm]
 #   SKIP_LBX=1           same as leaving lbx out of PROXIES                              [0]
 #   RESULTS_DIR=dir      where the markdown report goes                      [bench/results]
+#   ROUNDS=1             rounds per scenario, see "Rounds" below                          [1]
+#   LBX_BASE_BIN=path    an older lbx binary: adds the proxy lbx_base, "lbx (base)" in the
+#                        report, run exactly like lbx (after lbx in PROXIES unless placed)  []
+#   LBX_BASE_PLUGIN=path the plugin lbx_base loads                           [LBX_PLUGIN's]
+#
+# Rounds: every scenario but idle10k (whose IDLE_ROUNDS are its own) is measured ROUNDS
+# times, round after round; within a round each proxy in turn is started, warmed up, measured
+# and stopped, and the order rotates by one each round (round 1: nginx haproxy caddy lbx,
+# round 2: haproxy caddy lbx nginx, ...; with "lbx lbx_base": lbx first, then lbx (base)
+# first, ...) so no proxy always runs first or last. A table cell is the median over the rounds
+# with (min–max); errors are summed; a ratio is taken within each round, between measurements
+# of that round, and the cell is the median of those ratios with their (min–max). The report
+# keeps every measurement in a "per round" table under each scenario. ROUNDS=1 is a single
+# measurement per proxy and scenario, reported as before. The BASELINE run is done once.
 #
 # Output: a table per scenario on stdout and bench/results/compare-<date>-<time>.md with the
-# set-up, a summary of lbx's ratios against each peer, the tables, and the raw client output.
+# set-up, the A/B of lbx against lbx (base) if measured, a summary of lbx's ratios against
+# each peer, the tables (and per-round tables), and the raw client output.
 #
 # Pinning: with 2 CPUs the proxy under test and the backends share core 0 and the client gets
 # core 1, so the load generator never takes CPU from the proxy; all proxies get the same. One
 # proxy runs at a time: each is started for its measurement and stopped after it. With a
 # single CPU, pinning is dropped.
 #
-# Duration: about WARMUP + DURATION + 1 s per proxy and scenario, and once for BASELINE:
-# ~3.7 min for the default four scenarios and four proxies; workers2 adds ~1.7 min (two runs
-# per proxy), idle10k ~25 s per proxy. Plus the release build of lbx unless LBX_BIN is given.
+# Duration: about WARMUP + DURATION + 1 s per proxy, scenario and round, and once for
+# BASELINE: ~3.7 min for the default four scenarios and four proxies with one round; workers2
+# adds ~1.7 min per round (two runs per proxy), idle10k ~25 s per proxy. Plus the release
+# build of lbx unless LBX_BIN is given.
 #
 # Everything listens on 127.0.0.1 on free ports. Every server runs under `timeout`, so even if
 # this script is killed with SIGKILL they stop by themselves; the temp dir is removed on exit.
@@ -96,12 +131,27 @@ IDLE_CONNS="${IDLE_CONNS:-10000}"
 IDLE_ROUNDS="${IDLE_ROUNDS:-3}"
 BASELINE="${BASELINE:-1}"
 RESULTS_DIR="${RESULTS_DIR:-$ROOT/bench/results}"
+ROUNDS="${ROUNDS:-1}"
+LBX_BASE_BIN="${LBX_BASE_BIN:-}"
+LBX_BASE_PLUGIN="${LBX_BASE_PLUGIN:-$PLUGIN}"
 
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number of at least 1, got '$ROUNDS'"
+has() { [[ " $1 " == *" $2 "* ]]; }
 if [[ "${SKIP_LBX:-0}" == 1 ]]; then PROXIES="$(awk '{ for (i = 1; i <= NF; i++) if ($i != "lbx") printf "%s ", $i }' <<<"$PROXIES")"; fi
-[[ -n "$PROXIES" ]] || die "PROXIES is empty"
+# LBX_BASE_BIN adds lbx_base right after lbx (or last) unless PROXIES names it already.
+if [[ -n "$LBX_BASE_BIN" ]] && ! has "$PROXIES" lbx_base; then
+	if has "$PROXIES" lbx; then PROXIES="$(sed -E 's/(^| )lbx( |$)/\1lbx lbx_base\2/' <<<"$PROXIES")"; else PROXIES="$PROXIES lbx_base"; fi
+fi
+[[ -n "${PROXIES// /}" ]] || die "PROXIES is empty"
 for p in $PROXIES; do
-	case "$p" in nginx | haproxy | caddy | lbx) ;; *) die "unknown proxy '$p' (nginx haproxy caddy lbx)" ;; esac
+	case "$p" in nginx | haproxy | caddy | lbx | lbx_base) ;; *) die "unknown proxy '$p' (nginx haproxy caddy lbx lbx_base)" ;; esac
 done
+[[ "$(tr ' ' '\n' <<<"$PROXIES" | sed '/^$/d' | sort | uniq -d)" == "" ]] || die "PROXIES names a proxy twice: '$PROXIES'"
+if has "$PROXIES" lbx_base; then
+	[[ -n "$LBX_BASE_BIN" ]] || die "PROXIES has lbx_base but LBX_BASE_BIN is not set (the older lbx to compare with; bash bench/build_rev.sh REV builds one)"
+	[[ -x "$LBX_BASE_BIN" ]] || die "LBX_BASE_BIN is not an executable file: $LBX_BASE_BIN"
+	[[ -f "$LBX_BASE_PLUGIN" || "$LBX_BASE_PLUGIN" == "$PLUGIN" ]] || die "LBX_BASE_PLUGIN does not exist: $LBX_BASE_PLUGIN"
+fi
 case "$BACKEND" in nginx | lbx) ;; *) die "BACKEND must be 'nginx' or 'lbx', got '$BACKEND'" ;; esac
 for s in $SCENARIOS; do
 	case "$s" in
@@ -109,7 +159,6 @@ for s in $SCENARIOS; do
 	*) die "unknown scenario '$s' (http1 h2 https https-new, each also with -log; workers2 idle10k)" ;;
 	esac
 done
-has() { [[ " $1 " == *" $2 "* ]]; }
 if [[ "$(nproc)" -lt 2 ]]; then PROXY_CPUS="" BACKEND_CPUS="" CLIENT_CPUS="" WORKERS2_CPUS=""; fi
 WARMUP_S="$(to_seconds "$WARMUP")"
 DURATION_S="$(to_seconds "$DURATION")"
@@ -120,7 +169,7 @@ declare -A TITLE=(
 	[https]="HTTPS keep-alive (HTTP/1.1 over TLS)"
 	[https-new]="HTTPS, a new connection and TLS handshake per request"
 )
-declare -A NAME=([nginx]="nginx" [haproxy]="HAProxy" [caddy]="Caddy" [lbx]="lbx")
+declare -A NAME=([nginx]="nginx" [haproxy]="HAProxy" [caddy]="Caddy" [lbx]="lbx" [lbx_base]="lbx (base)")
 
 # ---------------------------------------------------------------- backends --
 # Two backends, b1 and b2, each with an HTTP/1.1 port (B1, B2) and a cleartext HTTP/2 port
@@ -289,9 +338,16 @@ EOF
 		caddy run --config "$dir/Caddyfile" --adapter caddyfile
 }
 
-lbx_cmd() {
+# lbx and lbx_base (the A/B's older binary, with its own plugin) run alike.
+lbx_cmd() { lbx_run_cmd "$LBX_BIN" "$PLUGIN" "$@"; }
+lbx_base_cmd() { lbx_run_cmd "$LBX_BASE_BIN" "$LBX_BASE_PLUGIN" "$@"; }
+
+# lbx_run_cmd BIN PLUGIN RUN PROTO LOG WORKERS MAXCONN PORT PORT2
+lbx_run_cmd() {
+	local bin="$1" plugin="$2"
+	shift 2
 	local proto="$2" logon="$3" workers="$4" port="$6" port2="$7" args
-	args=(run --workers "$workers" --plugin "$PLUGIN" --admin off --drain-secs 1)
+	args=(run --workers "$workers" --plugin "$plugin" --admin off --drain-secs 1)
 	case "$proto" in
 	http1) args+=(--listen "127.0.0.1:$port" --backend "http://127.0.0.1:$B1" --backend "http://127.0.0.1:$B2") ;;
 	h2) args+=(--listen "127.0.0.1:$port" --backend "h2c://127.0.0.1:$H2B1" --backend "h2c://127.0.0.1:$H2B2") ;;
@@ -302,9 +358,9 @@ lbx_cmd() {
 	# Access log lines are tracing INFO events of target lbx::access, on by default; its
 	# stderr goes to $TMP/RUN.log, a file on disk.
 	if [[ "$logon" == on ]]; then
-		printf '%s\n' env -u RUST_LOG "$LBX_BIN" "${args[@]}"
+		printf '%s\n' env -u RUST_LOG "$bin" "${args[@]}"
 	else
-		printf '%s\n' env RUST_LOG=warn "$LBX_BIN" "${args[@]}"
+		printf '%s\n' env RUST_LOG=warn "$bin" "${args[@]}"
 	fi
 }
 
@@ -334,8 +390,20 @@ start_proxy() {
 }
 
 # ------------------------------------------------------------- measuring --
-# Results, keyed "SCENARIO|PROXY".
-declare -A R_RPS R_P50 R_P99 R_ERR R_CPU RAW
+# Results of one measurement, keyed "SCENARIO|PROXY#ROUND" (rounds from 1; the baseline and
+# idle10k have round 1 only). ORDER["SCENARIO#ROUND"]: the proxies in the order they ran.
+declare -A R_RPS R_P50 R_P99 R_ERR R_CPU RAW ORDER
+
+# round_order ROUND: PROXIES rotated left by ROUND - 1, so each proxy takes each place in turn.
+round_order() {
+	local -a list
+	read -r -a list <<<"$PROXIES"
+	local n=${#list[@]} i
+	for ((i = 0; i < n; i++)); do printf '%s ' "${list[(i + $1 - 1) % n]}"; done
+}
+
+# round_label ROUND: " round R/N" when there are several rounds, else nothing.
+round_label() { ((ROUNDS == 1)) || printf ' round %s/%s' "$1" "$ROUNDS"; }
 
 # client_cmd PROTO SECONDS URL [LATENCY_LOG]: the load generator's command line, one per line.
 client_cmd() {
@@ -352,15 +420,16 @@ client_cmd() {
 }
 
 # measure KEY PROXY PROTO CPUS: warm up, then measure the running proxy (PROXY_PID, PROXY_URL)
-# with its CPU time; store the results under KEY.
+# with its CPU time; store the results under KEY ("SCENARIO|PROXY#ROUND").
 measure() {
-	local key="$1" proxy="$2" proto="$3" cpus="$4" cmd out="$TMP/out-${1//|/-}.txt" lat="" t0 t1
-	local reqs rps p50 p99 err
+	local key="$1" proxy="$2" proto="$3" cpus="$4" file="${1//|/-}" cmd lat="" t0 t1 label
+	local out="$TMP/out-${file//#/-r}.txt" reqs rps p50 p99 err
+	label="${key%%|*}$(round_label "${key##*#}")"
 	mapfile -t cmd < <(client_cmd "$proto" "$WARMUP_S" "$PROXY_URL")
 	run_client "$cpus" "$WARMUP_S" "$TMP/warmup.txt" "${cmd[@]}"
-	[[ "$proto" != h2 || "$H2_LATENCY" != 1 ]] || lat="$TMP/h2lat-${1//|/-}.tsv"
+	[[ "$proto" != h2 || "$H2_LATENCY" != 1 ]] || lat="$TMP/h2lat-${file//#/-r}.tsv"
 	mapfile -t cmd < <(client_cmd "$proto" "$DURATION_S" "$PROXY_URL" "$lat")
-	log "${key%|*}: ${NAME[$proxy]}: ${cmd[*]}"
+	log "$label: ${NAME[$proxy]}: ${cmd[*]}"
 	t0="$(cpu_ticks "$PROXY_PID")"
 	run_client "$cpus" "$DURATION_S" "$out" "${cmd[@]}"
 	t1="$(cpu_ticks "$PROXY_PID")"
@@ -373,16 +442,20 @@ measure() {
 	R_RPS[$key]=$rps R_P50[$key]=$p50 R_P99[$key]=$p99 R_ERR[$key]=$err
 	R_CPU[$key]="$(cpu_us_per_request "$((t1 - t0))" "$reqs")"
 	RAW[$key]="$(cat "$out")"
-	log "${key%|*}: ${NAME[$proxy]}: $rps req/s, p50 $p50 ms, p99 $p99 ms, $err errors, ${R_CPU[$key]} µs CPU/request"
+	log "$label: ${NAME[$proxy]}: $rps req/s, p50 $p50 ms, p99 $p99 ms, $err errors, ${R_CPU[$key]} µs CPU/request"
 }
 
+# A load scenario: ROUNDS rounds, each proxy started, measured and stopped once per round.
 run_load_scenario() {
-	local scenario="$1" proto="${1%-log}" logon=off proxy
+	local scenario="$1" proto="${1%-log}" logon=off proxy r
 	[[ "$scenario" != *-log ]] || logon=on
-	for proxy in $PROXIES; do
-		start_proxy "$proxy" "$proxy-$scenario" "$proto" "$logon" 1 "$PROXY_CPUS" 4096 "$PROXY_TTL"
-		measure "$scenario|$proxy" "$proxy" "$proto" "$CLIENT_CPUS"
-		stop "$PROXY_TPID"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for proxy in $(round_order "$r"); do
+			ORDER[$scenario#$r]+="$proxy "
+			start_proxy "$proxy" "$proxy-$scenario-r$r" "$proto" "$logon" 1 "$PROXY_CPUS" 4096 "$PROXY_TTL"
+			measure "$scenario|$proxy#$r" "$proxy" "$proto" "$CLIENT_CPUS"
+			stop "$PROXY_TPID"
+		done
 	done
 }
 
@@ -396,14 +469,17 @@ repin_backends() {
 }
 
 run_workers2() {
-	local proxy w
+	local proxy w r
 	# Nothing is left to pin apart on 2 cores: the backends join the proxy and wrk.
 	repin_backends "$WORKERS2_CPUS"
-	for proxy in $PROXIES; do
-		for w in 1 2; do
-			start_proxy "$proxy" "$proxy-workers2-w$w" http1 off "$w" "$WORKERS2_CPUS" 4096 "$PROXY_TTL"
-			measure "workers2-w$w|$proxy" "$proxy" http1 "$WORKERS2_CPUS"
-			stop "$PROXY_TPID"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		for proxy in $(round_order "$r"); do
+			ORDER[workers2#$r]+="$proxy "
+			for w in 1 2; do
+				start_proxy "$proxy" "$proxy-workers2-w$w-r$r" http1 off "$w" "$WORKERS2_CPUS" 4096 "$PROXY_TTL"
+				measure "workers2-w$w|$proxy#$r" "$proxy" http1 "$WORKERS2_CPUS"
+				stop "$PROXY_TPID"
+			done
 		done
 	done
 	repin_backends "$BACKEND_CPUS"
@@ -422,7 +498,7 @@ run_idle() {
 		IDLE_OUT[$proxy]="$(cat "$out")"
 		# KiB per connection: RSS with them open above RSS before the first round, divided by
 		# their count; the mean over the rounds.
-		IDLE_KIB[idle|$proxy]="$(awk -v n="$IDLE_N" 'NR == 1 { base = $2 } { s += ($3 - base) / n; k++ }
+		IDLE_KIB[idle|$proxy#1]="$(awk -v n="$IDLE_N" 'NR == 1 { base = $2 } { s += ($3 - base) / n; k++ }
 			END { if (k) printf "%.1f", s / k; else printf "n/a" }' "$out")"
 		stop "$PROXY_TPID"
 	done
@@ -441,13 +517,49 @@ scenario_title() {
 	esac
 }
 
+# round_values ARRAY KEY: ARRAY[KEY#1], ARRAY[KEY#2], ... one a line, while they exist.
+round_values() {
+	local -n rv_arr="$1"
+	local r
+	for ((r = 1; ; r++)); do
+		[[ -n "${rv_arr[$2#$r]+set}" ]] || break
+		echo "${rv_arr[$2#$r]}"
+	done
+}
+
+# cell ARRAY KEY FORMAT: one figure over the rounds, "median (min–max)" (median_range), or
+# the figure itself when there is one round.
+cell() {
+	local -a vals
+	mapfile -t vals < <(round_values "$1" "$2")
+	if ((${#vals[@]} == 1)); then printf '%s' "${vals[0]}"; else median_range "$3" "${vals[@]}"; fi
+}
+
+# error_cell KEY: errors summed over the rounds.
+error_cell() {
+	local -a vals
+	mapfile -t vals < <(round_values R_ERR "$1")
+	sum_values "${vals[@]}"
+}
+
+# ratio_cell ARRAY KEY_A KEY_B: A/B in each round (both measured in that round), then the
+# median of those ratios with their min–max.
+ratio_cell() {
+	local -n rc_arr="$1"
+	local a="$2" b="$3" r ratios=()
+	for ((r = 1; ; r++)); do
+		[[ -n "${rc_arr[$a#$r]+set}" && -n "${rc_arr[$b#$r]+set}" ]] || break
+		ratios+=("$(ratio "${rc_arr[$a#$r]}" "${rc_arr[$b#$r]}" 4)")
+	done
+	if ((${#ratios[@]})); then median_range "%.2f" "${ratios[@]}"; else printf 'n/a'; fi
+}
+
 # lbx's ratio against each peer for one scenario key prefix: "| a | b | c |" cells.
 ratio_cells() {
 	local key="$1" arr="$2" p cells=""
-	local -n vals="$arr"
 	for p in nginx haproxy caddy; do
 		if has "$PROXIES" "$p" && has "$PROXIES" lbx; then
-			cells+=" $(ratio "${vals[$key|lbx]:-}" "${vals[$key|$p]:-}") |"
+			cells+=" $(ratio_cell "$arr" "$key|lbx" "$key|$p") |"
 		else
 			cells+=" – |"
 		fi
@@ -455,12 +567,44 @@ ratio_cells() {
 	echo "$cells"
 }
 
+# has_peer: lbx and at least one of nginx, HAProxy, Caddy are measured.
+has_peer() {
+	has "$PROXIES" lbx && { has "$PROXIES" nginx || has "$PROXIES" haproxy || has "$PROXIES" caddy; }
+}
+
+# The A/B: lbx against lbx (base), one scenario key prefix: req/s, CPU/request and p99 cells.
+ab_cells() {
+	echo " $(ratio_cell R_RPS "$1|lbx" "$1|lbx_base") | $(ratio_cell R_CPU "$1|lbx" "$1|lbx_base") | $(ratio_cell R_P99 "$1|lbx" "$1|lbx_base") |"
+}
+
+errors_head() { if ((ROUNDS == 1)); then echo "errors"; else echo "errors (all rounds)"; fi; }
+
 load_table() {
-	local key="$1" p
-	echo "| proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/request |"
+	local key="$1" p k
+	echo "| proxy | req/s | p50 ms | p99 ms | $(errors_head) | proxy CPU µs/request |"
 	echo "|---|---:|---:|---:|---:|---:|"
 	for p in $PROXIES; do
-		echo "| ${NAME[$p]}$([[ "$key" != h2* || "$p" != nginx ]] || echo ' ¹') | ${R_RPS[$key|$p]} | ${R_P50[$key|$p]} | ${R_P99[$key|$p]} | ${R_ERR[$key|$p]} | ${R_CPU[$key|$p]} |"
+		k="$key|$p"
+		echo "| ${NAME[$p]}$([[ "$key" != h2* || "$p" != nginx ]] || echo ' ¹') | $(cell R_RPS "$k" %.0f) | $(cell R_P50 "$k" %.2f) | $(cell R_P99 "$k" %.2f) | $(error_cell "$k") | $(cell R_CPU "$k" %.1f) |"
+	done
+}
+
+# round_table SCENARIO KEY...: every measurement of the scenario, round by round in the order
+# the proxies ran; KEY: the scenario's key prefixes (workers2 has two).
+round_table() {
+	local scenario="$1" r i p key k
+	shift
+	echo "| round | place | proxy | req/s | p50 ms | p99 ms | errors | proxy CPU µs/request |"
+	echo "|---:|---:|---|---:|---:|---:|---:|---:|"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		i=0
+		for p in ${ORDER[$scenario#$r]}; do
+			i=$((i + 1))
+			for key in "$@"; do
+				k="$key|$p#$r"
+				echo "| $r | $i | ${NAME[$p]}$([[ "$key" != workers2-w* ]] || echo ", ${key#workers2-w} worker(s)") | ${R_RPS[$k]} | ${R_P50[$k]} | ${R_P99[$k]} | ${R_ERR[$k]} | ${R_CPU[$k]} |"
+			done
+		done
 	done
 }
 
@@ -470,7 +614,7 @@ idle_section() {
 	echo "|---|---:|---:|---:|---:|"
 	for p in $PROXIES; do
 		read -r base peak last < <(awk 'NR == 1 { base = $2 } { peak = $3; last = $4 } END { print base + 0, peak + 0, last + 0 }' <<<"${IDLE_OUT[$p]}")
-		echo "| ${NAME[$p]} | ${IDLE_KIB[idle|$p]} | $base | $last | $(awk -v b="$base" -v p="$peak" -v l="$last" 'BEGIN {
+		echo "| ${NAME[$p]} | ${IDLE_KIB[idle|$p#1]} | $base | $last | $(awk -v b="$base" -v p="$peak" -v l="$last" 'BEGIN {
 			v = (p > b) ? (p - l) / (p - b) * 100 : 0; if (v > -0.5 && v < 0.5) v = 0; if (p > b) printf "%.0f%%", v; else printf "n/a" }') |"
 	done
 	echo
@@ -491,15 +635,36 @@ versions() {
 	has "$PROXIES" haproxy && v+=("HAProxy $(haproxy -v | head -n1 | awk '{print $3}')")
 	has "$PROXIES" caddy && v+=("Caddy $(caddy version | awk '{print $1}')")
 	has "$PROXIES" lbx && v+=("lbx $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet HEAD -- host 2>/dev/null || echo ' (host/ modified)')")
-	v+=("$(wrk -v 2>&1 | head -n1 | awk '{print "wrk " $2}')")
+	has "$PROXIES" lbx_base && v+=("lbx (base) $(base_revision)")
+	command -v wrk >/dev/null && v+=("$(wrk -v 2>&1 | head -n1 | awk '{print "wrk " $2}')")
 	command -v h2load >/dev/null && v+=("$(h2load --version | head -n1)")
 	local out
 	out="$(printf '%s, ' "${v[@]}")"
 	echo "${out%, }"
 }
 
+# base_revision: the commit LBX_BASE_BIN was built from, as bench/build_rev.sh recorded it
+# beside the binary (commit.txt), else "(commit unknown)".
+base_revision() {
+	local f
+	f="$(dirname "$LBX_BASE_BIN")/commit.txt"
+	if [[ -f "$f" ]]; then cut -d' ' -f1 "$f"; else echo "(commit unknown)"; fi
+}
+
+# binaries: which lbx files ran, with a short SHA-256 each (equal hashes: the same binary).
+binaries() {
+	local f
+	if has "$PROXIES" lbx || [[ "$BACKEND" == lbx ]]; then
+		echo "- lbx: \`${LBX_BIN#"$ROOT"/}\` (sha256 $(sha256_short "$LBX_BIN")), plugin \`${PLUGIN#"$ROOT"/}\` (sha256 $(sha256_short "$PLUGIN"))"
+	fi
+	if has "$PROXIES" lbx_base; then
+		f="$(dirname "$LBX_BASE_BIN")/commit.txt"
+		echo "- lbx (base): \`$LBX_BASE_BIN\` (sha256 $(sha256_short "$LBX_BASE_BIN"))$([[ ! -f "$f" ]] || echo ", built from $(cat "$f")"), plugin \`${LBX_BASE_PLUGIN#"$ROOT"/}\` (sha256 $(sha256_short "$LBX_BASE_PLUGIN")); run exactly as lbx is"
+	fi
+}
+
 write_report() {
-	local s p key
+	local s p key r
 	echo "# Proxy comparison: $(for p in $PROXIES; do printf '%s, ' "${NAME[$p]}"; done | sed 's/, $//') ($STAMP)"
 	echo
 	echo "- one proxy at a time, each with one worker (nginx \`worker_processes 1\`, HAProxy \`nbthread 1\`, Caddy \`GOMAXPROCS=1\`, lbx \`--workers 1\`), least-connections (nginx \`least_conn\`, HAProxy \`leastconn\`, Caddy \`lb_policy least_conn\`, lbx least_conn.wasm), upstream keep-alive (nginx \`keepalive $NGINX_KEEPALIVE\`, HAProxy \`http-reuse always\`, Caddy \`keepalive_idle_conns_per_host $NGINX_KEEPALIVE\`, lbx's pool)"
@@ -508,8 +673,8 @@ write_report() {
 	else
 		echo "- backends: two \`lbx backend\` (b1, b2), 1 worker each, HTTP/1.1 and h2c on one port"
 	fi
-	if [[ -n "${R_RPS[baseline|backend]:-}" ]]; then
-		echo "- backend b1 alone, wrk straight at it (same client, pinning and duration): ${R_RPS[baseline|backend]} req/s, p99 ${R_P99[baseline|backend]} ms, $(if [[ "$BACKEND" == nginx ]]; then echo "nginx CPU"; else echo "its CPU"; fi) ${R_CPU[baseline|backend]} µs/request"
+	if [[ -n "${R_RPS[baseline|backend#1]:-}" ]]; then
+		echo "- backend b1 alone, wrk straight at it (same client, pinning and duration; measured once): ${R_RPS[baseline|backend#1]} req/s, p99 ${R_P99[baseline|backend#1]} ms, $(if [[ "$BACKEND" == nginx ]]; then echo "nginx CPU"; else echo "its CPU"; fi) ${R_CPU[baseline|backend#1]} µs/request"
 	fi
 	echo "- pinning: proxy CPU '${PROXY_CPUS:-any}', backends '${BACKEND_CPUS:-any}', client '${CLIENT_CPUS:-any}' ($(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'))"
 	local clients="wrk -t1 -c$CONNECTIONS -d$DURATION --latency"
@@ -521,8 +686,35 @@ write_report() {
 	echo "- proxy CPU µs/request: utime + stime of the proxy's processes over the measured run, divided by the requests completed in it"
 	echo "- errors: wrk socket errors (connect, read, write, timeout) + non-2xx/3xx answers; h2load failed requests"
 	echo "- versions: $(versions)"
+	binaries
+	if ((ROUNDS > 1)); then
+		local orders=""
+		for ((r = 1; r <= ROUNDS && r <= 3; r++)); do
+			orders+="round $r: $(for p in $(round_order "$r"); do printf '%s, ' "${NAME[$p]}"; done | sed 's/, $//'); "
+		done
+		orders="${orders%; }"
+		((ROUNDS <= 3)) || orders+="; …"
+		echo "- $ROUNDS rounds per scenario$(has "$SCENARIOS" idle10k && echo " (idle10k: one)"), one measurement of each proxy per round, the order rotated by one each round so no proxy always runs first ($orders)"
+		echo "- figures: the median over the rounds, (min–max) after it; errors: summed over the rounds; ratios: the ratio in each round (both measured in it), then the median of those with their (min–max). Every measurement: \"per round\" under each scenario"
+	fi
 	echo
-	if has "$PROXIES" lbx && [[ "$(wc -w <<<"$PROXIES")" -gt 1 ]]; then
+	if has "$PROXIES" lbx && has "$PROXIES" lbx_base; then
+		echo "## lbx against lbx (base): A/B in this run"
+		echo
+		echo "lbx ($(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'), this working tree) against lbx (base) $(base_revision), binaries and plugins above. req/s: above 1 is lbx faster; CPU/request and p99: below 1 is lbx cheaper, quicker."
+		echo
+		echo "| scenario | req/s lbx/base | CPU/request lbx/base | p99 lbx/base |"
+		echo "|---|---:|---:|---:|"
+		for s in $SCENARIOS; do
+			case "$s" in
+			workers2) for key in workers2-w1 workers2-w2; do echo "| workers2, ${key#workers2-w} worker(s) |$(ab_cells "$key")"; done ;;
+			idle10k) echo "| idle10k: KiB per connection, lbx/base $(ratio_cell IDLE_KIB "idle|lbx" "idle|lbx_base") | – | – | – |" ;;
+			*) echo "| $s |$(ab_cells "$s")" ;;
+			esac
+		done
+		echo
+	fi
+	if has_peer; then
 		echo "## lbx against its peers (ratios in this run)"
 		echo
 		echo "req/s: above 1 is lbx faster; CPU/request: below 1 is lbx cheaper."
@@ -552,10 +744,11 @@ write_report() {
 			echo "CPU from the proxy: the figures compare the proxies with each other and 2 workers with 1,"
 			echo "not with the other scenarios."
 			echo
-			echo "| proxy | 1 worker req/s | 2 workers req/s | 2w/1w | p99 ms 1w / 2w | errors 1w / 2w | CPU µs/request 1w / 2w |"
+			echo "| proxy | 1 worker req/s | 2 workers req/s | 2w/1w | p99 ms 1w / 2w | $(errors_head) 1w / 2w | CPU µs/request 1w / 2w |"
 			echo "|---|---:|---:|---:|---:|---:|---:|"
 			for p in $PROXIES; do
-				echo "| ${NAME[$p]} | ${R_RPS[workers2-w1|$p]} | ${R_RPS[workers2-w2|$p]} | $(ratio "${R_RPS[workers2-w2|$p]}" "${R_RPS[workers2-w1|$p]}") | ${R_P99[workers2-w1|$p]} / ${R_P99[workers2-w2|$p]} | ${R_ERR[workers2-w1|$p]} / ${R_ERR[workers2-w2|$p]} | ${R_CPU[workers2-w1|$p]} / ${R_CPU[workers2-w2|$p]} |"
+				local w1="workers2-w1|$p" w2="workers2-w2|$p"
+				echo "| ${NAME[$p]} | $(cell R_RPS "$w1" %.0f) | $(cell R_RPS "$w2" %.0f) | $(ratio_cell R_RPS "$w2" "$w1") | $(cell R_P99 "$w1" %.2f) / $(cell R_P99 "$w2" %.2f) | $(error_cell "$w1") / $(error_cell "$w2") | $(cell R_CPU "$w1" %.1f) / $(cell R_CPU "$w2" %.1f) |"
 			done
 			;;
 		idle10k)
@@ -586,11 +779,17 @@ write_report() {
 			;;
 		esac
 		echo
+		if ((ROUNDS > 1)) && [[ "$s" != idle10k ]]; then
+			echo "### $s per round"
+			echo
+			if [[ "$s" == workers2 ]]; then round_table "$s" workers2-w1 workers2-w2; else round_table "$s" "$s"; fi
+			echo
+		fi
 	done
 	echo "<details><summary>raw client output</summary>"
 	echo
-	for key in "${!RAW[@]}"; do echo "$key"; done | sort | while read -r key; do
-		echo "### $key"
+	for key in "${!RAW[@]}"; do echo "$key"; done | sort -V | while read -r key; do
+		echo "### ${key%#*}$(round_label "${key##*#}")"
 		echo '```'
 		echo "${RAW[$key]}"
 		echo '```'
@@ -600,12 +799,23 @@ write_report() {
 
 # ------------------------------------------------------------------- main --
 main() {
-	local tools=(nginx:nginx wrk:wrk curl:curl taskset:util-linux pgrep:procps python3:python3 openssl:openssl)
+	# nginx for the backends or as a proxy; wrk for every scenario but h2 and idle10k, and for
+	# the baseline; h2load for h2; HAProxy and Caddy only when measured.
+	local tools=(curl:curl taskset:util-linux pgrep:procps python3:python3 openssl:openssl) s
+	if [[ "$BACKEND" == nginx ]] || has "$PROXIES" nginx; then tools+=(nginx:nginx); fi
+	local wants_wrk="$BASELINE"
+	for s in $SCENARIOS; do case "$s" in h2 | h2-log | idle10k) ;; *) wants_wrk=1 ;; esac; done
+	[[ "$wants_wrk" != 1 ]] || tools+=(wrk:wrk)
 	has "$PROXIES" haproxy && tools+=(haproxy:haproxy)
 	has "$PROXIES" caddy && tools+=(caddy:caddy)
 	[[ " $SCENARIOS " != *" h2"* ]] || tools+=(h2load:nghttp2-client)
 	need_tools "${tools[@]}"
 	if has "$PROXIES" lbx || [[ "$BACKEND" == lbx ]]; then lbx_binary; fi
+	if has "$PROXIES" lbx_base; then
+		# The default base plugin is PLUGIN, built here if missing.
+		[[ "$LBX_BASE_PLUGIN" != "$PLUGIN" ]] || lbx_plugin
+		log "lbx (base): LBX_BASE_BIN=$LBX_BASE_BIN, plugin $LBX_BASE_PLUGIN"
+	fi
 
 	bench_init
 	# Every descriptor the hard limit allows (the idle scenario needs ~IDLE_CONNS per process).
@@ -625,7 +835,7 @@ main() {
 	fi
 
 	# Time budgets: a proxy lives for one measurement; the backends for the whole run.
-	local runs=0 s
+	local runs=0
 	for s in $SCENARIOS; do
 		case "$s" in
 		workers2) runs=$((runs + 2)) ;;
@@ -637,7 +847,7 @@ main() {
 	nproxies="$(wc -w <<<"$PROXIES")"
 	PROXY_TTL=$((WARMUP_S + DURATION_S + 120))
 	IDLE_TTL=$((IDLE_ROUNDS * 120 + 120))
-	local backend_ttl=$((nproxies * runs * PROXY_TTL + 120))
+	local backend_ttl=$((nproxies * runs * ROUNDS * PROXY_TTL + 120))
 	if has "$SCENARIOS" idle10k; then backend_ttl=$((backend_ttl + nproxies * IDLE_TTL)); fi
 
 	read -r B1 B2 H2B1 H2B2 <<<"$(free_ports 4)"
@@ -649,7 +859,7 @@ main() {
 		log "== baseline: wrk straight at backend b1"
 		PROXY_PID="$(server_pid "${BACKEND_TPIDS[0]}")" PROXY_URL="http://127.0.0.1:$B1/"
 		NAME[backend]="backend b1 alone"
-		measure "baseline|backend" backend http1 "$CLIENT_CPUS"
+		measure "baseline|backend#1" backend http1 "$CLIENT_CPUS"
 	fi
 	for s in $SCENARIOS; do
 		log "== $s: $(scenario_title "$s")"

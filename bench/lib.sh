@@ -1,4 +1,4 @@
-# Shared shell for the benchmark scripts (compare.sh, swap.sh). Source it, do not run it:
+# Shared shell for the benchmark scripts (compare.sh, swap.sh, build_rev.sh). Source it, do not run it:
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 # What it gives:
@@ -11,11 +11,13 @@
 #   wait_ready                    poll a URL with curl until it answers 2xx
 #   free_ports                    N distinct free TCP ports on 127.0.0.1
 #   need_tools                    apt-get install whatever is missing
-#   lbx_binary                    $LBX_BIN, or `cargo build --release -p lbx`; the plugin too
+#   lbx_binary, lbx_plugin        $LBX_BIN, or `cargo build --release -p lbx`; the plugin
+#   cargo_target_dir, sha256_short where cargo puts binaries; a short hash to tell them apart
 #   tree_pids, cpu_ticks, rss_kb  a process tree's pids, utime+stime (ticks) and VmRSS (KiB)
 #   run_client                    a pinned load generator under `timeout`, interruptible
 #   parse_wrk, parse_h2load       "requests req/s p50_ms p99_ms errors" from their output
-#   ratio, cpu_us_per_request     arithmetic for the reports
+#   ratio, cpu_us_per_request,    arithmetic for the reports
+#   median_range, sum_values
 #   make_cert                     the ECDSA P-256 self-signed certificate every proxy serves
 #   nginx_head, nginx_temp_paths  the top of an nginx.conf that runs from a temp dir
 #
@@ -164,24 +166,42 @@ need_tools() {
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
 }
 
-# lbx_binary: set LBX_BIN (given, or built with cargo) and make sure
-# plugins/least_conn.wasm exists (host/build.rs builds it; plugins/build.sh otherwise).
-PLUGIN="$ROOT/plugins/least_conn.wasm"
+# lbx_binary: set LBX_BIN (given, or built with `cargo build --release -p lbx` in cargo's
+# target directory, CARGO_TARGET_DIR included) and make sure the plugin exists (lbx_plugin).
+# PLUGIN: the routing plugin lbx runs with, LBX_PLUGIN if given.
+PLUGIN="${LBX_PLUGIN:-$ROOT/plugins/least_conn.wasm}"
 lbx_binary() {
 	if [[ -n "${LBX_BIN:-}" ]]; then
 		log "using LBX_BIN=$LBX_BIN (no cargo build)"
 	else
 		log "cargo build --release -p lbx"
 		(cd "$ROOT" && cargo build --release -p lbx >&2)
-		LBX_BIN="$ROOT/target/release/lbx"
+		LBX_BIN="$(cargo_target_dir)/release/lbx"
 	fi
 	[[ -x "$LBX_BIN" ]] || die "lbx binary not found or not executable: $LBX_BIN"
-	if [[ ! -f "$PLUGIN" ]]; then
+	lbx_plugin
+}
+
+# lbx_plugin: make sure $PLUGIN exists; the default, plugins/least_conn.wasm (git-ignored), is
+# built if missing: host/build.rs builds the plugins in the target directory and
+# plugins/build.sh copies them here. A given LBX_PLUGIN is not built.
+lbx_plugin() {
+	if [[ ! -f "$PLUGIN" && -z "${LBX_PLUGIN:-}" ]]; then
 		log "bash plugins/build.sh"
 		(cd "$ROOT" && bash plugins/build.sh >&2)
 	fi
-	[[ -f "$PLUGIN" ]] || die "plugin not built: $PLUGIN"
+	[[ -f "$PLUGIN" ]] || die "plugin not found: $PLUGIN"
 }
+
+# cargo_target_dir: the workspace's target directory as cargo resolves it (CARGO_TARGET_DIR,
+# relative or absolute, or a config file's build.target-dir), not always $ROOT/target.
+cargo_target_dir() {
+	(cd "$ROOT" && cargo metadata --format-version 1 --no-deps) |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])'
+}
+
+# sha256_short FILE: the first 12 hex digits of FILE's SHA-256, to tell binaries apart.
+sha256_short() { sha256sum "$1" | cut -c1-12; }
 
 # ----------------------------------------------------- process accounting --
 # tree_pids PID: PID and all its descendants.
@@ -226,10 +246,33 @@ cpu_us_per_request() {
 		if (n ~ /^[0-9]+$/ && n > 0) printf "%.1f", t / hz * 1e6 / n; else printf "n/a" }'
 }
 
-# ratio A B: A/B with two decimals, or n/a.
+# ratio A B [DECIMALS]: A/B with DECIMALS (2) decimals, or n/a.
 ratio() {
-	awk -v a="$1" -v b="$2" 'BEGIN {
-		if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "n/a" }'
+	awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
+		if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.*f", d, a / b; else printf "n/a" }'
+}
+
+# median_range FORMAT VALUE...: "median (min–max)" of the numeric VALUEs, each printed with
+# the printf FORMAT; just the value when there is one, n/a when there is none. Values that are
+# not numbers (n/a) are left out, and "[k of n]" says how many were used.
+median_range() {
+	local fmt="$1"
+	shift
+	printf '%s\n' "$@" | awk -v fmt="$fmt" '
+	{ total++ }
+	$1 ~ /^-?[0-9]+(\.[0-9]*)?$/ { v[++n] = $1 + 0 }
+	END {
+		if (n == 0) { printf "n/a"; exit }
+		for (i = 2; i <= n; i++) { x = v[i]; for (j = i - 1; j >= 1 && v[j] > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+		printf fmt, (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+		if (n > 1) printf " (" fmt "–" fmt ")", v[1], v[n]
+		if (n < total) printf " [%d of %d]", n, total
+	}'
+}
+
+# sum_values VALUE...: the sum of the numeric VALUEs, n/a when there is none.
+sum_values() {
+	printf '%s\n' "$@" | awk '$1 ~ /^[0-9]+$/ { s += $1; n++ } END { if (n) printf "%d", s; else printf "n/a" }'
 }
 
 # ---------------------------------------------------------------- clients --
