@@ -3,12 +3,9 @@
 //! [`Directives`] its attempts follow, or says why it cannot be used (a decision error, which
 //! the caller counts and replaces with the fallback).
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 
-use super::loaded::LoadedPlugin;
 use crate::upstream::BackendSet;
 
 /// The longest upstream path and query a plugin may substitute.
@@ -120,8 +117,6 @@ pub struct Directives {
     pub downstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// The pick's tag, handed back with each outcome.
     pub tag: u64,
-    /// The plugin version that decided, when it asked to hear outcomes.
-    pub listener: Option<Arc<LoadedPlugin>>,
 }
 
 impl Directives {
@@ -172,7 +167,6 @@ pub fn interpret(
                     upstream_headers: convert_headers(pick.upstream_headers)?,
                     downstream_headers: convert_headers(pick.downstream_headers)?,
                     tag: pick.tag,
-                    listener: None,
                 },
             )))
         }

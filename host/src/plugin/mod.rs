@@ -63,8 +63,10 @@ pub struct RequestCtx {
     /// wanted retried), in order.
     pub tried: Vec<u32>,
     /// What the decision in force asks of its attempts: alternates, retry statuses, rewrite,
-    /// headers, tag and who hears the outcome.
+    /// headers and tag.
     pub directives: Directives,
+    /// The plugin version that made the decision in force, when it asked to hear outcomes.
+    pub listener: Option<Arc<LoadedPlugin>>,
 }
 
 impl RequestCtx {
@@ -75,6 +77,7 @@ impl RequestCtx {
             attempt: 0,
             tried: Vec::new(),
             directives: Directives::default(),
+            listener: None,
         }
     }
 }
@@ -229,6 +232,7 @@ impl Decider {
         }
         // Whatever decides now, the last pick's directives no longer apply.
         request.directives = Directives::default();
+        request.listener = None;
         let tried = request.tried.as_slice();
         let guard = self.plugin.load();
         let Some(plugin) = guard.as_ref() else {
@@ -253,10 +257,10 @@ impl Decider {
         });
         let tried = request.tried.as_slice();
         let (route, by) = match outcome {
-            Ok(Some((route, mut directives))) => {
+            Ok(Some((route, directives))) => {
                 self.plugin_succeeded(plugin);
                 if plugin.features().outcomes && matches!(route, Route::Forward { .. }) {
-                    directives.listener = Some(Arc::clone(plugin));
+                    request.listener = Some(Arc::clone(plugin));
                 }
                 request.directives = directives;
                 (route, DecidedBy::Plugin)

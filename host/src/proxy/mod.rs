@@ -254,7 +254,7 @@ impl Proxy {
             };
             let directives = &request.directives;
             let backend = &set.backends[index];
-            let feedback = directives.listener.as_ref().map(|plugin| Feedback {
+            let feedback = request.listener.as_ref().map(|plugin| Feedback {
                 decider: self.decider.clone(),
                 plugin: plugin.clone(),
                 tag: directives.tag,
