@@ -16,7 +16,7 @@
 //!
 //! Build: `bash plugins/build.sh`. Test: `cargo test -p consistent_hash`.
 
-use lbx_guest::{BackendInfo, BackendStats, Candidates, Decision, Request, RetryContext, Router};
+use lbx_guest::{BackendInfo, Backends, Candidates, Decision, Request, RetryContext, Router};
 use serde::Deserialize;
 
 /// Points per backend: more points, more even shares (about ±8% at 160) and a bigger ring.
@@ -122,12 +122,7 @@ impl Router for ConsistentHash {
         self.ring = Ring::new(backends.iter().map(|b| b.id.as_str()));
     }
 
-    fn choose(
-        &mut self,
-        req: &dyn Request,
-        backends: &[BackendStats],
-        retry: &RetryContext,
-    ) -> Decision {
+    fn choose(&mut self, req: &dyn Request, backends: &Backends, retry: &RetryContext) -> Decision {
         let Some(key) = self.key.of(req) else {
             return lbx_guest::no_opinion();
         };
@@ -192,7 +187,7 @@ mod tests {
         ]);
         let all = all_healthy(3);
         let req = |user: &str| FakeRequest::get("/").header("x-user", user);
-        let choose = |router: &mut ConsistentHash, user: &str, backends: &[BackendStats]| {
+        let choose = |router: &mut ConsistentHash, user: &str, backends: &Backends| {
             picked(&router.choose(&req(user), backends, &first_attempt())).unwrap()
         };
         let users: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();

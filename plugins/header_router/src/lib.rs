@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use lbx_guest::{
-    BackendInfo, BackendStats, BackendTable, Candidates, Decision, FastRng, Request, RetryContext,
+    BackendInfo, BackendTable, Backends, Candidates, Decision, FastRng, Request, RetryContext,
     Router,
 };
 use serde::Deserialize;
@@ -102,7 +102,7 @@ impl HeaderRouter {
     fn least_loaded_in(
         &self,
         group: &[(String, String)],
-        backends: &[BackendStats],
+        backends: &Backends,
         candidates: Candidates<'_>,
     ) -> Option<usize> {
         self.table
@@ -164,12 +164,7 @@ impl Router for HeaderRouter {
         self.table.update(backends);
     }
 
-    fn choose(
-        &mut self,
-        req: &dyn Request,
-        backends: &[BackendStats],
-        retry: &RetryContext,
-    ) -> Decision {
+    fn choose(&mut self, req: &dyn Request, backends: &Backends, retry: &RetryContext) -> Decision {
         let candidates = Candidates::new(backends, retry);
         let matched = (0..self.routes.len()).find(|&i| self.matches(i, req));
         let chosen = matched
@@ -206,7 +201,7 @@ mod tests {
         router
     }
 
-    fn route(router: &mut HeaderRouter, req: &FakeRequest, backends: &[BackendStats]) -> usize {
+    fn route(router: &mut HeaderRouter, req: &FakeRequest, backends: &Backends) -> usize {
         picked(&router.choose(req, backends, &first_attempt())).unwrap()
     }
 

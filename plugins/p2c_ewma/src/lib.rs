@@ -15,7 +15,9 @@
 //!
 //! Configuration: none (`{}`). Build: `bash plugins/build.sh`. Test: `cargo test -p p2c_ewma`.
 
-use lbx_guest::{BackendStats, Candidates, Decision, FastRng, Request, RetryContext, Router};
+use lbx_guest::{
+    BackendStats, Backends, Candidates, Decision, FastRng, Request, RetryContext, Router,
+};
 
 /// How fast a peak decays toward the current average: 1/2^DECAY_SHIFT of the gap per decision.
 const DECAY_SHIFT: u32 = 4;
@@ -73,7 +75,7 @@ impl Router for P2cEwma {
     fn choose(
         &mut self,
         _req: &dyn Request,
-        backends: &[BackendStats],
+        backends: &Backends,
         retry: &RetryContext,
     ) -> Decision {
         self.update_peaks(backends);
@@ -111,7 +113,7 @@ mod tests {
         FakeRequest, first_attempt, latencies as with_latencies, picked, retry,
     };
 
-    fn shares(router: &mut P2cEwma, backends: &[BackendStats], n: usize) -> Vec<usize> {
+    fn shares(router: &mut P2cEwma, backends: &Backends, n: usize) -> Vec<usize> {
         let mut counts = vec![0; backends.len()];
         let req = FakeRequest::get("/");
         for _ in 0..n {
@@ -169,7 +171,7 @@ mod tests {
             assert_eq!(picked(&decision), Some(2));
         }
         assert_eq!(
-            router.choose(&req, &with_latencies(&[]), &first_attempt()),
+            router.choose(&req, &Backends::default(), &first_attempt()),
             lbx_guest::no_opinion()
         );
     }

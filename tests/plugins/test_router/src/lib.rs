@@ -16,7 +16,7 @@
 //! version must answer before it is put in force: these are plugins that pass their smoke
 //! test and fail on real traffic.
 
-use lbx_guest::{BackendStats, Candidates, Decision, Request, RetryContext, Router, kv};
+use lbx_guest::{Backends, Candidates, Decision, Request, RetryContext, Router, kv};
 
 /// What the plugin was configured to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +55,7 @@ impl Router for TestRouter {
         })
     }
 
-    fn choose(
-        &mut self,
-        req: &dyn Request,
-        backends: &[BackendStats],
-        retry: &RetryContext,
-    ) -> Decision {
+    fn choose(&mut self, req: &dyn Request, backends: &Backends, retry: &RetryContext) -> Decision {
         let first_healthy = Candidates::new(backends, retry)
             .nth(0)
             .map_or_else(lbx_guest::no_opinion, lbx_guest::pick);
