@@ -1,19 +1,16 @@
 //! The one `wit_bindgen::generate!` of the SDK: Rust types and glue for the `plugin` world of
-//! `wit/router.wit`.
+//! `wit/router.wit` (lbx:router@0.2.0).
 //!
 //! Plugins never name this module: the types they need are re-exported at the crate root and
 //! the export glue is produced by [`export_router!`](crate::export_router). It is public only
 //! because the macro expands inside the plugin crate and must reach the generated items.
 
 wit_bindgen::generate!({
-    path: "../wit/v0.1",
+    path: "../wit",
     world: "plugin",
     // `export!` is used from plugin crates through `export_router!`.
     pub_export_macro: true,
     default_bindings_module: "lbx_guest::bindings",
-    // Lets tests compare decisions with `assert_eq!`.
+    // Lets tests compare decisions and outcomes with `assert_eq!`.
     additional_derives: [PartialEq, Eq],
-    // `backend-stats` documents the flat per-request stats layout and is what plugins see,
-    // though no WIT function names it any more.
-    generate_unused_types: true,
 });

@@ -92,6 +92,22 @@ pub trait Request {
     /// assert_eq!(req.client_port(), 1234);
     /// ```
     fn client_port(&self) -> u16;
+
+    /// The first bytes of the request body, up to the plugin's `body_prefix` limit in lbx's
+    /// configuration (the whole body when it is shorter). `None` when the limit is 0, the
+    /// default: lbx did not read ahead. An empty vector for a request without a body.
+    ///
+    /// Reading ahead holds the request until those bytes arrive, and each call copies them:
+    /// ask only when the decision depends on the body (e.g. a JSON `model` field, see
+    /// [`json_string_field`](crate::json_string_field)).
+    ///
+    /// ```
+    /// # use lbx_guest::{Request, testkit::FakeRequest};
+    /// let req = FakeRequest::post("/v1/chat/completions").body(r#"{"model":"llama-3"}"#);
+    /// assert_eq!(req.body_prefix().as_deref(), Some(&br#"{"model":"llama-3"}"#[..]));
+    /// assert_eq!(FakeRequest::get("/").body_prefix(), None);
+    /// ```
+    fn body_prefix(&self) -> Option<Vec<u8>>;
 }
 
 /// The host's resource: each method is one call into lbx.
@@ -126,5 +142,9 @@ impl Request for HostRequest {
 
     fn client_port(&self) -> u16 {
         HostRequest::client_port(self)
+    }
+
+    fn body_prefix(&self) -> Option<Vec<u8>> {
+        HostRequest::body_prefix(self)
     }
 }

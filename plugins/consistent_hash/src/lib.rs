@@ -14,10 +14,27 @@
 //! A request without the key (header or cookie absent) gets `no-opinion`: lbx's
 //! least-in-flight fallback places it.
 //!
+//! **Bounded loads** (Mirrokni, Thorup and Zadimoghaddam, "Consistent Hashing with Bounded
+//! Loads"; HAProxy's `hash-balance-factor`): with `balance_factor = 1.25` no backend takes more
+//! than 1.25 times the average load, so a hot key cannot bury its backend.
+//!
+//! ```toml
+//! [plugin.config]
+//! key = "cookie:session"
+//! balance_factor = 1.25      # ≥ 1; absent: no bound
+//! ```
+//!
+//! The capacity of each backend is `⌈balance_factor × (in-flight of the candidates + 1) /
+//! candidates⌉`: the average in-flight count counting this request. A key stays on its backend
+//! while that backend, with this request, stays within the capacity; otherwise it goes to the
+//! next backend clockwise on the ring that does, and returns home as soon as home has room.
+//! When loads are even, every backend has room and no key moves. The closer the factor is to
+//! 1, the more even the loads and the more keys move away from home under uneven load.
+//!
 //! Build: `bash plugins/build.sh`. Test: `cargo test -p consistent_hash`.
 
-use lbx_guest::{BackendInfo, BackendStats, Candidates, Decision, Request, RetryContext, Router};
-use serde::Deserialize;
+use lbx_guest::{BackendInfo, Backends, Candidates, Decision, Request, RetryContext, Router};
+use serde::{Deserialize, Deserializer};
 
 /// Points per backend: more points, more even shares (about ±8% at 160) and a bigger ring.
 const POINTS_PER_BACKEND: u32 = 160;
@@ -64,10 +81,49 @@ impl Key {
 struct Settings {
     #[serde(default = "default_key")]
     key: String,
+    #[serde(default, deserialize_with = "number")]
+    balance_factor: Option<f64>,
 }
 
 fn default_key() -> String {
     "client_ip".into()
+}
+
+/// A present `balance_factor` must be a number: lbx hands over TOML's `nan` as JSON `null`,
+/// which must not pass for "no bound".
+fn number<'de, D: Deserializer<'de>>(value: D) -> Result<Option<f64>, D::Error> {
+    match Option::<f64>::deserialize(value)? {
+        Some(factor) => Ok(Some(factor)),
+        None => Err(serde::de::Error::custom(
+            "not a number; give a factor of at least 1, e.g. 1.25",
+        )),
+    }
+}
+
+/// How much above the average load a backend may go, in millionths (1.25 is 1_250_000), so
+/// that capacities are computed exactly: `1.1 × 10` must give 11, not 12.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BalanceFactor(u64);
+
+impl BalanceFactor {
+    fn parse(factor: f64) -> Result<Self, String> {
+        if factor.is_finite() && factor >= 1.0 {
+            Ok(Self((factor * 1e6).round() as u64))
+        } else {
+            Err(lbx_guest::config_error(
+                "balance_factor",
+                &format!("{factor} is not a factor of at least 1 (e.g. 1.25)"),
+            ))
+        }
+    }
+
+    /// The most requests a backend may have in flight, this request included, when the
+    /// candidates have `total` in flight between `count` of them (`count` > 0).
+    fn capacity(self, total: u64, count: u64) -> u64 {
+        let scaled = u128::from(self.0) * u128::from(total + 1);
+        let per_backend = u128::from(count) * 1_000_000;
+        u64::try_from(scaled.div_ceil(per_backend)).unwrap_or(u64::MAX)
+    }
 }
 
 /// The ring: points sorted by hash, each naming a backend index.
@@ -106,6 +162,7 @@ impl Ring {
 #[derive(Debug)]
 pub struct ConsistentHash {
     key: Key,
+    balance: Option<BalanceFactor>,
     ring: Ring,
 }
 
@@ -114,6 +171,10 @@ impl Router for ConsistentHash {
         let settings: Settings = lbx_guest::parse_config(config)?;
         Ok(Self {
             key: Key::parse(&settings.key)?,
+            balance: settings
+                .balance_factor
+                .map(BalanceFactor::parse)
+                .transpose()?,
             ring: Ring::default(),
         })
     }
@@ -122,20 +183,28 @@ impl Router for ConsistentHash {
         self.ring = Ring::new(backends.iter().map(|b| b.id.as_str()));
     }
 
-    fn choose(
-        &mut self,
-        req: &dyn Request,
-        backends: &[BackendStats],
-        retry: &RetryContext,
-    ) -> Decision {
+    fn choose(&mut self, req: &dyn Request, backends: &Backends, retry: &RetryContext) -> Decision {
         let Some(key) = self.key.of(req) else {
             return lbx_guest::no_opinion();
         };
+        let hash = lbx_guest::stable_hash(key.as_bytes());
         let candidates = Candidates::new(backends, retry);
-        self.ring
-            .lookup(lbx_guest::stable_hash(key.as_bytes()), |i| {
-                candidates.contains(i)
+        let bounded = self.balance.and_then(|factor| {
+            let (count, total) = candidates.iter().fold((0, 0), |(count, total), i| {
+                (count + 1, total + u64::from(backends[i].in_flight))
+            });
+            if count == 0 {
+                return None;
+            }
+            let capacity = factor.capacity(total, count);
+            self.ring.lookup(hash, |i| {
+                candidates.contains(i) && u64::from(backends[i].in_flight) < capacity
             })
+        });
+        // Without a bound, or (never, the least loaded candidate always has room) when no
+        // candidate has room: the first candidate clockwise.
+        bounded
+            .or_else(|| self.ring.lookup(hash, |i| candidates.contains(i)))
             .map_or_else(lbx_guest::no_opinion, lbx_guest::pick)
     }
 }
@@ -143,94 +212,4 @@ impl Router for ConsistentHash {
 lbx_guest::export_router!(ConsistentHash);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use lbx_guest::testkit::{FakeRequest, all_healthy, backend_info, first_attempt, picked};
-
-    fn ids(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("backend-{i}")).collect()
-    }
-
-    fn owners(ring: &Ring, keys: &[String]) -> Vec<usize> {
-        keys.iter()
-            .map(|k| {
-                ring.lookup(lbx_guest::stable_hash(k.as_bytes()), |_| true)
-                    .unwrap()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn adding_a_sixth_backend_moves_at_most_a_sixth_of_10000_keys_plus_5_percent() {
-        let keys: Vec<String> = (0..10_000).map(|i| format!("user-{i}")).collect();
-        let five = ids(5);
-        let six = ids(6);
-        let before = owners(&Ring::new(five.iter().map(String::as_str)), &keys);
-        let after = owners(&Ring::new(six.iter().map(String::as_str)), &keys);
-        let moved = before.iter().zip(&after).filter(|(a, b)| a != b).count();
-        let share = moved as f64 / keys.len() as f64;
-        assert!(share <= 1.0 / 6.0 + 0.05, "moved {share}");
-        // Every key that moved went to the new backend.
-        assert!(before.iter().zip(&after).all(|(a, b)| a == b || *b == 5));
-        // And the five shares stay reasonably even.
-        for backend in 0..5 {
-            let count = before.iter().filter(|&&o| o == backend).count();
-            assert!(
-                (1_500..2_500).contains(&count),
-                "backend {backend}: {count}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_same_key_sticks_and_a_down_backend_moves_only_its_own_keys() {
-        let mut router = ConsistentHash::init(r#"{"key":"header:X-User"}"#).unwrap();
-        router.backends_changed(&[
-            backend_info("a", "a:80"),
-            backend_info("b", "b:80"),
-            backend_info("c", "c:80"),
-        ]);
-        let all = all_healthy(3);
-        let req = |user: &str| FakeRequest::get("/").header("x-user", user);
-        let choose = |router: &mut ConsistentHash, user: &str, backends: &[BackendStats]| {
-            picked(&router.choose(&req(user), backends, &first_attempt())).unwrap()
-        };
-        let users: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
-        let home: Vec<usize> = users.iter().map(|u| choose(&mut router, u, &all)).collect();
-        assert_eq!(
-            home,
-            users
-                .iter()
-                .map(|u| choose(&mut router, u, &all))
-                .collect::<Vec<_>>()
-        );
-
-        let mut b_down = all.clone();
-        b_down[1].healthy = false;
-        for (user, &was) in users.iter().zip(&home) {
-            let now = choose(&mut router, user, &b_down);
-            if was != 1 {
-                assert_eq!(now, was, "only keys of the down backend move");
-            } else {
-                assert_ne!(now, 1);
-            }
-        }
-        // No key: the host decides.
-        let anonymous = FakeRequest::get("/");
-        assert_eq!(
-            router.choose(&anonymous, &all, &first_attempt()),
-            lbx_guest::no_opinion()
-        );
-    }
-
-    #[test]
-    fn keys_are_validated() {
-        assert!(ConsistentHash::init(r#"{"key":"path"}"#).is_ok());
-        assert!(ConsistentHash::init(r#"{"key":"cookie:session"}"#).is_ok());
-        let err = ConsistentHash::init(r#"{"key":"body"}"#).unwrap_err();
-        assert!(
-            err.starts_with("plugin.config.key: \"body\" is not a key"),
-            "{err}"
-        );
-    }
-}
+mod tests;

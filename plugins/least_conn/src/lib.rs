@@ -13,7 +13,7 @@
 //! Build: `bash plugins/build.sh` (produces `plugins/least_conn.wasm`).
 //! Test: `cargo test -p least_conn`.
 
-use lbx_guest::{BackendStats, Candidates, Decision, Request, RetryContext, Router};
+use lbx_guest::{Backends, Candidates, Decision, Request, RetryContext, Router};
 
 /// Least-connections state: where the next tie-breaking scan starts.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ impl Router for LeastConn {
     fn choose(
         &mut self,
         _req: &dyn Request,
-        backends: &[BackendStats],
+        backends: &Backends,
         retry: &RetryContext,
     ) -> Decision {
         let candidates = Candidates::new(backends, retry);

@@ -1,7 +1,7 @@
 //! Unit tests of the least-connections logic, run natively with `cargo test -p least_conn`.
 
 use lbx_guest::testkit::{FakeRequest, all_healthy, backend, first_attempt, loads, picked, retry};
-use lbx_guest::{BackendStats, Decision, RetryContext, Router};
+use lbx_guest::{Backends, Decision, RetryContext, Router};
 
 use crate::LeastConn;
 
@@ -9,11 +9,11 @@ fn router() -> LeastConn {
     LeastConn::init("{}").expect("empty config is accepted")
 }
 
-fn choose(router: &mut LeastConn, backends: &[BackendStats], retry: &RetryContext) -> Decision {
+fn choose(router: &mut LeastConn, backends: &Backends, retry: &RetryContext) -> Decision {
     router.choose(&FakeRequest::get("/"), backends, retry)
 }
 
-fn pick_first(router: &mut LeastConn, backends: &[BackendStats]) -> Option<usize> {
+fn pick_first(router: &mut LeastConn, backends: &Backends) -> Option<usize> {
     picked(&choose(router, backends, &first_attempt()))
 }
 
@@ -27,7 +27,7 @@ fn the_least_loaded_healthy_backend_is_picked() {
 #[test]
 fn an_unhealthy_backend_is_skipped_even_when_idle() {
     let mut lc = router();
-    let backends = [backend(true, 4), backend(false, 0), backend(true, 3)];
+    let backends = Backends::from([backend(true, 4), backend(false, 0), backend(true, 3)]);
     assert_eq!(pick_first(&mut lc, &backends), Some(2));
 }
 
@@ -74,12 +74,15 @@ fn load_reported_by_the_host_steers_the_next_pick() {
 #[test]
 fn all_unhealthy_means_no_opinion() {
     let mut lc = router();
-    let backends = [backend(false, 0), backend(false, 1)];
+    let backends = Backends::from([backend(false, 0), backend(false, 1)]);
     assert_eq!(
         choose(&mut lc, &backends, &first_attempt()),
         Decision::NoOpinion
     );
-    assert_eq!(choose(&mut lc, &[], &first_attempt()), Decision::NoOpinion);
+    assert_eq!(
+        choose(&mut lc, &Backends::default(), &first_attempt()),
+        Decision::NoOpinion
+    );
 }
 
 #[test]
@@ -96,7 +99,7 @@ fn retry_avoids_the_failed_backend_even_if_it_is_least_loaded() {
 #[test]
 fn retry_reuses_the_only_healthy_backend() {
     let mut lc = router();
-    let backends = [backend(false, 0), backend(true, 3)];
+    let backends = Backends::from([backend(false, 0), backend(true, 3)]);
     assert_eq!(picked(&choose(&mut lc, &backends, &retry(&[1]))), Some(1));
 }
 

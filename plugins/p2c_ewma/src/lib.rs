@@ -1,31 +1,64 @@
-//! Power of two choices on peak-EWMA latency for lbx (the algorithm of Finagle and Linkerd).
+//! Power of two choices on peak-EWMA latency for lbx (the algorithm of Finagle and Linkerd),
+//! learned from the plugin's own outcome feedback.
 //!
 //! For each request two different candidate backends are drawn at random; the one with the
 //! lower cost wins, where
 //!
 //! ```text
-//! cost = peak_latency × (in_flight + 1) × (recent_failures + 1)
+//! cost = latency × (in_flight + 1) × (recent_failures + 1)
 //! ```
 //!
-//! `peak_latency` follows the host's latency moving average up at once and back down slowly
-//! (by 1/16 of the gap per decision), so one slow response makes a backend unattractive
-//! immediately and a recovering backend earns traffic back gradually. A backend with no
-//! latency yet counts as the fastest seen, so new backends are tried. Only healthy backends
-//! not yet tried by this request are candidates.
+//! `latency` is a peak-sensitive moving average of the time to first byte of the backend's
+//! answers, which the plugin hears about after each attempt (it asks lbx for outcomes). A
+//! sample above the average replaces it at once, so one slow answer makes a backend
+//! unattractive immediately; a sample below pulls it down with weight `1 − e^(−Δt/τ)`, Δt being
+//! the time since the backend's previous sample on lbx's clock and τ = 10 s (Finagle's
+//! `PeakEwma`): the average forgets by time, however many requests arrive.
 //!
-//! Configuration: none (`{}`). Build: `bash plugins/build.sh`. Test: `cargo test -p p2c_ewma`.
+//! Old latency fades: as a backend's last sample ages, its latency slides toward the fastest
+//! estimate among the candidates (weight `e^(−age/τ)`), so a backend that was slow a minute
+//! ago is tried again when the others are busy, and its next answer decides. A backend with no
+//! sample yet counts as the fastest, so new backends are tried. `in_flight` (always current)
+//! and `recent_failures` come from lbx with each request. Only healthy backends not yet tried
+//! by this request are candidates.
+//!
+//! Estimates follow backend ids when the backend set changes. Each pick is tagged with a
+//! fingerprint of the backend set it was made on; an outcome of a pick made on another set (or
+//! by lbx's fallback) is not used, since its index may name another backend now. Each plugin
+//! instance learns from the outcomes it is handed (lbx spreads them over its instances).
+//!
+//! Configuration: none (`{}`). Per request the plugin reads only numbers and allocates nothing.
+//! Build: `bash plugins/build.sh`. Test: `cargo test -p p2c_ewma`.
 
-use lbx_guest::{BackendStats, Candidates, Decision, FastRng, Request, RetryContext, Router};
+use std::collections::HashMap;
 
-/// How fast a peak decays toward the current average: 1/2^DECAY_SHIFT of the gap per decision.
-const DECAY_SHIFT: u32 = 4;
+use lbx_guest::{
+    BackendInfo, Backends, Candidates, Decision, FastRng, Outcome, Request, RetryContext, Router,
+};
+
+/// τ of the moving average and of the fading, in µs: Finagle's and Linkerd's default (10 s).
+const DECAY_US: f64 = 10_000_000.0;
+
+/// What the plugin knows of one backend's latency.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Estimate {
+    /// Peak-EWMA of time to first byte, in µs.
+    latency_us: f64,
+    /// When the last sample arrived (lbx's clock, µs).
+    at_us: u64,
+}
 
 /// The plugin's state.
 #[derive(Debug)]
 pub struct P2cEwma {
     rng: FastRng,
-    /// Peak-sensitive latency per backend, in µs.
-    peaks: Vec<u64>,
+    /// Backend ids, by index, from the last `backends_changed`.
+    ids: Vec<String>,
+    /// Latency estimates by index; `None` until the backend's first sample.
+    estimates: Vec<Option<Estimate>>,
+    /// Tag of every pick: identifies the backend set the index refers to (never 0, which is
+    /// lbx's fallback).
+    fingerprint: u64,
 }
 
 impl P2cEwma {
@@ -33,50 +66,73 @@ impl P2cEwma {
     pub fn with_seed(seed: u64) -> Self {
         Self {
             rng: FastRng::new(seed),
-            peaks: Vec::new(),
+            ids: Vec::new(),
+            estimates: Vec::new(),
+            fingerprint: fingerprint(&[]),
         }
     }
 
-    fn update_peaks(&mut self, backends: &[BackendStats]) {
-        self.peaks.resize(backends.len(), 0);
-        for (peak, backend) in self.peaks.iter_mut().zip(backends) {
-            let ewma = u64::from(backend.ewma_latency_us);
-            *peak = if ewma >= *peak {
-                ewma
-            } else {
-                *peak - ((*peak - ewma) >> DECAY_SHIFT).max(1)
-            };
-        }
-    }
-
-    fn cost(&self, backends: &[BackendStats], index: usize, fastest: u64) -> u128 {
-        let backend = &backends[index];
-        let latency = match self.peaks[index] {
-            0 => fastest.max(1),
-            peak => peak,
+    /// The latency to compare `index` by at `now_us`: its estimate faded toward `fastest` as
+    /// its last sample ages; `fastest` itself without a sample.
+    fn latency(&self, index: usize, fastest: f64, now_us: u64) -> f64 {
+        let latency = match self.estimates.get(index).copied().flatten() {
+            Some(e) => {
+                let kept = decay(now_us.saturating_sub(e.at_us));
+                e.latency_us * kept + fastest * (1.0 - kept)
+            }
+            None => fastest,
         };
-        u128::from(latency)
-            * (u128::from(backend.in_flight) + 1)
-            * (u128::from(backend.recent_failures) + 1)
+        latency.max(1.0)
     }
 }
 
+/// `e^(−elapsed/τ)`: how much of an estimate `elapsed_us` old still counts.
+fn decay(elapsed_us: u64) -> f64 {
+    (-(elapsed_us as f64) / DECAY_US).exp()
+}
+
+/// A stable, non-zero fingerprint of the backend ids in order: the same set gives the same tag
+/// in every plugin instance.
+fn fingerprint(ids: &[String]) -> u64 {
+    let hash = ids.iter().fold(lbx_guest::fnv1a_64(b"p2c_ewma"), |h, id| {
+        lbx_guest::fnv1a_64_extend(lbx_guest::fnv1a_64_extend(h, id.as_bytes()), b"\0")
+    });
+    lbx_guest::mix64(hash).max(1)
+}
+
 impl Router for P2cEwma {
+    const OUTCOMES: bool = true;
+
     fn init(config: &str) -> Result<Self, String> {
         lbx_guest::init_default::<()>(config)?;
         Ok(Self {
             rng: FastRng::from_entropy(),
-            peaks: Vec::new(),
+            ..Self::with_seed(0)
         })
+    }
+
+    fn backends_changed(&mut self, backends: &[BackendInfo]) {
+        let known: HashMap<&str, Estimate> = self
+            .ids
+            .iter()
+            .zip(&self.estimates)
+            .filter_map(|(id, estimate)| Some((id.as_str(), (*estimate)?)))
+            .collect();
+        let estimates = backends
+            .iter()
+            .map(|b| known.get(b.id.as_str()).copied())
+            .collect();
+        self.estimates = estimates;
+        self.ids = backends.iter().map(|b| b.id.clone()).collect();
+        self.fingerprint = fingerprint(&self.ids);
     }
 
     fn choose(
         &mut self,
         _req: &dyn Request,
-        backends: &[BackendStats],
+        backends: &Backends,
         retry: &RetryContext,
     ) -> Decision {
-        self.update_peaks(backends);
         let candidates = Candidates::new(backends, retry);
         let count = candidates.count();
         if count == 0 {
@@ -89,88 +145,55 @@ impl Router for P2cEwma {
         };
         let fastest = candidates
             .iter()
-            .map(|i| self.peaks[i])
-            .filter(|&p| p > 0)
-            .min()
-            .unwrap_or(1);
-        let winner = if self.cost(backends, b, fastest) < self.cost(backends, a, fastest) {
-            b
-        } else {
-            a
+            .filter_map(|i| self.estimates.get(i).copied().flatten())
+            .map(|e| e.latency_us)
+            .fold(f64::INFINITY, f64::min);
+        let fastest = if fastest.is_finite() { fastest } else { 1.0 };
+        let now_us = lbx_guest::now_us();
+        let cost = |i: usize| {
+            let stats = &backends[i];
+            self.latency(i, fastest, now_us)
+                * (f64::from(stats.in_flight) + 1.0)
+                * (f64::from(stats.recent_failures) + 1.0)
         };
-        lbx_guest::pick(winner)
+        let winner = if cost(b) < cost(a) { b } else { a };
+        lbx_guest::pick(winner).tag(self.fingerprint)
+    }
+
+    fn on_outcome(&mut self, outcome: &Outcome) {
+        // No head, no latency: failures count through lbx's `recent_failures` instead.
+        let Some(ttfb_us) = outcome.ttfb_us else {
+            return;
+        };
+        if outcome.tag != self.fingerprint {
+            return;
+        }
+        let Some(estimate) = usize::try_from(outcome.backend)
+            .ok()
+            .and_then(|i| self.estimates.get_mut(i))
+        else {
+            return;
+        };
+        let now_us = lbx_guest::now_us();
+        let sample = ttfb_us as f64;
+        *estimate = Some(match *estimate {
+            Some(e) if sample < e.latency_us => {
+                let kept = decay(now_us.saturating_sub(e.at_us));
+                Estimate {
+                    latency_us: e.latency_us * kept + sample * (1.0 - kept),
+                    at_us: now_us,
+                }
+            }
+            // A first sample, or a peak: taken as is.
+            _ => Estimate {
+                latency_us: sample,
+                at_us: now_us,
+            },
+        });
     }
 }
 
 lbx_guest::export_router!(P2cEwma);
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use lbx_guest::testkit::{
-        FakeRequest, first_attempt, latencies as with_latencies, picked, retry,
-    };
-
-    fn shares(router: &mut P2cEwma, backends: &[BackendStats], n: usize) -> Vec<usize> {
-        let mut counts = vec![0; backends.len()];
-        let req = FakeRequest::get("/");
-        for _ in 0..n {
-            counts[picked(&router.choose(&req, backends, &first_attempt())).unwrap()] += 1;
-        }
-        counts
-    }
-
-    #[test]
-    fn a_slow_backend_gets_little_traffic() {
-        let mut router = P2cEwma::with_seed(1);
-        let counts = shares(&mut router, &with_latencies(&[1_000, 1_000, 50_000]), 3_000);
-        // The slow backend wins only when drawn twice, which two different draws never are.
-        assert_eq!(counts[2], 0, "{counts:?}");
-        assert!(counts[0] > 1_200 && counts[1] > 1_200, "{counts:?}");
-    }
-
-    #[test]
-    fn load_counts_against_a_fast_backend() {
-        let mut router = P2cEwma::with_seed(2);
-        let mut backends = with_latencies(&[1_000, 1_500]);
-        backends[0].in_flight = 9; // cost 10_000 vs 1_500
-        let counts = shares(&mut router, &backends, 100);
-        assert_eq!(counts, [0, 100]);
-    }
-
-    #[test]
-    fn the_peak_falls_back_slowly_after_a_slow_spell() {
-        let mut router = P2cEwma::with_seed(3);
-        let req = FakeRequest::get("/");
-        router.choose(&req, &with_latencies(&[10_000, 1_000]), &first_attempt());
-        router.choose(&req, &with_latencies(&[1_000, 1_000]), &first_attempt());
-        assert!(
-            router.peaks[0] > 9_000,
-            "one fast sample does not erase a peak"
-        );
-        for _ in 0..200 {
-            router.choose(&req, &with_latencies(&[1_000, 1_000]), &first_attempt());
-        }
-        assert!(
-            router.peaks[0] < 1_100,
-            "but it decays: {}",
-            router.peaks[0]
-        );
-    }
-
-    #[test]
-    fn down_and_tried_backends_are_never_chosen() {
-        let mut router = P2cEwma::with_seed(4);
-        let mut backends = with_latencies(&[10, 10, 10]);
-        backends[1].healthy = false;
-        let req = FakeRequest::get("/");
-        for _ in 0..100 {
-            let decision = router.choose(&req, &backends, &retry(&[0]));
-            assert_eq!(picked(&decision), Some(2));
-        }
-        assert_eq!(
-            router.choose(&req, &with_latencies(&[]), &first_attempt()),
-            lbx_guest::no_opinion()
-        );
-    }
-}
+mod tests;

@@ -14,7 +14,7 @@
 //! Build: `bash plugins/build.sh` (produces `plugins/random.wasm`).
 //! Test: `cargo test -p random`.
 
-use lbx_guest::{BackendStats, Candidates, Decision, FastRng, Request, RetryContext, Router};
+use lbx_guest::{Backends, Candidates, Decision, FastRng, Request, RetryContext, Router};
 
 /// Power-of-two-choices state: the random generator.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ impl Router for PowerOfTwo {
     fn choose(
         &mut self,
         _req: &dyn Request,
-        backends: &[BackendStats],
+        backends: &Backends,
         retry: &RetryContext,
     ) -> Decision {
         let candidates = Candidates::new(backends, retry);

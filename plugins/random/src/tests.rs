@@ -1,16 +1,16 @@
 //! Unit tests of the power-of-two-choices logic, run natively with `cargo test -p random`.
 
 use lbx_guest::testkit::{FakeRequest, all_healthy, backend, first_attempt, loads, picked, retry};
-use lbx_guest::{BackendStats, Decision, RetryContext, Router};
+use lbx_guest::{Backends, Decision, RetryContext, Router};
 
 use crate::PowerOfTwo;
 
-fn choose(router: &mut PowerOfTwo, backends: &[BackendStats], retry: &RetryContext) -> Decision {
+fn choose(router: &mut PowerOfTwo, backends: &Backends, retry: &RetryContext) -> Decision {
     router.choose(&FakeRequest::get("/"), backends, retry)
 }
 
 /// How often each backend is picked over `n` first attempts.
-fn histogram(router: &mut PowerOfTwo, backends: &[BackendStats], n: usize) -> Vec<usize> {
+fn histogram(router: &mut PowerOfTwo, backends: &Backends, n: usize) -> Vec<usize> {
     let mut counts = vec![0; backends.len()];
     for _ in 0..n {
         let index = picked(&choose(router, backends, &first_attempt())).expect("a pick");
@@ -54,12 +54,12 @@ fn lighter_backends_get_more_requests() {
 #[test]
 fn unhealthy_backends_are_never_picked() {
     let mut p2c = PowerOfTwo::with_seed(3);
-    let backends = [
+    let backends = Backends::from([
         backend(false, 0),
         backend(true, 5),
         backend(false, 0),
         backend(true, 5),
-    ];
+    ]);
     let counts = histogram(&mut p2c, &backends, 500);
     assert_eq!((counts[0], counts[2]), (0, 0), "{counts:?}");
     assert!(counts[1] > 0 && counts[3] > 0, "{counts:?}");
@@ -68,19 +68,22 @@ fn unhealthy_backends_are_never_picked() {
 #[test]
 fn a_single_healthy_backend_is_always_picked() {
     let mut p2c = PowerOfTwo::with_seed(1);
-    let backends = [backend(false, 0), backend(true, 50)];
+    let backends = Backends::from([backend(false, 0), backend(true, 50)]);
     assert_eq!(histogram(&mut p2c, &backends, 50), [0, 50]);
 }
 
 #[test]
 fn all_unhealthy_means_no_opinion() {
     let mut p2c = PowerOfTwo::with_seed(1);
-    let backends = [backend(false, 0), backend(false, 0)];
+    let backends = Backends::from([backend(false, 0), backend(false, 0)]);
     assert_eq!(
         choose(&mut p2c, &backends, &first_attempt()),
         Decision::NoOpinion
     );
-    assert_eq!(choose(&mut p2c, &[], &first_attempt()), Decision::NoOpinion);
+    assert_eq!(
+        choose(&mut p2c, &Backends::default(), &first_attempt()),
+        Decision::NoOpinion
+    );
 }
 
 #[test]
@@ -96,7 +99,7 @@ fn retry_avoids_the_failed_backend() {
 #[test]
 fn retry_reuses_a_tried_backend_when_it_is_the_only_healthy_one() {
     let mut p2c = PowerOfTwo::with_seed(5);
-    let backends = [backend(true, 0), backend(false, 0)];
+    let backends = Backends::from([backend(true, 0), backend(false, 0)]);
     assert_eq!(picked(&choose(&mut p2c, &backends, &retry(&[0]))), Some(0));
 }
 

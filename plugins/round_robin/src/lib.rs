@@ -11,7 +11,7 @@
 //! Build: `bash plugins/build.sh` (produces `plugins/round_robin.wasm`).
 //! Test: `cargo test -p round_robin`.
 
-use lbx_guest::{BackendStats, Candidates, Decision, Request, RetryContext, Router};
+use lbx_guest::{Backends, Candidates, Decision, Request, RetryContext, Router};
 
 /// Round-robin state: how many requests were routed so far.
 #[derive(Debug, Default)]
@@ -28,7 +28,7 @@ impl Router for RoundRobin {
     fn choose(
         &mut self,
         _req: &dyn Request,
-        backends: &[BackendStats],
+        backends: &Backends,
         retry: &RetryContext,
     ) -> Decision {
         let candidates = Candidates::new(backends, retry);

@@ -1,7 +1,7 @@
 //! Unit tests of the round-robin logic, run natively with `cargo test -p round_robin`.
 
 use lbx_guest::testkit::{FakeRequest, all_healthy, backend, first_attempt, picked, retry};
-use lbx_guest::{BackendStats, Decision, RetryContext, Router};
+use lbx_guest::{Backends, Decision, RetryContext, Router};
 
 use crate::RoundRobin;
 
@@ -9,11 +9,11 @@ fn router() -> RoundRobin {
     RoundRobin::init("{}").expect("empty config is accepted")
 }
 
-fn choose(router: &mut RoundRobin, backends: &[BackendStats], retry: &RetryContext) -> Decision {
+fn choose(router: &mut RoundRobin, backends: &Backends, retry: &RetryContext) -> Decision {
     router.choose(&FakeRequest::get("/"), backends, retry)
 }
 
-fn picks(router: &mut RoundRobin, backends: &[BackendStats], n: usize) -> Vec<Option<usize>> {
+fn picks(router: &mut RoundRobin, backends: &Backends, n: usize) -> Vec<Option<usize>> {
     (0..n)
         .map(|_| picked(&choose(router, backends, &first_attempt())))
         .collect()
@@ -35,12 +35,12 @@ fn three_healthy_backends_are_picked_in_order_forever() {
 #[test]
 fn unhealthy_backends_are_skipped_and_the_rest_share_evenly() {
     let mut rr = router();
-    let backends = [
+    let backends = Backends::from([
         backend(true, 0),
         backend(false, 0),
         backend(true, 0),
         backend(true, 0),
-    ];
+    ]);
     let expected: Vec<_> = [0, 2, 3]
         .iter()
         .copied()
@@ -54,12 +54,15 @@ fn unhealthy_backends_are_skipped_and_the_rest_share_evenly() {
 #[test]
 fn all_unhealthy_means_no_opinion() {
     let mut rr = router();
-    let backends = [backend(false, 0), backend(false, 0)];
+    let backends = Backends::from([backend(false, 0), backend(false, 0)]);
     assert_eq!(
         choose(&mut rr, &backends, &first_attempt()),
         Decision::NoOpinion
     );
-    assert_eq!(choose(&mut rr, &[], &first_attempt()), Decision::NoOpinion);
+    assert_eq!(
+        choose(&mut rr, &Backends::default(), &first_attempt()),
+        Decision::NoOpinion
+    );
 }
 
 #[test]
@@ -88,7 +91,7 @@ fn retry_avoids_the_backend_that_already_failed() {
 #[test]
 fn retry_reuses_a_tried_backend_when_it_is_the_only_healthy_one() {
     let mut rr = router();
-    let backends = [backend(true, 0), backend(false, 0)];
+    let backends = Backends::from([backend(true, 0), backend(false, 0)]);
     assert_eq!(picked(&choose(&mut rr, &backends, &retry(&[0]))), Some(0));
 }
 

@@ -25,7 +25,8 @@
 //! Build: `bash plugins/build.sh`. Test: `cargo test -p sticky_cookie`.
 
 use lbx_guest::{
-    BackendInfo, BackendStats, Candidates, Decision, FastRng, Request, RetryContext, Router, kv,
+    BackendInfo, BackendStats, Backends, Candidates, Decision, FastRng, Request, RetryContext,
+    Router, kv,
 };
 use serde::Deserialize;
 
@@ -136,12 +137,7 @@ impl Router for StickyCookie {
         self.tokens = backends.iter().map(|b| self.token(&b.id)).collect();
     }
 
-    fn choose(
-        &mut self,
-        req: &dyn Request,
-        backends: &[BackendStats],
-        retry: &RetryContext,
-    ) -> Decision {
+    fn choose(&mut self, req: &dyn Request, backends: &Backends, retry: &RetryContext) -> Decision {
         let candidates = Candidates::new(backends, retry);
         let sticky = req
             .cookie(&self.settings.cookie)

@@ -15,7 +15,7 @@
 //! Build: `bash plugins/build.sh`. Test: `cargo test -p weighted_round_robin`.
 
 use lbx_guest::{
-    BackendInfo, BackendStats, Candidates, Decision, Request, RetryContext, Router, SmoothWeighted,
+    BackendInfo, Backends, Candidates, Decision, Request, RetryContext, Router, SmoothWeighted,
 };
 use serde::Deserialize;
 
@@ -62,7 +62,7 @@ impl Router for WeightedRoundRobin {
     fn choose(
         &mut self,
         _req: &dyn Request,
-        backends: &[BackendStats],
+        backends: &Backends,
         retry: &RetryContext,
     ) -> Decision {
         let candidates = Candidates::new(backends, retry);
@@ -89,7 +89,7 @@ mod tests {
         FakeRequest, all_healthy, first_attempt, labeled, picked, retry, weights as weighted,
     };
 
-    fn picks(router: &mut WeightedRoundRobin, backends: &[BackendStats], n: usize) -> Vec<usize> {
+    fn picks(router: &mut WeightedRoundRobin, backends: &Backends, n: usize) -> Vec<usize> {
         let req = FakeRequest::get("/");
         (0..n)
             .map(|_| picked(&router.choose(&req, backends, &first_attempt())).unwrap())

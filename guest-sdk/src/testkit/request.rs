@@ -1,28 +1,8 @@
-//! Native test kit: a fake request and builders for backend lists, so a plugin's logic is
-//! unit-tested with plain `cargo test`, no Wasm and no host.
-//!
-//! ```
-//! use lbx_guest::Router;
-//! use lbx_guest::testkit::{FakeRequest, backend, picked, retry};
-//! # #[derive(Default)] struct MyRouter;
-//! # impl Router for MyRouter {
-//! #     fn init(c: &str) -> Result<Self, String> { lbx_guest::init_default(c) }
-//! #     fn choose(&mut self, _: &dyn lbx_guest::Request, b: &[lbx_guest::BackendStats],
-//! #               r: &lbx_guest::RetryContext) -> lbx_guest::Decision {
-//! #         lbx_guest::Candidates::new(b, r).nth(0).map_or_else(lbx_guest::no_opinion, lbx_guest::pick)
-//! #     }
-//! # }
-//!
-//! let mut router = MyRouter::init("{}").unwrap();
-//! let req = FakeRequest::get("/cart").cookie("session", "abc").client("10.0.0.1:1234");
-//! // Backend 1 is down; backend 0 already failed this request.
-//! let backends = [backend(true, 0), backend(false, 0), backend(true, 7)];
-//! assert_eq!(picked(&router.choose(&req, &backends, &retry(&[0]))), Some(2));
-//! ```
+//! [`FakeRequest`]: an in-memory [`Request`] built in a test.
 
 use std::net::SocketAddr;
 
-use crate::{BackendInfo, BackendStats, Decision, Request, RetryContext, cookie_value};
+use crate::{Request, cookie_value};
 
 /// An in-memory [`Request`] built in a test.
 ///
@@ -31,7 +11,8 @@ use crate::{BackendInfo, BackendStats, Decision, Request, RetryContext, cookie_v
 /// [`authority`](FakeRequest::authority) shadow the [`Request`] methods of the same name;
 /// to read those directly write `Request::header(&fake, "x")` or go through `&dyn Request`.
 ///
-/// Defaults: method `GET`, client `127.0.0.1:50000`, no headers. Header lookup is
+/// Defaults: method `GET`, client `127.0.0.1:50000`, no headers, no body prefix (as when the
+/// operator left `body_prefix` at 0). Header lookup is
 /// case-insensitive like the host's; [`authority`](Request::authority) is the explicit
 /// authority if set, else the `host` header; [`cookie`](Request::cookie) searches every
 /// `cookie` header with [`cookie_value`].
@@ -60,6 +41,7 @@ pub struct FakeRequest {
     authority: Option<String>,
     headers: Vec<(String, String)>,
     client: SocketAddr,
+    body_prefix: Option<Vec<u8>>,
 }
 
 impl FakeRequest {
@@ -84,6 +66,7 @@ impl FakeRequest {
             authority: None,
             headers: Vec::new(),
             client: SocketAddr::from(([127, 0, 0, 1], 50000)),
+            body_prefix: None,
         }
     }
 
@@ -174,6 +157,21 @@ impl FakeRequest {
         self
     }
 
+    /// Sets the body prefix [`Request::body_prefix`] answers: the bytes the host would have
+    /// read ahead (the whole body when shorter than the limit; cut wherever the limit falls
+    /// otherwise). `body("")` is a request without a body, read ahead.
+    ///
+    /// ```
+    /// # use lbx_guest::{Request, testkit::FakeRequest};
+    /// let req = FakeRequest::post("/v1/completions").body(br#"{"model":"m","prompt":"Once up"#);
+    /// assert_eq!(req.body_prefix().map(|b| b.len()), Some(30));
+    /// assert_eq!(FakeRequest::get("/").body("").body_prefix(), Some(Vec::new()));
+    /// ```
+    pub fn body(mut self, prefix: impl AsRef<[u8]>) -> Self {
+        self.body_prefix = Some(prefix.as_ref().to_vec());
+        self
+    }
+
     fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
         self.headers
             .iter()
@@ -216,149 +214,9 @@ impl Request for FakeRequest {
     fn client_port(&self) -> u16 {
         self.client.port()
     }
-}
 
-/// One backend's stats: `healthy`, `in_flight` requests, weight 1, no latency or failures yet.
-/// Change other fields with struct update syntax.
-///
-/// ```
-/// use lbx_guest::{BackendStats, testkit::backend};
-///
-/// let busy = backend(true, 12);
-/// let heavy = BackendStats { weight: 3, ..backend(true, 0) };
-/// assert_eq!((busy.in_flight, heavy.weight), (12, 3));
-/// ```
-pub fn backend(healthy: bool, in_flight: u32) -> BackendStats {
-    BackendStats {
-        healthy,
-        weight: 1,
-        in_flight,
-        ewma_latency_us: 0,
-        recent_failures: 0,
-    }
-}
-
-/// `n` healthy, idle backends.
-///
-/// ```
-/// let backends = lbx_guest::testkit::all_healthy(3);
-/// assert!(backends.iter().all(|b| b.healthy && b.in_flight == 0));
-/// ```
-pub fn all_healthy(n: usize) -> Vec<BackendStats> {
-    vec![backend(true, 0); n]
-}
-
-/// Healthy backends with these in-flight counts, one per entry.
-///
-/// ```
-/// let backends = lbx_guest::testkit::loads(&[4, 0, 2]);
-/// assert_eq!(backends[2].in_flight, 2);
-/// ```
-pub fn loads(in_flight: &[u32]) -> Vec<BackendStats> {
-    in_flight.iter().map(|&n| backend(true, n)).collect()
-}
-
-/// Healthy, idle backends with these weights, one per entry.
-///
-/// ```
-/// let backends = lbx_guest::testkit::weights(&[5, 1, 1]);
-/// assert_eq!(backends[0].weight, 5);
-/// ```
-pub fn weights(weights: &[u32]) -> Vec<BackendStats> {
-    weights
-        .iter()
-        .map(|&weight| BackendStats {
-            weight,
-            ..backend(true, 0)
-        })
-        .collect()
-}
-
-/// Healthy, idle backends with these latency averages (µs), one per entry.
-///
-/// ```
-/// let backends = lbx_guest::testkit::latencies(&[1_000, 50_000]);
-/// assert_eq!(backends[1].ewma_latency_us, 50_000);
-/// ```
-pub fn latencies(latencies_us: &[u32]) -> Vec<BackendStats> {
-    latencies_us
-        .iter()
-        .map(|&ewma_latency_us| BackendStats {
-            ewma_latency_us,
-            ..backend(true, 0)
-        })
-        .collect()
-}
-
-/// A backend's identity for [`Router::backends_changed`](crate::Router::backends_changed):
-/// weight 1, no labels.
-///
-/// ```
-/// let info = lbx_guest::testkit::backend_info("api-1", "10.0.0.5:8080");
-/// assert_eq!(info.address, "10.0.0.5:8080");
-/// ```
-pub fn backend_info(id: &str, address: &str) -> BackendInfo {
-    BackendInfo {
-        id: id.to_owned(),
-        address: address.to_owned(),
-        weight: 1,
-        labels: Vec::new(),
-    }
-}
-
-/// A backend's identity with labels (weight 1, address `<id>:80`).
-///
-/// ```
-/// let info = lbx_guest::testkit::labeled("api-1", &[("pool", "api")]);
-/// assert_eq!(info.labels, [("pool".to_string(), "api".to_string())]);
-/// ```
-pub fn labeled(id: &str, labels: &[(&str, &str)]) -> BackendInfo {
-    BackendInfo {
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..backend_info(id, &format!("{id}:80"))
-    }
-}
-
-/// The retry context of a first attempt: attempt 0, nothing tried.
-///
-/// ```
-/// assert_eq!(lbx_guest::testkit::first_attempt().attempt, 0);
-/// ```
-pub fn first_attempt() -> RetryContext {
-    RetryContext {
-        attempt: 0,
-        tried: Vec::new(),
-    }
-}
-
-/// The retry context after the backends at `tried` failed this request, one attempt each.
-///
-/// ```
-/// let ctx = lbx_guest::testkit::retry(&[2, 0]);
-/// assert_eq!((ctx.attempt, ctx.tried), (2, vec![2, 0]));
-/// ```
-pub fn retry(tried: &[u32]) -> RetryContext {
-    RetryContext {
-        attempt: u32::try_from(tried.len()).unwrap_or(u32::MAX),
-        tried: tried.to_vec(),
-    }
-}
-
-/// The backend index a decision picks, or `None` for `reject` and `no-opinion`.
-///
-/// ```
-/// use lbx_guest::testkit::picked;
-///
-/// assert_eq!(picked(&lbx_guest::pick(3)), Some(3));
-/// assert_eq!(picked(&lbx_guest::no_opinion()), None);
-/// ```
-pub fn picked(decision: &Decision) -> Option<usize> {
-    match decision {
-        Decision::Pick(p) => usize::try_from(p.backend).ok(),
-        Decision::Reject(_) | Decision::NoOpinion => None,
+    fn body_prefix(&self) -> Option<Vec<u8>> {
+        self.body_prefix.clone()
     }
 }
 
