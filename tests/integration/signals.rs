@@ -309,6 +309,13 @@ async fn a_config_reload_changes_the_signals_and_can_turn_them_off() {
     })
     .await;
 
+    let generation = || async {
+        let (_, listed) = admin_get(&format!("http://{}/admin/backends", lbx.admin)).await;
+        serde_json::from_str::<Value>(&listed).unwrap()["generation"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = generation().await;
     write(&format!(
         "[signals]\ninterval = \"100ms\"\nmetrics = [{KV:?}, {LLAMA:?}]\n"
     ));
@@ -318,6 +325,8 @@ async fn a_config_reload_changes_the_signals_and_can_turn_them_off() {
         answer.contains("signals: 2 scraped from /metrics"),
         "{answer}"
     );
+    // Plugins learn the new names with the backend set: a new generation tells them.
+    assert!(generation().await > before);
     let changed = signals_when(lbx.admin, &id, "the new signals", |s| {
         s["values"][KV] == 0.25 && s["values"][LLAMA] == 7.0
     })

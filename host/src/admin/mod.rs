@@ -9,9 +9,8 @@
 //!   SIGHUP does; 200 or 422 likewise;
 //! - `/admin/backends`: the backend set with live stats and traffic figures (responses by class,
 //!   errors, retries, bytes, latency histograms) and, with `[signals]`, each backend's scraped
-//!   signals, and adding, changing, draining and removing
-//!   backends at runtime ([`backends`] lists the endpoints); `GET /admin/reloads`: the reload
-//!   history;
+//!   signals; adding, changing, draining and removing backends at runtime ([`backends`] lists
+//!   the endpoints); `GET /admin/reloads`: the reload history;
 //! - `GET /metrics`: Prometheus text format;
 //! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed);
 //! - `GET /`: the live dashboard, a static page polling the endpoints above (`dashboard.rs`).

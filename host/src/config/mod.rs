@@ -5,7 +5,7 @@
 //! tests parse strings. Unknown keys are errors (`deny_unknown_fields`): a typo in a production
 //! config must not silently fall back to a default. The failure-handling sections (timeouts,
 //! health, outlier detection, retries, pool) live in [`resilience`]; backend signals (what is
-//! scraped from each backend's `/metrics`) in [`signals`].
+//! scraped from each backend's `/metrics`) in `signals.rs`.
 
 mod backend;
 mod edge;

@@ -274,8 +274,9 @@ impl Reloader {
         current: &mut Config,
     ) -> Result<Outcome, Refused> {
         let backends_changed = next.backends != current.backends || next.health != current.health;
+        // Compared resolved: `max_bytes = 1048576` and `"1MiB"` are no change.
         let signals = match next.signals.resolve() {
-            Ok(spec) if next.signals != current.signals => Some(spec),
+            Ok(spec) if spec != *self.signals.signals().spec() => Some(spec),
             Ok(_) => None,
             Err(problems) => {
                 let problems: Vec<_> = problems.iter().map(ToString::to_string).collect();
@@ -284,7 +285,10 @@ impl Reloader {
         };
         // Plugins learn the signals' names with the backend set: a new list of signals comes
         // with a new set (same backends, next generation), so each plugin instance is told.
-        let renew_set = backends_changed || signals.is_some();
+        let names_changed = signals
+            .as_ref()
+            .is_some_and(|spec| spec.selectors != self.signals.signals().spec().selectors);
+        let renew_set = backends_changed || names_changed;
         let next_source = self.plugin_source(&next);
         let next_options = self.load_options(&next);
         let plugin_changed = match &next_source {
