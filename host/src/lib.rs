@@ -24,6 +24,7 @@ pub mod reload;
 pub mod runtime_backends;
 pub mod server;
 pub mod shutdown;
+pub mod signals;
 pub mod tls;
 pub mod upstream;
 pub mod validate;

@@ -19,6 +19,7 @@ use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
 use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
 use crate::runtime_backends::BackendManager;
+use crate::signals::{Scraper, SignalMetrics};
 use crate::tls::{Certificates, TlsTerminator};
 use crate::upstream::{BackendMetrics, PoolSettings};
 
@@ -42,6 +43,7 @@ pub struct Server {
     admin: Option<(TcpListener, Admin)>,
     reloader: Arc<Reloader>,
     readiness: Readiness,
+    signals: Arc<Scraper>,
 }
 
 impl Server {
@@ -72,7 +74,7 @@ impl Server {
         embedded: Option<PluginSource>,
         origin: Origin,
     ) -> anyhow::Result<Self> {
-        config.validate()?;
+        let resolved = config.validate()?;
         // Before anything below logs (an insecure backend's warning, the plugin loading).
         crate::logging::set_format(config.log.format);
         let history = Arc::new(ReloadHistory::default());
@@ -85,6 +87,7 @@ impl Server {
             history.clone(),
         )?);
         let upstreams = backends.upstreams().clone();
+        let signals = Arc::new(Scraper::new(resolved.signals, upstreams.clone()));
         let reloads = ReloadMetrics::default();
         let access_log = Arc::new(AccessLogSettings::new(&config.log));
         let plugin_settings = config.plugin_settings();
@@ -108,6 +111,7 @@ impl Server {
             embedded,
             decider: decider.clone(),
             backends,
+            signals: signals.clone(),
             kv: kv.clone(),
             certificates: certificates.clone(),
             metrics: reloads.clone(),
@@ -148,6 +152,7 @@ impl Server {
             metrics.register(decider.metrics());
             metrics.register(&reloads);
             metrics.register(&BackendMetrics::new(upstreams.clone()));
+            metrics.register(&SignalMetrics::new(signals.clone()));
             metrics.register(&*proxy);
             metrics.register(&LogMetrics);
             if let Some((_, terminator)) = &tls {
@@ -162,6 +167,7 @@ impl Server {
                 decider,
                 reloader: reloader.clone(),
                 upstreams,
+                signals: signals.clone(),
                 kv,
                 metrics,
                 access: admin::Access {
@@ -184,6 +190,7 @@ impl Server {
             admin,
             reloader,
             readiness,
+            signals,
         })
     }
 
@@ -208,6 +215,11 @@ impl Server {
             .map(|(listener, _)| listener.local_addr().expect("bound listener"))
     }
 
+    /// The backend signals in force and their scraper.
+    pub fn signals(&self) -> &Arc<Scraper> {
+        &self.signals
+    }
+
     /// What reloads the plugin and config (the admin API and SIGHUP call it too).
     pub fn reloader(&self) -> &Arc<Reloader> {
         &self.reloader
@@ -219,11 +231,12 @@ impl Server {
         self
     }
 
-    /// Start health checks, file watching and the admin API, serve until `shutdown` turns
+    /// Start health checks, signal scrapes, file watching and the admin API, serve until `shutdown` turns
     /// true, then drain and return. The admin API answers until the drain ends, `/ready` with
     /// 503 from the moment shutdown starts.
     pub async fn run(self, shutdown: crate::shutdown::StopReceiver) {
         self.proxy.upstreams().spawn_health_checks(&shutdown);
+        self.signals.spawn(&shutdown);
         if let Err(e) = crate::reload::watch::spawn(self.reloader.clone(), &shutdown).await {
             tracing::warn!(error = %e, "cannot watch files for changes; reload with SIGHUP or the admin API");
         }

@@ -29,6 +29,7 @@ mod routing;
 mod runtime_backends;
 mod sandbox;
 mod shipped_configs;
+mod signals;
 mod startup;
 mod tls;
 mod websocket;

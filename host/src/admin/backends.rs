@@ -1,6 +1,7 @@
 //! The backend endpoints of the admin API, JSON in and out:
 //!
-//! - `GET /admin/backends`, `GET /admin/backends/{id}`: the set in force with live stats;
+//! - `GET /admin/backends`, `GET /admin/backends/{id}`: the set in force with live stats (and
+//!   each backend's scraped `signals` when `[signals]` names some: `super::signals`);
 //! - `POST /admin/backends` `{"url": …, "id": …, "weight": …, "labels": {…}}` → 201 with the
 //!   backend as in force, its `Location`, and `"result": "added"` — or `"restored"` when the
 //!   id is a config file backend the API removed: that removal is undone (the rule, and when
@@ -26,6 +27,7 @@ use super::json_body::{self, ReadError};
 use super::{Admin, json_response, method_not_allowed};
 use crate::config::{BackendConfig, BackendSpec, HealthSettings, Problem};
 use crate::runtime_backends::{ApiError, Outcome, Patch, Posted, Roles};
+use crate::signals::Signals;
 use crate::upstream::Backend;
 
 /// How long a `DELETE` waits for in-flight requests by default.
@@ -83,11 +85,12 @@ pub fn reloads(admin: &Admin) -> Response<Full<Bytes>> {
 pub fn list(admin: &Admin) -> serde_json::Value {
     let set = admin.upstreams.snapshot();
     let roles = admin.reloader.backends().roles();
+    let signals = admin.signals.signals();
     let backends: Vec<_> = set
         .backends
         .iter()
         .enumerate()
-        .map(|(index, b)| describe(index, b, &roles))
+        .map(|(index, b)| describe(index, b, &roles, &signals))
         .collect();
     json!({ "generation": set.generation, "backends": backends })
 }
@@ -95,15 +98,16 @@ pub fn list(admin: &Admin) -> serde_json::Value {
 fn one(admin: &Admin, id: &str) -> Option<serde_json::Value> {
     let set = admin.upstreams.snapshot();
     let roles = admin.reloader.backends().roles();
+    let signals = admin.signals.signals();
     set.backends
         .iter()
         .enumerate()
         .find(|(_, b)| b.spec.id == id)
-        .map(|(index, b)| describe(index, b, &roles))
+        .map(|(index, b)| describe(index, b, &roles, &signals))
 }
 
 /// One backend as the API shows it.
-fn describe(index: usize, b: &Backend, roles: &Roles) -> serde_json::Value {
+fn describe(index: usize, b: &Backend, roles: &Roles, signals: &Signals) -> serde_json::Value {
     let draining = b.stats.is_draining();
     let state = if draining {
         "draining"
@@ -114,7 +118,7 @@ fn describe(index: usize, b: &Backend, roles: &Roles) -> serde_json::Value {
     } else {
         "up"
     };
-    json!({
+    let mut described = json!({
         "index": index,
         "id": b.spec.id,
         "url": b.spec.url,
@@ -132,7 +136,11 @@ fn describe(index: usize, b: &Backend, roles: &Roles) -> serde_json::Value {
         "requests": b.stats.requests(),
         "ewma_latency_us": b.stats.ewma_latency_us(),
         "traffic": super::traffic::backend_traffic(&b.stats),
-    })
+    });
+    if let Some(signals) = super::signals::backend_signals(signals, &b.signals) {
+        described["signals"] = signals;
+    }
+    described
 }
 
 async fn add(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -8,9 +8,9 @@
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
 //! - `/admin/backends`: the backend set with live stats and traffic figures (responses by class,
-//!   errors, retries, bytes, latency histograms), and adding, changing, draining and removing
-//!   backends at runtime ([`backends`] lists the endpoints); `GET /admin/reloads`: the reload
-//!   history;
+//!   errors, retries, bytes, latency histograms) and, with `[signals]`, each backend's scraped
+//!   signals; adding, changing, draining and removing backends at runtime ([`backends`] lists
+//!   the endpoints); `GET /admin/reloads`: the reload history;
 //! - `GET /metrics`: Prometheus text format;
 //! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed);
 //! - `GET /`: the live dashboard, a static page polling the endpoints above (`dashboard.rs`).
@@ -43,6 +43,7 @@ mod backends;
 mod dashboard;
 mod json_body;
 pub mod probes;
+mod signals;
 mod traffic;
 
 pub use access::Access;
@@ -53,6 +54,7 @@ use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
 use crate::reload::{Outcome, Reloader};
 use crate::shutdown::StopReceiver;
+use crate::signals::Scraper;
 use crate::upstream::Upstreams;
 
 /// What the admin endpoints read and act on.
@@ -64,6 +66,8 @@ pub struct Admin {
     pub reloader: Arc<Reloader>,
     /// The backend table.
     pub upstreams: Arc<Upstreams>,
+    /// The backend signals in force (shown per backend).
+    pub signals: Arc<Scraper>,
     /// The plugins' key-value store.
     pub kv: Arc<KvStore>,
     /// The metrics registry.

@@ -4,12 +4,14 @@
 //! Parsing a string ([`Config::parse`]) is separate from reading a file ([`Config::load`]) so
 //! tests parse strings. Unknown keys are errors (`deny_unknown_fields`): a typo in a production
 //! config must not silently fall back to a default. The failure-handling sections (timeouts,
-//! health, outlier detection, retries, pool) live in [`resilience`].
+//! health, outlier detection, retries, pool) live in [`resilience`]; backend signals (what is
+//! scraped from each backend's `/metrics`) in `signals.rs`.
 
 mod backend;
 mod edge;
 mod log;
 mod resilience;
+pub(crate) mod signals;
 mod tls;
 
 use std::fmt;
@@ -29,6 +31,7 @@ pub use log::{LogConfig, LogFormat};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
+pub use signals::{Selector, SignalsConfig, SignalsSpec};
 pub use tls::{CertificateConfig, TlsConfig};
 
 /// Longest duration any timer setting accepts. Larger values are surely typos, and some
@@ -91,6 +94,9 @@ pub struct Config {
     /// The access log.
     #[serde(default)]
     pub log: LogConfig,
+    /// Backend signals: Prometheus series scraped from every backend for the plugin.
+    #[serde(default)]
+    pub signals: SignalsConfig,
 }
 
 /// `[reload]`: hot reload of the plugin and config files.
@@ -216,6 +222,8 @@ pub struct Overrides {
 pub struct Resolved {
     /// The file's backends, in order.
     pub backends: Vec<BackendSpec>,
+    /// `[signals]`, every default filled in.
+    pub signals: SignalsSpec,
 }
 
 /// How a plugin version is to be run, resolved from `[plugin]`: what the plugin module
@@ -288,6 +296,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             reload: ReloadConfig::default(),
             log: LogConfig::default(),
+            signals: SignalsConfig::default(),
         }
     }
 }
@@ -468,8 +477,12 @@ impl Config {
         );
         self.admin.validate(&mut problems);
         self.tls.validate(&mut problems);
+        let signals = self.signals.resolve().unwrap_or_else(|mut found| {
+            problems.append(&mut found);
+            SignalsSpec::default()
+        });
         if problems.is_empty() {
-            Ok(Resolved { backends })
+            Ok(Resolved { backends, signals })
         } else {
             Err(ConfigError::Invalid(problems))
         }

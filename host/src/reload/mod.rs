@@ -23,6 +23,7 @@ use crate::history::ReloadHistory;
 use crate::plugin::{Decider, KvStore, LoadOptions, LoadedPlugin, PluginEngine};
 use crate::proxy::AccessLogSettings;
 use crate::runtime_backends::BackendManager;
+use crate::signals::Scraper;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
 pub use metrics::{ReloadKind, ReloadMetrics};
@@ -64,6 +65,7 @@ pub struct Reloader {
     decider: Arc<Decider>,
     upstreams: Arc<Upstreams>,
     backends: Arc<BackendManager>,
+    signals: Arc<Scraper>,
     kv: Arc<KvStore>,
     certificates: Option<Arc<Certificates>>,
     metrics: ReloadMetrics,
@@ -91,6 +93,8 @@ pub struct ReloaderParts {
     pub decider: Arc<Decider>,
     /// The backend set's owner (config reloads and the admin API change it).
     pub backends: Arc<BackendManager>,
+    /// The backend signals in force (`[signals]` changes are put in force here).
+    pub signals: Arc<Scraper>,
     /// The key-value store plugins share.
     pub kv: Arc<KvStore>,
     /// The HTTPS listener's certificates, when there is one.
@@ -115,6 +119,7 @@ impl Reloader {
             decider: parts.decider,
             upstreams: parts.backends.upstreams().clone(),
             backends: parts.backends,
+            signals: parts.signals,
             kv: parts.kv,
             certificates: parts.certificates,
             metrics: parts.metrics,
@@ -269,6 +274,21 @@ impl Reloader {
         current: &mut Config,
     ) -> Result<Outcome, Refused> {
         let backends_changed = next.backends != current.backends || next.health != current.health;
+        // Compared resolved: `max_bytes = 1048576` and `"1MiB"` are no change.
+        let signals = match next.signals.resolve() {
+            Ok(spec) if spec != *self.signals.signals().spec() => Some(spec),
+            Ok(_) => None,
+            Err(problems) => {
+                let problems: Vec<_> = problems.iter().map(ToString::to_string).collect();
+                return Err(Refused(problems.join("; ")));
+            }
+        };
+        // Plugins learn the signals' names with the backend set: a new list of signals comes
+        // with a new set (same backends, next generation), so each plugin instance is told.
+        let names_changed = signals
+            .as_ref()
+            .is_some_and(|spec| spec.selectors != self.signals.signals().spec().selectors);
+        let renew_set = backends_changed || names_changed;
         let next_source = self.plugin_source(&next);
         let next_options = self.load_options(&next);
         let plugin_changed = match &next_source {
@@ -278,7 +298,7 @@ impl Reloader {
 
         // Build everything first, apply only if all of it is good. The new backend set is the
         // file's merged with the admin API's changes; it holds the backend lock until applied.
-        let backends = if backends_changed {
+        let backends = if renew_set {
             Some(
                 self.backends
                     .reconfigure(next.backends.clone(), next.health.clone())
@@ -303,13 +323,24 @@ impl Reloader {
         };
 
         let mut applied = Vec::new();
+        // Signals first: a plugin instance that sees the new set must find the new names.
+        let signals_before = self.signals.signals().spec().clone();
+        if let Some(spec) = signals {
+            applied.push(describe_signals(&spec));
+            self.signals.reconfigure(spec);
+        }
         if let Some(backends) = backends {
             let count = backends.set().len();
-            backends.commit().map_err(Refused)?;
-            applied.push(match count {
-                1 => "1 backend".to_string(),
-                n => format!("{n} backends"),
-            });
+            if let Err(refused) = backends.commit() {
+                self.signals.reconfigure(signals_before);
+                return Err(Refused(refused));
+            }
+            if backends_changed {
+                applied.push(match count {
+                    1 => "1 backend".to_string(),
+                    n => format!("{n} backends"),
+                });
+            }
         }
         if let Some(plugin) = plugin {
             applied.push(self.install(plugin));
@@ -543,6 +574,18 @@ fn restart_note(keys: &[&str]) -> Option<String> {
             rest.join(", ")
         )
     })
+}
+
+/// What a reload says of new `[signals]`.
+fn describe_signals(spec: &crate::config::SignalsSpec) -> String {
+    match spec.selectors.len() {
+        0 => "signals off".into(),
+        n => format!(
+            "signals: {n} scraped from {} every {}",
+            spec.path,
+            humantime::format_duration(spec.interval)
+        ),
+    }
 }
 
 fn short(hex: &str) -> &str {

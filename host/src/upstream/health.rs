@@ -1,22 +1,16 @@
 //! Active health checks: a task per backend probes `GET <path>` every interval on a fresh
 //! connection (so a dead process or a full accept queue shows up, not a pooled socket), over
-//! the same transport and protocol real requests use (TLS with the backend's verification for
-//! `https://`, HTTP/2 for `h2c://` or when ALPN picks it), and
-//! flips the backend down after `fall` failures in a row and up again after `rise` passes.
-//! Each transition is logged once, with the reason; individual probes are not.
+//! the same transport and protocol real requests use ([`probe`]), and flips the backend down
+//! after `fall` failures in a row and up again after `rise` passes. Each transition is logged once, with the reason; individual probes are not.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::Request;
 use http::uri::Authority;
-use http_body_util::Empty;
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::MissedTickBehavior;
 
 use super::LiveStats;
-use super::transport::{Protocol, Transport};
+use super::probe::{self, ProbeRequest};
+use super::transport::Transport;
 use crate::config::HealthCheck;
 use crate::shutdown::{self, StopReceiver};
 
@@ -83,55 +77,18 @@ async fn probe(
     authority: &Authority,
     check: &HealthCheck,
 ) -> Result<(), String> {
+    let request = ProbeRequest {
+        path: &check.path,
+        user_agent: "lbx-health-check",
+        accept: None,
+    };
     let exchange = async {
-        let connected = transport.connect().await.map_err(|e| e.to_string())?;
-        let status = match connected.protocol {
-            Protocol::Http1 => {
-                let (mut sender, connection) =
-                    http1::handshake::<_, Empty<Bytes>>(TokioIo::new(connected.stream))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                let driver = tokio::spawn(connection);
-                let request = Request::get(check.path.as_str())
-                    .header(http::header::HOST, authority.as_str())
-                    .header(http::header::USER_AGENT, "lbx-health-check")
-                    .header(http::header::CONNECTION, "close")
-                    .body(Empty::new())
-                    .map_err(|e| e.to_string())?;
-                let response = sender
-                    .send_request(request)
-                    .await
-                    .map_err(|e| e.to_string());
-                driver.abort();
-                response?.status()
-            }
-            Protocol::Http2 => {
-                let (mut sender, connection) = http2::handshake::<_, _, Empty<Bytes>>(
-                    TokioExecutor::new(),
-                    TokioIo::new(connected.stream),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                let driver = tokio::spawn(connection);
-                let uri = http::Uri::builder()
-                    .scheme(transport.uri_scheme())
-                    .authority(authority.clone())
-                    .path_and_query(check.path.as_str())
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                let request = Request::get(uri)
-                    .header(http::header::USER_AGENT, "lbx-health-check")
-                    .body(Empty::new())
-                    .map_err(|e| e.to_string())?;
-                let response = sender
-                    .send_request(request)
-                    .await
-                    .map_err(|e| e.to_string());
-                driver.abort();
-                response?.status()
-            }
-        };
-        let status = status.as_u16();
+        // Only the status counts: the body is not read, and the connection closes with it.
+        let status = probe::get(transport, authority, request)
+            .await?
+            .response
+            .status()
+            .as_u16();
         if (check.status_min..=check.status_max).contains(&status) {
             Ok(())
         } else {

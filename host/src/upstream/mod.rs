@@ -1,7 +1,8 @@
 //! The backend table: which backends exist, their identity, and their live stats.
 //!
 //! Readers take a snapshot ([`Upstreams::snapshot`]); a new backend set is built off the hot path
-//! and published with one store. Stats of backends that remain (same id) are carried over.
+//! and published with one store. Stats and signal readings of backends that remain (same id)
+//! are carried over.
 
 mod deadline;
 pub mod exchange;
@@ -9,6 +10,8 @@ pub mod h2;
 pub mod health;
 mod metrics;
 mod pool;
+pub mod probe;
+mod readings;
 mod response_body;
 mod stats;
 mod traffic;
@@ -29,6 +32,7 @@ pub use exchange::{
 };
 pub use metrics::BackendMetrics;
 pub use pool::{Checkout, ConnectError, ConnectionPool, PoolSettings, UpstreamConn};
+pub use readings::{Reading, SignalReadings};
 pub use response_body::{ResponseBody, ResponseBodyError};
 pub use stats::{Ejection, InFlight, LiveStats};
 pub use traffic::{STATUS_CLASSES, Traffic, TrafficSnapshot};
@@ -44,6 +48,8 @@ pub struct Backend {
     pub stats: Arc<LiveStats>,
     /// Keep-alive connections to this backend, shared like `stats`.
     pub pool: Arc<ConnectionPool>,
+    /// Its backend signals as last scraped, shared like `stats`.
+    pub signals: Arc<SignalReadings>,
 }
 
 impl Backend {
@@ -235,6 +241,7 @@ fn build_set(
     for spec in specs {
         let previous = carried.get(spec.id.as_str());
         let stats = previous.map(|b| b.stats.clone()).unwrap_or_default();
+        let signals = previous.map(|b| b.signals.clone()).unwrap_or_default();
         // Open connections are kept only if nothing they depend on changed.
         let pool = match previous.filter(|b| b.spec.url == spec.url && b.spec.tls == spec.tls) {
             Some(b) => b.pool.clone(),
@@ -247,6 +254,7 @@ fn build_set(
             spec: spec.clone(),
             stats,
             pool,
+            signals,
         });
     }
     Ok(BackendSet {
@@ -303,7 +311,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn replacing_the_set_keeps_stats_of_remaining_backends() {
+    fn replacing_the_set_keeps_stats_and_signal_readings_of_remaining_backends() {
         let upstreams = Upstreams::new(
             &[
                 backend("http://127.0.0.1:1", Some("a")),
@@ -314,6 +322,11 @@ pub(crate) mod tests {
         .unwrap();
         let first = upstreams.snapshot();
         let _held = first.backends[0].stats.start_request();
+        first.backends[0].signals.record_success(Reading {
+            layout: 1,
+            at: tokio::time::Instant::now(),
+            values: vec![2.5].into(),
+        });
 
         let next = upstreams
             .prepare(&[
@@ -327,5 +340,8 @@ pub(crate) mod tests {
         assert_eq!(second.backends[1].spec.id, "a");
         assert_eq!(second.backends[1].stats.in_flight(), 1);
         assert_eq!(second.backends[0].stats.in_flight(), 0);
+        let carried = second.backends[1].signals.last();
+        assert_eq!(carried.as_ref().map(|r| r.values[0]), Some(2.5));
+        assert!(second.backends[0].signals.last().is_none());
     }
 }

@@ -1000,6 +1000,9 @@ impl LoadGenerator {
 mod raw;
 pub use raw::{RawBackend, RawClient, RawRequest};
 
+mod metrics_backend;
+pub use metrics_backend::{MetricsAnswer, MetricsBackend};
+
 mod tls;
 pub use tls::{Issued, TestCa, https_connect, https_get, tls_section};
 
