@@ -190,7 +190,7 @@ pub mod __private {
     pub use crate::export::{Slot, backends_changed, choose, init, on_outcome};
 }
 
-// The repository README's plugin example is compiled as a doctest so it cannot go stale:
-// `#[cfg(doctest)] #[doc = include_str!("../../README.md")] struct ReadmeExample;`. It is off
-// while the README still shows the 0.1 `choose(.., &[BackendStats], ..)`; turn it back on
-// with the README's move to 0.2.
+/// The repository README's plugin examples, compiled as doctests so they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;

@@ -103,7 +103,9 @@ impl Server {
         } else {
             None
         };
-        let decider = Arc::new(Decider::new(None, breaker, DecisionMetrics::default()));
+        let decider = Arc::new(
+            Decider::new(None, breaker, DecisionMetrics::default()).with_signals(signals.clone()),
+        );
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,

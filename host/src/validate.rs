@@ -239,7 +239,12 @@ fn check_plugin(
             return None;
         }
     };
-    let decision = loaded.choose(&mut crate::plugin::RequestMeta::synthetic(), trial, None);
+    let decision = loaded.choose(
+        &mut crate::plugin::RequestMeta::synthetic(),
+        trial,
+        None,
+        None,
+    );
     let described = decision
         .map_err(|e| e.reason)
         .and_then(|decision| crate::check::describe(&decision, trial).map_err(|e| e.to_string()));

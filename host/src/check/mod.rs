@@ -110,7 +110,7 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
             tried: first_pick.into_iter().collect(),
         });
         let mut meta = RequestMeta::from_http(&scenario.request, scenario.client);
-        let decision = loaded.choose(&mut meta, &set, retry.as_ref());
+        let decision = loaded.choose(&mut meta, &set, None, retry.as_ref());
         let decision =
             decision.with_context(|| format!("decision for {} failed", scenario.label))?;
         let described = describe(&decision, &set)
@@ -274,7 +274,7 @@ fn time_cold_decisions(loaded: &LoadedPlugin, set: &BackendSet, samples: usize) 
     for _ in 0..samples {
         evicter.evict();
         let started = Instant::now();
-        let _ = loaded.choose(&mut meta, set, None);
+        let _ = loaded.choose(&mut meta, set, None, None);
         times.push(started.elapsed());
     }
     cold::median(&mut times)
@@ -294,7 +294,7 @@ fn time_decisions(
     let (mut failures, mut first_failure) = (0, None);
     let started = Instant::now();
     for _ in 0..iterations {
-        if let Err(e) = loaded.choose(&mut meta, set, retry) {
+        if let Err(e) = loaded.choose(&mut meta, set, None, retry) {
             failures += 1;
             first_failure.get_or_insert(e.reason);
         }

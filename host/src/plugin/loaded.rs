@@ -25,6 +25,7 @@ use super::host_api::{HostState, RequestMeta};
 use super::options::{LoadOptions, SETUP_DEADLINE};
 use super::reason::{collapse, compile_failure, not_a_component, one_line};
 use crate::outcome::Outcome;
+use crate::signals::Signals;
 use crate::upstream::BackendSet;
 
 /// One live instance with the view of the backend set it was last told about.
@@ -32,6 +33,8 @@ struct PluginInstance {
     store: Store<HostState>,
     plugin: Instance,
     backends_generation: u64,
+    /// How many signal names it was told with the backend set.
+    signals_told: usize,
     /// Reused buffer for the flat per-request stats (see `flatten_stats`).
     stats: Vec<u32>,
     /// Reused buffer for the per-request backend signals.
@@ -136,7 +139,7 @@ impl LoadedPlugin {
         let (trial_instance, features) = loaded.instantiate()?;
         loaded.features = features;
         loaded.idle.lock().expect("pool lock").push(trial_instance);
-        let trial = loaded.choose(&mut RequestMeta::synthetic(), trial_set, None);
+        let trial = loaded.choose(&mut RequestMeta::synthetic(), trial_set, None, None);
         trial.map_err(|e| LoadError::TrialDecision {
             name: name.to_string(),
             reason: e.reason,
@@ -226,6 +229,7 @@ impl LoadedPlugin {
             store,
             plugin,
             backends_generation: 0,
+            signals_told: 0,
             stats: Vec::new(),
             signals: Vec::new(),
         };
@@ -282,14 +286,15 @@ impl LoadedPlugin {
         }
     }
 
-    /// Ask the plugin to choose for one request.
+    /// Ask the plugin to choose for one request, with the backend signals in force if any.
     pub fn choose(
         &self,
         meta: &mut RequestMeta,
         set: &BackendSet,
+        signals: Option<&Signals>,
         retry: Option<&RetryContext>,
     ) -> Result<Decision, CallError> {
-        let result = self.call_choose(meta, set, retry);
+        let result = self.call_choose(meta, set, signals, retry);
         let counter = if result.is_ok() {
             &self.decisions
         } else {
@@ -303,15 +308,25 @@ impl LoadedPlugin {
         &self,
         meta: &mut RequestMeta,
         set: &BackendSet,
+        signals: Option<&Signals>,
         retry: Option<&RetryContext>,
     ) -> Result<Decision, CallError> {
         let mut instance = self.take_instance()?;
-        if instance.backends_generation != set.generation
-            && let Err(e) = tell_backends(&mut instance, set, self.tick)
+        // A 0.1 plugin has no signals to hear of.
+        let signals = signals.filter(|s| s.is_enabled() && self.contract() != Contract::V0_1);
+        let names = signals.map_or(&[][..], Signals::names);
+        // A reload that renames the signals publishes a new backend set too; comparing the
+        // count as well covers the moment between the two.
+        if (instance.backends_generation != set.generation || instance.signals_told != names.len())
+            && let Err(e) = tell_backends(&mut instance, set, names, self.tick)
         {
             return Err(e);
         }
         flatten_stats(set, &mut instance.stats);
+        instance.signals.clear();
+        if let Some(signals) = signals {
+            signals.fill(set, &mut instance.signals);
+        }
 
         let PluginInstance {
             store,
@@ -359,16 +374,18 @@ fn flatten_stats(set: &BackendSet, out: &mut Vec<u32>) {
 fn tell_backends(
     instance: &mut PluginInstance,
     set: &BackendSet,
+    signal_names: &[String],
     tick: Duration,
 ) -> Result<(), CallError> {
     instance
         .store
         .set_epoch_deadline(ticks_covering(SETUP_DEADLINE, tick));
     let PluginInstance { store, plugin, .. } = instance;
-    contain(|| plugin.backends_changed(&mut *store, set, &[])).map_err(|e| CallError {
+    contain(|| plugin.backends_changed(&mut *store, set, signal_names)).map_err(|e| CallError {
         kind: classify(&e),
         reason: format!("backends-changed failed: {}", one_line(&e)),
     })?;
     instance.backends_generation = set.generation;
+    instance.signals_told = signal_names.len();
     Ok(())
 }

@@ -48,6 +48,7 @@ pub use options::{Limits, LoadOptions};
 pub use trim::return_free_memory;
 
 use crate::outcome::Outcome;
+use crate::signals::Scraper;
 use crate::upstream::BackendSet;
 
 /// One request as routing sees it: owned by the request for its whole life and lent to each
@@ -158,6 +159,8 @@ pub struct Decider {
     breaker: Breaker,
     fallback: LeastInFlight,
     metrics: DecisionMetrics,
+    /// The backend signals, when lbx scrapes them (handed to plugins with each decision).
+    signals: Option<Arc<Scraper>>,
 }
 
 impl Decider {
@@ -169,7 +172,14 @@ impl Decider {
             breaker,
             fallback: LeastInFlight::default(),
             metrics,
+            signals: None,
         }
+    }
+
+    /// Hand the signals `scraper` keeps to the plugin with each decision.
+    pub fn with_signals(mut self, scraper: Arc<Scraper>) -> Self {
+        self.signals = Some(scraper);
+        self
     }
 
     /// Put `plugin` in force (or none: fallback only) for every decision from now on, and
@@ -248,7 +258,13 @@ impl Decider {
             attempt: request.attempt,
             tried: tried.to_vec(),
         });
-        let result = plugin.choose(&mut request.meta, set, retry.as_ref());
+        let signals = self.signals.as_ref().map(|scraper| scraper.signals());
+        let result = plugin.choose(
+            &mut request.meta,
+            set,
+            signals.as_deref().map(|s| &**s),
+            retry.as_ref(),
+        );
         let outcome = result.and_then(|decision| {
             interpret(decision, set).map_err(|reason| CallError {
                 kind: FailureKind::InvalidAnswer,

@@ -19,8 +19,8 @@ wasmtime::component::bindgen!({
     },
 });
 
-use exports::lbx::router::router as wit;
-use lbx::router::{host, kv, types};
+use self::exports::lbx::router::router as wit;
+use self::lbx::router::{host, kv, types};
 
 pub(super) fn init(
     plugin: &Plugin,
