@@ -7,7 +7,7 @@ use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Empty};
 
 use crate::support::{
-    TestBackend, TestProxy, admin_backend, admin_get, config_for_urls, eventually, get,
+    RawBackend, TestBackend, TestProxy, admin_backend, admin_get, config_for_urls, eventually, get,
     http1_client, metric, plugins, send, tally,
 };
 
@@ -202,4 +202,100 @@ async fn header_router_routes_by_path_header_and_labels() {
     for _ in 0..5 {
         assert_eq!(get(&proxy.url("/")).await.2, "stable");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_router_strips_a_path_prefix_and_routes_by_cookie() {
+    let api = RawBackend::recording().await;
+    let web = TestBackend::named("web").await;
+    let beta = TestBackend::named("beta").await;
+    let toml = format!(
+        "[plugin]\npath = {:?}\ndeadline = \"1s\"\n[plugin.config]\n\
+         default = {{ pool = \"web\" }}\n\
+         rules = [\n\
+           {{ path_prefix = \"/api\", strip_prefix = true, group = {{ pool = \"api\" }} }},\n\
+           {{ cookie = \"beta\", equals = \"yes\", group = {{ pool = \"beta\" }} }},\n\
+         ]\n\
+         [[backend]]\nurl = {:?}\nlabels = {{ pool = \"api\" }}\n\
+         [[backend]]\nurl = {:?}\nlabels = {{ pool = \"web\" }}\n\
+         [[backend]]\nurl = {:?}\nlabels = {{ pool = \"beta\" }}\n",
+        plugins::HEADER_ROUTER,
+        api.url(),
+        web.url(),
+        beta.url()
+    );
+    let proxy = TestProxy::start(&toml).await;
+    for (path, upstream) in [("/api/users?x=1", "/users?x=1"), ("/api", "/")] {
+        assert_eq!(get_with(&proxy, path, &[]).await.0, 200);
+        let seen = api.requests().pop().unwrap();
+        assert_eq!(seen.request_line(), format!("GET {upstream} HTTP/1.1"));
+    }
+    assert_eq!(
+        get_with(&proxy, "/page", &[("cookie", "a=1; beta=yes")])
+            .await
+            .2,
+        "beta"
+    );
+    assert_eq!(
+        get_with(&proxy, "/page", &[("cookie", "beta=no")]).await.2,
+        "web"
+    );
+    assert_eq!(get_with(&proxy, "/page", &[]).await.2, "web");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hash_with_bounded_loads_spills_a_busy_key_and_brings_it_home() {
+    let backends = [
+        TestBackend::slow("a", Duration::from_millis(400)).await,
+        TestBackend::slow("b", Duration::from_millis(400)).await,
+    ];
+    let urls: Vec<String> = backends.iter().map(TestBackend::url).collect();
+    let concurrent = |proxy: &TestProxy| {
+        let url = proxy.url("/");
+        async move {
+            // Collected first: all six are under way before the first answer.
+            let requests: Vec<_> = (0..6)
+                .map(|_| {
+                    let url = url.clone();
+                    tokio::spawn(async move {
+                        let request = Request::get(url)
+                            .header("x-user", "alice")
+                            .body(Empty::new().boxed())
+                            .unwrap();
+                        send(&http1_client(), request).await.2
+                    })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for request in requests {
+                answers.push(request.await.unwrap());
+            }
+            tally(answers)
+        }
+    };
+
+    // Without a bound, one key is one backend however busy it gets.
+    let plain = config_for_urls(
+        Some(plugins::CONSISTENT_HASH),
+        &urls,
+        "[plugin.config]\nkey = \"header:x-user\"\n",
+    );
+    let proxy = TestProxy::start(&plain).await;
+    let (_, _, home) = get_with(&proxy, "/", &[("x-user", "alice")]).await;
+    assert_eq!(concurrent(&proxy).await, [(home.clone(), 6)].into());
+    drop(proxy);
+
+    // Bounded: past 1.25 × the average in flight, alice's requests spill to the other
+    // backend; once the load is gone she is home again.
+    let bounded = config_for_urls(
+        Some(plugins::CONSISTENT_HASH),
+        &urls,
+        "[plugin.config]\nkey = \"header:x-user\"\nbalance_factor = 1.25\n",
+    );
+    let proxy = TestProxy::start(&bounded).await;
+    assert_eq!(get_with(&proxy, "/", &[("x-user", "alice")]).await.2, home);
+    let spread = concurrent(&proxy).await;
+    assert_eq!(spread.len(), 2, "both backends served alice: {spread:?}");
+    assert!(spread[&home] >= 3, "home still takes its share: {spread:?}");
+    assert_eq!(get_with(&proxy, "/", &[("x-user", "alice")]).await.2, home);
 }
