@@ -12,6 +12,7 @@ mod edge;
 mod log;
 mod resilience;
 pub(crate) mod signals;
+mod size;
 mod tls;
 
 use std::fmt;
@@ -147,7 +148,7 @@ pub struct PluginConfig {
     pub kv_max_bytes: usize,
     /// How much of a request body lbx reads before deciding, for the plugin's
     /// `request.body-prefix` (`"64KiB"` or a number of bytes; 0, the default, is off).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "size::deserialize")]
     pub body_prefix: bytesize::ByteSize,
 }
 

@@ -46,7 +46,10 @@ pub struct SignalsConfig {
     pub timeout: Option<Duration>,
     /// Largest response body read; a longer one fails the scrape. A byte count or a size with
     /// a unit (`"1MiB"`, `"512KiB"`).
-    #[serde(default = "default_max_bytes")]
+    #[serde(
+        default = "default_max_bytes",
+        deserialize_with = "super::size::deserialize"
+    )]
     pub max_bytes: ByteSize,
     /// The series to read, in slot order; none turns signals (and all scraping) off.
     #[serde(default)]
