@@ -77,7 +77,7 @@ pub fn choose<T: Router>(
     slot: &'static Slot<T>,
     req: &dyn Request,
     stats: Vec<u32>,
-    signals: Vec<f64>,
+    signals: Option<Vec<f64>>,
     retry: Option<RetryContext>,
 ) -> Decision {
     // A first attempt carries no retry context; plugins always get one (empty: attempt 0).
@@ -87,7 +87,7 @@ pub fn choose<T: Router>(
     });
     BACKENDS.with(|view| {
         let mut backends = view.borrow_mut();
-        backends.refill(&stats, signals);
+        backends.refill(&stats, signals.unwrap_or_default());
         slot.with(|cell| match cell.borrow_mut().as_mut() {
             Some(router) => router.choose(req, &backends, &retry),
             None => Decision::NoOpinion,
@@ -170,7 +170,7 @@ macro_rules! export_router {
                 fn choose(
                     req: &$crate::__private::HostRequest,
                     stats: ::std::vec::Vec<u32>,
-                    signals: ::std::vec::Vec<f64>,
+                    signals: ::core::option::Option<::std::vec::Vec<f64>>,
                     retry: ::core::option::Option<$crate::RetryContext>,
                 ) -> $crate::Decision {
                     $crate::__private::choose(&LBX_ROUTER, req, stats, signals, retry)
@@ -249,7 +249,7 @@ mod tests {
             &SLOT,
             &FakeRequest::get("/"),
             flatten_stats(&all_healthy(2)),
-            signals,
+            Some(signals),
             Some(first_attempt()),
         )
     }

@@ -327,6 +327,7 @@ impl LoadedPlugin {
         if let Some(signals) = signals {
             signals.fill(set, &mut instance.signals);
         }
+        let with_signals = signals.is_some();
 
         let PluginInstance {
             store,
@@ -339,6 +340,7 @@ impl LoadedPlugin {
         // stand-in, which allocates nothing, holds its place meanwhile.
         store.data_mut().request = Some(std::mem::replace(meta, RequestMeta::vacant()));
         store.set_epoch_deadline(self.deadline_ticks);
+        let signals = with_signals.then_some(signals.as_slice());
         let result = contain(|| plugin.choose(&mut *store, stats, signals, retry));
         *meta = store
             .data_mut()

@@ -101,12 +101,14 @@ impl Instance {
         }
     }
 
-    /// Ask for a decision; the request sits in the store's state.
+    /// Ask for a decision; the request sits in the store's state. `signals` is `None` when
+    /// none are configured: an absent list is free to pass, an empty one costs a call into the
+    /// plugin to allocate it.
     pub fn choose(
         &self,
         store: &mut Store<HostState>,
         stats: &[u32],
-        signals: &[f64],
+        signals: Option<&[f64]>,
         retry: Option<&RetryContext>,
     ) -> wasmtime::Result<Decision> {
         match self {

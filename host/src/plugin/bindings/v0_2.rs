@@ -58,7 +58,7 @@ pub(super) fn choose(
     plugin: &Plugin,
     store: &mut Store<HostState>,
     stats: &[u32],
-    signals: &[f64],
+    signals: Option<&[f64]>,
     retry: Option<&RetryContext>,
 ) -> wasmtime::Result<Decision> {
     let retry = retry.map(|r| wit::RetryContext {
