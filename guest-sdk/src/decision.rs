@@ -4,7 +4,7 @@
 
 use std::borrow::Borrow;
 
-use crate::{Decision, Header, Pick};
+use crate::{Decision, Header, Pick, PickOptions};
 
 /// Sends the request to the backend at `index` (its position in the `backends` list), with no
 /// fallbacks, no retry statuses, no rewrite, tag 0 and no headers. Does not allocate.
@@ -19,7 +19,8 @@ use crate::{Decision, Header, Pick};
 /// use lbx_guest::{Decision, pick};
 ///
 /// match pick(2) {
-///     Decision::Pick(p) => assert_eq!((p.backend, p.fallbacks.len(), p.tag), (2, 0, 0)),
+///     // No options: the plain pick crosses into the host as cheaply as it can.
+///     Decision::Pick(p) => assert_eq!((p.backend, p.options), (2, None)),
 ///     other => panic!("unexpected {other:?}"),
 /// }
 /// ```
@@ -44,12 +45,9 @@ pub fn pick(index: usize) -> Decision {
 pub fn pick_with_headers(index: usize, upstream: Vec<Header>, downstream: Vec<Header>) -> Decision {
     Decision::Pick(Pick {
         backend: wire_index(index),
-        fallbacks: Vec::new(),
-        retry_on: Vec::new(),
-        rewrite: None,
-        tag: 0,
         upstream_headers: upstream,
         downstream_headers: downstream,
+        options: None,
     })
 }
 
@@ -115,9 +113,13 @@ impl Decision {
         I::Item: Borrow<usize>,
     {
         if let Decision::Pick(pick) = &mut self {
-            pick.fallbacks.clear();
-            pick.fallbacks
-                .extend(indexes.into_iter().map(|i| wire_index(*i.borrow())));
+            let indexes: Vec<u32> = indexes
+                .into_iter()
+                .map(|i| wire_index(*i.borrow()))
+                .collect();
+            if !indexes.is_empty() || pick.options.is_some() {
+                options_of(pick).fallbacks = indexes;
+            }
         }
         self
     }
@@ -136,9 +138,10 @@ impl Decision {
         I::Item: Borrow<u16>,
     {
         if let Decision::Pick(pick) = &mut self {
-            pick.retry_on.clear();
-            pick.retry_on
-                .extend(statuses.into_iter().map(|s| *s.borrow()));
+            let statuses: Vec<u16> = statuses.into_iter().map(|s| *s.borrow()).collect();
+            if !statuses.is_empty() || pick.options.is_some() {
+                options_of(pick).retry_on = statuses;
+            }
         }
         self
     }
@@ -154,7 +157,7 @@ impl Decision {
     /// ```
     pub fn rewrite(mut self, path_and_query: impl Into<String>) -> Self {
         if let Decision::Pick(pick) = &mut self {
-            pick.rewrite = Some(path_and_query.into());
+            options_of(pick).rewrite = Some(path_and_query.into());
         }
         self
     }
@@ -168,7 +171,9 @@ impl Decision {
     /// ```
     pub fn tag(mut self, tag: u64) -> Self {
         if let Decision::Pick(pick) = &mut self {
-            pick.tag = tag;
+            if tag != 0 || pick.options.is_some() {
+                options_of(pick).tag = tag;
+            }
         }
         self
     }
@@ -206,6 +211,18 @@ impl Decision {
     }
 }
 
+/// The pick's options, created empty on first use. A plain pick carries none, the cheapest
+/// answer to hand over, so the setters leave them absent when given nothing (no indexes, no
+/// statuses, tag 0): the host reads absent options as exactly that.
+fn options_of(pick: &mut Pick) -> &mut PickOptions {
+    pick.options.get_or_insert_with(|| PickOptions {
+        fallbacks: Vec::new(),
+        retry_on: Vec::new(),
+        rewrite: None,
+        tag: 0,
+    })
+}
+
 /// A backend index as the WIT `u32`; one that does not fit becomes `u32::MAX`, out of range
 /// for any backend list, so the host refuses it instead of picking another backend.
 fn wire_index(index: usize) -> u32 {
@@ -232,12 +249,14 @@ mod tests {
             p,
             Pick {
                 backend: 3,
-                fallbacks: vec![1, 0],
-                retry_on: vec![503],
-                rewrite: Some("/x".into()),
-                tag: 9,
                 upstream_headers: vec![header("a", "1")],
                 downstream_headers: vec![header("b", "2")],
+                options: Some(PickOptions {
+                    fallbacks: vec![1, 0],
+                    retry_on: vec![503],
+                    rewrite: Some("/x".into()),
+                    tag: 9,
+                }),
             }
         );
     }
@@ -254,7 +273,8 @@ mod tests {
         let Decision::Pick(p) = decision else {
             panic!("not a pick")
         };
-        assert_eq!((p.fallbacks, p.retry_on), (vec![2], vec![503]));
+        let options = p.options.expect("options");
+        assert_eq!((options.fallbacks, options.retry_on), (vec![2], vec![503]));
         assert_eq!(p.upstream_headers.len(), 2);
     }
 
@@ -264,7 +284,10 @@ mod tests {
         let Decision::Pick(p) = pick(big).fallbacks([big]) else {
             panic!("not a pick")
         };
-        assert_eq!((p.backend, p.fallbacks[0]), (u32::MAX, u32::MAX));
+        assert_eq!(
+            (p.backend, p.options.expect("options").fallbacks[0]),
+            (u32::MAX, u32::MAX)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! What a `choose` call takes besides the request and backends (the retry context), and
 //! readers of the decision it returns.
 
-use crate::{Decision, Header, Pick, RetryContext};
+use crate::{Decision, Header, RetryContext};
 
 /// The retry context of a first attempt: attempt 0, nothing tried.
 ///
@@ -60,11 +60,48 @@ pub fn picked(decision: &Decision) -> Option<usize> {
 /// assert_eq!(pick.rewrite.as_deref(), Some("/v2"));
 /// assert_eq!(pick.tag, 4);
 /// ```
-pub fn expect_pick(decision: &Decision) -> &Pick {
+pub fn expect_pick(decision: &Decision) -> PickView {
     match decision {
-        Decision::Pick(pick) => pick,
+        Decision::Pick(pick) => {
+            let options = pick.options.clone();
+            PickView {
+                backend: pick.backend,
+                fallbacks: options
+                    .as_ref()
+                    .map(|o| o.fallbacks.clone())
+                    .unwrap_or_default(),
+                retry_on: options
+                    .as_ref()
+                    .map(|o| o.retry_on.clone())
+                    .unwrap_or_default(),
+                rewrite: options.as_ref().and_then(|o| o.rewrite.clone()),
+                tag: options.map_or(0, |o| o.tag),
+                upstream_headers: pick.upstream_headers.clone(),
+                downstream_headers: pick.downstream_headers.clone(),
+            }
+        }
         other => panic!("expected a pick, got {other:?}"),
     }
+}
+
+/// A pick with its options spelled out as the host reads them (a pick without options has no
+/// fallbacks, retry statuses or rewrite, and tag 0), for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickView {
+    /// The backend picked.
+    pub backend: u32,
+    /// Alternates, best first.
+    pub fallbacks: Vec<u32>,
+    /// Statuses worth another attempt.
+    pub retry_on: Vec<u16>,
+    /// The new upstream path and query.
+    pub rewrite: Option<String>,
+    /// The tag handed back with outcomes.
+    pub tag: u64,
+    /// Headers for the backend.
+    pub upstream_headers: Vec<Header>,
+    /// Headers for the client.
+    pub downstream_headers: Vec<Header>,
 }
 
 /// The backends the host would try for this decision, in order: the pick, then its fallbacks.
@@ -79,7 +116,11 @@ pub fn expect_pick(decision: &Decision) -> &Pick {
 pub fn attempt_order(decision: &Decision) -> Vec<usize> {
     match decision {
         Decision::Pick(pick) => std::iter::once(pick.backend)
-            .chain(pick.fallbacks.iter().copied())
+            .chain(
+                pick.options
+                    .iter()
+                    .flat_map(|o| o.fallbacks.iter().copied()),
+            )
             .map(|i| usize::try_from(i).unwrap_or(usize::MAX))
             .collect(),
         Decision::Reject(_) | Decision::NoOpinion => Vec::new(),

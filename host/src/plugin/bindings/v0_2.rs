@@ -73,15 +73,23 @@ pub(super) fn choose(
         retry.as_ref(),
     )?;
     Ok(match decision {
-        wit::Decision::Pick(pick) => Decision::Pick(Pick {
-            backend: pick.backend,
-            fallbacks: pick.fallbacks,
-            retry_on: pick.retry_on,
-            rewrite: pick.rewrite,
-            tag: pick.tag,
-            upstream_headers: headers(pick.upstream_headers),
-            downstream_headers: headers(pick.downstream_headers),
-        }),
+        wit::Decision::Pick(pick) => {
+            let options = pick.options.unwrap_or(types::PickOptions {
+                fallbacks: Vec::new(),
+                retry_on: Vec::new(),
+                rewrite: None,
+                tag: 0,
+            });
+            Decision::Pick(Pick {
+                backend: pick.backend,
+                fallbacks: options.fallbacks,
+                retry_on: options.retry_on,
+                rewrite: options.rewrite,
+                tag: options.tag,
+                upstream_headers: headers(pick.upstream_headers),
+                downstream_headers: headers(pick.downstream_headers),
+            })
+        }
         wit::Decision::Reject(status) => Decision::Reject(status),
         wit::Decision::NoOpinion => Decision::NoOpinion,
     })
