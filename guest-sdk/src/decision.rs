@@ -170,10 +170,10 @@ impl Decision {
     /// assert_eq!(lbx_guest::testkit::expect_pick(&decision).tag, 7);
     /// ```
     pub fn tag(mut self, tag: u64) -> Self {
-        if let Decision::Pick(pick) = &mut self {
-            if tag != 0 || pick.options.is_some() {
-                options_of(pick).tag = tag;
-            }
+        if let Decision::Pick(pick) = &mut self
+            && (tag != 0 || pick.options.is_some())
+        {
+            options_of(pick).tag = tag;
         }
         self
     }
