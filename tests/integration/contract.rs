@@ -6,30 +6,15 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use http::{HeaderMap, Request};
-use http_body_util::{BodyExt, Empty};
+use http::Request;
+use http_body_util::BodyExt;
 use serde_json::Value;
 
 use crate::support::{
     LBX_BIN, MetricsAnswer, MetricsBackend, RawBackend, RawClient, RefusingPort, TempDir,
-    TestBackend, TestProxy, config_for_urls, eventually, http1_client, metric, plugins, send,
-    tally,
+    TestBackend, TestProxy, config_for_urls, eventually, get_with, http1_client, metric, plugins,
+    send, tally,
 };
-
-/// GET `path` with extra headers; returns status, response headers and body.
-async fn get_with(
-    proxy: &TestProxy,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, HeaderMap, String) {
-    let mut request = Request::get(proxy.url(path));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Empty::new().boxed()).unwrap();
-    let (status, headers, body) = send(&http1_client(), request).await;
-    (status.as_u16(), headers, body)
-}
 
 /// `lbx check PLUGIN`'s stdout with `plugin_config` as `[plugin.config]`, asserting it
 /// succeeded.

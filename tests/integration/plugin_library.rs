@@ -8,23 +8,8 @@ use http_body_util::{BodyExt, Empty};
 
 use crate::support::{
     RawBackend, TestBackend, TestProxy, admin_backend, admin_get, config_for_urls, eventually, get,
-    http1_client, metric, plugins, send, tally,
+    get_with, http1_client, metric, plugins, send, tally,
 };
-
-/// GET `path` with extra headers; returns status, response headers and body.
-async fn get_with(
-    proxy: &TestProxy,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, HeaderMap, String) {
-    let mut request = Request::get(proxy.url(path));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Empty::new().boxed()).unwrap();
-    let (status, headers, body) = send(&http1_client(), request).await;
-    (status.as_u16(), headers, body)
-}
 
 /// `name=value` of a Set-Cookie header.
 fn cookie_pair(headers: &HeaderMap) -> Option<String> {

@@ -258,7 +258,12 @@ impl Decider {
             attempt: request.attempt,
             tried: tried.to_vec(),
         });
-        let signals = self.signals.as_ref().map(|scraper| scraper.signals());
+        // A 0.1 plugin has no signals to hear of: no need to load them for it.
+        let signals = self
+            .signals
+            .as_ref()
+            .filter(|_| plugin.contract() != Contract::V0_1)
+            .map(|scraper| scraper.signals());
         let result = plugin.choose(
             &mut request.meta,
             set,

@@ -389,6 +389,21 @@ pub fn config_for_urls(plugin: Option<&str>, urls: &[String], extra: &str) -> St
     toml
 }
 
+/// GET `path` with extra headers; returns status, response headers and body.
+pub async fn get_with(
+    proxy: &TestProxy,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, http::HeaderMap, String) {
+    let mut request = http::Request::get(proxy.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(http_body_util::Empty::new().boxed()).unwrap();
+    let (status, headers, body) = send(&http1_client(), request).await;
+    (status.as_u16(), headers, body)
+}
+
 /// An HTTP/1.1 client with keep-alive.
 pub fn http1_client() -> Client<HttpConnector, BoxBody<Bytes, Infallible>> {
     Client::builder(TokioExecutor::new()).build_http()

@@ -163,3 +163,90 @@ macro_rules! tracing_level {
     }};
 }
 use tracing_level;
+
+/// The `request` resource's methods every contract version has, forwarded to [`HostState`];
+/// a version's own methods follow in the braces. One body for every version's generated
+/// `HostRequest` trait, which are distinct types with the same methods.
+macro_rules! request_glue {
+    ($types:ident { $($own:tt)* }) => {
+        impl $types::HostRequest for $crate::plugin::host_api::HostState {
+            fn method(&mut self, _: $crate::plugin::bindings::Handle) -> String {
+                Self::method(self)
+            }
+
+            fn path(&mut self, _: $crate::plugin::bindings::Handle) -> String {
+                Self::path(self)
+            }
+
+            fn query(&mut self, _: $crate::plugin::bindings::Handle) -> Option<String> {
+                Self::query(self)
+            }
+
+            fn authority(&mut self, _: $crate::plugin::bindings::Handle) -> Option<String> {
+                Self::authority(self)
+            }
+
+            fn header(&mut self, _: $crate::plugin::bindings::Handle, name: String) -> Option<String> {
+                Self::header(self, &name)
+            }
+
+            fn cookie(&mut self, _: $crate::plugin::bindings::Handle, name: String) -> Option<String> {
+                Self::cookie(self, &name)
+            }
+
+            fn client_ip(&mut self, _: $crate::plugin::bindings::Handle) -> String {
+                Self::client_ip(self)
+            }
+
+            fn client_port(&mut self, _: $crate::plugin::bindings::Handle) -> u16 {
+                Self::client_port(self)
+            }
+
+            fn drop(&mut self, _: $crate::plugin::bindings::Handle) -> wasmtime::Result<()> {
+                // Handles are only ever lent to the guest (`borrow<request>`), never owned by it.
+                Ok(())
+            }
+
+            $($own)*
+        }
+    };
+}
+use request_glue;
+
+/// The guest's handle on the request, as every version's glue receives it.
+pub(super) type Handle = wasmtime::component::Resource<RequestHandle>;
+
+/// The `kv` interface (the same in every version), forwarded to the host's store.
+macro_rules! kv_glue {
+    ($kv:ident) => {
+        impl $kv::Host for $crate::plugin::host_api::HostState {
+            fn get(&mut self, key: String) -> Option<Vec<u8>> {
+                self.kv.get(&key)
+            }
+
+            fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), $kv::KvError> {
+                self.kv.set(key, value).map_err(kv_error)
+            }
+
+            fn insert(&mut self, key: String, value: Vec<u8>) -> Result<bool, $kv::KvError> {
+                self.kv.insert(key, value).map_err(kv_error)
+            }
+
+            fn delete(&mut self, key: String) -> bool {
+                self.kv.delete(&key)
+            }
+
+            fn increment(&mut self, key: String, delta: i64) -> Result<i64, $kv::KvError> {
+                self.kv.increment(key, delta).map_err(kv_error)
+            }
+        }
+
+        fn kv_error(error: $crate::plugin::kv::KvError) -> $kv::KvError {
+            match error {
+                $crate::plugin::kv::KvError::KeyTooLong => $kv::KvError::KeyTooLong,
+                $crate::plugin::kv::KvError::StoreFull => $kv::KvError::StoreFull,
+            }
+        }
+    };
+}
+use kv_glue;

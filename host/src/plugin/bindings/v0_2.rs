@@ -8,7 +8,6 @@ use super::{RequestHandle, identities, tracing_level};
 use crate::outcome::{Fault, Outcome};
 use crate::plugin::decision::{Decision, Features, Header, Pick, RetryContext};
 use crate::plugin::host_api::HostState;
-use crate::plugin::kv::KvError;
 use crate::upstream::BackendSet;
 
 wasmtime::component::bindgen!({
@@ -143,74 +142,10 @@ impl host::Host for HostState {
 
 impl types::Host for HostState {}
 
-impl types::HostRequest for HostState {
-    fn method(&mut self, _: Resource<RequestHandle>) -> String {
-        HostState::method(self)
+super::request_glue!(types {
+    fn body_prefix(&mut self, _: super::Handle) -> Option<Vec<u8>> {
+        Self::body_prefix(self)
     }
+});
 
-    fn path(&mut self, _: Resource<RequestHandle>) -> String {
-        HostState::path(self)
-    }
-
-    fn query(&mut self, _: Resource<RequestHandle>) -> Option<String> {
-        HostState::query(self)
-    }
-
-    fn authority(&mut self, _: Resource<RequestHandle>) -> Option<String> {
-        HostState::authority(self)
-    }
-
-    fn header(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
-        HostState::header(self, &name)
-    }
-
-    fn cookie(&mut self, _: Resource<RequestHandle>, name: String) -> Option<String> {
-        HostState::cookie(self, &name)
-    }
-
-    fn client_ip(&mut self, _: Resource<RequestHandle>) -> String {
-        HostState::client_ip(self)
-    }
-
-    fn client_port(&mut self, _: Resource<RequestHandle>) -> u16 {
-        HostState::client_port(self)
-    }
-
-    fn body_prefix(&mut self, _: Resource<RequestHandle>) -> Option<Vec<u8>> {
-        HostState::body_prefix(self)
-    }
-
-    fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
-        // Handles are only ever lent to the guest (`borrow<request>`), never owned by it.
-        Ok(())
-    }
-}
-
-impl kv::Host for HostState {
-    fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.kv.get(&key)
-    }
-
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
-        self.kv.set(key, value).map_err(kv_error)
-    }
-
-    fn insert(&mut self, key: String, value: Vec<u8>) -> Result<bool, kv::KvError> {
-        self.kv.insert(key, value).map_err(kv_error)
-    }
-
-    fn delete(&mut self, key: String) -> bool {
-        self.kv.delete(&key)
-    }
-
-    fn increment(&mut self, key: String, delta: i64) -> Result<i64, kv::KvError> {
-        self.kv.increment(key, delta).map_err(kv_error)
-    }
-}
-
-fn kv_error(error: KvError) -> kv::KvError {
-    match error {
-        KvError::KeyTooLong => kv::KvError::KeyTooLong,
-        KvError::StoreFull => kv::KvError::StoreFull,
-    }
-}
+super::kv_glue!(kv);
