@@ -27,7 +27,14 @@ const PLUGINS: &[&str] = &[
 fn main() {
     let host_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = host_dir.parent().expect("host/ sits in the workspace root");
-    for watched in ["wit", "guest-sdk", "plugins", "tests/plugins", "Cargo.lock"] {
+    for watched in [
+        "wit",
+        "guest-sdk",
+        "plugins",
+        "tests/plugins",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
 

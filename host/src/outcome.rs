@@ -44,6 +44,10 @@ pub struct Outcome {
     pub fault: Option<Fault>,
     /// From the attempt's start (connecting included) to the response head.
     pub ttfb: Option<Duration>,
+    /// From the attempt's start to the response body's first byte: for a streamed answer (an
+    /// LLM's tokens as server-sent events) the time to its first piece, which the head may
+    /// precede by seconds. `None` when no body byte arrived.
+    pub first_body_byte: Option<Duration>,
     /// From the attempt's start to its end.
     pub total: Duration,
     /// Request body bytes sent to the backend.
@@ -68,6 +72,7 @@ impl Outcome {
             status: None,
             fault: Some(fault),
             ttfb: None,
+            first_body_byte: None,
             total,
             bytes_up,
             bytes_down: 0,
@@ -84,6 +89,7 @@ impl Outcome {
             status: Some(status),
             fault: None,
             ttfb: Some(ttfb),
+            first_body_byte: None,
             total: ttfb,
             bytes_up: 0,
             bytes_down: 0,

@@ -31,6 +31,7 @@ mod sandbox;
 mod shipped_configs;
 mod signals;
 mod startup;
+mod streaming;
 mod tls;
 mod websocket;
 mod wire;

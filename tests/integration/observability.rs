@@ -341,6 +341,7 @@ async fn a_json_access_line_is_valid_json_with_every_field() {
         "decision_us",
         "decided_by",
         "complete",
+        "first_byte_ms",
     ]
     .into();
     assert_eq!(keys, expected, "{line}");
@@ -355,7 +356,8 @@ async fn a_json_access_line_is_valid_json_with_every_field() {
         (value["bytes_in"].as_u64(), value["bytes_out"].as_u64()),
         (Some(3), Some(2))
     );
-    assert!(value["upstream_ms"].as_f64().unwrap() <= value["total_ms"].as_f64().unwrap());
+    let ms = |field: &str| value[field].as_f64().unwrap();
+    assert!(ms("upstream_ms") <= ms("first_byte_ms") && ms("first_byte_ms") <= ms("total_ms"));
     assert!(value["client"].as_str().unwrap().starts_with("127.0.0.1:"));
     // No plugin configured: the built-in choice, not a fallback from anything.
     assert_eq!(value["decided_by"], "builtin");

@@ -5,8 +5,9 @@ use std::time::Duration;
 use crate::{Decision, Fault, Outcome, Router};
 
 /// The outcome of an attempt on backend `index` that got a response with `status`, its head
-/// after `ttfb_us` microseconds (the whole exchange took as long: no body); attempt 0, tag 0,
-/// no bytes. Change other fields with struct update syntax.
+/// after `ttfb_us` microseconds (the whole exchange took as long: no body, so no
+/// `first_byte_us`); attempt 0, tag 0, no bytes. Change other fields with struct update syntax
+/// (a streamed answer: `first_byte_us: Some(…)`).
 ///
 /// ```
 /// use lbx_guest::{Outcome, testkit::answered};
@@ -22,6 +23,7 @@ pub fn answered(index: usize, status: u16, ttfb_us: u64) -> Outcome {
         status: Some(status),
         fault: None,
         ttfb_us: Some(ttfb_us),
+        first_byte_us: None,
         total_us: ttfb_us,
         bytes_up: 0,
         bytes_down: 0,

@@ -97,6 +97,9 @@ pub struct AccessLog {
     pub started: Instant,
     /// Time from sending the request to the response head, on the attempt that answered.
     pub upstream_latency: Option<Duration>,
+    /// Time from sending the request to the response body's first byte, on the attempt that
+    /// answered (a streamed answer's first piece); `None` for an empty body.
+    pub first_body_byte: Option<Duration>,
     /// Time spent deciding where it goes.
     pub decision: Duration,
     /// Who decided.
@@ -123,6 +126,7 @@ impl AccessLog {
             backend: None,
             started: request.received_at,
             upstream_latency: None,
+            first_body_byte: None,
             decision: Duration::ZERO,
             decided_by: DecidedBy::Host,
             attempts: 0,
@@ -162,7 +166,7 @@ impl AccessLog {
 
     /// `request_id=… client=… method=… host=… path=… status=… backend="…" attempts=…
     /// upstream_ms=… total_ms=… bytes_in=… bytes_out=… decision_us=… decided_by="…"
-    /// complete=…` (the fields of earlier versions keep their order).
+    /// complete=… first_byte_ms=…` (the fields of earlier versions keep their order).
     fn write_text(&self, complete: bool, out: &mut Vec<u8>) {
         // Writing to a Vec cannot fail.
         out.extend_from_slice(b"request_id=");
@@ -199,9 +203,13 @@ impl AccessLog {
         write_micros(self.decision, out);
         let _ = write!(
             out,
-            " decided_by={:?} complete={complete}",
+            " decided_by={:?} complete={complete} first_byte_ms=",
             self.decided_by.as_str()
         );
+        match self.first_body_byte {
+            Some(took) => write_millis(took, out),
+            None => out.push(b'-'),
+        }
     }
 
     /// One JSON object; `time`, `level` and `target` first, as in the text layout.
@@ -245,9 +253,14 @@ impl AccessLog {
         write_micros(self.decision, out);
         let _ = write!(
             out,
-            ",\"decided_by\":\"{}\",\"complete\":{complete}}}",
+            ",\"decided_by\":\"{}\",\"complete\":{complete},\"first_byte_ms\":",
             self.decided_by.as_str()
         );
+        match self.first_body_byte {
+            Some(took) => write_millis(took, out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
     }
 }
 
@@ -362,7 +375,8 @@ mod tests {
         assert!(line.starts_with(&expected_start), "{line}");
         assert!(
             line.ends_with(
-                " bytes_in=5 bytes_out=0 decision_us=1.2 decided_by=\"plugin\" complete=false"
+                " bytes_in=5 bytes_out=0 decision_us=1.2 decided_by=\"plugin\" complete=false \
+                 first_byte_ms=-"
             ),
             "{line}"
         );
@@ -372,6 +386,7 @@ mod tests {
     fn the_json_line_escapes_quotes_backslashes_and_control_bytes() {
         let mut log = line_for(b"/q\"\\\x01\x7f", b"h\"o\\st\x1b\xff", LogFormat::Json);
         log.upstream_latency = Some(Duration::from_micros(1_500));
+        log.first_body_byte = Some(Duration::from_micros(302_250));
         let mut line = Vec::new();
         log.write_json(true, true, &mut line);
         let value: serde_json::Value = serde_json::from_slice(&line)
@@ -379,6 +394,7 @@ mod tests {
         assert_eq!(value["path"], "/q\"\\\u{1}\u{7f}");
         assert_eq!(value["host"], "h\"o\\st\u{1b}\u{fffd}");
         assert_eq!(value["upstream_ms"], 1.5);
+        assert_eq!(value["first_byte_ms"], 302.25);
         assert_eq!(value["backend"], serde_json::Value::Null);
         assert_eq!(value["client"], "192.0.2.7:5000");
         assert_eq!(value["complete"], true);

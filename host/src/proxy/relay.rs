@@ -101,7 +101,15 @@ impl RelayedBody {
                 if let Some(backend) = self.served_by.recorder.backend() {
                     backend.stats.traffic().received_body_bytes(data.len());
                 }
-                self.served_by.outcome.bytes_down += data.len() as u64;
+                let outcome = &mut self.served_by.outcome;
+                if outcome.first_body_byte.is_none() {
+                    let took = self.served_by.started.elapsed();
+                    outcome.first_body_byte = Some(took);
+                    if let Some(log) = &mut self.log {
+                        log.first_body_byte = Some(took);
+                    }
+                }
+                outcome.bytes_down += data.len() as u64;
                 if let Some(log) = &mut self.log {
                     log.bytes_out += data.len() as u64;
                 }

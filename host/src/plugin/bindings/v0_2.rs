@@ -111,6 +111,7 @@ pub(super) fn on_outcome(
             Fault::Proxy => types::Fault::Lbx,
         }),
         ttfb_us: outcome.ttfb.map(micros),
+        first_byte_us: outcome.first_body_byte.map(micros),
         total_us: micros(outcome.total),
         bytes_up: outcome.bytes_up,
         bytes_down: outcome.bytes_down,

@@ -24,7 +24,7 @@
 //! What it heard:
 //! - `outcomes = "record"` asks lbx for outcome feedback and records each outcome: as one JSON
 //!   line logged at info (`{"test_router":"outcome","n":1,"backend":0,"status":200,
-//!   "fault":null,"ttfb_us":812,"total_us":901,"bytes_up":0,"bytes_down":1,"attempt":0,"tag":7}`,
+//!   "fault":null,"ttfb_us":812,"first_byte_us":840,"total_us":901,"bytes_up":0,"bytes_down":1,"attempt":0,"tag":7}`,
 //!   `fault` being `"client"`, `"backend"` or `"lbx"` when set), stored under `outcome/<n>` in
 //!   the key-value store with the count under `outcomes`; and every later pick adds the response
 //!   headers `x-test-outcomes` (the count) and `x-test-last-outcome` (the latest line).

@@ -54,10 +54,11 @@ pub fn outcome_line(n: i64, outcome: &Outcome) -> String {
         Some(Fault::Lbx) => r#""lbx""#,
     };
     format!(
-        r#"{{"test_router":"outcome","n":{n},"backend":{},"status":{},"fault":{fault},"ttfb_us":{},"total_us":{},"bytes_up":{},"bytes_down":{},"attempt":{},"tag":{}}}"#,
+        r#"{{"test_router":"outcome","n":{n},"backend":{},"status":{},"fault":{fault},"ttfb_us":{},"first_byte_us":{},"total_us":{},"bytes_up":{},"bytes_down":{},"attempt":{},"tag":{}}}"#,
         outcome.backend,
         or_null(outcome.status),
         or_null(outcome.ttfb_us),
+        or_null(outcome.first_byte_us),
         outcome.total_us,
         outcome.bytes_up,
         outcome.bytes_down,

@@ -97,6 +97,7 @@ fn recorded_outcomes_are_stored_logged_and_shown_on_later_picks() {
     let outcome = Outcome {
         tag: 7,
         bytes_down: 12,
+        first_byte_us: Some(850),
         total_us: 900,
         ..answered(0, 200, 800)
     };
@@ -111,7 +112,7 @@ fn recorded_outcomes_are_stored_logged_and_shown_on_later_picks() {
     let line = String::from_utf8(kv::get("outcome/1").unwrap()).unwrap();
     assert_eq!(
         line,
-        r#"{"test_router":"outcome","n":1,"backend":0,"status":200,"fault":null,"ttfb_us":800,"total_us":900,"bytes_up":0,"bytes_down":12,"attempt":0,"tag":7}"#
+        r#"{"test_router":"outcome","n":1,"backend":0,"status":200,"fault":null,"ttfb_us":800,"first_byte_us":850,"total_us":900,"bytes_up":0,"bytes_down":12,"attempt":0,"tag":7}"#
     );
     let second = String::from_utf8(kv::get("outcome/2").unwrap()).unwrap();
     let second: Value = serde_json::from_str(&second).unwrap();
