@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 
 use crate::support::{
-    Browser, LoadGenerator, RawClient, TempDir, TestBackend, TestProxy, eventually, http1_client,
-    plugins, send,
+    Browser, LoadGenerator, MetricsAnswer, MetricsBackend, RawClient, TempDir, TestBackend,
+    TestProxy, eventually, http1_client, plugins, send,
 };
 
 const TOKEN: &str = "dashboard-test-token-0123456789";
@@ -391,4 +391,59 @@ async fn drain_and_undrain_from_the_page(proxy: &TestProxy, browser: &mut Browse
     let row = by_id(page["backends"].as_array().unwrap(), "alpha");
     assert_eq!(row["state"], "up", "{row}");
     assert_eq!(row["action"], "drain", "{row}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_each_backend_shows_the_signals_lbx_scrapes_from_it() {
+    let exposition = |waiting: u32, usage: f64| {
+        MetricsAnswer::Text(format!(
+            "vllm:num_requests_waiting{{model_name=\"llama\"}} {waiting}\n\
+             vllm:kv_cache_usage_perc{{model_name=\"llama\"}} {usage}\n"
+        ))
+    };
+    let busy = MetricsBackend::start("busy", exposition(7, 0.5)).await;
+    let idle = MetricsBackend::start("idle", exposition(0, 0.125)).await;
+    let selector = r#"vllm:num_requests_waiting{model_name="llama"}"#;
+    let toml = format!(
+        "[[backend]]\nurl = {:?}\n[[backend]]\nurl = {:?}\n\
+         [signals]\ninterval = \"100ms\"\nmetrics = [{selector:?}, \"vllm:kv_cache_usage_perc\", \"absent\"]\n",
+        busy.url(),
+        idle.url(),
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let scraped = eventually(Duration::from_secs(10), || async {
+        let backends = backends_of(&proxy).await;
+        backends
+            .iter()
+            .all(|b| b["signals"]["scrapes_ok"].as_u64() >= Some(1))
+            .then_some(())
+    })
+    .await;
+    assert!(scraped.is_some(), "both backends scraped");
+
+    let (mut browser, _) = Browser::open(&proxy.admin_url("/"), None).await;
+    browser.wait_polls(2).await;
+    let page = browser.snapshot().await;
+    assert_eq!(page["errors"], Value::Array(vec![]), "{page}");
+    let shown = page["backends"].as_array().unwrap();
+    for (backend, waiting, usage) in [(&busy, 7.0, 0.5), (&idle, 0.0, 0.125)] {
+        let row = by_id(shown, &backend.id());
+        let fields = &row["fields"];
+        assert_eq!(
+            number(fields, &format!("signal:{selector}")),
+            waiting,
+            "{row}"
+        );
+        assert_eq!(
+            number(fields, "signal:vllm:kv_cache_usage_perc"),
+            usage,
+            "{row}"
+        );
+        assert_eq!(
+            text(fields, "signal:absent"),
+            "–",
+            "no series: no value, {row}"
+        );
+        assert!(number(fields, "signals_age") < 10.0, "{row}");
+    }
 }

@@ -255,6 +255,13 @@
       }
       row.append(cell);
     }
+    // What the backend reports of itself (`[signals]`): one line per signal, shown only when
+    // lbx scrapes some.
+    const signals = document.createElement("td");
+    signals.className = "signals mono";
+    signals.dataset.signals = "";
+    signals.hidden = true;
+    row.append(signals);
     const actions = document.createElement("td");
     const button = document.createElement("button");
     button.type = "button";
@@ -287,6 +294,7 @@
       setField(field(row, "error_rate"), errorRate(b.id), fmtPercent);
       setField(field(row, "p50"), latencyQuantile(b.id, 0.5), fmtSeconds);
       setField(field(row, "p99"), latencyQuantile(b.id, 0.99), fmtSeconds);
+      renderSignals(row.querySelector("td[data-signals]"), b.signals);
       const button = row.querySelector("button");
       const drain = !b.draining;
       button.dataset.action = drain ? "drain" : "undrain";
@@ -295,7 +303,48 @@
     for (const row of [...tbody.rows]) {
       if (!seen.has(row.dataset.backendId)) row.remove();
     }
+    const anySignals = backends.some((b) => b.signals);
+    for (const el of document.querySelectorAll("#backends .signals")) el.hidden = !anySignals;
   }
+
+  // One line per signal, `name value`, each value in its own `signal:<name>` field (raw value
+  // in data-value), then the reading's age; "–" for a signal with no value.
+  function renderSignals(cell, signals) {
+    if (!signals) {
+      cell.replaceChildren();
+      return;
+    }
+    const names = Object.keys(signals.values);
+    if (cell.dataset.names !== names.join("\n")) {
+      cell.replaceChildren();
+      for (const name of names) {
+        const line = document.createElement("div");
+        const label = document.createElement("span");
+        label.className = "muted";
+        label.textContent = name + " ";
+        const value = document.createElement("span");
+        value.dataset.field = "signal:" + name;
+        line.append(label, value);
+        cell.append(line);
+      }
+      const age = document.createElement("div");
+      age.className = "muted";
+      const ageValue = document.createElement("span");
+      ageValue.dataset.field = "signals_age";
+      age.append("age ", ageValue);
+      cell.append(age);
+      cell.dataset.names = names.join("\n");
+    }
+    // Selectors may hold quotes (`q{model="a"}`): find the fields by value, not by a CSS query.
+    const values = [...cell.querySelectorAll("[data-field]")];
+    for (const name of names) {
+      const element = values.find((el) => el.dataset.field === "signal:" + name);
+      setField(element, signals.values[name], fmtSignal);
+    }
+    setField(field(cell, "signals_age"), signals.age_ms === null ? null : signals.age_ms / 1000, fmtSeconds);
+    cell.title = signals.last_error ? "last scrape failed: " + signals.last_error : "";
+  }
+  const fmtSignal = (v) => (Number.isInteger(v) ? fmtCount(v) : v.toPrecision(3));
 
   // ---- the traffic share chart: stacked areas of each backend's share of requests ----
 
