@@ -4,7 +4,7 @@
 
 use std::borrow::Borrow;
 
-use crate::{Decision, Header, Pick, PickOptions};
+use crate::{Decision, Header, Pick, PickOptions, Rejection};
 
 /// Sends the request to the backend at `index` (its position in the `backends` list), with no
 /// fallbacks, no retry statuses, no rewrite, tag 0 and no headers. Does not allocate.
@@ -51,15 +51,22 @@ pub fn pick_with_headers(index: usize, upstream: Vec<Header>, downstream: Vec<He
     })
 }
 
-/// Answers the client directly with this HTTP status, without contacting a backend.
+/// Answers the client directly with this HTTP status (a 4xx or 5xx), without contacting a
+/// backend; chain [`Decision::downstream_header`] to add fields to the answer, such as
+/// `retry-after` when shedding load.
 ///
 /// ```
-/// use lbx_guest::{Decision, reject};
+/// use lbx_guest::{reject, testkit::{downstream_header, rejected}};
 ///
-/// assert_eq!(reject(429), Decision::Reject(429));
+/// let shed = reject(429).downstream_header("retry-after", "2");
+/// assert_eq!(rejected(&shed), Some(429));
+/// assert_eq!(downstream_header(&shed, "Retry-After"), Some("2"));
 /// ```
 pub fn reject(status: u16) -> Decision {
-    Decision::Reject(status)
+    Decision::Reject(Rejection {
+        status,
+        headers: Vec::new(),
+    })
 }
 
 /// No preference: the host's built-in fallback (least in-flight among healthy backends)
@@ -193,7 +200,9 @@ impl Decision {
         self
     }
 
-    /// Adds a header to the response sent to the client (e.g. a sticky `set-cookie`).
+    /// Adds a header to the response sent to the client: to the backend's answer on a pick
+    /// (e.g. a sticky `set-cookie`), to lbx's own answer on a [`reject`] (e.g. `retry-after`;
+    /// lbx refuses framing and connection fields there, which it writes itself).
     ///
     /// ```
     /// use lbx_guest::testkit::downstream_header;
@@ -204,8 +213,10 @@ impl Decision {
     /// assert_eq!(lbx_guest::reject(503).tag(1), lbx_guest::reject(503));
     /// ```
     pub fn downstream_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        if let Decision::Pick(pick) = &mut self {
-            pick.downstream_headers.push(header(name, value));
+        match &mut self {
+            Decision::Pick(pick) => pick.downstream_headers.push(header(name, value)),
+            Decision::Reject(rejection) => rejection.headers.push(header(name, value)),
+            Decision::NoOpinion => {}
         }
         self
     }

@@ -163,7 +163,7 @@ mod weighted;
 pub use backends::Backends;
 pub use bindings::lbx::router::host::LogLevel;
 pub use bindings::lbx::router::types::{
-    BackendInfo, Decision, Fault, Header, Outcome, Pick, PickOptions, RetryContext,
+    BackendInfo, Decision, Fault, Header, Outcome, Pick, PickOptions, Rejection, RetryContext,
 };
 pub use body::json_string_field;
 pub use candidates::{Candidates, healthy_indices};

@@ -471,3 +471,51 @@ async fn the_plugin_sees_each_backends_scraped_signals_by_name_with_their_age() 
         serde_json::json!([null, null])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_answers_with_its_status_and_the_fields_the_plugin_adds() {
+    let backend = TestBackend::named("a").await;
+    let toml = test_router(
+        &[backend.url()],
+        "",
+        "reject = 429\nreject_headers = [[\"retry-after\", \"2\"], [\"x-shed-reason\", \"queue full\"]]",
+        "",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let (status, headers, body) = get_with(&proxy, "/v1/chat/completions", &[]).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(headers["retry-after"], "2");
+    assert_eq!(headers["x-shed-reason"], "queue full");
+    assert!(
+        headers.contains_key("x-request-id"),
+        "lbx's own fields stay"
+    );
+    assert_eq!(backend.requests(), 0, "a rejection contacts no backend");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_that_adds_a_framing_field_or_a_bad_status_is_a_decision_error() {
+    let backend = TestBackend::named("a").await;
+    for (reject, headers) in [
+        ("429", "[[\"content-length\", \"0\"]]"),
+        ("429", "[[\"transfer-encoding\", \"chunked\"]]"),
+        ("429", "[[\"retry-after\", \"2\\r\\nx-evil: 1\"]]"),
+        ("200", "[]"),
+    ] {
+        let toml = test_router(
+            &[backend.url()],
+            "",
+            &format!("reject = {reject}\nreject_headers = {headers}"),
+            "",
+        );
+        let proxy = TestProxy::start(&toml).await;
+        let (status, headers_seen, _) = get_with(&proxy, "/", &[]).await;
+        assert_eq!(status, 200, "the fallback serves: {headers}");
+        assert!(!headers_seen.contains_key("x-evil"));
+        assert_eq!(
+            scrape(&proxy, "lbx_plugin_failures_total{kind=\"invalid_answer\"}").await,
+            1.0,
+            "{reject} {headers}"
+        );
+    }
+}

@@ -144,19 +144,38 @@ pub fn upstream_header<'a>(decision: &'a Decision, name: &str) -> Option<&'a str
     }
 }
 
-/// The value of the first header the pick adds to the response sent to the client with this
-/// name (case-insensitive); `None` if it adds none, or the decision is not a pick.
+/// The value of the first header the decision adds to the response sent to the client with
+/// this name (case-insensitive) — the backend's answer on a pick, lbx's on a rejection; `None`
+/// if it adds none, or the decision is `no-opinion`.
 ///
 /// ```
 /// use lbx_guest::testkit::downstream_header;
 ///
 /// let decision = lbx_guest::pick(0).downstream_header("Set-Cookie", "lbx=0");
 /// assert_eq!(downstream_header(&decision, "set-cookie"), Some("lbx=0"));
+/// let shed = lbx_guest::reject(429).downstream_header("retry-after", "1");
+/// assert_eq!(downstream_header(&shed, "retry-after"), Some("1"));
 /// ```
 pub fn downstream_header<'a>(decision: &'a Decision, name: &str) -> Option<&'a str> {
     match decision {
         Decision::Pick(pick) => named(&pick.downstream_headers, name),
-        Decision::Reject(_) | Decision::NoOpinion => None,
+        Decision::Reject(rejection) => named(&rejection.headers, name),
+        Decision::NoOpinion => None,
+    }
+}
+
+/// The status of a rejection, or `None` for a pick or `no-opinion`.
+///
+/// ```
+/// use lbx_guest::testkit::rejected;
+///
+/// assert_eq!(rejected(&lbx_guest::reject(404)), Some(404));
+/// assert_eq!(rejected(&lbx_guest::pick(0)), None);
+/// ```
+pub fn rejected(decision: &Decision) -> Option<u16> {
+    match decision {
+        Decision::Reject(rejection) => Some(rejection.status),
+        Decision::Pick(_) | Decision::NoOpinion => None,
     }
 }
 
@@ -172,7 +191,7 @@ mod tests {
     use super::*;
 
     #[test]
-    #[should_panic(expected = "expected a pick, got Decision::Reject(429)")]
+    #[should_panic(expected = "expected a pick, got Decision::Reject(Rejection { status: 429")]
     fn expecting_a_pick_of_a_rejection_fails_the_test() {
         let _ = expect_pick(&crate::reject(429));
     }

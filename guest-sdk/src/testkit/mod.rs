@@ -38,8 +38,8 @@ mod feedback;
 mod request;
 
 pub use attempts::{
-    PickView, attempt_order, downstream_header, expect_pick, first_attempt, picked, retry,
-    upstream_header,
+    PickView, attempt_order, downstream_header, expect_pick, first_attempt, picked, rejected,
+    retry, upstream_header,
 };
 pub use backends::{all_healthy, backend, backend_info, labeled, latencies, loads, weights};
 pub use feedback::{advance_clock, answered, deliver, failed, outcome_of};

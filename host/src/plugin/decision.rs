@@ -80,8 +80,13 @@ pub struct Pick {
 pub enum Decision {
     /// Send the request to a backend.
     Pick(Pick),
-    /// Answer the client with this status.
-    Reject(u16),
+    /// Answer the client with this status and these extra response fields.
+    Reject {
+        /// A 4xx or 5xx.
+        status: u16,
+        /// Added to the response sent to the client.
+        headers: Vec<Header>,
+    },
     /// Let the built-in fallback decide.
     NoOpinion,
 }
@@ -126,6 +131,20 @@ impl Directives {
     }
 }
 
+/// Fields of lbx's own answer to a rejected request that a plugin may not add: its framing, its
+/// connection handling and its request id.
+const LBX_WRITES_ON_REJECT: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "content-type",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "x-request-id",
+];
+
 /// Check a plugin's answer against the backend set. `Ok(None)` means "no opinion"; `Err` says
 /// why the answer cannot be used.
 pub fn interpret(
@@ -134,11 +153,27 @@ pub fn interpret(
 ) -> Result<Option<(Route, Directives)>, String> {
     match decision {
         Decision::NoOpinion => Ok(None),
-        Decision::Reject(status) => StatusCode::from_u16(status)
-            .ok()
-            .filter(|s| s.is_client_error() || s.is_server_error())
-            .map(|s| Some((Route::Reject(s), Directives::default())))
-            .ok_or_else(|| format!("reject with status {status}, which is not a 4xx or 5xx")),
+        Decision::Reject { status, headers } => {
+            let status = StatusCode::from_u16(status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .ok_or_else(|| format!("reject with status {status}, which is not a 4xx or 5xx"))?;
+            if let Some(own) = headers.iter().find(|h| {
+                LBX_WRITES_ON_REJECT
+                    .iter()
+                    .any(|name| h.name.eq_ignore_ascii_case(name))
+            }) {
+                return Err(format!(
+                    "reject header {:?} is one lbx writes itself on its own answers",
+                    own.name
+                ));
+            }
+            let directives = Directives {
+                downstream_headers: convert_headers(headers)?,
+                ..Directives::default()
+            };
+            Ok(Some((Route::Reject(status), directives)))
+        }
         Decision::Pick(pick) => {
             let index = pick.backend as usize;
             let Some(backend) = set.backends.get(index) else {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::client_body::ClientBodyError;
 use super::request::RequestId;
@@ -73,9 +73,15 @@ pub enum ProxyError {
     /// The request cannot be expressed to the backend (a field HTTP/2 cannot carry).
     #[error("request cannot be forwarded: {0}")]
     Unforwardable(String),
-    /// The routing plugin rejected the request with this status.
-    #[error("request rejected by routing plugin with {0}")]
-    Rejected(StatusCode),
+    /// The routing plugin rejected the request with this status and these extra response
+    /// fields (checked when the decision was interpreted).
+    #[error("request rejected by routing plugin with {status}")]
+    Rejected {
+        /// A 4xx or 5xx.
+        status: StatusCode,
+        /// Added to lbx's answer.
+        headers: Vec<(HeaderName, HeaderValue)>,
+    },
 }
 
 pub use crate::outcome::Fault;
@@ -94,7 +100,7 @@ impl ProxyError {
             | ProxyError::BackendTimeout { .. } => Fault::Backend,
             ProxyError::NoUsableBackend
             | ProxyError::Deadline { .. }
-            | ProxyError::Rejected(_)
+            | ProxyError::Rejected { .. }
             | ProxyError::Unforwardable(_) => Fault::Proxy,
         }
     }
@@ -117,7 +123,7 @@ impl ProxyError {
             ProxyError::BackendTimeout { .. } | ProxyError::Deadline { .. } => {
                 StatusCode::GATEWAY_TIMEOUT
             }
-            ProxyError::Rejected(status) => *status,
+            ProxyError::Rejected { status, .. } => *status,
         })
     }
 
@@ -148,7 +154,7 @@ impl ProxyError {
             ProxyError::BackendTimeout { .. } | ProxyError::Deadline { .. } => {
                 "the backend did not answer in time"
             }
-            ProxyError::Rejected(_) => "the request was rejected",
+            ProxyError::Rejected { .. } => "the request was rejected",
         }
     }
 
@@ -177,6 +183,14 @@ impl ProxyError {
         );
         head.headers
             .push(Bytes::from_static(b"Date"), super::headers::http_date());
+        if let ProxyError::Rejected { headers, .. } = self {
+            for (name, value) in headers {
+                head.headers.push(
+                    Bytes::copy_from_slice(name.as_str().as_bytes()),
+                    Bytes::copy_from_slice(value.as_bytes()),
+                );
+            }
+        }
         Some((head, Bytes::from(body)))
     }
 

@@ -249,7 +249,12 @@ impl Proxy {
             }
             let index = match routed.route {
                 Route::Forward { index } => index,
-                Route::Reject(status) => return Err(ProxyError::Rejected(status)),
+                Route::Reject(status) => {
+                    return Err(ProxyError::Rejected {
+                        status,
+                        headers: std::mem::take(&mut request.directives.downstream_headers),
+                    });
+                }
                 Route::NoUsableBackend => return Err(ProxyError::NoUsableBackend),
             };
             let directives = &request.directives;

@@ -73,7 +73,10 @@ pub(super) fn choose(
             downstream_headers: headers(pick.downstream_headers),
             ..Pick::default()
         }),
-        wit::Decision::Reject(status) => Decision::Reject(status),
+        wit::Decision::Reject(status) => Decision::Reject {
+            status,
+            headers: Vec::new(),
+        },
         wit::Decision::NoOpinion => Decision::NoOpinion,
     })
 }

@@ -89,7 +89,10 @@ pub(super) fn choose(
                 downstream_headers: headers(pick.downstream_headers),
             })
         }
-        wit::Decision::Reject(status) => Decision::Reject(status),
+        wit::Decision::Reject(rejection) => Decision::Reject {
+            status: rejection.status,
+            headers: headers(rejection.headers),
+        },
         wit::Decision::NoOpinion => Decision::NoOpinion,
     })
 }

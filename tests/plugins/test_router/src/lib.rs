@@ -15,6 +15,9 @@
 //! - `"print"`: writes to stdout, which lbx does not provide (the decision fails).
 //! - `fail_first = N` (with any mode): the first N requests panic, later ones behave as
 //!   `mode` says; counted in the key-value store (key `failures`), so it spans instances.
+//! - `reject = 429` (with `count` mode): rejects with that status (any number, so the host's
+//!   check can be tested), adding `reject_headers = [["retry-after", "2"], ...]` to lbx's
+//!   answer.
 //!
 //! What its picks carry (`count` mode), each sent exactly as given, so the host's checks can be
 //! tested: `backend = 7` (the index picked instead of the first candidate; out of range is
@@ -84,6 +87,9 @@ struct Settings {
     outcomes: Option<String>,
     #[serde(default)]
     report: bool,
+    reject: Option<u16>,
+    #[serde(default)]
+    reject_headers: Vec<(String, String)>,
 }
 
 /// The plugin.
@@ -176,6 +182,15 @@ impl Router for TestRouter {
         match self.mode {
             Mode::Count => {
                 let count = kv::increment("requests", 1).unwrap_or(-1);
+                if let Some(status) = self.settings.reject {
+                    return self
+                        .settings
+                        .reject_headers
+                        .iter()
+                        .fold(lbx_guest::reject(status), |decision, (name, value)| {
+                            decision.downstream_header(name, value)
+                        });
+                }
                 self.shaped_pick(req, backends, retry)
                     .downstream_header("x-request-number", count.to_string())
             }

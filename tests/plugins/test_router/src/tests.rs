@@ -2,7 +2,7 @@
 
 use lbx_guest::testkit::{
     FakeRequest, all_healthy, answered, attempt_order, deliver, downstream_header, expect_pick,
-    failed, first_attempt, loads, picked, retry, upstream_header,
+    failed, first_attempt, loads, picked, rejected, retry, upstream_header,
 };
 use lbx_guest::{Decision, Fault, Outcome, Router, kv};
 use serde_json::Value;
@@ -177,4 +177,14 @@ fn report_tells_the_backend_what_the_plugin_heard() {
         upstream_header(&plain, "x-test-signals"),
         Some(r#"{"backends":[{"age_ms":null,"values":[]}],"names":[]}"#)
     );
+}
+
+#[test]
+fn reject_answers_with_the_status_and_headers_configured() {
+    kv::clear();
+    let mut router =
+        TestRouter::init(r#"{"reject":429,"reject_headers":[["retry-after","2"]]}"#).unwrap();
+    let decision = choose(&mut router, &FakeRequest::get("/"));
+    assert_eq!(rejected(&decision), Some(429));
+    assert_eq!(downstream_header(&decision, "retry-after"), Some("2"));
 }
