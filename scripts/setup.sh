@@ -84,6 +84,8 @@ echo "setup: node $(node --version) and npm $(npm --version) ready"
 COMPONENTIZE_PY=0.25.1
 GRPCIO=1.85.1
 WEBSOCKETS=17.4
+# matplotlib draws bench/llm.sh's plot (not needed by the tests).
+MATPLOTLIB=3.10.7
 pip_install() { # package version
   if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" 2>/dev/null; then
     return
@@ -103,4 +105,5 @@ pip_install() { # package version
 pip_install componentize-py "$COMPONENTIZE_PY"
 pip_install grpcio "$GRPCIO"
 pip_install websockets "$WEBSOCKETS"
-echo "setup: componentize-py $COMPONENTIZE_PY, grpcio $GRPCIO, websockets $WEBSOCKETS ready"
+pip_install matplotlib "$MATPLOTLIB"
+echo "setup: componentize-py $COMPONENTIZE_PY, grpcio $GRPCIO, websockets $WEBSOCKETS, matplotlib $MATPLOTLIB ready"

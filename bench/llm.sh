@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# LLM inference routing: which replica serves a request, per routing policy, measured on
+# simulated vLLM replicas (`lbx backend --llm`, model in README "LLM replica simulator") driven
+# by the same seeded workload (`lbx llm-load`, model in README "LLM workload").
+#
+#   bash bench/llm.sh                      # the README's table and plot
+#   REPLICAS=4 LOADS="0.5 0.8" DURATION=20 POLICIES="least_conn llm_router" bash bench/llm.sh
+#
+# For every load (a fraction of the pool's capacity) and every policy, same seed: fresh replicas
+# (cold caches), lbx with the policy's plugin, one open-loop run of the workload. Reported per
+# policy and load: TTFT p50/p99, end-to-end p50/p99, output tokens/s, prefix-cache hit rate
+# (cached prompt tokens / prompt tokens), requests shed, lbx's CPU µs per request and the
+# plugin's µs per decision (lbx_plugin_decision_seconds).
+#
+# The pool's capacity is measured first, not assumed: least_conn under an offered load well
+# above what the pool can serve (CAPACITY_PROBE_RATE), its completed requests/s over the run.
+# Set CAPACITY (req/s) to skip that step.
+#
+# Writes bench/results/llm-<date>.{json,md,png} (RESULTS to change the prefix); the plot needs
+# matplotlib (scripts/setup.sh installs it).
+#
+# Environment: REPLICAS (4), SPEEDUP (simulator time scale, 20), DURATION (seconds per run, 30),
+# LOADS ("0.5 0.8 0.95 1.1"), POLICIES ("round_robin least_conn p2c_ewma consistent_hash
+# llm_router"), SEED (7), MODEL ("llama-3-8b"), LBX_BIN (else cargo build --release).
+
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+REPLICAS="${REPLICAS:-4}"
+SPEEDUP="${SPEEDUP:-20}"
+DURATION="${DURATION:-30}"
+LOADS="${LOADS:-0.5 0.8 0.95 1.1}"
+POLICIES="${POLICIES:-round_robin least_conn p2c_ewma consistent_hash llm_router}"
+SEED="${SEED:-7}"
+MODEL="${MODEL:-llama-3-8b}"
+CAPACITY_PROBE_RATE="${CAPACITY_PROBE_RATE:-}"
+RESULTS="${RESULTS:-$ROOT/bench/results/llm-$(date -u +%Y-%m-%d)}"
+# Replicas report signals this often (scaled like the simulator's clock, at least 10 ms).
+SCRAPE_MS="${SCRAPE_MS:-$((1000 / SPEEDUP > 10 ? 1000 / SPEEDUP : 10))}"
+
+bench_init
+lbx_binary
+PLUGINS_DIR="$ROOT/plugins"
+for policy in $POLICIES; do
+	[[ -f "$PLUGINS_DIR/$policy.wasm" ]] || (cd "$ROOT" && bash plugins/build.sh >&2)
+	[[ -f "$PLUGINS_DIR/$policy.wasm" ]] || die "no plugin $PLUGINS_DIR/$policy.wasm"
+done
+
+# start_replicas: REPLICAS fresh simulated replicas; sets REPLICA_URLS and REPLICA_PIDS.
+REPLICA_URLS=()
+REPLICA_PIDS=()
+start_replicas() {
+	local ports port i=0
+	read -r -a ports <<<"$(free_ports "$REPLICAS")"
+	REPLICA_URLS=()
+	REPLICA_PIDS=()
+	for port in "${ports[@]}"; do
+		i=$((i + 1))
+		start "replica-$i" "" 3600 "$LBX_BIN" backend --llm --listen "127.0.0.1:$port" \
+			--name "replica-$i" --model "$MODEL" --speedup "$SPEEDUP"
+		REPLICA_PIDS+=("$START_PID")
+		REPLICA_URLS+=("http://127.0.0.1:$port")
+	done
+	for ((i = 0; i < ${#REPLICA_URLS[@]}; i++)); do
+		wait_ready "replica-$((i + 1))" "${REPLICA_PIDS[$i]}" "${REPLICA_URLS[$i]}/v1/models"
+	done
+}
+
+stop_replicas() {
+	local pid
+	for pid in "${REPLICA_PIDS[@]}"; do stop "$pid"; done
+	REPLICA_PIDS=()
+}
+
+# lbx_config POLICY: the lbx.toml for POLICY over the running replicas.
+lbx_config() {
+	local policy="$1" url
+	cat <<EOF
+listen = "127.0.0.1:$LBX_PORT"
+[admin]
+listen = "127.0.0.1:$ADMIN_PORT"
+[log]
+access = false
+[retry]
+non_idempotent = true
+[plugin]
+path = "$PLUGINS_DIR/$policy.wasm"
+body_prefix = "4KiB"
+[signals]
+interval = "${SCRAPE_MS}ms"
+metrics = ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"]
+EOF
+	if [[ "$policy" == consistent_hash ]]; then
+		printf '[plugin.config]\nkey = "header:x-session-id"\nbalance_factor = 1.25\n'
+	fi
+	for url in "${REPLICA_URLS[@]}"; do
+		printf '[[backend]]\nurl = "%s"\nlabels = { model = "%s" }\n' "$url" "$MODEL"
+	done
+}
+
+# metric_sum TEXT NAME: the sum of every series of NAME in a Prometheus exposition.
+metric_sum() {
+	awk -v name="$2" '$1 == name || index($1, name "{") == 1 { s += $NF } END { printf "%.9g\n", s + 0 }' <<<"$1"
+}
+
+# run_policy POLICY RATE: one run; prints the generator's JSON with lbx's costs added.
+run_policy() {
+	local policy="$1" rate="$2" lbx_pid server before after metrics sent
+	start_replicas
+	read -r LBX_PORT ADMIN_PORT <<<"$(free_ports 2)"
+	lbx_config "$policy" >"$TMP/lbx.toml"
+	start lbx "" 3600 "$LBX_BIN" run --config "$TMP/lbx.toml"
+	lbx_pid="$START_PID"
+	wait_ready lbx "$lbx_pid" "http://127.0.0.1:$ADMIN_PORT/ready"
+	server="$(server_pid "$lbx_pid")"
+	before="$(cpu_ticks "$server")"
+	"$LBX_BIN" llm-load --url "http://127.0.0.1:$LBX_PORT" --model "$MODEL" --rate "$rate" \
+		--duration "${DURATION}s" --seed "$SEED" --json >"$TMP/run.json"
+	after="$(cpu_ticks "$server")"
+	metrics="$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics")"
+	stop "$lbx_pid"
+	stop_replicas
+	python3 - "$TMP/run.json" "$policy" "$rate" "$((after - before))" "$TICK" \
+		"$(metric_sum "$metrics" lbx_plugin_decision_seconds_sum)" \
+		"$(metric_sum "$metrics" lbx_plugin_decision_seconds_count)" <<'EOF'
+import json, sys
+run = json.load(open(sys.argv[1]))
+policy, rate, ticks, tick, decision_sum, decisions = sys.argv[2:8]
+sent = max(run.get("sent", 0), 1)
+run.update({
+    "policy": policy,
+    "rate": float(rate),
+    "lbx_cpu_us_per_request": int(ticks) * 1e6 / int(tick) / sent,
+    "decision_us": float(decision_sum) * 1e6 / float(decisions) if float(decisions) else None,
+})
+print(json.dumps(run))
+EOF
+}
+
+if [[ -z "${CAPACITY:-}" ]]; then
+	probe="${CAPACITY_PROBE_RATE:-$((REPLICAS * SPEEDUP))}"
+	log "measuring the pool's capacity: least_conn offered $probe req/s for ${DURATION}s"
+	CAPACITY="$(run_policy least_conn "$probe" | python3 -c \
+		'import json, sys; r = json.load(sys.stdin); print(round(r["ok"] / r["duration_s"], 3))')"
+fi
+log "capacity: $CAPACITY req/s (completed by least_conn under overload)"
+
+: >"$RESULTS.json"
+for load in $LOADS; do
+	rate="$(python3 -c "print(round($CAPACITY * $load, 3))")"
+	for policy in $POLICIES; do
+		log "load $load ($rate req/s): $policy"
+		run_policy "$policy" "$rate" |
+			python3 -c "import json, sys; r = json.load(sys.stdin); r['load'] = $load; r['capacity'] = $CAPACITY; print(json.dumps(r))" \
+				>>"$RESULTS.json"
+	done
+done
+
+python3 "$ROOT/bench/llm_report.py" "$RESULTS.json" "$RESULTS.md" "$RESULTS.png" \
+	"REPLICAS=$REPLICAS SPEEDUP=$SPEEDUP DURATION=$DURATION SEED=$SEED LOADS=\"$LOADS\" bash bench/llm.sh"
+log "wrote $RESULTS.json, $RESULTS.md, $RESULTS.png"
+cat "$RESULTS.md"
