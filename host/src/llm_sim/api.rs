@@ -4,7 +4,7 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `POST /v1/chat/completions`, `POST /v1/completions` | a generation ([`openai`](super::openai) shapes) |
+//! | `POST /v1/chat/completions`, `POST /v1/completions` | a generation (requests read by [`openai`](super::openai), answers shaped by [`answer`](super::answer)) |
 //! | `GET /v1/models` | the served model names |
 //! | `GET /metrics` | vLLM's metrics ([`metrics`](super::metrics)) |
 //! | `GET /health` | 200, as vLLM's |
@@ -35,9 +35,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use super::answer::{self, Answer};
 use super::engine::{Engine, Event, Usage};
 use super::metrics;
-use super::openai::{self, Answer, ApiError, Endpoint};
+use super::openai::{self, ApiError, Endpoint};
 use super::params::{Settings, SettingsError};
 use super::tokens::Prompt;
 use crate::accept::accept_loop;
@@ -105,7 +106,7 @@ async fn route(replica: &Replica, request: Request<Incoming>) -> Response<Replic
         }
         ("/v1/models", &Method::GET) => json_response(
             StatusCode::OK,
-            &openai::model_list(
+            &answer::model_list(
                 &replica.settings.models,
                 unix_seconds(),
                 replica.settings.profile.usable_model_len(),

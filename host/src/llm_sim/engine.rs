@@ -121,8 +121,8 @@ impl Engine {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the queues half-updated in a way that
-        // matters more than stopping would: keep serving.
+        // A panic under the lock would be a bug; it must not take every later request down
+        // with it, so keep serving with the state as it is.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

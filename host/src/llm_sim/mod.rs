@@ -31,7 +31,8 @@
 //!   time by F.
 //! - **Metrics** (`metrics.rs`): vLLM's names and labels (`vllm:num_requests_waiting`,
 //!   `vllm:kv_cache_usage_perc`, `vllm:prefix_cache_hits_total`, TTFT and latency histograms...).
-//! - **HTTP** (`api.rs`): hyper, HTTP/1.1 and h2c, `x-llm-replica: <name>` on every answer.
+//! - **HTTP** (`api.rs`): hyper, HTTP/1.1 and h2c, `x-llm-replica: <name>` on every answer;
+//!   requests read as vLLM reads them (`openai.rs`), answers in vLLM's shapes (`answer.rs`).
 //!
 //! # Using it
 //! ```no_run
@@ -47,6 +48,7 @@
 //! # }
 //! ```
 
+pub mod answer;
 mod api;
 pub mod engine;
 pub mod metrics;
