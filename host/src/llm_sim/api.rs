@@ -9,10 +9,10 @@
 //! | `GET /metrics` | vLLM's metrics ([`metrics`](super::metrics)) |
 //! | `GET /health` | 200, as vLLM's |
 //!
-//! Every answer carries `x-llm-replica: <name>`. A streamed answer sends its head at once (as
-//! uvicorn does for vLLM's `StreamingResponse`), then one `data: {chunk}\n\n` event per token
-//! — the first when the first token is sampled, so the first *body* byte marks the TTFT — and
-//! `data: [DONE]\n\n`. Tokens that are ready together leave in one write. A client that goes
+//! Every answer carries `x-llm-replica: <name>`. A streamed answer sends its head as soon as the
+//! request is queued (as uvicorn does for vLLM's `StreamingResponse`, before any token), then
+//! one `data: {chunk}\n\n` event per token — the first when the first token is sampled, so the
+//! first *body* byte marks the TTFT — and `data: [DONE]\n\n`. Tokens that are ready together leave in one write. A client that goes
 //! away aborts its request in the engine.
 
 use std::convert::Infallible;
