@@ -3,7 +3,7 @@
 # with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
 # against (nginx for the differential test, curl, openssl, chromium for the dashboard test,
 # nodejs and npm to build the JavaScript example plugin), and the Python packages the tests use (componentize-py for the Python plugin, grpcio and websockets
-# as real peers, websockets also to drive Chromium).
+# as real peers, websockets also to drive Chromium, openai to read the simulated vLLM replica).
 # Idempotent; run by demo.sh and test.sh.
 #
 # Run: bash scripts/setup.sh
@@ -80,10 +80,12 @@ echo "setup: node $(node --version) and npm $(npm --version) ready"
 
 # Python packages the tests use: componentize-py builds the example Python plugin; grpcio and
 # websockets are real gRPC and WebSocket peers that the tests run through lbx (websockets also
-# speaks Chromium's DevTools protocol for the dashboard test).
+# speaks Chromium's DevTools protocol for the dashboard test); openai, the official OpenAI SDK,
+# reads the simulated vLLM replica's streams (tests/integration/llm_sim.rs).
 COMPONENTIZE_PY=0.25.1
 GRPCIO=1.85.1
 WEBSOCKETS=17.4
+OPENAI=3.51.0
 # matplotlib draws bench/llm.sh's plot (not needed by the tests).
 MATPLOTLIB=3.10.7
 pip_install() { # package version
@@ -105,5 +107,6 @@ pip_install() { # package version
 pip_install componentize-py "$COMPONENTIZE_PY"
 pip_install grpcio "$GRPCIO"
 pip_install websockets "$WEBSOCKETS"
+pip_install openai "$OPENAI"
 pip_install matplotlib "$MATPLOTLIB"
-echo "setup: componentize-py $COMPONENTIZE_PY, grpcio $GRPCIO, websockets $WEBSOCKETS, matplotlib $MATPLOTLIB ready"
+echo "setup: componentize-py $COMPONENTIZE_PY, grpcio $GRPCIO, websockets $WEBSOCKETS, openai $OPENAI, matplotlib $MATPLOTLIB ready"

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use lbx::config::{CertificateConfig, Config, Overrides};
+use lbx::llm_sim::Profile;
 use lbx::server::{Origin, Server, worker_count};
 use lbx::shutdown::StopSignals;
 
@@ -68,21 +69,100 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         iterations: u32,
     },
-    /// Run a tiny backend that answers every request with its name (for demos and benchmarks).
+    /// Run a tiny backend that answers every request with its name (for demos and benchmarks),
+    /// or with --llm a simulated vLLM replica.
     Backend {
         /// Address to listen on.
         #[arg(long)]
         listen: SocketAddr,
-        /// Name returned in the body and the `x-backend` header.
+        /// Name returned in the body and the `x-backend` header (with --llm: the
+        /// `x-llm-replica` header).
         #[arg(long)]
         name: String,
         /// Delay before each answer, in milliseconds.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, conflicts_with = "llm")]
         delay_ms: u64,
         /// Worker threads (0 = one per core).
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// Simulate a vLLM replica: OpenAI chat and completions (streamed as SSE or whole),
+        /// /v1/models, vLLM's /metrics, continuous batching and a prefix cache timed like
+        /// Llama-3.1-8B on an H100 (README: "LLM replica simulator").
+        #[arg(long)]
+        llm: bool,
+        #[command(flatten)]
+        sim: LlmArgs,
     },
+}
+
+/// The simulated replica's settings (`lbx backend --llm`); defaults: Llama-3.1-8B-Instruct on
+/// one H100 with vLLM v0.8.4 (sources in host/src/llm_sim/params.rs).
+#[derive(Args)]
+struct LlmArgs {
+    /// Model name served (repeat for aliases; the first labels the metrics) [default:
+    /// meta-llama/Llama-3.1-8B-Instruct].
+    #[arg(long = "model", requires = "llm")]
+    models: Vec<String>,
+    /// Divide every modelled time by this, so a benchmark runs in seconds.
+    #[arg(long, default_value_t = 1.0, requires = "llm")]
+    speedup: f64,
+    /// Requests running at once (vLLM's --max-num-seqs); the rest wait in FIFO order.
+    #[arg(long, default_value_t = Profile::DEFAULT.max_running, requires = "llm")]
+    max_running: usize,
+    /// KV cache capacity in blocks (vLLM's num_gpu_blocks).
+    #[arg(long, default_value_t = Profile::DEFAULT.kv_blocks, requires = "llm")]
+    kv_blocks: usize,
+    /// Tokens per KV block: the prefix cache's granularity.
+    #[arg(long, default_value_t = Profile::DEFAULT.block_size, requires = "llm")]
+    block_size: usize,
+    /// Tokens one engine step may compute (vLLM's --max-num-batched-tokens).
+    #[arg(long, default_value_t = Profile::DEFAULT.max_batched_tokens, requires = "llm")]
+    max_batched_tokens: usize,
+    /// Longest prompt plus max_tokens accepted (vLLM's --max-model-len).
+    #[arg(long, default_value_t = Profile::DEFAULT.max_model_len, requires = "llm")]
+    max_model_len: usize,
+    /// Fixed time of one engine step, in microseconds.
+    #[arg(long, default_value_t = Profile::DEFAULT.step_us, requires = "llm")]
+    step_us: f64,
+    /// Added step time per uncached prompt token computed, in microseconds.
+    #[arg(long, default_value_t = Profile::DEFAULT.prefill_us_per_token, requires = "llm")]
+    prefill_us_per_token: f64,
+    /// Added step time per decoding request in the batch, in microseconds.
+    #[arg(long, default_value_t = Profile::DEFAULT.decode_us_per_token, requires = "llm")]
+    decode_us_per_token: f64,
+    /// API server time before a request reaches the engine, in microseconds.
+    #[arg(long, default_value_t = Profile::DEFAULT.overhead_us, requires = "llm")]
+    overhead_us: f64,
+    /// Added API server time per prompt token, in microseconds.
+    #[arg(long, default_value_t = Profile::DEFAULT.overhead_us_per_token, requires = "llm")]
+    overhead_us_per_token: f64,
+    /// Output length of a request that sets no max_tokens.
+    #[arg(long, default_value_t = lbx::llm_sim::Settings::DEFAULT_MAX_TOKENS, requires = "llm")]
+    default_max_tokens: usize,
+}
+
+impl LlmArgs {
+    fn settings(self, name: String) -> lbx::llm_sim::Settings {
+        let mut settings = lbx::llm_sim::Settings::new(name);
+        if !self.models.is_empty() {
+            settings.models = self.models;
+        }
+        settings.speedup = self.speedup;
+        settings.default_max_tokens = self.default_max_tokens;
+        settings.profile = Profile {
+            step_us: self.step_us,
+            prefill_us_per_token: self.prefill_us_per_token,
+            decode_us_per_token: self.decode_us_per_token,
+            overhead_us: self.overhead_us,
+            overhead_us_per_token: self.overhead_us_per_token,
+            kv_blocks: self.kv_blocks,
+            block_size: self.block_size,
+            max_batched_tokens: self.max_batched_tokens,
+            max_running: self.max_running,
+            max_model_len: self.max_model_len,
+        };
+        settings
+    }
 }
 
 #[derive(Args)]
@@ -211,17 +291,30 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             name,
             delay_ms,
             workers,
-        } => build_runtime(workers)?.block_on(async move {
-            let signals = StopSignals::install()?;
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            let (stop_tx, stop_rx) = lbx::shutdown::channel();
-            signals.raise_on_signal(stop_tx);
-            lbx::demo::serve_backend(listener, name, Duration::from_millis(delay_ms), stop_rx)
-                .await;
-            anyhow::Ok(())
-        }),
+            llm,
+            sim,
+        } => {
+            let sim = llm.then(|| sim.settings(name.clone()));
+            if let Some(settings) = &sim {
+                settings.validate()?;
+            }
+            build_runtime(workers)?.block_on(async move {
+                let signals = StopSignals::install()?;
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let (stop_tx, stop_rx) = lbx::shutdown::channel();
+                signals.raise_on_signal(stop_tx);
+                match sim {
+                    Some(settings) => lbx::llm_sim::serve(listener, settings, stop_rx).await?,
+                    None => {
+                        let delay = Duration::from_millis(delay_ms);
+                        lbx::demo::serve_backend(listener, name, delay, stop_rx).await;
+                    }
+                }
+                anyhow::Ok(())
+            })
+        }
     }
 }
 

@@ -1015,6 +1015,8 @@ impl LoadGenerator {
 mod raw;
 pub use raw::{RawBackend, RawClient, RawRequest};
 
+pub mod llm_replica;
+
 mod metrics_backend;
 pub use metrics_backend::{MetricsAnswer, MetricsBackend};
 
