@@ -15,6 +15,7 @@ pub mod fuzz_settings;
 pub mod history;
 pub mod http1;
 pub mod llm_sim;
+pub mod llm_load;
 pub mod logging;
 pub mod message;
 pub mod metrics;

@@ -69,6 +69,14 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         iterations: u32,
     },
+    /// Drive an OpenAI-compatible LLM server (or lbx in front of several) with a seeded chat
+    /// workload and report TTFT, end-to-end latency, tokens/s and the prefix-cache hit rate.
+    ///
+    /// Open loop: Poisson arrivals at --rate for --duration, each the next turn of one of
+    /// --conversations multi-turn conversations that start from --system-prompts shared system
+    /// prompts. The same --seed sends the same requests at the same offsets. Exits 1 when no
+    /// request succeeded (after printing the report).
+    LlmLoad(LlmLoadArgs),
     /// Run a tiny backend that answers every request with its name (for demos and benchmarks),
     /// or with --llm a simulated vLLM replica.
     Backend {
@@ -163,6 +171,51 @@ impl LlmArgs {
         };
         settings
     }
+}
+
+#[derive(Args)]
+struct LlmLoadArgs {
+    /// Base URL of the server; the API path is appended.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Mean requests per second (Poisson arrivals).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// How long requests keep arriving, e.g. 30s or 2m; answers still streaming are then
+    /// awaited.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Seed of the workload: the same seed sends the same requests at the same offsets.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// The `model` field of every request.
+    #[arg(long, default_value = lbx::llm_load::DEFAULT_MODEL)]
+    model: String,
+    /// `chat` (/v1/chat/completions) or `completions` (/v1/completions).
+    #[arg(long, default_value = "chat")]
+    api: lbx::llm_load::Api,
+    /// Conversations in progress at any time (a conversation's turns come on average
+    /// conversations/rate seconds apart).
+    #[arg(long, default_value_t = 32)]
+    conversations: usize,
+    /// Distinct shared system prompts the conversations start from.
+    #[arg(long, default_value_t = 4)]
+    system_prompts: usize,
+    /// Length of each system prompt, in tokens.
+    #[arg(long, default_value_t = 1000)]
+    system_prompt_tokens: u32,
+    /// A conversation ends early rather than send a longer prompt, in tokens.
+    #[arg(long, default_value_t = 16_384)]
+    max_prompt_tokens: u32,
+    /// Requests in flight at most; arrivals beyond it are dropped by the generator (counted).
+    #[arg(long, default_value_t = 1024)]
+    max_outstanding: usize,
+    /// Longest one request may take to its last token, e.g. 120s; slower counts as an error.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -286,6 +339,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo { listen, admin } => {
             build_runtime(0)?.block_on(lbx::demo::run(Some(listen), Some(admin)))
         }
+        Command::LlmLoad(args) => llm_load(args),
         Command::Backend {
             listen,
             name,
@@ -316,6 +370,38 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             })
         }
     }
+}
+
+fn llm_load(args: LlmLoadArgs) -> anyhow::Result<()> {
+    let mut settings = lbx::llm_load::Settings {
+        url: args.url,
+        api: args.api,
+        model: args.model,
+        rate: args.rate,
+        duration: args.duration,
+        seed: args.seed,
+        conversations: args.conversations,
+        system_prompts: args.system_prompts,
+        max_prompt_tokens: args.max_prompt_tokens,
+        max_outstanding: args.max_outstanding,
+        timeout: args.timeout,
+        ..Default::default()
+    };
+    settings.profile.system_prompt_tokens = args.system_prompt_tokens;
+    let report = build_runtime(0)?.block_on(lbx::llm_load::run(&settings))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{report}");
+    }
+    if report.ok == 0 && report.sent > 0 {
+        anyhow::bail!(
+            "no request succeeded ({} shed, {} errors)",
+            report.shed,
+            report.errors
+        );
+    }
+    Ok(())
 }
 
 fn overrides(args: &ConfigArgs) -> anyhow::Result<Overrides> {

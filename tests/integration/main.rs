@@ -18,6 +18,7 @@ mod faults;
 mod grpc;
 mod hot_swap;
 mod llm_sim;
+mod llm_load;
 mod logging;
 mod nginx_differential;
 mod observability;

@@ -1013,7 +1013,7 @@ impl LoadGenerator {
 }
 
 mod raw;
-pub use raw::{RawBackend, RawClient, RawRequest};
+pub use raw::{RawBackend, RawClient, RawConn, RawRequest};
 
 pub mod llm_replica;
 
