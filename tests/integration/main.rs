@@ -17,6 +17,7 @@ mod errors;
 mod faults;
 mod grpc;
 mod hot_swap;
+mod llm_router;
 mod logging;
 mod nginx_differential;
 mod observability;
