@@ -145,7 +145,6 @@ fn decision(c: &mut Criterion) {
         env!("LBX_PLUGIN_LLM_ROUTER").as_ref(),
         LoadOptions {
             body_prefix: 4096,
-            config_json: std::env::var("LLM_CONFIG").unwrap_or("{}".into()),
             ..options.clone()
         },
         &set,

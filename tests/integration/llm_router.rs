@@ -95,21 +95,22 @@ async fn a_model_goes_to_a_backend_serving_it_and_an_unknown_model_is_answered_4
     );
 }
 
-/// Sends the first turn of conversations `0..n`, then their next turns, and returns where each
-/// turn of each went.
-async fn conversations(
-    proxy: &TestProxy,
-    range: std::ops::Range<u32>,
-    followups: usize,
-) -> Vec<String> {
+/// Sends conversations `order` (each with `followups` more turns), one after the other;
+/// returns where each went, by conversation number.
+async fn conversations(proxy: &TestProxy, order: &[u32], followups: usize) -> Vec<(u32, String)> {
     let mut answered = Vec::new();
-    for n in range {
+    for &n in order {
         let (status, name) = post(proxy, "/v1/chat/completions", chat("m", n, followups)).await;
         assert_eq!(status, 200);
-        answered.push(name);
+        answered.push((n, name));
     }
+    answered.sort();
     answered
 }
+
+/// Ten conversations, and the same in another order (so that a rotation cannot look sticky).
+const FORWARD: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const SHUFFLED: [u32; 10] = [7, 2, 9, 4, 0, 5, 8, 1, 6, 3];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_conversation_goes_back_to_the_backend_that_has_its_prefix() {
@@ -120,22 +121,21 @@ async fn the_same_conversation_goes_back_to_the_backend_that_has_its_prefix() {
     ];
     let backends: Vec<_> = pool.iter().map(|b| (b.url(), None)).collect();
     let proxy = TestProxy::start(&llm_config(plugins::LLM_ROUTER, &backends, "")).await;
-    let first = conversations(&proxy, 0..9, 0).await;
-    let distinct: std::collections::HashSet<_> = first.iter().collect();
+    let first = conversations(&proxy, &FORWARD, 0).await;
+    let distinct: std::collections::HashSet<_> = first.iter().map(|(_, name)| name).collect();
     assert!(
         distinct.len() > 1,
         "new conversations spread over idle backends: {first:?}"
     );
-    assert_eq!(
-        conversations(&proxy, 0..9, 0).await,
-        first,
-        "the same conversations again"
-    );
-    assert_eq!(
-        conversations(&proxy, 0..9, 2).await,
-        first,
-        "their next turns"
-    );
+    let again = conversations(&proxy, &SHUFFLED, 0).await;
+    assert_eq!(again, first, "the same conversations again");
+    let next_turns = conversations(&proxy, &SHUFFLED[..7], 2).await;
+    let expected: Vec<_> = first
+        .iter()
+        .filter(|(n, _)| SHUFFLED[..7].contains(n))
+        .cloned()
+        .collect();
+    assert_eq!(next_turns, expected, "their next turns");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +156,7 @@ async fn prefix_affinity_survives_a_hot_swap_of_the_plugin() {
         "[reload]\nwatch = false",
     ))
     .await;
-    let before = conversations(&proxy, 0..9, 0).await;
+    let before = conversations(&proxy, &FORWARD, 0).await;
 
     replace_atomically(&plugin, &with_custom_section(&version_1, "2"));
     let (status, body) = admin_post(&proxy.admin_url("/admin/plugin/reload")).await;
@@ -164,7 +164,7 @@ async fn prefix_affinity_survives_a_hot_swap_of_the_plugin() {
     assert!(body.contains("\"applied\""), "{body}");
 
     // The new version starts with fresh instances: what they know came through the kv store.
-    assert_eq!(conversations(&proxy, 0..9, 1).await, before);
+    assert_eq!(conversations(&proxy, &SHUFFLED, 1).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -324,15 +324,17 @@ fn a_saturated_backend_is_avoided_even_with_the_prefix() {
 fn requests_sent_since_the_scrape_count_toward_saturation() {
     let mut router = router(r#"{"weights": {"queue": 0}}"#, &ids(2));
     let req = chat("m", &[("user", "hi")]);
+    // Same scrape throughout: backend 0 had 3 waiting, backend 1 a fuller KV cache.
     let scraped = |in_flight: &[u32]| {
         loads(in_flight)
-            .with_signals(&VLLM[..1])
-            .scraped(0, 10.0, &[3.0])
-            .scraped(1, 10.0, &[4.0])
+            .with_signals(&VLLM)
+            .scraped(0, 10.0, &[3.0, 0.0])
+            .scraped(1, 10.0, &[4.0, 0.1])
     };
-    // Same scrape throughout; backend 0 starts at 3 waiting: not saturated.
-    assert_eq!(pick(&mut router, &req, &scraped(&[0, 0])), 0);
-    // Two more in flight there since the scrape: 5 waiting now, saturated.
+    for _ in 0..2 {
+        assert_eq!(pick(&mut router, &req, &scraped(&[0, 0])), 0);
+    }
+    // Two more in flight at backend 0 since the scrape: 5 waiting now, saturated.
     assert_eq!(pick(&mut router, &req, &scraped(&[2, 0])), 1);
 }
 
