@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "consistent_hash",
     "sticky_cookie",
     "header_router",
+    "llm_router",
     // tests/plugins: misbehaving and counting on purpose, and a component of another world.
     "test_router",
     "not_a_router",

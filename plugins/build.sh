@@ -10,7 +10,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-PLUGINS=(round_robin least_conn random weighted_round_robin p2c_ewma consistent_hash sticky_cookie header_router)
+PLUGINS=(round_robin least_conn random weighted_round_robin p2c_ewma consistent_hash sticky_cookie header_router llm_router)
 # Size budgets: the plugins without configuration stay under 100 KB; those that parse a
 # configuration carry serde_json (~80 KB) and stay under 256 KB.
 max_bytes() {

@@ -6,6 +6,13 @@
 //! outcomes) with and without the `on-outcome` call that follows each of its decisions; the
 //! difference is what feedback adds per request (target ≤ 0.5 µs).
 //!
+//! LLM routing: `llm_router` over the same 8 backends for a `POST /v1/chat/completions` whose
+//! body prefix is a 4 KiB chat (a 1 KiB system prompt shared by every conversation, then the
+//! conversation's own turns). "the same conversation again" finds its whole prompt in the
+//! prefix index and writes nothing; "a new conversation each time" matches only the system
+//! prompt and records its new blocks (key-value writes and ring evictions included, once the
+//! index is full). Target: ≤ 5 µs.
+//!
 //! The "cold caches" variants write 64 MiB between two decisions, as the rest of a machine does
 //! to lbx's memory while it waits for the next request when requests come one at a time: they
 //! measure what `decision_us` in an access line shows then (see README, "Access log").
@@ -16,15 +23,16 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use bytes::Bytes;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use lbx::check::CacheEvicter;
 use lbx::config::{BackendConfig, BackendSpec};
 use lbx::outcome::Outcome;
-use lbx::plugin::DecisionMetrics;
 use lbx::plugin::{
     Breaker, Decider, KvStore, Limits, LoadOptions, LoadedPlugin, PluginEngine, RequestCtx,
     RequestMeta,
 };
+use lbx::plugin::{DecidedBy, DecisionMetrics};
 use lbx::upstream::{PoolSettings, Upstreams};
 
 fn request_with_20_headers() -> RequestMeta {
@@ -34,6 +42,31 @@ fn request_with_20_headers() -> RequestMeta {
     }
     let request = builder.body(()).unwrap();
     RequestMeta::from_http(&request, "127.0.0.1:40000".parse().unwrap())
+}
+
+/// A chat completion body of exactly 4 KiB: a system prompt every conversation shares, then
+/// conversation `n`'s own messages.
+fn chat_body_4kib(n: u64) -> Bytes {
+    let system = "You are a careful assistant for an online shop. Answer briefly. ".repeat(16);
+    let turn = format!("Conversation {n}: where is my order, and when will it arrive? ");
+    let mut body = format!(
+        r#"{{"model":"llama-3-8b","stream":true,"messages":[{{"role":"system","content":"{system}"}},{{"role":"user","content":"{}"#,
+        turn.repeat(64)
+    );
+    body.truncate(4096);
+    Bytes::from(body)
+}
+
+/// A `POST /v1/chat/completions` with `body` as its body prefix.
+fn chat_request(body: Bytes) -> RequestCtx {
+    let request = http::Request::post("/v1/chat/completions")
+        .header("host", "llm.example")
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let mut meta = RequestMeta::from_http(&request, "127.0.0.1:40000".parse().unwrap());
+    meta.body_prefix = Some(body);
+    RequestCtx::new(meta)
 }
 
 fn eight_backends() -> Upstreams {
@@ -106,6 +139,48 @@ fn decision(c: &mut Criterion) {
             black_box(routed)
         })
     });
+
+    let llm = LoadedPlugin::load_file(
+        &engine,
+        env!("LBX_PLUGIN_LLM_ROUTER").as_ref(),
+        LoadOptions {
+            body_prefix: 4096,
+            ..options.clone()
+        },
+        &set,
+    )
+    .unwrap();
+    let llm = Decider::new(Some(llm), breaker(), DecisionMetrics::default());
+    let mut same = chat_request(chat_body_4kib(0));
+    assert_eq!(same.meta.body_prefix.as_ref().map(Bytes::len), Some(4096));
+    c.bench_function(
+        "llm_router decision, 4 KiB chat, the same conversation again",
+        |b| b.iter(|| black_box(llm.route(&mut same, &set))),
+    );
+    let mut conversation = 0;
+    c.bench_function(
+        "llm_router decision, 4 KiB chat, a new conversation each time",
+        |b| {
+            b.iter_batched_ref(
+                || {
+                    conversation += 1;
+                    chat_request(chat_body_4kib(conversation))
+                },
+                |request| black_box(llm.route(request, &set)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    // Every decision is the plugin's own, but for the rare one cut off by its 5 ms deadline
+    // when the machine preempts the benchmark.
+    let by = llm.metrics().decided_counts();
+    let total: u64 = by.iter().map(|&(_, n)| n).sum();
+    let fallbacks: u64 = by
+        .iter()
+        .filter(|&&(who, _)| who != DecidedBy::Plugin)
+        .map(|&(_, n)| n)
+        .sum();
+    assert!(fallbacks * 10_000 <= total, "llm_router decisions: {by:?}");
 
     let builtin = Decider::new(None, breaker(), DecisionMetrics::default());
     c.bench_function("built-in least-in-flight (8 backends)", |b| {

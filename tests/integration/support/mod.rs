@@ -45,6 +45,8 @@ pub mod plugins {
     pub const CONSISTENT_HASH: &str = env!("LBX_PLUGIN_CONSISTENT_HASH");
     /// plugins/p2c_ewma.
     pub const P2C_EWMA: &str = env!("LBX_PLUGIN_P2C_EWMA");
+    /// plugins/llm_router.
+    pub const LLM_ROUTER: &str = env!("LBX_PLUGIN_LLM_ROUTER");
     /// tests/plugins/test_router: counts, loops, grows or panics as configured.
     pub const TEST_ROUTER: &str = env!("LBX_PLUGIN_TEST_ROUTER");
     /// tests/plugins/not_a_router: a component of another world.
