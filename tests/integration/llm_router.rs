@@ -3,16 +3,19 @@
 //! reads ahead. The model filter sends a request only where its model is served (404 when
 //! nowhere); a conversation goes back to the backend that has its prefix, also after the
 //! plugin is hot-swapped (the index lives in lbx's key-value store); a body that is not JSON is
-//! still routed; and with shedding on, a pool whose scraped queues are all full answers 429.
+//! still routed; with shedding on, a pool whose scraped queues are all full answers 429 with
+//! `retry-after`; and a replica that dies before its first byte is replaced by the router's
+//! ranked fallback.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
+use crate::support::llm_replica::{self, LlmReplica, post_streamed};
 use crate::support::{
-    MetricsAnswer, MetricsBackend, TempDir, TestBackend, TestProxy, admin_post, eventually,
-    http1_client, plugins, replace_atomically, send, with_custom_section,
+    MetricsAnswer, MetricsBackend, RawBackend, TempDir, TestBackend, TestProxy, admin_post,
+    eventually, http1_client, metric, plugins, replace_atomically, send, with_custom_section,
 };
 
 /// `[plugin]` with a 16 KiB body prefix, plus `extra`, then one backend per `(url, model
@@ -222,8 +225,16 @@ async fn with_shedding_a_pool_whose_scraped_queues_are_all_full_answers_429() {
     // (Requests before the first scrape were routed: missing signals saturate nothing.)
     let served = replicas[0].requests() + replicas[1].requests();
     for _ in 0..3 {
-        let (status, _) = post(&proxy, "/v1/chat/completions", chat("m", 1, 0)).await;
+        let request = http::Request::post(proxy.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(chat("m", 1, 0))).boxed())
+            .unwrap();
+        let (status, headers, _) = send(&http1_client(), request).await;
         assert_eq!(status, 429);
+        assert_eq!(
+            headers["retry-after"], "1",
+            "the shed client is told when to come back"
+        );
     }
     assert_eq!(
         replicas[0].requests() + replicas[1].requests(),
@@ -239,4 +250,40 @@ async fn with_shedding_a_pool_whose_scraped_queues_are_all_full_answers_429() {
     })
     .await;
     assert_eq!(routed.as_deref(), Some("r1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_dies_before_its_first_byte_is_replaced_by_the_routers_next_choice() {
+    // b0 takes the request and dies before answering a byte; b1 is a simulated vLLM replica.
+    let dying = RawBackend::start(|mut conn| async move {
+        let _ = conn.read_request().await;
+    })
+    .await;
+    let live = LlmReplica::start("live", |settings| settings.speedup = 50.0).await;
+    let backends = [(dying.url(), None), (format!("http://{}", live.addr), None)];
+    let extra = "[retry]\nmax_attempts = 2\nnon_idempotent = true";
+    let proxy = TestProxy::start(&llm_config(plugins::LLM_ROUTER, &backends, extra)).await;
+
+    let client = http1_client();
+    for n in 0..6 {
+        let question = format!("Question {n}: where is my parcel?");
+        let streamed = post_streamed(
+            &client,
+            &proxy.url("/v1/chat/completions"),
+            &llm_replica::chat("You help customers.", &question, 8),
+        )
+        .await;
+        assert_eq!(streamed.status, 200, "request {n}");
+        assert_eq!(streamed.headers["x-llm-replica"], "live", "request {n}");
+        assert_eq!(streamed.events.last().map(String::as_str), Some("[DONE]"));
+    }
+    assert!(
+        !dying.requests().is_empty(),
+        "the router sent some requests to b0 first"
+    );
+    let metrics = crate::support::get(&proxy.admin_url("/metrics")).await.2;
+    assert!(
+        metric(&metrics, "lbx_decisions_total{by=\"plugin_alternate\"}") >= 1.0,
+        "the retry took the router's ranked fallback without asking it again: {metrics}"
+    );
 }

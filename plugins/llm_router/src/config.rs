@@ -66,6 +66,8 @@ pub struct Saturation {
     pub shed: bool,
     /// The status of a shed request.
     pub shed_status: u16,
+    /// Seconds a shed client is told to wait (`retry-after`); 0: no such field.
+    pub retry_after: u32,
 }
 
 /// The prefix index.
@@ -128,6 +130,7 @@ impl Default for Saturation {
             kv_cache: 0.8,
             shed: false,
             shed_status: 429,
+            retry_after: 1,
         }
     }
 }

@@ -210,7 +210,12 @@ impl Router for LlmRouter {
         let now_us = lbx_guest::now_us();
         self.score_candidates(backends, blocks, now_us);
         if self.settings.saturation.shed && self.scored.iter().all(|c| c.saturated) {
-            return lbx_guest::reject(self.settings.saturation.shed_status);
+            let saturation = &self.settings.saturation;
+            let shed = lbx_guest::reject(saturation.shed_status);
+            return match saturation.retry_after {
+                0 => shed,
+                seconds => shed.downstream_header("retry-after", seconds.to_string()),
+            };
         }
         score::rank(&mut self.scored, self.rotation, backends.len());
         self.rotation = self.rotation.wrapping_add(1);
@@ -239,9 +244,10 @@ impl Router for LlmRouter {
     fn on_outcome(&mut self, outcome: &Outcome) {
         // An error answers fast and says nothing of speed; lbx counts failures itself.
         let answered = outcome.status.is_some_and(|s| s < 500) && outcome.fault.is_none();
-        if let (true, Some(ttfb_us)) =
-            (answered && outcome.tag == self.fingerprint, outcome.ttfb_us)
-        {
+        // The first body byte is the first token of a streamed completion; the head, which a
+        // streaming server sends before any token, is only the fallback.
+        let ttft_us = outcome.first_byte_us.or(outcome.ttfb_us);
+        if let (true, Some(ttfb_us)) = (answered && outcome.tag == self.fingerprint, ttft_us) {
             self.ttft
                 .learn(outcome.backend as usize, ttfb_us, lbx_guest::now_us());
         }

@@ -360,7 +360,7 @@ fn with_shedding_a_request_finding_every_backend_saturated_is_refused() {
         .scraped(1, 10.0, &[0.0, 0.85]);
     assert_eq!(
         choose(&mut router, &req, &saturated),
-        lbx_guest::reject(429)
+        lbx_guest::reject(429).downstream_header("retry-after", "1")
     );
     // One with room is enough.
     let room = all_healthy(2)
@@ -369,12 +369,13 @@ fn with_shedding_a_request_finding_every_backend_saturated_is_refused() {
         .scraped(1, 10.0, &[0.0, 0.5]);
     assert_eq!(pick(&mut router, &req, &room), 1);
     let mut custom = new_router(
-        r#"{"saturation": {"shed": true, "shed_status": 503}}"#,
+        r#"{"saturation": {"shed": true, "shed_status": 503, "retry_after": 0}}"#,
         &ids(2),
     );
     assert_eq!(
         choose(&mut custom, &req, &saturated),
-        lbx_guest::reject(503)
+        lbx_guest::reject(503),
+        "no retry-after when it is 0"
     );
 }
 
@@ -451,6 +452,29 @@ fn feedback_moves_traffic_off_a_backend_slow_to_first_token() {
     // Not forever: a minute later backend 0 gets another chance.
     advance_clock(Duration::from_secs(60));
     assert_eq!(pick(&mut router, &req, &loads(&[0, 1])), 0);
+}
+
+#[test]
+fn feedback_reads_the_first_token_of_a_stream_not_its_head() {
+    let mut router = router("{}", &ids(2));
+    let req = chat("m", &[("user", "hi")]);
+    // Both send the head at once; backend 0's first token comes 4x later.
+    for _ in 0..20 {
+        let decision = choose(&mut router, &req, &all_healthy(2));
+        let backend = picked(&decision).unwrap();
+        advance_clock(Duration::from_millis(10));
+        let first_token_us = if backend == 0 { 800_000 } else { 200_000 };
+        assert!(deliver(
+            &mut router,
+            &Outcome {
+                first_byte_us: Some(first_token_us),
+                ..outcome_of(&decision, 200, 1_000)
+            }
+        ));
+    }
+    for _ in 0..10 {
+        assert_eq!(pick(&mut router, &req, &loads(&[0, 1])), 1);
+    }
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //!
 //! Queue depth and KV-cache use say how busy a replica is; they do not say how fast it is. A
 //! replica on a slower GPU, throttled, or swapping its cache answers later at the same queue
-//! depth, and only its answers show it. So each outcome's time to first byte (lbx's
-//! `ttfb_us`: time to the response head; for a streamed completion, about the time to its
-//! first token) feeds a moving average per backend, and the penalty is how many times the
+//! depth, and only its answers show it. So each outcome's time to first token (lbx's
+//! `first_byte_us`, the response body's first byte: a streaming server such as vLLM sends the
+//! head before any token; `ttfb_us`, the head, when no body came) feeds a moving average per
+//! backend, and the penalty is how many times the
 //! estimate doubles the fastest candidate's: `log2(estimate / fastest)`, 0 to 4. A ratio, not
 //! a difference, so one knob fits short and long prompts alike; a logarithm, so a replica twice
 //! as slow loses one `weights.ttft` and a broken one cannot outweigh everything else.
