@@ -19,24 +19,36 @@
 # Writes bench/results/llm-<date>.{json,md,png} (RESULTS to change the prefix); the plot needs
 # matplotlib (scripts/setup.sh installs it).
 #
-# Environment: REPLICAS (4), SPEEDUP (simulator time scale, 20), DURATION (seconds per run, 30),
-# LOADS ("0.5 0.8 0.95 1.1"), POLICIES ("round_robin least_conn p2c_ewma consistent_hash
-# llm_router"), SEED (7), MODEL ("llama-3-8b"), LBX_BIN (else cargo build --release).
+# The replicas: the simulator's Llama-3.1-8B-on-H100 step times (BLIS, cited in the README's
+# "LLM replica simulator"), but a memory-constrained engine — MAX_RUNNING (8) requests at once
+# and KV_BLOCKS (2048 blocks of 16 tokens: 32k tokens) — so that four replicas streaming every
+# token as an event fit this 2-core machine in real time, and so that which replica holds a
+# conversation's prefix matters: a replica cannot cache every conversation.
+#
+# Environment: REPLICAS (4), MAX_RUNNING (8), KV_BLOCKS (2048), SPEEDUP (simulator time scale,
+# 1), DURATION (seconds per run, 30), CONVERSATIONS (48), LOADS ("0.5 0.8 0.95"), POLICIES
+# ("round_robin least_conn p2c_ewma consistent_hash llm_router"), SEED (7), BODY_PREFIX
+# ("64KiB": the router reads the whole conversation), LLM_ROUTER_CONFIG (TOML lines for its
+# [plugin.config]; default none), LBX_BIN (else cargo build --release).
 
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 REPLICAS="${REPLICAS:-4}"
-SPEEDUP="${SPEEDUP:-20}"
+MAX_RUNNING="${MAX_RUNNING:-8}"
+KV_BLOCKS="${KV_BLOCKS:-2048}"
+export SPEEDUP="${SPEEDUP:-1}"
 DURATION="${DURATION:-30}"
-LOADS="${LOADS:-0.5 0.8 0.95 1.1}"
+CONVERSATIONS="${CONVERSATIONS:-48}"
+LOADS="${LOADS:-0.5 0.8 0.95}"
 POLICIES="${POLICIES:-round_robin least_conn p2c_ewma consistent_hash llm_router}"
 SEED="${SEED:-7}"
-MODEL="${MODEL:-llama-3-8b}"
+BODY_PREFIX="${BODY_PREFIX:-64KiB}"
+MODEL="meta-llama/Llama-3.1-8B-Instruct"
 CAPACITY_PROBE_RATE="${CAPACITY_PROBE_RATE:-}"
 RESULTS="${RESULTS:-$ROOT/bench/results/llm-$(date -u +%Y-%m-%d)}"
-# Replicas report signals this often (scaled like the simulator's clock, at least 10 ms).
-SCRAPE_MS="${SCRAPE_MS:-$((1000 / SPEEDUP > 10 ? 1000 / SPEEDUP : 10))}"
+# lbx scrapes the replicas this often (100 ms of model time, at least 10 ms).
+SCRAPE_MS="${SCRAPE_MS:-$((100 / SPEEDUP > 10 ? 100 / SPEEDUP : 10))}"
 
 bench_init
 lbx_binary
@@ -57,7 +69,8 @@ start_replicas() {
 	for port in "${ports[@]}"; do
 		i=$((i + 1))
 		start "replica-$i" "" 3600 "$LBX_BIN" backend --llm --listen "127.0.0.1:$port" \
-			--name "replica-$i" --model "$MODEL" --speedup "$SPEEDUP"
+			--name "replica-$i" --model "$MODEL" --speedup "$SPEEDUP" \
+			--max-running "$MAX_RUNNING" --kv-blocks "$KV_BLOCKS"
 		REPLICA_PIDS+=("$START_PID")
 		REPLICA_URLS+=("http://127.0.0.1:$port")
 	done
@@ -85,11 +98,14 @@ access = false
 non_idempotent = true
 [plugin]
 path = "$PLUGINS_DIR/$policy.wasm"
-body_prefix = "4KiB"
+body_prefix = "$BODY_PREFIX"
 [signals]
 interval = "${SCRAPE_MS}ms"
 metrics = ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"]
 EOF
+	if [[ "$policy" == llm_router && -n "${LLM_ROUTER_CONFIG:-}" ]]; then
+		printf '[plugin.config]\n%s\n' "$LLM_ROUTER_CONFIG"
+	fi
 	if [[ "$policy" == consistent_hash ]]; then
 		printf '[plugin.config]\nkey = "header:x-session-id"\nbalance_factor = 1.25\n'
 	fi
@@ -115,7 +131,8 @@ run_policy() {
 	server="$(server_pid "$lbx_pid")"
 	before="$(cpu_ticks "$server")"
 	"$LBX_BIN" llm-load --url "http://127.0.0.1:$LBX_PORT" --model "$MODEL" --rate "$rate" \
-		--duration "${DURATION}s" --seed "$SEED" --json >"$TMP/run.json"
+		--duration "${DURATION}s" --seed "$SEED" --conversations "$CONVERSATIONS" --json \
+		>"$TMP/run.json" || true
 	after="$(cpu_ticks "$server")"
 	metrics="$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics")"
 	stop "$lbx_pid"
@@ -128,6 +145,7 @@ run = json.load(open(sys.argv[1]))
 policy, rate, ticks, tick, decision_sum, decisions = sys.argv[2:8]
 sent = max(run.get("sent", 0), 1)
 run.update({
+    "speedup": float(__import__("os").environ.get("SPEEDUP", "1")),
     "policy": policy,
     "rate": float(rate),
     "lbx_cpu_us_per_request": int(ticks) * 1e6 / int(tick) / sent,
@@ -138,10 +156,11 @@ EOF
 }
 
 if [[ -z "${CAPACITY:-}" ]]; then
-	probe="${CAPACITY_PROBE_RATE:-$((REPLICAS * SPEEDUP))}"
+	# Well above what MAX_RUNNING slots per replica can serve (a request holds one ~2 s).
+	probe="${CAPACITY_PROBE_RATE:-$((REPLICAS * MAX_RUNNING))}"
 	log "measuring the pool's capacity: least_conn offered $probe req/s for ${DURATION}s"
 	CAPACITY="$(run_policy least_conn "$probe" | python3 -c \
-		'import json, sys; r = json.load(sys.stdin); print(round(r["ok"] / r["duration_s"], 3))')"
+		'import json, sys; r = json.load(sys.stdin); print(round(r["ok"] / r["elapsed_s"], 3))')"
 fi
 log "capacity: $CAPACITY req/s (completed by least_conn under overload)"
 
@@ -157,6 +176,6 @@ for load in $LOADS; do
 done
 
 python3 "$ROOT/bench/llm_report.py" "$RESULTS.json" "$RESULTS.md" "$RESULTS.png" \
-	"REPLICAS=$REPLICAS SPEEDUP=$SPEEDUP DURATION=$DURATION SEED=$SEED LOADS=\"$LOADS\" bash bench/llm.sh"
+	"REPLICAS=$REPLICAS MAX_RUNNING=$MAX_RUNNING KV_BLOCKS=$KV_BLOCKS SPEEDUP=$SPEEDUP DURATION=$DURATION CONVERSATIONS=$CONVERSATIONS SEED=$SEED LOADS=\"$LOADS\" bash bench/llm.sh"
 log "wrote $RESULTS.json, $RESULTS.md, $RESULTS.png"
 cat "$RESULTS.md"

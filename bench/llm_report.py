@@ -13,8 +13,10 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def ms(seconds):
-    return "–" if seconds is None else f"{seconds * 1000:,.0f}"
+def ms(run, kind, quantile):
+    """A latency in ms of the model's time (the wall clock times the simulator's speedup)."""
+    value = run[kind][quantile]
+    return "–" if value is None else f"{value * run.get('speedup', 1):,.0f}"
 
 
 def table(runs, command):
@@ -28,7 +30,7 @@ def table(runs, command):
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
-        hit = r.get("prefix_hit_rate")
+        hit = r.get("cache_hit_rate")
         decision = r.get("decision_us")
         lines.append(
             "| {load:.0%} | {rate:g} | {policy} | {t50} | {t99} | {e50} | {e99} | {tps:,.0f} "
@@ -36,11 +38,11 @@ def table(runs, command):
                 load=r["load"],
                 rate=r["rate"],
                 policy=r["policy"],
-                t50=ms(r["ttft_s"]["p50"]),
-                t99=ms(r["ttft_s"]["p99"]),
-                e50=ms(r["e2e_s"]["p50"]),
-                e99=ms(r["e2e_s"]["p99"]),
-                tps=r["output_tokens_per_s"],
+                t50=ms(r, "ttft_ms", "p50"),
+                t99=ms(r, "ttft_ms", "p99"),
+                e50=ms(r, "e2e_ms", "p50"),
+                e99=ms(r, "e2e_ms", "p99"),
+                tps=r["output_tokens_per_s"] / r.get("speedup", 1),
                 hit="–" if hit is None else f"{hit * 100:.1f}",
                 shed=r["shed"],
                 errors=r["errors"],
@@ -63,16 +65,20 @@ def plot(runs, path):
         if r["policy"] not in policies:
             policies.append(r["policy"])
     for policy in policies:
-        points = sorted((r["load"], r["ttft_s"]["p99"]) for r in runs if r["policy"] == policy)
+        points = sorted(
+            (r["load"], r["ttft_ms"]["p99"] * r.get("speedup", 1))
+            for r in runs
+            if r["policy"] == policy and r["ttft_ms"]["p99"] is not None
+        )
         ax.plot(
             [p[0] * 100 for p in points],
-            [p[1] * 1000 for p in points],
+            [p[1] for p in points],
             marker="o",
             label=policy,
             linewidth=2.4 if policy == "llm_router" else 1.4,
         )
     ax.set_xlabel("offered load, % of the pool's capacity")
-    ax.set_ylabel("TTFT p99, ms (simulated time)")
+    ax.set_ylabel("TTFT p99, ms (model time)")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
