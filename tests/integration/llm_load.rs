@@ -10,7 +10,7 @@ use std::time::Duration;
 use lbx::llm_load::{Report, Settings};
 use serde_json::Value;
 
-use crate::support::{LBX_BIN, RawBackend, RawConn, run_tool};
+use crate::support::{LBX_BIN, RawBackend, run_tool};
 
 /// Before the first token (after a role-only chunk, which carries no text).
 const FIRST_TOKEN: Duration = Duration::from_millis(300);
@@ -20,11 +20,6 @@ const TOKENS: u64 = 3;
 /// What the usage chunk reports.
 const PROMPT_TOKENS: u64 = 1200;
 const CACHED_TOKENS: u64 = 1000;
-
-async fn write_chunk(conn: &mut RawConn, event: &str) {
-    conn.write(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
-        .await;
-}
 
 /// An OpenAI-style streaming server: the head and a role-only chunk at once, the first token
 /// `FIRST_TOKEN` later, the others `GAP` apart, then the usage chunk and `[DONE]`.
@@ -39,9 +34,7 @@ async fn streaming_server() -> RawBackend {
                   Transfer-Encoding: chunked\r\n\r\n",
             )
             .await;
-            write_chunk(
-                &mut conn,
-                "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            conn.write_chunk("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
             )
             .await;
             tokio::time::sleep(FIRST_TOKEN).await;
@@ -49,24 +42,20 @@ async fn streaming_server() -> RawBackend {
                 if i > 0 {
                     tokio::time::sleep(GAP).await;
                 }
-                write_chunk(
-                    &mut conn,
-                    &format!(
+                conn.write_chunk(&format!(
                         "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"tok{i} \"}}}}]}}\n\n"
                     ),
                 )
                 .await;
             }
-            write_chunk(
-                &mut conn,
-                &format!(
+            conn.write_chunk(&format!(
                     "data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":{PROMPT_TOKENS},\
                      \"completion_tokens\":{TOKENS},\"prompt_tokens_details\":\
                      {{\"cached_tokens\":{CACHED_TOKENS}}}}}}}\n\n"
                 ),
             )
             .await;
-            write_chunk(&mut conn, "data: [DONE]\n\n").await;
+            conn.write_chunk("data: [DONE]\n\n").await;
             conn.write(b"0\r\n\r\n").await;
         }
     })
@@ -164,11 +153,8 @@ async fn cut_short_server() -> RawBackend {
                   Transfer-Encoding: chunked\r\n\r\n",
             )
             .await;
-            write_chunk(
-                &mut conn,
-                "data: {\"choices\":[{\"delta\":{\"content\":\"half\"}}]}\n\n",
-            )
-            .await;
+            conn.write_chunk("data: {\"choices\":[{\"delta\":{\"content\":\"half\"}}]}\n\n")
+                .await;
         }
         // Dropping the connection ends the body without its last chunk.
     })

@@ -27,22 +27,9 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 const MODEL: &str = lbx::llm_sim::Profile::DEFAULT_MODEL;
 
-/// `count` words of a space and three letters (one token each), drawn from `seed`: different
-/// seeds share no block.
-fn words(seed: &str, count: usize) -> String {
-    let mut state = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let letter = |x: u64| char::from(b'a' + (x % 26) as u8);
-    (0..count)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let x = state >> 33;
-            format!(" {}{}{}", letter(x), letter(x / 26), letter(x / 676))
-        })
-        .collect()
+/// `count` words (one token each), drawn from `seed`: different seeds share no block.
+fn words(seed: &str, count: u32) -> String {
+    lbx::llm_load::text::labelled_words(seed, count)
 }
 
 /// The series of `name` with vLLM's labels for the default model.

@@ -36,8 +36,7 @@ async fn event_stream_backend() -> RawBackend {
             for i in 0..EVENTS {
                 tokio::time::sleep(GAP).await;
                 let event = format!("data: {{\"token\":{i}}}\n\n");
-                conn.write(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
-                    .await;
+                conn.write_chunk(&event).await;
             }
             conn.write(b"0\r\n\r\n").await;
         }

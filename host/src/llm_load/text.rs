@@ -10,7 +10,8 @@
 //!
 //! Words are drawn from the caller's seeded generator: the same seed gives the same text.
 
-use rand::{Rng, RngExt};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, RngExt, SeedableRng};
 
 /// Bytes of text per token: one word of three letters and its trailing space.
 pub const BYTES_PER_TOKEN: usize = 4;
@@ -29,6 +30,24 @@ pub fn words(rng: &mut impl Rng, tokens: u32) -> String {
         text.push(' ');
     }
     text
+}
+
+/// `tokens` words of pseudo-text drawn from a generator seeded by `label`: the same label always
+/// gives the same text, and different labels share no leading block (for tests and examples
+/// that need distinct, reproducible prompts without a generator of their own).
+///
+/// ```
+/// use lbx::llm_load::text::{labelled_words, token_count};
+///
+/// assert_eq!(labelled_words("a", 50), labelled_words("a", 50));
+/// assert_ne!(labelled_words("a", 50)[..64], labelled_words("b", 50)[..64]);
+/// assert_eq!(token_count(&labelled_words("a", 50)), 50);
+/// ```
+pub fn labelled_words(label: &str, tokens: u32) -> String {
+    let seed = label.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    words(&mut Xoshiro256PlusPlus::seed_from_u64(seed), tokens)
 }
 
 /// The token count of text made by [`words`] (or any text, at four bytes per token, rounded up).

@@ -76,22 +76,9 @@ fn engine_block_size() -> usize {
     Profile::default().block_size
 }
 
-/// Exactly `tokens` tokens of text: words of a space and three letters drawn from `seed`, so
-/// different seeds share no block.
+/// Exactly `tokens` tokens of text drawn from `seed`: different seeds share no block.
 fn text(seed: &str, tokens: usize) -> String {
-    let mut state = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let letter = |x: u64| char::from(b'a' + (x % 26) as u8);
-    (0..tokens)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let x = state >> 33;
-            format!(" {}{}{}", letter(x), letter(x / 26), letter(x / 676))
-        })
-        .collect()
+    crate::llm_load::text::labelled_words(seed, tokens as u32)
 }
 
 fn us(d: Duration) -> f64 {

@@ -1015,7 +1015,7 @@ impl LoadGenerator {
 }
 
 mod raw;
-pub use raw::{RawBackend, RawClient, RawConn, RawRequest};
+pub use raw::{RawBackend, RawClient, RawRequest};
 
 pub mod llm_replica;
 

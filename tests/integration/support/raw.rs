@@ -301,6 +301,12 @@ impl RawConn {
         let _ = self.stream.write_all(bytes).await;
     }
 
+    /// Write `data` to lbx as one chunk of a chunked body.
+    pub async fn write_chunk(&mut self, data: &str) {
+        self.write(format!("{:x}\r\n{data}\r\n", data.len()).as_bytes())
+            .await;
+    }
+
     /// Wait until lbx closes the connection (up to 5 s); `true` if it did.
     pub async fn wait_closed(&mut self) -> bool {
         tokio::time::timeout(Duration::from_secs(5), async { while self.fill().await {} })
