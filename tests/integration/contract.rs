@@ -491,6 +491,36 @@ async fn a_rejection_answers_with_its_status_and_the_fields_the_plugin_adds() {
         "lbx's own fields stay"
     );
     assert_eq!(backend.requests(), 0, "a rejection contacts no backend");
+
+    // On the wire: the fields as the plugin named them, once each, beside one framing of lbx's.
+    let answer = RawClient::exchange(
+        proxy.addr,
+        "GET / HTTP/1.1\r\nHost: lbx.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole head");
+    let lines: Vec<&str> = head.lines().collect();
+    assert_eq!(lines[0], "HTTP/1.1 429 Too Many Requests", "{answer}");
+    for field in ["retry-after: 2", "x-shed-reason: queue full"] {
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.eq_ignore_ascii_case(field))
+                .count(),
+            1,
+            "{field}: {answer}"
+        );
+    }
+    let lengths: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.to_ascii_lowercase().starts_with("content-length:"))
+        .collect();
+    assert_eq!(lengths.len(), 1, "{answer}");
+    assert_eq!(
+        lengths[0][15..].trim().parse::<usize>().unwrap(),
+        body.len(),
+        "{answer}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
