@@ -26,10 +26,13 @@
 # conversation's prefix matters: a replica cannot cache every conversation.
 #
 # Environment: REPLICAS (4), MAX_RUNNING (8), KV_BLOCKS (2048), SPEEDUP (simulator time scale,
-# 1), DURATION (seconds per run, 30), CONVERSATIONS (48), LOADS ("0.5 0.8 0.95"), POLICIES
+# 1), DURATION (seconds per run, 30), CONVERSATIONS (48), SYSTEM_PROMPTS (4 distinct shared
+# system prompts), SYSTEM_PROMPT_TOKENS (1000 each, the interactive-chat profile's), LOADS ("0.5 0.8 0.95"), POLICIES
 # ("round_robin least_conn p2c_ewma consistent_hash llm_router"), SEED (7), BODY_PREFIX
 # ("64KiB": the router reads the whole conversation), LLM_ROUTER_CONFIG (TOML lines for its
-# [plugin.config]; default none), LBX_BIN (else cargo build --release).
+# [plugin.config]; default none), LBX_BIN (else cargo build --release), LOGS (a directory: keep
+# each run's JSON access log, with backend and first_byte_ms per request, and each replica's
+# final /metrics there, to see where the slow requests went).
 
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -40,6 +43,8 @@ KV_BLOCKS="${KV_BLOCKS:-2048}"
 export SPEEDUP="${SPEEDUP:-1}"
 DURATION="${DURATION:-30}"
 CONVERSATIONS="${CONVERSATIONS:-48}"
+SYSTEM_PROMPTS="${SYSTEM_PROMPTS:-4}"
+SYSTEM_PROMPT_TOKENS="${SYSTEM_PROMPT_TOKENS:-1000}"
 LOADS="${LOADS:-0.5 0.8 0.95}"
 POLICIES="${POLICIES:-round_robin least_conn p2c_ewma consistent_hash llm_router}"
 SEED="${SEED:-7}"
@@ -93,7 +98,8 @@ listen = "127.0.0.1:$LBX_PORT"
 [admin]
 listen = "127.0.0.1:$ADMIN_PORT"
 [log]
-access = false
+access = $([[ -n "${LOGS:-}" ]] && echo true || echo false)
+format = "json"
 [retry]
 non_idempotent = true
 [plugin]
@@ -131,18 +137,30 @@ run_policy() {
 	server="$(server_pid "$lbx_pid")"
 	before="$(cpu_ticks "$server")"
 	"$LBX_BIN" llm-load --url "http://127.0.0.1:$LBX_PORT" --model "$MODEL" --rate "$rate" \
-		--duration "${DURATION}s" --seed "$SEED" --conversations "$CONVERSATIONS" --json \
+		--duration "${DURATION}s" --seed "$SEED" --conversations "$CONVERSATIONS" \
+		--system-prompts "$SYSTEM_PROMPTS" --system-prompt-tokens "$SYSTEM_PROMPT_TOKENS" --json \
 		>"$TMP/run.json" || true
 	after="$(cpu_ticks "$server")"
 	metrics="$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics")"
+	# How long requests waited in the replicas' queues (vLLM's request_queue_time histogram).
+	local url i=0 replica queue_sum=0 queue_count=0
+	[[ -z "${LOGS:-}" ]] || mkdir -p "$LOGS"
+	for url in "${REPLICA_URLS[@]}"; do
+		i=$((i + 1))
+		replica="$(curl -fsS "$url/metrics" || true)"
+		[[ -z "${LOGS:-}" ]] || printf '%s\n' "$replica" >"$LOGS/$rate-$policy-replica-$i.metrics"
+		queue_sum="$(python3 -c "print($queue_sum + $(metric_sum "$replica" vllm:request_queue_time_seconds_sum))")"
+		queue_count="$(python3 -c "print($queue_count + $(metric_sum "$replica" vllm:request_queue_time_seconds_count))")"
+	done
 	stop "$lbx_pid"
+	[[ -z "${LOGS:-}" ]] || cp "$TMP/lbx.log" "$LOGS/$rate-$policy-access.log"
 	stop_replicas
 	python3 - "$TMP/run.json" "$policy" "$rate" "$((after - before))" "$TICK" \
 		"$(metric_sum "$metrics" lbx_plugin_decision_seconds_sum)" \
-		"$(metric_sum "$metrics" lbx_plugin_decision_seconds_count)" <<'EOF'
+		"$(metric_sum "$metrics" lbx_plugin_decision_seconds_count)" "$queue_sum" "$queue_count" <<'EOF'
 import json, sys
 run = json.load(open(sys.argv[1]))
-policy, rate, ticks, tick, decision_sum, decisions = sys.argv[2:8]
+policy, rate, ticks, tick, decision_sum, decisions, queue_sum, queue_count = sys.argv[2:10]
 sent = max(run.get("sent", 0), 1)
 run.update({
     "speedup": float(__import__("os").environ.get("SPEEDUP", "1")),
@@ -150,6 +168,7 @@ run.update({
     "rate": float(rate),
     "lbx_cpu_us_per_request": int(ticks) * 1e6 / int(tick) / sent,
     "decision_us": float(decision_sum) * 1e6 / float(decisions) if float(decisions) else None,
+    "queue_ms_mean": float(queue_sum) * 1e3 / float(queue_count) if float(queue_count) else None,
 })
 print(json.dumps(run))
 EOF
@@ -176,6 +195,6 @@ for load in $LOADS; do
 done
 
 python3 "$ROOT/bench/llm_report.py" "$RESULTS.json" "$RESULTS.md" "$RESULTS.png" \
-	"REPLICAS=$REPLICAS MAX_RUNNING=$MAX_RUNNING KV_BLOCKS=$KV_BLOCKS SPEEDUP=$SPEEDUP DURATION=$DURATION CONVERSATIONS=$CONVERSATIONS SEED=$SEED LOADS=\"$LOADS\" bash bench/llm.sh"
+	"REPLICAS=$REPLICAS MAX_RUNNING=$MAX_RUNNING KV_BLOCKS=$KV_BLOCKS SPEEDUP=$SPEEDUP DURATION=$DURATION CONVERSATIONS=$CONVERSATIONS SYSTEM_PROMPTS=$SYSTEM_PROMPTS SYSTEM_PROMPT_TOKENS=$SYSTEM_PROMPT_TOKENS SEED=$SEED LOADS=\"$LOADS\" bash bench/llm.sh"
 log "wrote $RESULTS.json, $RESULTS.md, $RESULTS.png"
 cat "$RESULTS.md"

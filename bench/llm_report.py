@@ -19,31 +19,40 @@ def ms(run, kind, quantile):
     return "–" if value is None else f"{value * run.get('speedup', 1):,.0f}"
 
 
+def queued(run):
+    """Mean time a request waited in a replica's queue, ms of model time."""
+    value = run.get("queue_ms_mean")
+    return "–" if value is None else f"{value * run.get('speedup', 1):,.1f}"
+
+
 def table(runs, command):
     capacity = runs[0]["capacity"] if runs else 0
     lines = [
         f"Pool capacity {capacity:g} req/s (completed by least_conn under overload). "
         f"Made by `{command}`.",
         "",
-        "| load | req/s | policy | TTFT p50 ms | TTFT p99 ms | e2e p50 ms | e2e p99 ms "
-        "| output tok/s | prefix hit % | shed | errors | lbx CPU µs/req | decision µs |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| load | req/s | policy | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | e2e p50 ms "
+        "| e2e p99 ms | output tok/s | prefix hit % | queued ms/req | shed | errors "
+        "| lbx CPU µs/req | decision µs |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         hit = r.get("cache_hit_rate")
         decision = r.get("decision_us")
         lines.append(
-            "| {load:.0%} | {rate:g} | {policy} | {t50} | {t99} | {e50} | {e99} | {tps:,.0f} "
-            "| {hit} | {shed} | {errors} | {cpu:.0f} | {dec} |".format(
+            "| {load:.0%} | {rate:g} | {policy} | {t50} | {t90} | {t99} | {e50} | {e99} "
+            "| {tps:,.0f} | {hit} | {wait} | {shed} | {errors} | {cpu:.0f} | {dec} |".format(
                 load=r["load"],
                 rate=r["rate"],
                 policy=r["policy"],
                 t50=ms(r, "ttft_ms", "p50"),
+                t90=ms(r, "ttft_ms", "p90"),
                 t99=ms(r, "ttft_ms", "p99"),
                 e50=ms(r, "e2e_ms", "p50"),
                 e99=ms(r, "e2e_ms", "p99"),
                 tps=r["output_tokens_per_s"] / r.get("speedup", 1),
                 hit="–" if hit is None else f"{hit * 100:.1f}",
+                wait=queued(r),
                 shed=r["shed"],
                 errors=r["errors"],
                 cpu=r["lbx_cpu_us_per_request"],

@@ -4,8 +4,9 @@
 //! nowhere); a conversation goes back to the backend that has its prefix, also after the
 //! plugin is hot-swapped (the index lives in lbx's key-value store); a body that is not JSON is
 //! still routed; with shedding on, a pool whose scraped queues are all full answers 429 with
-//! `retry-after`; and a replica that dies before its first byte is replaced by the router's
-//! ranked fallback.
+//! `retry-after`; a conversation leaves its replica only when every slot there is taken (the
+//! router learns the slots from scraped queues); and a replica that dies before its first byte
+//! is replaced by the router's ranked fallback.
 
 use std::time::Duration;
 
@@ -14,8 +15,9 @@ use http_body_util::{BodyExt, Full};
 
 use crate::support::llm_replica::{self, LlmReplica, post_streamed};
 use crate::support::{
-    MetricsAnswer, MetricsBackend, RawBackend, TempDir, TestBackend, TestProxy, admin_post,
-    eventually, http1_client, metric, plugins, replace_atomically, send, with_custom_section,
+    MetricsAnswer, MetricsBackend, RawBackend, TempDir, TestBackend, TestProxy, admin_get,
+    admin_post, eventually, http1_client, metric, plugins, replace_atomically, send,
+    with_custom_section,
 };
 
 /// `[plugin]` with a 16 KiB body prefix, plus `extra`, then one backend per `(url, model
@@ -250,6 +252,80 @@ async fn with_shedding_a_pool_whose_scraped_queues_are_all_full_answers_429() {
     })
     .await;
     assert_eq!(routed.as_deref(), Some("r1"));
+}
+
+/// What a vLLM replica with `running` and `waiting` requests exposes.
+fn vllm_running(running: u32, waiting: u32) -> MetricsAnswer {
+    MetricsAnswer::Text(format!(
+        "# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{{model_name=\"m\"}} {running}\n\
+         # TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{{model_name=\"m\"}} {waiting}\n"
+    ))
+}
+
+/// Waits until lbx's last scrape of backend `index` shows `running` running requests.
+async fn scraped_running(proxy: &TestProxy, index: usize, running: f64) {
+    let seen = eventually(Duration::from_secs(10), || async {
+        let (_, body) = admin_get(&proxy.admin_url("/admin/backends")).await;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let value =
+            json["backends"][index]["signals"]["values"]["vllm:num_requests_running"].as_f64()?;
+        (value == running).then_some(())
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "lbx never scraped {running} running from backend {index}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_leaves_its_replica_when_every_slot_there_is_taken_and_not_before() {
+    let replicas = [
+        MetricsBackend::start("r0", vllm_running(0, 0)).await,
+        MetricsBackend::start("r1", vllm_running(0, 0)).await,
+    ];
+    let backends: Vec<_> = replicas.iter().map(|b| (b.url(), None)).collect();
+    // No TTFT term: these backends answer in microseconds, and which is faster is noise.
+    let extra = "[plugin.config]\nweights = { ttft = 0 }\n\
+                 [signals]\ninterval = \"20ms\"\n\
+                 metrics = [\"vllm:num_requests_waiting\", \"vllm:num_requests_running\"]";
+    let proxy = TestProxy::start(&llm_config(plugins::LLM_ROUTER, &backends, extra)).await;
+    scraped_running(&proxy, 0, 0.0).await;
+    let homes = conversations(&proxy, &FORWARD, 0).await;
+    let at_r0: Vec<u32> = homes
+        .iter()
+        .filter(|(_, name)| name == "r0")
+        .map(|(n, _)| *n)
+        .collect();
+    assert!(
+        at_r0.len() >= 2,
+        "idle backends share new conversations: {homes:?}"
+    );
+
+    // r0 keeps a queue over several scrapes: it runs all it can, 8. (The router learns from
+    // the scrapes it sees when it decides, so other conversations keep it deciding.)
+    replicas[0].set_metrics(vllm_running(8, 2));
+    scraped_running(&proxy, 0, 8.0).await;
+    for n in 100..106 {
+        post(&proxy, "/v1/chat/completions", chat("m", n, 0)).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+
+    // Queue drained, every slot busy: the next turn of a conversation held there would wait.
+    replicas[0].set_metrics(vllm_running(8, 0));
+    scraped_running(&proxy, 0, 8.0).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let (_, full) = post(&proxy, "/v1/chat/completions", chat("m", at_r0[0], 1)).await;
+    assert_eq!(full, "r1", "a turn sent to a replica with no free slot");
+
+    // One slot free: the prefix is worth staying for.
+    replicas[0].set_metrics(vllm_running(7, 0));
+    scraped_running(&proxy, 0, 7.0).await;
+    let (_, free) = post(&proxy, "/v1/chat/completions", chat("m", at_r0[1], 1)).await;
+    assert_eq!(
+        free, "r0",
+        "a turn sent away from its prefix though a slot was free"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use blocks::Checkpoint;
 use config::Settings;
 use index::{HostStore, Matches, PrefixIndex};
 use models::{Eligible, ModelFilter};
-use queue::QueueEstimates;
+use queue::{QueueEstimates, Scrape};
 use score::{Scored, Terms};
 use ttft::TtftTable;
 
@@ -53,13 +53,13 @@ impl LlmRouter {
     fn new(settings: Settings) -> Self {
         LlmRouter {
             index: PrefixIndex::new(&settings.prefix.key_prefix, settings.prefix.capacity),
+            queues: QueueEstimates::new(settings.slots),
             settings,
             models: ModelFilter::default(),
             ids: Vec::new(),
             fingerprint: fingerprint(&[]),
             store: HostStore,
             ttft: TtftTable::default(),
-            queues: QueueEstimates::default(),
             rotation: 0,
             prompt: Vec::new(),
             checkpoints: Vec::new(),
@@ -75,6 +75,7 @@ impl LlmRouter {
         let settings = &self.settings;
         let names = &settings.signals;
         let waiting_slot = backends.signal_slot(&names.waiting);
+        let running_slot = backends.signal_slot(&names.running);
         let kv_slot = backends.signal_slot(&names.kv_cache);
         let fastest = self.ttft.fastest(self.candidates.iter().copied());
         self.scored.clear();
@@ -85,32 +86,39 @@ impl LlmRouter {
                 .filter(|&age| age <= names.max_age_ms);
             let read =
                 |slot: Option<usize>| age_ms.and(slot).and_then(|s| backends.signal(index, s));
-            let waiting = read(waiting_slot);
             let kv_cache = read(kv_slot).unwrap_or(0.0);
-            let estimated_waiting = waiting.map(|w| {
-                self.queues
-                    .waiting(index, w, age_ms.unwrap_or(0.0), stats.in_flight, now_us)
+            let queue = read(waiting_slot).map(|waiting| {
+                let scrape = Scrape {
+                    waiting,
+                    running: read(running_slot),
+                    age_ms: age_ms.unwrap_or(0.0),
+                };
+                self.queues.estimate(index, scrape, stats.in_flight, now_us)
             });
-            let saturated = estimated_waiting.is_some_and(|w| w >= settings.saturation.waiting)
+            let saturated = queue.is_some_and(|q| q.waiting >= settings.saturation.waiting)
                 || kv_cache >= settings.saturation.kv_cache;
             let held = self
                 .ids
                 .get(index)
                 .map_or(0, |&id| self.matches.depth_held_by(&self.checkpoints, id));
+            let in_flight = f64::from(stats.in_flight);
+            // Without a scraped queue only the in-flight term sees load.
+            let waiting = queue.map_or(0.0, |q| q.waiting_if_sent);
             let terms = Terms {
                 prefix: if blocks == 0 {
                     0.0
                 } else {
                     f64::from(held) / f64::from(blocks)
                 },
-                load: waiting.unwrap_or(0.0) + f64::from(stats.in_flight),
+                waiting,
+                in_flight,
                 kv_cache,
                 ttft: fastest.map_or(0.0, |f| self.ttft.penalty(index, f, now_us)),
             };
             self.scored.push(Scored {
                 index,
-                score: terms.score(&settings.weights, settings.queue_scale),
-                load: terms.load,
+                score: terms.score(&settings.weights),
+                load: (waiting, in_flight),
                 saturated,
             });
         }

@@ -1,14 +1,18 @@
 //! A backend's score and the ranking of the candidates.
 //!
 //! ```text
-//! score = weights.prefix   × share of the prompt's blocks it was sent before   (0..1)
-//!       − weights.queue    × (scraped waiting + lbx's in-flight) / queue_scale
-//!       − weights.kv_cache × KV-cache use                                     (0..1)
-//!       − weights.ttft     × doublings of its learned TTFT over the fastest's  (0..4)
+//! score = weights.prefix    × share of the prompt's blocks it was sent before   (0..1)
+//!       − weights.queue     × estimated waiting requests
+//!       − weights.in_flight × lbx's in-flight requests
+//!       − weights.kv_cache  × KV-cache use                                     (0..1)
+//!       − weights.ttft      × doublings of its learned TTFT over the fastest's  (0..4)
 //! ```
 //!
 //! Higher is better. Absolute terms, not min-max normalised ones: a load difference of one
-//! request must not weigh as much as one of fifty. Saturated backends rank after all others;
+//! request must not weigh as much as one of fifty. Waiting and in-flight requests weigh apart
+//! because they cost apart: a request running at a replica shares its batch and slows each
+//! step a little, a request waiting there holds the next arrival for a running request's
+//! whole remaining time — far more than recomputing a prompt's prefix costs. Saturated backends rank after all others;
 //! when every candidate is saturated, the least loaded goes first (the least bad), since
 //! prefix affinity would only pile more onto a full replica. Ties go to the backend after the
 //! last one picked, so idle replicas share new work instead of the first taking it all.
@@ -22,8 +26,10 @@ use crate::config::Weights;
 pub struct Terms {
     /// Share of the prompt's blocks this backend was sent before.
     pub prefix: f64,
-    /// Scraped waiting requests plus lbx's in-flight count.
-    pub load: f64,
+    /// Estimated waiting requests (0 when no queue is scraped).
+    pub waiting: f64,
+    /// lbx's in-flight requests there (running and waiting).
+    pub in_flight: f64,
     /// KV-cache use, 0 to 1 (0 when unknown).
     pub kv_cache: f64,
     /// TTFT penalty in doublings.
@@ -32,9 +38,10 @@ pub struct Terms {
 
 impl Terms {
     /// The score of these terms.
-    pub fn score(&self, weights: &Weights, queue_scale: f64) -> f64 {
+    pub fn score(&self, weights: &Weights) -> f64 {
         weights.prefix * self.prefix
-            - weights.queue * self.load / queue_scale
+            - weights.queue * self.waiting
+            - weights.in_flight * self.in_flight
             - weights.kv_cache * self.kv_cache
             - weights.ttft * self.ttft
     }
@@ -47,8 +54,9 @@ pub struct Scored {
     pub index: usize,
     /// Its score.
     pub score: f64,
-    /// Its load (for the ranking of saturated candidates).
-    pub load: f64,
+    /// Its load (for the ranking of saturated candidates): estimated waiting requests, then
+    /// in-flight ones.
+    pub load: (f64, f64),
     /// Whether it is saturated.
     pub saturated: bool,
 }
@@ -59,12 +67,12 @@ pub fn rank(candidates: &mut [Scored], first: usize, backends: usize) {
     let turn = |c: &Scored| (c.index + backends - first % backends.max(1)) % backends.max(1);
     candidates.sort_unstable_by(|a, b| {
         let by_merit = if all_saturated {
-            a.load.total_cmp(&b.load).then(b.score.total_cmp(&a.score))
+            by_load(a, b).then(b.score.total_cmp(&a.score))
         } else {
             a.saturated
                 .cmp(&b.saturated)
                 .then(b.score.total_cmp(&a.score))
-                .then(a.load.total_cmp(&b.load))
+                .then(by_load(a, b))
         };
         match by_merit {
             Ordering::Equal => turn(a).cmp(&turn(b)),
@@ -73,15 +81,20 @@ pub fn rank(candidates: &mut [Scored], first: usize, backends: usize) {
     });
 }
 
+/// Fewer waiting requests first, then fewer in flight.
+fn by_load(a: &Scored, b: &Scored) -> Ordering {
+    (a.load.0.total_cmp(&b.load.0)).then(a.load.1.total_cmp(&b.load.1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn scored(index: usize, score: f64, load: f64, saturated: bool) -> Scored {
+    fn scored(index: usize, score: f64, waiting: f64, saturated: bool) -> Scored {
         Scored {
             index,
             score,
-            load,
+            load: (waiting, 0.0),
             saturated,
         }
     }
@@ -93,24 +106,22 @@ mod tests {
     }
 
     #[test]
-    fn a_full_prefix_match_outweighs_a_few_requests_of_load_but_not_many() {
+    fn a_full_prefix_match_outweighs_running_requests_but_not_one_waiting() {
         let weights = Weights::default();
-        let cached = Terms {
+        let idle = Terms::default();
+        let cached_and_busy = Terms {
             prefix: 1.0,
-            load: 8.0,
+            in_flight: 6.0,
             ..Terms::default()
         };
-        let idle = Terms {
-            load: 0.0,
-            ..Terms::default()
-        };
-        assert!(cached.score(&weights, 8.0) > idle.score(&weights, 8.0));
-        let buried = Terms {
+        assert!(cached_and_busy.score(&weights) > idle.score(&weights));
+        let cached_but_queued = Terms {
             prefix: 1.0,
-            load: 16.0,
+            waiting: 1.0,
+            in_flight: 1.0,
             ..Terms::default()
         };
-        assert!(buried.score(&weights, 8.0) < idle.score(&weights, 8.0));
+        assert!(cached_but_queued.score(&weights) < idle.score(&weights));
     }
 
     #[test]

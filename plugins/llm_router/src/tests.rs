@@ -299,10 +299,10 @@ fn the_scraped_queue_and_kv_cache_are_found_by_name_in_any_order() {
         .scraped(0, 100.0, &[0.1, 3.0])
         .scraped(1, 100.0, &[0.7, 0.0])
         .scraped(2, 100.0, &[0.1, 0.0]);
-    // 2 is idle; 0 has 3 waiting (−2 × 3/8); 1 has 70% of its KV cache in use (−2 × 0.7).
+    // 2 is idle; 1 has 70% of its KV cache in use (−2 × 0.7); 0 has 3 waiting (−4 × 3).
     assert_eq!(
         attempt_order(&choose(&mut router, &req, &backends)),
-        [2, 0, 1]
+        [2, 1, 0]
     );
 }
 
@@ -318,6 +318,34 @@ fn a_saturated_backend_is_avoided_even_with_the_prefix() {
         .scraped(0, 50.0, &[waiting[0]])
         .scraped(1, 50.0, &[waiting[1]]);
     assert_ne!(pick(&mut router, &second, &backends), home);
+}
+
+#[test]
+fn a_conversation_stays_with_a_busy_replica_until_requests_wait_there() {
+    let mut router = router("{}", &ids(2));
+    let (first, second) = turns(1);
+    let home = pick(&mut router, &first, &all_healthy(2));
+    let scraped = |in_flight: [u32; 2], waiting: [f64; 2]| {
+        loads(&in_flight)
+            .with_signals(&VLLM[..1])
+            .scraped(0, 10.0, &[waiting[0]])
+            .scraped(1, 10.0, &[waiting[1]])
+    };
+    let mut in_flight = [0; 2];
+    // Four running at home, none waiting: half the prompt's blocks held there (the index sees
+    // the first turn's 4 of the second's 9) are worth more than a free replica.
+    in_flight[home] = 4;
+    assert_eq!(
+        pick(&mut router, &second, &scraped(in_flight, [0.0; 2])),
+        home
+    );
+    // One waiting there: a place in a queue costs more than recomputing the prefix.
+    let mut waiting = [0.0; 2];
+    waiting[home] = 1.0;
+    assert_ne!(
+        pick(&mut router, &second, &scraped(in_flight, waiting)),
+        home
+    );
 }
 
 #[test]
