@@ -1,6 +1,6 @@
-//! Builds the routing plugins for wasm32-wasip2 so the binary can embed least_conn (for
-//! `lbx demo`) and tests and benchmarks get real plugins: each path is exposed as the
-//! compile-time variable `LBX_PLUGIN_<NAME>`.
+//! Builds the routing plugins for wasm32-wasip2 so the binary can embed least_conn and
+//! llm_router (for `lbx demo` and `lbx demo --llm`) and tests and benchmarks get real plugins:
+//! each path is exposed as the compile-time variable `LBX_PLUGIN_<NAME>`.
 //!
 //! The nested cargo uses its own directory under `target/` (`target/wasm-plugins`): sharing
 //! the outer build's directory would deadlock on cargo's build lock. Only the small guest

@@ -34,5 +34,9 @@ pub mod validate;
 pub use config::Config;
 pub use server::{PluginSource, Server};
 
-/// The least-connections plugin compiled into the binary, used by `lbx demo`.
+/// The least-connections plugin compiled into the binary, used by `lbx demo` (and as the
+/// baseline of `lbx demo --llm`).
 pub const EMBEDDED_LEAST_CONN: &[u8] = include_bytes!(env!("LBX_PLUGIN_LEAST_CONN"));
+
+/// The LLM inference router plugin compiled into the binary, used by `lbx demo --llm`.
+pub const EMBEDDED_LLM_ROUTER: &[u8] = include_bytes!(env!("LBX_PLUGIN_LLM_ROUTER"));

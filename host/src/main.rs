@@ -48,7 +48,12 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Start three demo backends and lbx with the embedded least_conn plugin in front of them.
+    /// Start three demo backends and lbx with the embedded least_conn plugin in front of them;
+    /// or with --llm, compare llm_router with least_conn on simulated vLLM replicas.
+    ///
+    /// With --llm: fresh simulated replicas per policy, lbx with the policy, the same seeded
+    /// chat workload through each, then a table of TTFT, end-to-end time, prefix-cache hits and
+    /// tokens/s per policy. Runs twice --duration plus the answers' tails, then exits.
     Demo {
         /// Address of the demo proxy.
         #[arg(long, default_value = lbx::config::DEFAULT_LISTEN)]
@@ -56,6 +61,11 @@ enum Command {
         /// Address of the admin API, or `off`.
         #[arg(long, default_value = lbx::config::DEFAULT_ADMIN_LISTEN)]
         admin: String,
+        /// Compare the llm_router and least_conn plugins on simulated vLLM replicas.
+        #[arg(long)]
+        llm: bool,
+        #[command(flatten)]
+        llm_demo: LlmDemoArgs,
     },
     /// Check a plugin: load it as `lbx run` would, run decisions on synthetic requests, print
     /// them with the time each takes. Exits non-zero, saying why, if the plugin is unusable.
@@ -171,6 +181,27 @@ impl LlmArgs {
         };
         settings
     }
+}
+
+/// `lbx demo --llm`'s settings.
+#[derive(Args)]
+struct LlmDemoArgs {
+    /// Simulated replicas in the pool.
+    #[arg(long, default_value_t = 4, requires = "llm")]
+    replicas: usize,
+    /// How long requests keep arriving, per policy, e.g. 15s.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration, requires = "llm")]
+    duration: Duration,
+    /// Requests per second [default: 80% of the pool's capacity, which grows with --replicas
+    /// and --speedup].
+    #[arg(long, requires = "llm")]
+    rate: Option<f64>,
+    /// Divide every modelled time by this (the replicas run faster; so does the workload).
+    #[arg(long, default_value_t = 2.0, requires = "llm")]
+    speedup: f64,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 7, requires = "llm")]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -336,8 +367,28 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Demo { listen, admin } => {
-            build_runtime(0)?.block_on(lbx::demo::run(Some(listen), Some(admin)))
+        Command::Demo {
+            listen,
+            admin,
+            llm: false,
+            ..
+        } => build_runtime(0)?.block_on(lbx::demo::run(Some(listen), Some(admin))),
+        Command::Demo {
+            listen,
+            admin,
+            llm: true,
+            llm_demo: args,
+        } => {
+            let settings = lbx::demo::llm::Settings {
+                listen,
+                admin,
+                replicas: args.replicas,
+                duration: args.duration,
+                rate: args.rate,
+                speedup: args.speedup,
+                seed: args.seed,
+            };
+            build_runtime(0)?.block_on(lbx::demo::llm::run(settings))
         }
         Command::LlmLoad(args) => llm_load(args),
         Command::Backend {

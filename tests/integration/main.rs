@@ -17,6 +17,7 @@ mod errors;
 mod faults;
 mod grpc;
 mod hot_swap;
+mod llm_demo;
 mod llm_load;
 mod llm_router;
 mod llm_sim;
