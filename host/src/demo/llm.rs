@@ -33,11 +33,11 @@ use crate::server::Server;
 use crate::shutdown::{self, StopReceiver, StopSignals};
 
 /// Requests one replica of the shape above completes per second at speedup 1 under the
-/// default workload: bench/llm.sh measured 16.176 req/s for a pool of four (least_conn offered
+/// default workload: bench/llm.sh measured 16.585 req/s for a pool of four (least_conn offered
 /// far more than the pool could serve; bench/results/llm-2026-12-02.md). The demo assumes the
 /// capacity grows linearly with the replicas and the speedup (the speedup divides every
 /// modelled time).
-pub const CAPACITY_PER_REPLICA: f64 = 16.176 / 4.0;
+pub const CAPACITY_PER_REPLICA: f64 = 16.585 / 4.0;
 
 /// The share of the pool's capacity offered by default: busy enough that queues form and
 /// placement matters, below saturation so that nothing is shed (bench/llm.sh's middle load).
@@ -331,10 +331,10 @@ mod tests {
     #[test]
     fn the_default_rate_is_eighty_percent_of_the_measured_capacity_scaled_by_pool_and_speedup() {
         let mut s = settings();
-        assert!((s.rate() - 0.8 * 16.176).abs() < 1e-9);
+        assert!((s.rate() - 0.8 * 16.585).abs() < 1e-9);
         s.replicas = 2;
         s.speedup = 4.0;
-        assert!((s.rate() - 0.8 * 16.176 / 2.0 * 4.0).abs() < 1e-9);
+        assert!((s.rate() - 0.8 * 16.585 / 2.0 * 4.0).abs() < 1e-9);
         s.rate = Some(3.0);
         assert_eq!(s.rate(), 3.0);
     }
