@@ -14,7 +14,7 @@ pub const KEPT: usize = 50;
 pub struct Entry {
     /// When it finished.
     pub at: SystemTime,
-    /// `config`, `plugin`, `certificates` or `backends`.
+    /// `config`, `plugin`, `certificates`, `backends` or `shadow`.
     pub what: &'static str,
     /// Put in force (`true`) or refused.
     pub applied: bool,

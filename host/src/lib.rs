@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod reload;
 pub mod runtime_backends;
 pub mod server;
+pub mod shadow;
 pub mod shutdown;
 pub mod signals;
 pub mod tls;

@@ -19,6 +19,7 @@ use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
 use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
 use crate::runtime_backends::BackendManager;
+use crate::shadow::{ShadowMetrics, Shadows};
 use crate::signals::{Scraper, SignalMetrics};
 use crate::tls::{Certificates, TlsTerminator};
 use crate::upstream::{BackendMetrics, PoolSettings};
@@ -106,12 +107,14 @@ impl Server {
         let decider = Arc::new(
             Decider::new(None, breaker, DecisionMetrics::default()).with_signals(signals.clone()),
         );
+        let shadows = Arc::new(Shadows::new(signals.clone()));
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
             overrides: origin.overrides,
             embedded,
             decider: decider.clone(),
+            shadows: shadows.clone(),
             backends,
             signals: signals.clone(),
             kv: kv.clone(),
@@ -130,7 +133,9 @@ impl Server {
             proxy: config.proxy.clone(),
             access_log,
         };
-        let proxy = Arc::new(Proxy::new(upstreams.clone(), decider.clone(), policies));
+        let proxy = Arc::new(
+            Proxy::new(upstreams.clone(), decider.clone(), policies).with_shadows(shadows.clone()),
+        );
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -157,6 +162,7 @@ impl Server {
             metrics.register(&SignalMetrics::new(signals.clone()));
             metrics.register(&*proxy);
             metrics.register(&LogMetrics);
+            metrics.register(&ShadowMetrics(shadows.clone()));
             if let Some((_, terminator)) = &tls {
                 metrics.register(terminator);
             }
@@ -167,6 +173,7 @@ impl Server {
                 .map_err(|problem| crate::config::ConfigError::Invalid(vec![problem]))?;
             let admin = Admin {
                 decider,
+                shadows,
                 reloader: reloader.clone(),
                 upstreams,
                 signals: signals.clone(),

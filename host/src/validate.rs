@@ -7,7 +7,7 @@
 //! each `https://` backend's CA through the backend builder), then the plugin, compiled and
 //! started in the same sandbox with its `init` config and asked for one decision over the
 //! config's backends. Every problem is named by its key (`backend[1].url`,
-//! `tls.certificate[0]`, `plugin.config`…).
+//! `tls.certificate[0]`, `plugin.config`…). Each `[[plugin.shadow]]` is loaded the same way.
 //!
 //! It binds no socket: the addresses must parse, but a port taken by the running lbx being
 //! validated for a reload is not a problem.
@@ -72,6 +72,7 @@ pub fn validate(file: Option<&Path>, overrides: Overrides) -> Result<String, Pro
     check_admin_token(&config, &mut problems);
     let trial = trial_backends(&config, file, &mut problems);
     let plugin = check_plugin(&config, &trial, &mut problems);
+    check_shadows(&config, &trial, &mut problems);
 
     if !problems.is_empty() {
         return Err(fail(problems));
@@ -191,6 +192,45 @@ fn trial_backends(
 fn is_under(key: &str, prefix: &str) -> bool {
     key.strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// Load each `[[plugin.shadow]]` as `run` does (the live plugin's limits, its own `init`
+/// config, a trial decision); each that does not load is a problem under its key.
+fn check_shadows(config: &Config, trial: &BackendSet, problems: &mut Vec<Problem>) {
+    let Some(plugin) = config.plugin.as_ref() else {
+        return;
+    };
+    if plugin.shadow.is_empty() || problems.iter().any(|p| is_under(&p.key, "plugin.deadline")) {
+        return;
+    }
+    let spec = config.plugin_spec();
+    let Ok(engine) = PluginEngine::new(spec.deadline) else {
+        return; // check_plugin reported it
+    };
+    for (i, shadow) in plugin.shadow.iter().enumerate() {
+        let kv = Arc::new(KvStore::new(config.plugin_settings().kv_max_bytes));
+        let options = LoadOptions {
+            config_json: shadow.config_json(),
+            ..LoadOptions::from_spec(&spec, kv, 1)
+        };
+        if let Err(e) = LoadedPlugin::load_file(&engine, &shadow.path, options, trial) {
+            let field = match &e {
+                LoadError::Read { .. }
+                | LoadError::Compile { .. }
+                | LoadError::WrongWorld { .. } => "path",
+                LoadError::ConfigRejected { .. } => "config",
+                LoadError::Trap { .. } | LoadError::TrialDecision { .. } => "",
+            };
+            let key = match field {
+                "" => format!("plugin.shadow[{i}]"),
+                field => format!("plugin.shadow[{i}].{field}"),
+            };
+            problems.push(Problem {
+                key,
+                message: e.to_string(),
+            });
+        }
+    }
 }
 
 /// Load the plugin as `run` does (same engine settings, limits, key-value bound, `init` with

@@ -32,6 +32,7 @@ mod resilience;
 mod routing;
 mod runtime_backends;
 mod sandbox;
+mod shadow;
 mod shipped_configs;
 mod signals;
 mod startup;

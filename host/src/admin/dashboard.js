@@ -424,6 +424,38 @@
       refused ? (typeof refused === "string" ? refused : JSON.stringify(refused)) : "none");
   }
 
+  function renderShadows(shadows) {
+    const tbody = $("#shadow-rows");
+    $("#shadows-note").textContent = shadows.length ? "" :
+      "No shadow plugins. Start one with [[plugin.shadow]] or POST /admin/plugin/shadow.";
+    tbody.replaceChildren(...shadows.map((s) => {
+      const row = document.createElement("tr");
+      row.dataset.shadow = s.name;
+      const errors = Object.values(s.errors || {}).reduce((a, b) => a + b, 0);
+      const shares = (s.shares || []).map((x) =>
+        `${x.choice} ${fmtPercent(x.live)} → ${fmtPercent(x.shadow)}`).join(", ");
+      const disagreements = (s.confusion || []).filter((c) => c.live !== c.shadow)
+        .sort((x, y) => y.count - x.count).slice(0, 4)
+        .map((c) => `${c.live} → ${c.shadow}: ${fmtCount(c.count)}`).join(", ");
+      for (const [name, value, cls] of [
+        ["name", s.name, ""], ["sample", fmtPercent(s.sample), "num"],
+        ["sha256", (s.sha256 || "").slice(0, 12), "mono"],
+        ["decisions", fmtCount(s.decisions), "num"],
+        ["agreement", isNum(s.agreement) ? fmtPercent(s.agreement) : DASH, "num"],
+        ["dropped", fmtCount(s.dropped), "num"], ["errors", fmtCount(errors), "num"],
+        ["us_per_decision", isNum(s.us_per_decision) ? s.us_per_decision.toFixed(1) : DASH, "num"],
+        ["shares", shares || DASH, "detail"], ["disagreements", disagreements || "none", "detail"],
+      ]) {
+        const cell = document.createElement("td");
+        cell.dataset.field = name;
+        cell.textContent = value;
+        if (cls) cell.className = cls;
+        row.append(cell);
+      }
+      return row;
+    }));
+  }
+
   function renderReloads(answer) {
     const tbody = $("#reload-rows");
     const note = $("#reloads-note");
@@ -480,7 +512,10 @@
       const total = pair ? sumOf(list.map((b) => backendDelta(pair, b.id, (x) => x.requests)))
         / ((pair[1].t - pair[0].t) / 1000) : null;
       setField(field(main, "total_rps"), total, fmtRate);
-      if (plugin.json) renderPlugin(plugin.json);
+      if (plugin.json) {
+        renderPlugin(plugin.json);
+        renderShadows(plugin.json.shadows || []);
+      }
       renderReloads(reloads);
       setStatus("updated " + new Date().toLocaleTimeString("en-GB"), true);
       main.dataset.polls = String(Number(main.dataset.polls) + 1);

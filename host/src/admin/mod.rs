@@ -7,6 +7,8 @@
 //!   422 with the reason when refused (the old version keeps serving);
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
+//! - `/admin/plugin/shadow`: shadow plugins — list, start, stop ([`shadow`] lists the
+//!   endpoints);
 //! - `/admin/backends`: the backend set with live stats and traffic figures (responses by class,
 //!   errors, retries, bytes, latency histograms) and, with `[signals]`, each backend's scraped
 //!   signals; adding, changing, draining and removing backends at runtime ([`backends`] lists
@@ -43,6 +45,7 @@ mod backends;
 mod dashboard;
 mod json_body;
 pub mod probes;
+mod shadow;
 mod signals;
 mod traffic;
 
@@ -53,6 +56,7 @@ use crate::accept::accept_loop;
 use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
 use crate::reload::{Outcome, Reloader};
+use crate::shadow::Shadows;
 use crate::shutdown::StopReceiver;
 use crate::signals::Scraper;
 use crate::upstream::Upstreams;
@@ -62,6 +66,8 @@ use crate::upstream::Upstreams;
 pub struct Admin {
     /// The decider (plugin in force, breaker, fallback).
     pub decider: Arc<Decider>,
+    /// The shadow plugins running beside it.
+    pub shadows: Arc<Shadows>,
     /// Reloads on request.
     pub reloader: Arc<Reloader>,
     /// The backend table.
@@ -122,6 +128,9 @@ impl Admin {
         if path == "/admin/backends" || path.starts_with("/admin/backends/") {
             return backends::handle(self, request).await;
         }
+        if shadow::is_shadow(path) {
+            return shadow::handle(self, request).await;
+        }
         match (request.method(), path) {
             (&Method::GET, _) if dashboard::is_dashboard(path) => dashboard::file(path),
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
@@ -151,6 +160,7 @@ impl Admin {
     fn plugin_status(&self) -> serde_json::Value {
         let mut status = self.plugin_state();
         traffic::add_decisions(&mut status, self.decider.metrics());
+        status["shadows"] = json!(self.shadows.reports());
         status
     }
 

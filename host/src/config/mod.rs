@@ -11,6 +11,7 @@ mod backend;
 mod edge;
 mod log;
 mod resilience;
+pub mod shadow;
 pub(crate) mod signals;
 mod size;
 mod tls;
@@ -32,6 +33,7 @@ pub use log::{LogConfig, LogFormat};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
+pub use shadow::ShadowConfig;
 pub use signals::{Selector, SignalsConfig, SignalsSpec};
 pub use tls::{CertificateConfig, TlsConfig};
 
@@ -150,6 +152,10 @@ pub struct PluginConfig {
     /// `request.body-prefix` (`"64KiB"` or a number of bytes; 0, the default, is off).
     #[serde(default, deserialize_with = "size::deserialize")]
     pub body_prefix: bytesize::ByteSize,
+    /// `[[plugin.shadow]]`: candidate plugins run beside this one on a sample of requests,
+    /// their decisions compared, never acted on.
+    #[serde(default)]
+    pub shadow: Vec<ShadowConfig>,
 }
 
 impl PluginConfig {
@@ -164,6 +170,7 @@ impl PluginConfig {
             disabled_for: default_disabled_for(),
             kv_max_bytes: default_kv_max_bytes(),
             body_prefix: bytesize::ByteSize(0),
+            shadow: Vec::new(),
         }
     }
 }
@@ -335,6 +342,9 @@ impl Config {
         };
         if let Some(plugin) = &mut self.plugin {
             resolve(&mut plugin.path);
+            for shadow in &mut plugin.shadow {
+                resolve(&mut shadow.path);
+            }
         }
         for certificate in &mut self.tls.certificates {
             resolve(&mut certificate.cert);
@@ -458,6 +468,7 @@ impl Config {
                     "must be at most 4096 (a 32-bit Wasm memory cannot grow past 4 GiB)".into(),
                 );
             }
+            shadow::check(&plugin.shadow, &mut problem);
         }
         if self.reload.debounce > Duration::from_secs(10) {
             problem(

@@ -15,8 +15,8 @@ use super::kv::KvStore;
 use crate::message::RequestHead;
 
 /// The request a decision is about: moved into the store for the call and back out afterwards,
-/// so no header is copied unless the plugin asks for it.
-#[derive(Debug)]
+/// so no header is copied unless the plugin asks for it. (Cloned only for a shadow's sample.)
+#[derive(Debug, Clone)]
 pub struct RequestMeta {
     /// Method, target, version and header fields of the client's request.
     pub head: RequestHead,

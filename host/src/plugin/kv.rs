@@ -5,10 +5,14 @@
 //!
 //! Bounded by the total size of keys and values (`plugin.kv_max_bytes`): a plugin that keeps
 //! writing new keys gets `store-full`, never more host memory.
+//!
+//! A shadow plugin gets an *overlay* ([`KvStore::overlay`]): it reads the live store through
+//! it, but its writes and deletes stay in the overlay, so a candidate never changes what the
+//! live plugin sees.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Longest key accepted, in bytes (documented in the WIT).
 pub const MAX_KEY_BYTES: usize = 256;
@@ -30,11 +34,16 @@ pub enum KvError {
 pub struct KvStore {
     max_bytes: AtomicUsize,
     inner: Mutex<Entries>,
+    /// The store read through when a key is neither written nor deleted here (an overlay's
+    /// live store); never written.
+    beneath: Option<Arc<KvStore>>,
 }
 
 #[derive(Debug, Default)]
 struct Entries {
     map: HashMap<String, Vec<u8>>,
+    /// Keys deleted here that the store beneath may still hold (overlays only).
+    deleted: HashSet<String>,
     /// Sum of key and value lengths.
     bytes: usize,
 }
@@ -45,6 +54,16 @@ impl KvStore {
         Self {
             max_bytes: AtomicUsize::new(max_bytes),
             inner: Mutex::new(Entries::default()),
+            beneath: None,
+        }
+    }
+
+    /// An empty overlay over `live`: reads fall through to `live` for keys not written or
+    /// deleted here; writes (bounded by `max_bytes`) and deletes stay here.
+    pub fn overlay(live: Arc<KvStore>, max_bytes: usize) -> Self {
+        Self {
+            beneath: Some(live),
+            ..Self::new(max_bytes)
         }
     }
 
@@ -56,7 +75,15 @@ impl KvStore {
 
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.lock().map.get(key).cloned()
+        let entries = self.lock();
+        if let Some(value) = entries.map.get(key) {
+            return Some(value.clone());
+        }
+        if entries.deleted.contains(key) {
+            return None;
+        }
+        drop(entries);
+        self.beneath.as_ref().and_then(|live| live.get(key))
     }
 
     /// Store `value` under `key`.
@@ -71,6 +98,7 @@ impl KvStore {
             return Err(KvError::StoreFull);
         }
         entries.bytes = after;
+        entries.deleted.remove(&key);
         entries.map.insert(key, value);
         Ok(())
     }
@@ -81,7 +109,7 @@ impl KvStore {
             return Err(KvError::KeyTooLong);
         }
         let mut entries = self.lock();
-        if entries.map.contains_key(&key) {
+        if entries.map.contains_key(&key) || self.beneath_holds(&entries, &key) {
             return Ok(false);
         }
         let after = entries.bytes + key.len() + value.len();
@@ -89,6 +117,7 @@ impl KvStore {
             return Err(KvError::StoreFull);
         }
         entries.bytes = after;
+        entries.deleted.remove(&key);
         entries.map.insert(key, value);
         Ok(true)
     }
@@ -96,12 +125,17 @@ impl KvStore {
     /// Remove `key`; true if it existed.
     pub fn delete(&self, key: &str) -> bool {
         let mut entries = self.lock();
+        let beneath = self.beneath_holds(&entries, key);
+        if beneath {
+            // Hidden, not removed: the live store is never written through an overlay.
+            entries.deleted.insert(key.to_string());
+        }
         match entries.map.remove_entry(key) {
             Some((key, value)) => {
                 entries.bytes -= key.len() + value.len();
                 true
             }
-            None => false,
+            None => beneath,
         }
     }
 
@@ -111,12 +145,17 @@ impl KvStore {
             return Err(KvError::KeyTooLong);
         }
         let mut entries = self.lock();
+        let counter = |value: &[u8]| <[u8; 8]>::try_from(value).map_or(0, i64::from_le_bytes);
         let (current, old_len) = match entries.map.get(&key) {
-            Some(value) => (
-                <[u8; 8]>::try_from(value.as_slice()).map_or(0, i64::from_le_bytes),
-                key.len() + value.len(),
+            Some(value) => (counter(value), key.len() + value.len()),
+            None if entries.deleted.contains(&key) => (0, 0),
+            None => (
+                self.beneath
+                    .as_ref()
+                    .and_then(|live| live.get(&key))
+                    .map_or(0, |value| counter(&value)),
+                0,
             ),
-            None => (0, 0),
         };
         let after = entries.bytes - old_len + key.len() + 8;
         if after > self.max_bytes.load(Ordering::Relaxed) {
@@ -124,6 +163,7 @@ impl KvStore {
         }
         let next = current.wrapping_add(delta);
         entries.bytes = after;
+        entries.deleted.remove(&key);
         entries.map.insert(key, next.to_le_bytes().to_vec());
         Ok(next)
     }
@@ -132,6 +172,16 @@ impl KvStore {
     pub fn usage(&self) -> (usize, usize) {
         let entries = self.lock();
         (entries.map.len(), entries.bytes)
+    }
+
+    /// Whether the store beneath (an overlay's live store) holds `key` and it was not deleted
+    /// here.
+    fn beneath_holds(&self, entries: &Entries, key: &str) -> bool {
+        !entries.deleted.contains(key)
+            && self
+                .beneath
+                .as_ref()
+                .is_some_and(|live| live.get(key).is_some())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
@@ -175,5 +225,36 @@ mod tests {
         assert_eq!(store.increment("s".into(), 1), Ok(1));
         let long = "k".repeat(MAX_KEY_BYTES + 1);
         assert_eq!(store.increment(long, 1), Err(KvError::KeyTooLong));
+    }
+
+    #[test]
+    fn an_overlay_reads_the_live_store_but_never_writes_it() {
+        let live = Arc::new(KvStore::new(1024));
+        live.set("seen".into(), b"live".to_vec()).unwrap();
+        live.increment("n".into(), 10).unwrap();
+        live.set("gone".into(), b"x".to_vec()).unwrap();
+        let overlay = KvStore::overlay(live.clone(), 1024);
+
+        assert_eq!(overlay.get("seen"), Some(b"live".to_vec()));
+        assert_eq!(overlay.insert("seen".into(), b"o".to_vec()), Ok(false));
+        assert_eq!(
+            overlay.increment("n".into(), 1),
+            Ok(11),
+            "counts on from the live value"
+        );
+        overlay.set("seen".into(), b"shadow".to_vec()).unwrap();
+        assert!(overlay.delete("gone"));
+        assert_eq!(overlay.get("gone"), None);
+        assert_eq!(
+            overlay.increment("gone".into(), 1),
+            Ok(1),
+            "a deleted counter restarts"
+        );
+
+        assert_eq!(live.get("seen"), Some(b"live".to_vec()));
+        assert_eq!(live.increment("n".into(), 0), Ok(10));
+        assert_eq!(live.get("gone"), Some(b"x".to_vec()));
+        assert_eq!(overlay.get("seen"), Some(b"shadow".to_vec()));
+        assert_eq!(overlay.usage().0, 3, "only the overlay's own keys count");
     }
 }

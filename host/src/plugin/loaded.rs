@@ -294,7 +294,25 @@ impl LoadedPlugin {
         signals: Option<&Signals>,
         retry: Option<&RetryContext>,
     ) -> Result<Decision, CallError> {
-        let result = self.call_choose(meta, set, signals, retry);
+        let result = self.call_choose(meta, set, None, signals, retry);
+        self.count(result)
+    }
+
+    /// Ask the plugin to choose for a request decided earlier, with the backend statistics
+    /// taken then (`stats`: 5 numbers per backend of `set`, as `flatten_stats` lays them out)
+    /// instead of the live ones: a shadow's view of a sampled request.
+    pub fn choose_as_then(
+        &self,
+        meta: &mut RequestMeta,
+        set: &BackendSet,
+        stats: &[u32],
+        signals: Option<&Signals>,
+    ) -> Result<Decision, CallError> {
+        let result = self.call_choose(meta, set, Some(stats), signals, None);
+        self.count(result)
+    }
+
+    fn count(&self, result: Result<Decision, CallError>) -> Result<Decision, CallError> {
         let counter = if result.is_ok() {
             &self.decisions
         } else {
@@ -308,6 +326,7 @@ impl LoadedPlugin {
         &self,
         meta: &mut RequestMeta,
         set: &BackendSet,
+        stats_then: Option<&[u32]>,
         signals: Option<&Signals>,
         retry: Option<&RetryContext>,
     ) -> Result<Decision, CallError> {
@@ -322,7 +341,13 @@ impl LoadedPlugin {
         {
             return Err(e);
         }
-        flatten_stats(set, &mut instance.stats);
+        match stats_then {
+            Some(stats) => {
+                instance.stats.clear();
+                instance.stats.extend_from_slice(stats);
+            }
+            None => flatten_stats(set, &mut instance.stats),
+        }
         instance.signals.clear();
         if let Some(signals) = signals {
             signals.fill(set, &mut instance.signals);
@@ -360,7 +385,7 @@ impl LoadedPlugin {
 
 /// The WIT `backend-stats` record flattened, 5 numbers per backend in field order: a flat
 /// `list<u32>` crosses into the guest as one copy instead of a store per field.
-fn flatten_stats(set: &BackendSet, out: &mut Vec<u32>) {
+pub fn flatten_stats(set: &BackendSet, out: &mut Vec<u32>) {
     out.clear();
     for backend in &set.backends {
         out.extend_from_slice(&[

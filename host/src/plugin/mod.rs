@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 
 pub use breaker::{Breaker, Tripped};
+pub use cache::ContentHash;
 pub use decision::{
     Contract, Decision, Directives, Features, Header, MAX_REWRITE_BYTES, Pick, RetryContext, Route,
     interpret,
@@ -42,7 +43,7 @@ pub use failure::{CallError, FailureKind, LoadError};
 pub use fallback::LeastInFlight;
 pub use host_api::{RequestMeta, monotonic_us};
 pub use kv::KvStore;
-pub use loaded::LoadedPlugin;
+pub use loaded::{LoadedPlugin, flatten_stats};
 pub use metrics::DecisionMetrics;
 pub use options::{Limits, LoadOptions};
 pub use trim::return_free_memory;

@@ -46,6 +46,7 @@ use crate::message::ResponseHead;
 use crate::metrics::RegisterMetrics;
 use crate::outcome::Outcome;
 use crate::plugin::{Decider, RequestCtx, RequestMeta, Route};
+use crate::shadow::Shadows;
 use crate::upstream::BackendSet;
 use crate::upstream::Upstreams;
 use attempt::{Answer, AttemptError, Plan};
@@ -78,6 +79,8 @@ pub struct Policies {
 pub struct Proxy {
     upstreams: Arc<Upstreams>,
     decider: Arc<Decider>,
+    /// Candidate plugins offered a sample of first decisions (never acted on).
+    shadows: Option<Arc<Shadows>>,
     policies: Policies,
     retry_budget: RetryBudget,
     connections: Arc<ConnectionMetrics>,
@@ -129,10 +132,17 @@ impl Proxy {
         Self {
             upstreams,
             decider,
+            shadows: None,
             retry_budget: RetryBudget::new(&policies.retry),
             policies,
             connections: Arc::default(),
         }
+    }
+
+    /// Offer `shadows` a sample of the requests' first decisions.
+    pub fn with_shadows(mut self, shadows: Arc<Shadows>) -> Self {
+        self.shadows = Some(shadows);
+        self
     }
 
     /// Client connections open now (counted by the listeners).
@@ -241,6 +251,11 @@ impl Proxy {
         for attempt in 0.. {
             request.attempt = attempt;
             let routed = self.decider.route(&mut request, &set);
+            if attempt == 0
+                && let Some(shadows) = &self.shadows
+            {
+                shadows.offer(&request.meta, &set, &routed.route);
+            }
             let meta = &request.meta;
             if let Some(log) = log.as_mut() {
                 log.decision += routed.elapsed;

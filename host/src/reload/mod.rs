@@ -10,6 +10,7 @@
 
 mod metrics;
 pub mod remote;
+mod shadows;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -23,10 +24,12 @@ use crate::history::ReloadHistory;
 use crate::plugin::{Decider, KvStore, LoadOptions, LoadedPlugin, PluginEngine};
 use crate::proxy::AccessLogSettings;
 use crate::runtime_backends::BackendManager;
+use crate::shadow::Shadows;
 use crate::signals::Scraper;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
 pub use metrics::{ReloadKind, ReloadMetrics};
+pub use shadows::{ShadowRequest, ShadowSource};
 
 /// Where the routing plugin comes from.
 #[derive(Debug, Clone)]
@@ -63,6 +66,7 @@ pub struct Reloader {
     overrides: Overrides,
     embedded: Option<PluginSource>,
     decider: Arc<Decider>,
+    shadows: Arc<Shadows>,
     upstreams: Arc<Upstreams>,
     backends: Arc<BackendManager>,
     signals: Arc<Scraper>,
@@ -91,6 +95,8 @@ pub struct ReloaderParts {
     pub embedded: Option<PluginSource>,
     /// The decider whose plugin is swapped.
     pub decider: Arc<Decider>,
+    /// The shadow plugins the proxy samples requests for.
+    pub shadows: Arc<Shadows>,
     /// The backend set's owner (config reloads and the admin API change it).
     pub backends: Arc<BackendManager>,
     /// The backend signals in force (`[signals]` changes are put in force here).
@@ -117,6 +123,7 @@ impl Reloader {
             overrides: parts.overrides,
             embedded: parts.embedded,
             decider: parts.decider,
+            shadows: parts.shadows,
             upstreams: parts.backends.upstreams().clone(),
             backends: parts.backends,
             signals: parts.signals,
@@ -147,6 +154,15 @@ impl Reloader {
             }
             None => tracing::info!("no routing plugin: using built-in least-in-flight"),
         }
+        let shadows = self
+            .load_configured_shadows(&config)
+            .await
+            .map_err(|refused| anyhow::anyhow!("{refused}"))?;
+        for shadow in &shadows {
+            tracing::info!(shadow = %shadow.name, plugin = shadow.plugin.name(),
+                sha256 = %shadow.plugin.sha256(), sample = shadow.sample, "shadow plugin started");
+        }
+        self.install_configured_shadows(shadows);
         Ok(())
     }
 
@@ -321,6 +337,7 @@ impl Reloader {
             }
             _ => None,
         };
+        let shadows = self.load_configured_shadows(&next).await?;
 
         let mut applied = Vec::new();
         // Signals first: a plugin instance that sees the new set must find the new names.
@@ -347,6 +364,9 @@ impl Reloader {
         } else if plugin_changed {
             self.decider.install(None);
             applied.push("plugin removed: built-in least-in-flight routes".into());
+        }
+        if let Some(change) = self.install_configured_shadows(shadows) {
+            applied.push(change);
         }
         let settings = next.plugin_settings();
         self.decider

@@ -1,0 +1,231 @@
+//! One running shadow: its plugin version, its sample rate, the bounded queue that carries
+//! sampled requests off the request path, and the worker thread that decides them and keeps
+//! its [`Tally`].
+//!
+//! The request path only draws a number and, for a sampled request, `try_send`s: a full queue
+//! drops the sample (counted), it never waits. The worker is a plain thread because each
+//! decision is a blocking Wasm call; a shadow that loops is cut off by its own deadline (the
+//! same epoch interruption as the live plugin's), so the worker falls behind, the queue fills
+//! and samples are dropped — live requests see none of it. Its own breaker (the live plugin's
+//! `disable_after_failures` and `disabled_for`) pauses a shadow that keeps failing, so one
+//! that loops does not keep a core busy: samples that arrive while it is paused are counted
+//! and skipped.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, mpsc};
+use std::time::{Instant, SystemTime};
+
+use super::sample::{Choice, Sample};
+use super::tally::{Tally, Verdict};
+use crate::plugin::{Breaker, FailureKind, LoadedPlugin, Tripped, interpret};
+
+/// Samples waiting for a shadow's worker at most; more are dropped.
+pub const QUEUE: usize = 1024;
+
+/// Where a shadow came from: the config file's `[[plugin.shadow]]` (replaced by a config
+/// reload) or the admin API (kept until stopped or promoted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// `[[plugin.shadow]]`.
+    Config,
+    /// `POST /admin/plugin/shadow`.
+    Api,
+}
+
+/// A shadow plugin and its worker.
+#[derive(Debug)]
+pub struct Shadow {
+    /// Its name (unique among shadows): given, or the plugin file's stem.
+    pub name: String,
+    /// Where it came from.
+    pub origin: Origin,
+    /// The share of requests it sees (0–1).
+    pub sample: f64,
+    /// When it started.
+    pub started: SystemTime,
+    /// The version it runs.
+    pub plugin: Arc<LoadedPlugin>,
+    /// Its component's bytes, to load it as the live plugin when promoted.
+    pub bytes: Arc<[u8]>,
+    /// Its figures.
+    pub tally: Arc<Tally>,
+    /// `sample` as a bound on a uniform `u64`: a request is sampled when its draw is below.
+    threshold: u64,
+    draws: AtomicU64,
+    queue: SyncSender<Sample>,
+    /// Raised when the shadow is stopped: its worker leaves the samples still queued.
+    stopped: Arc<AtomicBool>,
+}
+
+impl Drop for Shadow {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Shadow {
+    /// Start a worker deciding with `plugin` on `sample` (0–1) of the requests.
+    pub fn start(
+        name: String,
+        origin: Origin,
+        sample: f64,
+        plugin: Arc<LoadedPlugin>,
+        bytes: Arc<[u8]>,
+        breaker: Breaker,
+    ) -> std::io::Result<Self> {
+        let (queue, samples) = mpsc::sync_channel(QUEUE);
+        let tally = Arc::new(Tally::default());
+        let stopped = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            stopped: stopped.clone(),
+            name: name.clone(),
+            plugin: plugin.clone(),
+            tally: tally.clone(),
+            breaker,
+        };
+        std::thread::Builder::new()
+            .name(format!("lbx-shadow-{name}"))
+            .spawn(move || worker.run(&samples))?;
+        Ok(Self {
+            threshold: threshold(sample),
+            draws: AtomicU64::new(seed()),
+            name,
+            origin,
+            sample,
+            started: SystemTime::now(),
+            plugin,
+            bytes,
+            tally,
+            queue,
+            stopped,
+        })
+    }
+
+    /// Whether this request is in the shadow's sample: one relaxed add and a few multiplies.
+    pub fn samples_next(&self) -> bool {
+        if self.threshold == u64::MAX {
+            return true;
+        }
+        // SplitMix64 over a shared counter: uniform enough for sampling, and no lock or
+        // thread-local generator on the request path.
+        let draw = splitmix64(self.draws.fetch_add(GOLDEN_GAMMA, Ordering::Relaxed));
+        draw < self.threshold
+    }
+
+    /// Hand a sample to the worker, or drop it if the queue is full.
+    pub fn offer(&self, sample: Sample) {
+        match self.queue.try_send(sample) {
+            Ok(()) => self.tally.offered(),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.tally.dropped(),
+        }
+    }
+}
+
+/// What a shadow's worker thread owns.
+struct Worker {
+    stopped: Arc<AtomicBool>,
+    name: String,
+    plugin: Arc<LoadedPlugin>,
+    tally: Arc<Tally>,
+    breaker: Breaker,
+}
+
+impl Worker {
+    /// Decide samples until the shadow is stopped.
+    fn run(&self, samples: &Receiver<Sample>) {
+        while let Ok(mut sample) = samples.recv() {
+            if self.stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            if !self.breaker.allows() {
+                self.tally.paused();
+                continue;
+            }
+            let started = Instant::now();
+            let verdict = self.decide(&mut sample);
+            if let Verdict::Error(kind) = &verdict {
+                if self.breaker.record_failure() == Tripped::Yes {
+                    tracing::warn!(shadow = %self.name, kind, cooldown = ?self.breaker.cooldown(),
+                        "shadow plugin paused after consecutive failures");
+                }
+            } else {
+                self.breaker.record_success();
+            }
+            self.tally.decided(verdict, started.elapsed());
+        }
+    }
+
+    fn decide(&self, sample: &mut Sample) -> Verdict {
+        let answer = self.plugin.choose_as_then(
+            &mut sample.meta,
+            &sample.set,
+            &sample.stats,
+            sample.signals.as_deref(),
+        );
+        match answer {
+            Err(error) => Verdict::Error(error.kind.as_str()),
+            Ok(decision) => match interpret(decision, &sample.set) {
+                Err(_) => Verdict::Error(FailureKind::InvalidAnswer.as_str()),
+                Ok(None) => Verdict::NoOpinion,
+                Ok(Some((route, _))) => match Choice::of(&route) {
+                    Some(choice) => Verdict::Chose {
+                        shadow: choice.describe(&sample.set),
+                        live: sample.live.describe(&sample.set),
+                    },
+                    None => Verdict::NoOpinion,
+                },
+            },
+        }
+    }
+}
+
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn splitmix64(state: u64) -> u64 {
+    let mut z = state.wrapping_add(GOLDEN_GAMMA);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A different starting point per shadow, so two shadows do not sample the same requests.
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn threshold(sample: f64) -> u64 {
+    if sample >= 1.0 {
+        u64::MAX
+    } else if sample <= 0.0 {
+        0
+    } else {
+        (sample * u64::MAX as f64) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_rate_is_kept_over_many_draws() {
+        let mut draws = 12_345u64;
+        let threshold = threshold(0.1);
+        let sampled = (0..100_000)
+            .filter(|_| {
+                draws = draws.wrapping_add(GOLDEN_GAMMA);
+                splitmix64(draws) < threshold
+            })
+            .count();
+        assert!(
+            (9_500..10_500).contains(&sampled),
+            "{sampled} of 100000 at 0.1"
+        );
+        assert_eq!(super::threshold(0.0), 0);
+        assert_eq!(super::threshold(1.0), u64::MAX);
+    }
+}
