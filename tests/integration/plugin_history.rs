@@ -34,7 +34,10 @@ async fn history(proxy: &TestProxy) -> Value {
 /// The sha256 of the plugin in force.
 async fn in_force(proxy: &TestProxy) -> String {
     let (_, body) = admin_get(&proxy.admin_url("/admin/plugin")).await;
-    json(&body)["sha256"].as_str().unwrap_or_default().to_string()
+    json(&body)["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Wait until the plugin in force is `sha` (a hot swap by the file watcher).
@@ -161,7 +164,11 @@ async fn rollback_by_steps_then_by_sha_changes_the_routing_under_load_with_no_fa
     let (status, answer) = rollback(&proxy, r#"{"steps": 1}"#).await;
     assert_eq!(status, 200, "{answer:#}");
     assert_eq!(answer["result"], "applied", "{answer:#}");
-    assert_eq!(answer["version"]["sha256"], sha256_hex(&counting), "{answer:#}");
+    assert_eq!(
+        answer["version"]["sha256"],
+        sha256_hex(&counting),
+        "{answer:#}"
+    );
     assert_eq!(answer["from_compile_cache"], true, "{answer:#}");
     assert_eq!(in_force(&proxy).await, sha256_hex(&counting));
     // Requests decided before the swap may still be reaching `b`; after these, none is.
@@ -181,7 +188,11 @@ async fn rollback_by_steps_then_by_sha_changes_the_routing_under_load_with_no_fa
         "{answer:#}"
     );
     assert_eq!(answer["from_compile_cache"], true, "{answer:#}");
-    assert_eq!(served(&proxy, 10).await.0, 0, "the counting router still answers");
+    assert_eq!(
+        served(&proxy, 10).await.0,
+        0,
+        "the counting router still answers"
+    );
     let b_before = b.requests();
     eventually(Duration::from_secs(10), || async {
         (b.requests() >= b_before + 10).then_some(())
@@ -244,7 +255,11 @@ async fn the_file_watcher_does_not_undo_a_rollback_until_the_plugin_file_changes
     assert_eq!(status, 200, "{answer:#}");
     assert_eq!(in_force(&proxy).await, sha256_hex(&counting));
     let held = history(&proxy).await;
-    assert_eq!(held["held"]["file_sha256"], sha256_hex(&round_robin), "{held:#}");
+    assert_eq!(
+        held["held"]["file_sha256"],
+        sha256_hex(&round_robin),
+        "{held:#}"
+    );
 
     // The unchanged file, written again (a deploy tool re-syncing) and in place: the watcher
     // sees it, re-reads it, and leaves the rollback in force. Proving that nothing happens
@@ -257,7 +272,10 @@ async fn the_file_watcher_does_not_undo_a_rollback_until_the_plugin_file_changes
     assert_eq!(served(&proxy, 4).await, (4, 4, 0));
     // An explicit reload of the same file holds too: going forward is a rollback to it.
     let (status, body) = admin_post(&proxy.admin_url("/admin/plugin/reload")).await;
-    assert_eq!((status, json(&body)["result"].clone()), (200, "unchanged".into()));
+    assert_eq!(
+        (status, json(&body)["result"].clone()),
+        (200, "unchanged".into())
+    );
     assert_eq!(in_force(&proxy).await, sha256_hex(&counting));
 
     // A new plugin file ends the hold: the watcher puts it in force.
@@ -305,7 +323,10 @@ async fn a_rollback_to_a_version_evicted_from_the_compile_cache_is_compiled_from
     assert_eq!(answer["from_compile_cache"], false, "{answer:#}");
     assert_eq!(in_force(&proxy).await, sha256_hex(&counting));
     assert_eq!(served(&proxy, 4).await, (4, 4, 0));
-    assert_eq!(history(&proxy).await["versions"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        history(&proxy).await["versions"].as_array().unwrap().len(),
+        7
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
