@@ -141,6 +141,7 @@ fn parse(body: &mut Value) -> Result<(RollbackTarget, Option<String>), String> {
 fn describe(version: &Version, in_force: bool) -> Value {
     let spec = &version.spec;
     json!({
+        "id": version.id,
         "sha256": version.sha256(),
         "at": humantime::format_rfc3339_millis(version.at).to_string(),
         "source": version.source.as_str(),
