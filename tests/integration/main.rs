@@ -26,6 +26,7 @@ mod nginx_differential;
 mod observability;
 mod operate_cli;
 mod other_languages;
+mod plugin_history;
 mod plugin_library;
 mod protocols;
 mod resilience;

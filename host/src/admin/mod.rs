@@ -9,6 +9,8 @@
 //!   SIGHUP does; 200 or 422 likewise;
 //! - `/admin/plugin/shadow`: shadow plugins — list, start, stop ([`shadow`] lists the
 //!   endpoints);
+//! - `GET /admin/plugin/history`, `POST /admin/plugin/rollback`: the plugin versions put in
+//!   force, and going back to one ([`plugin_history`]);
 //! - `/admin/backends`: the backend set with live stats and traffic figures (responses by class,
 //!   errors, retries, bytes, latency histograms) and, with `[signals]`, each backend's scraped
 //!   signals; adding, changing, draining and removing backends at runtime ([`backends`] lists
@@ -44,6 +46,7 @@ mod access;
 mod backends;
 mod dashboard;
 mod json_body;
+mod plugin_history;
 pub mod probes;
 mod shadow;
 mod signals;
@@ -55,7 +58,7 @@ pub use probes::Readiness;
 use crate::accept::accept_loop;
 use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
-use crate::reload::{Outcome, Reloader};
+use crate::reload::{Outcome, Reloader, VersionSource};
 use crate::shadow::Shadows;
 use crate::shutdown::StopReceiver;
 use crate::signals::Scraper;
@@ -131,11 +134,15 @@ impl Admin {
         if shadow::is_shadow(path) {
             return shadow::handle(self, request).await;
         }
+        if path == "/admin/plugin/rollback" && request.method() == Method::POST {
+            return plugin_history::rollback(self, request).await;
+        }
         match (request.method(), path) {
             (&Method::GET, _) if dashboard::is_dashboard(path) => dashboard::file(path),
             (&Method::GET, "/admin/plugin") => json_response(StatusCode::OK, self.plugin_status()),
             (&Method::POST, "/admin/plugin/reload") => self.reload().await,
             (&Method::POST, "/admin/reload") => self.reload_all().await,
+            (&Method::GET, "/admin/plugin/history") => plugin_history::history(self),
             (&Method::GET, "/admin/reloads") => backends::reloads(self),
             (&Method::GET, "/metrics") => Response::builder()
                 .header(
@@ -147,9 +154,13 @@ impl Admin {
             (&Method::GET | &Method::HEAD, probes::LIVE) => probes::live(),
             (&Method::GET | &Method::HEAD, probes::READY) => probes::ready(&self.readiness),
             (_, probes::LIVE | probes::READY) => method_not_allowed("GET, HEAD"),
-            (_, "/admin/plugin" | "/admin/reloads" | "/metrics") => method_not_allowed("GET"),
+            (_, "/admin/plugin" | "/admin/plugin/history" | "/admin/reloads" | "/metrics") => {
+                method_not_allowed("GET")
+            }
             (_, _) if dashboard::is_dashboard(path) => method_not_allowed("GET"),
-            (_, "/admin/plugin/reload" | "/admin/reload") => method_not_allowed("POST"),
+            (_, "/admin/plugin/reload" | "/admin/plugin/rollback" | "/admin/reload") => {
+                method_not_allowed("POST")
+            }
             _ => text_response(
                 StatusCode::NOT_FOUND,
                 "not found; try /, /admin/plugin, /admin/backends, /metrics\n",
@@ -199,7 +210,7 @@ impl Admin {
 
     /// Config, plugin and certificates together, as SIGHUP does.
     async fn reload_all(&self) -> Response<Full<Bytes>> {
-        match self.reloader.reload_all().await {
+        match self.reloader.reload_all(VersionSource::Api).await {
             Ok(Outcome::Applied(what)) => json_response(
                 StatusCode::OK,
                 json!({ "result": "applied", "detail": what }),
@@ -215,7 +226,7 @@ impl Admin {
     }
 
     async fn reload(&self) -> Response<Full<Bytes>> {
-        match self.reloader.reload_plugin().await {
+        match self.reloader.reload_plugin(VersionSource::Api).await {
             Ok(Outcome::Applied(what)) => json_response(
                 StatusCode::OK,
                 json!({ "result": "applied", "detail": what, "plugin": self.plugin_status() }),

@@ -156,6 +156,10 @@ pub struct PluginConfig {
     /// their decisions compared, never acted on.
     #[serde(default)]
     pub shadow: Vec<ShadowConfig>,
+    /// How many plugin versions put in force are kept for `GET /admin/plugin/history` and
+    /// rollbacks (each keeps its bytes in memory).
+    #[serde(default = "default_plugin_history")]
+    pub history: usize,
 }
 
 impl PluginConfig {
@@ -171,12 +175,17 @@ impl PluginConfig {
             kv_max_bytes: default_kv_max_bytes(),
             body_prefix: bytesize::ByteSize(0),
             shadow: Vec::new(),
+            history: default_plugin_history(),
         }
     }
 }
 
 /// Largest `plugin.body_prefix`: the prefix is held in memory for each request in flight.
 pub const MAX_BODY_PREFIX: usize = 1024 * 1024;
+
+/// Most plugin versions `plugin.history` may keep: each keeps its bytes in memory (an 18 MB
+/// Python plugin a hundred times over is already a lot).
+pub const MAX_PLUGIN_HISTORY: usize = 100;
 
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
@@ -192,6 +201,9 @@ fn default_disable_after_failures() -> u32 {
 }
 fn default_disabled_for() -> Duration {
     Duration::from_secs(30)
+}
+fn default_plugin_history() -> usize {
+    10
 }
 fn default_kv_max_bytes() -> usize {
     1024 * 1024
@@ -462,6 +474,16 @@ impl Config {
             ] {
                 check_duration(key, value, &mut problem);
             }
+            if !(1..=MAX_PLUGIN_HISTORY).contains(&plugin.history) {
+                problem(
+                    "plugin.history".into(),
+                    format!(
+                        "must be between 1 and {MAX_PLUGIN_HISTORY} (got {}): the versions kept \
+                         for rollback, each with its bytes in memory",
+                        plugin.history
+                    ),
+                );
+            }
             if plugin.memory_limit_mib > 4096 {
                 problem(
                     "plugin.memory_limit_mib".into(),
@@ -675,6 +697,36 @@ mod tests {
             "{err}"
         );
         assert!(Config::parse("[plugin]\npath = \"p\"\nbody_prefix = \"lots\"", None).is_err());
+    }
+
+    #[test]
+    fn the_plugin_history_keeps_10_versions_unless_told_between_1_and_100() {
+        let config = |line: &str| {
+            Config::parse(
+                &format!(
+                    "[plugin]\npath = \"p.wasm\"\n{line}\n[[backend]]\nurl = \"http://127.0.0.1:5\""
+                ),
+                None,
+            )
+            .unwrap()
+        };
+        assert_eq!(config("").plugin_settings().history, 10);
+        assert_eq!(Config::default().plugin_settings().history, 10);
+        for fine in [1, 100] {
+            let config = config(&format!("history = {fine}"));
+            assert!(config.validate().is_ok());
+            assert_eq!(config.plugin_settings().history, fine);
+        }
+        for wrong in [0, 101] {
+            let err = config(&format!("history = {wrong}"))
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("plugin.history: must be between 1 and 100"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -23,20 +23,21 @@ pub struct CompiledCache {
 }
 
 impl CompiledCache {
-    /// The compiled component for `hash`, or compile it with `compile` and remember it.
+    /// The compiled component for `hash`, or compile it with `compile` and remember it; and
+    /// whether it came from the cache (`true`) or was compiled now.
     pub fn get_or_compile<E>(
         &self,
         hash: ContentHash,
         compile: impl FnOnce() -> Result<Component, E>,
-    ) -> Result<Component, E> {
+    ) -> Result<(Component, bool), E> {
         if let Some(found) = self.take(&hash) {
             self.remember(hash, found.clone());
-            return Ok(found);
+            return Ok((found, true));
         }
         // Compiled outside the lock: a reload must not stall another one's cache lookup.
         let component = compile()?;
         self.remember(hash, component.clone());
-        Ok(component)
+        Ok((component, false))
     }
 
     fn take(&self, hash: &ContentHash) -> Option<Component> {

@@ -45,6 +45,8 @@ struct PluginInstance {
 pub struct LoadedPlugin {
     name: Arc<str>,
     hash: ContentHash,
+    /// Whether its compiled code came from the compile cache.
+    from_cache: bool,
     loaded_at: SystemTime,
     engine: Engine,
     pre: Pre,
@@ -102,7 +104,7 @@ impl LoadedPlugin {
             });
         }
         let hash: ContentHash = Sha256::digest(bytes).into();
-        let component = engine.compiled.get_or_compile(hash, || {
+        let (component, from_cache) = engine.compiled.get_or_compile(hash, || {
             compile_component(&engine.config, &engine.engine, bytes).map_err(|e| {
                 LoadError::Compile {
                     name: name.to_string(),
@@ -122,6 +124,7 @@ impl LoadedPlugin {
         let mut loaded = Self {
             name: Arc::from(name),
             hash,
+            from_cache,
             loaded_at: SystemTime::now(),
             engine: engine.engine.clone(),
             pre,
@@ -166,6 +169,12 @@ impl LoadedPlugin {
     /// Content hash, to tell whether a file on disk is this version.
     pub fn content_hash(&self) -> &ContentHash {
         &self.hash
+    }
+
+    /// Whether its compiled code came from the compile cache (a version seen recently)
+    /// rather than being compiled for this load.
+    pub fn compiled_from_cache(&self) -> bool {
+        self.from_cache
     }
 
     /// When this version was loaded.

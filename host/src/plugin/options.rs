@@ -39,6 +39,17 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// The settings this version runs with, as the config states them: what the version
+    /// history keeps to run it the same way again.
+    pub fn spec(&self) -> PluginSpec {
+        PluginSpec {
+            config_json: self.config_json.clone(),
+            deadline: self.limits.deadline,
+            memory_bytes: self.limits.memory_bytes,
+            body_prefix: self.body_prefix,
+        }
+    }
+
     /// What `spec` asks for (its `init` config, its sandbox limits), with `kv` as the
     /// key-value store and `max_idle` instances kept. `lbx run`, `lbx check` and
     /// `lbx validate` all load through this, so they try the same plugin the same way.

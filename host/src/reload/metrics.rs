@@ -1,4 +1,5 @@
-//! Reload outcomes, `lbx_reloads_total{what,result}`: owned and registered by the reloader.
+//! Reload outcomes, `lbx_reloads_total{what,result}`, and plugin rollbacks,
+//! `lbx_plugin_rollbacks_total{result}`: owned and registered by the reloader.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,6 +23,7 @@ pub enum ReloadKind {
 #[derive(Debug, Clone)]
 pub struct ReloadMetrics {
     outcomes: Family<Vec<(&'static str, &'static str)>, Counter>,
+    rollbacks: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
 impl Default for ReloadMetrics {
@@ -30,7 +32,11 @@ impl Default for ReloadMetrics {
     fn default() -> Self {
         let metrics = Self {
             outcomes: Family::default(),
+            rollbacks: Family::default(),
         };
+        for result in ["applied", "refused"] {
+            drop(metrics.rollbacks.get_or_create(&vec![("result", result)]));
+        }
         for what in ["plugin", "config", "certificates"] {
             for result in ["ok", "refused"] {
                 drop(
@@ -59,12 +65,27 @@ impl ReloadMetrics {
     }
 }
 
+impl ReloadMetrics {
+    /// Count a rollback that was applied, or not (refused, unknown version, already in force).
+    pub fn record_rollback(&self, applied: bool) {
+        let result = if applied { "applied" } else { "refused" };
+        self.rollbacks
+            .get_or_create(&vec![("result", result)])
+            .inc();
+    }
+}
+
 impl RegisterMetrics for ReloadMetrics {
     fn register(&self, registry: &mut Registry) {
         registry.register(
             "reloads",
             "Plugin, config and certificate reloads, by what and result (ok, refused)",
             self.outcomes.clone(),
+        );
+        registry.register(
+            "plugin_rollbacks",
+            "Plugin rollbacks, by result (applied, refused: not done for any reason)",
+            self.rollbacks.clone(),
         );
     }
 }

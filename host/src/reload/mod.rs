@@ -6,11 +6,15 @@
 //!
 //! Triggers: the file watcher ([`watch`]), SIGHUP, `POST /admin/reload` (which `lbx reload`,
 //! [`remote`], sends) and `POST /admin/plugin/reload`. Reloads are serialised; a reload that
-//! finds nothing changed (same bytes, same settings) does nothing.
+//! finds nothing changed (same bytes, same settings) does nothing. Each plugin version put in
+//! force is kept in a bounded history ([`versions`]) that a rollback ([`rollback`]) goes back
+//! to through the same serialised path; a rolled-back version holds against the unchanged file.
 
 mod metrics;
 pub mod remote;
 mod shadows;
+mod rollback;
+mod versions;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Overrides};
 use crate::history::ReloadHistory;
-use crate::plugin::{Decider, KvStore, LoadOptions, LoadedPlugin, PluginEngine};
+use crate::plugin::{Decider, KvStore, LoadError, LoadOptions, LoadedPlugin, PluginEngine};
 use crate::proxy::AccessLogSettings;
 use crate::runtime_backends::BackendManager;
 use crate::shadow::Shadows;
@@ -30,6 +34,9 @@ use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
 pub use metrics::{ReloadKind, ReloadMetrics};
 pub use shadows::{ShadowRequest, ShadowSource};
+pub use rollback::{Hold, RollbackError, RollbackTarget, RolledBack};
+pub use versions::{MIN_PREFIX, Version, VersionList, VersionSource, hex};
+use versions::{PluginVersions, short};
 
 /// Where the routing plugin comes from.
 #[derive(Debug, Clone)]
@@ -80,6 +87,10 @@ pub struct Reloader {
     /// The configuration in force; its lock also serialises reloads.
     config: tokio::sync::Mutex<Config>,
     last_refusal: Mutex<Option<String>>,
+    /// The plugin versions put in force, newest first.
+    versions: Mutex<PluginVersions>,
+    /// What a rollback in force holds against (see [`rollback`]).
+    hold: Mutex<Option<Hold>>,
 }
 
 /// The parts a [`Reloader`] is built from.
@@ -134,8 +145,10 @@ impl Reloader {
             access_log: parts.access_log,
             pool_size: parts.pool_size,
             engine: Mutex::new(None),
+            versions: Mutex::new(PluginVersions::new(parts.config.plugin_settings().history)),
             config: tokio::sync::Mutex::new(parts.config),
             last_refusal: Mutex::new(None),
+            hold: Mutex::new(None),
         }
     }
 
@@ -145,11 +158,16 @@ impl Reloader {
         let config = self.config.lock().await;
         match self.plugin_source(&config) {
             Some(source) => {
+                let origin = match source {
+                    PluginSource::File(_) => VersionSource::File,
+                    PluginSource::Embedded { .. } => VersionSource::Embedded,
+                };
                 let options = self.load_options(&config);
-                let plugin = self
+                let (plugin, bytes) = self
                     .load(source, options, self.upstreams.snapshot())
                     .await?;
                 tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), "routing plugin loaded");
+                self.remember(&plugin, bytes, origin);
                 self.decider.install(Some(plugin));
             }
             None => tracing::info!("no routing plugin: using built-in least-in-flight"),
@@ -204,19 +222,26 @@ impl Reloader {
         self.last_refusal.lock().expect("refusal lock").clone()
     }
 
-    /// Re-read the plugin file and put it in force if it changed.
-    pub async fn reload_plugin(&self) -> Result<Outcome, Refused> {
+    /// The plugin versions put in force, newest first.
+    pub fn plugin_versions(&self) -> VersionList {
+        self.versions.lock().expect("versions lock").list()
+    }
+
+    /// Re-read the plugin file and put it in force if it changed; `source` says who asked
+    /// (recorded with the version).
+    pub async fn reload_plugin(&self, source: VersionSource) -> Result<Outcome, Refused> {
         let config = self.config.lock().await;
-        let result = self.reload_plugin_locked(&config).await;
+        let result = self.reload_plugin_locked(&config, source).await;
         self.record(ReloadKind::Plugin, &result);
         result
     }
 
     /// Re-read the config file (if lbx was started with one), the plugin file and the
     /// certificates, and apply what changed. What cannot change without a restart is reported,
-    /// not applied. Each part is applied or refused on its own.
-    pub async fn reload_all(&self) -> Result<Outcome, Refused> {
-        let config_result = self.reload_config_and_plugin().await;
+    /// not applied. Each part is applied or refused on its own. `source` says who asked
+    /// (recorded with a new plugin version).
+    pub async fn reload_all(&self, source: VersionSource) -> Result<Outcome, Refused> {
+        let config_result = self.reload_config_and_plugin(source).await;
         let certificate_result = self.reload_certificates().await;
         combine(config_result, certificate_result)
     }
@@ -245,9 +270,9 @@ impl Reloader {
         result
     }
 
-    async fn reload_config_and_plugin(&self) -> Result<Outcome, Refused> {
+    async fn reload_config_and_plugin(&self, source: VersionSource) -> Result<Outcome, Refused> {
         let Some(path) = &self.config_file else {
-            return self.reload_plugin().await;
+            return self.reload_plugin(source).await;
         };
         let mut current = self.config.lock().await;
         let next = match read_config(path, &self.overrides) {
@@ -260,34 +285,39 @@ impl Reloader {
         };
         if next == *current {
             // Only the plugin file can have changed: count it as a plugin reload.
-            let result = self.reload_plugin_locked(&current).await;
+            let result = self.reload_plugin_locked(&current, source).await;
             self.record(ReloadKind::Plugin, &result);
             return result;
         }
-        let result = self.apply_config_locked(next, &mut current).await;
+        let result = self.apply_config_locked(next, &mut current, source).await;
         self.record(ReloadKind::Config, &result);
         result
     }
 
-    async fn reload_plugin_locked(&self, config: &Config) -> Result<Outcome, Refused> {
-        let Some(source @ PluginSource::File(_)) = self.plugin_source(config) else {
+    async fn reload_plugin_locked(
+        &self,
+        config: &Config,
+        source: VersionSource,
+    ) -> Result<Outcome, Refused> {
+        let Some(plugin_file @ PluginSource::File(_)) = self.plugin_source(config) else {
             return Ok(Outcome::Unchanged); // no plugin, or an embedded one
         };
         let options = self.load_options(config);
-        if !self.plugin_differs(&source, &options) {
+        if !self.plugin_differs(&plugin_file, &options) {
             return Ok(Outcome::Unchanged);
         }
-        let plugin = self
-            .load(source, options, self.upstreams.snapshot())
+        let (plugin, bytes) = self
+            .load(plugin_file, options, self.upstreams.snapshot())
             .await
             .map_err(|e| Refused(format!("{e:#}")))?;
-        Ok(Outcome::Applied(self.install(plugin)))
+        Ok(Outcome::Applied(self.install(plugin, bytes, source).0))
     }
 
     async fn apply_config_locked(
         &self,
         next: Config,
         current: &mut Config,
+        source: VersionSource,
     ) -> Result<Outcome, Refused> {
         let backends_changed = next.backends != current.backends || next.health != current.health;
         // Compared resolved: `max_bytes = 1048576` and `"1MiB"` are no change.
@@ -325,15 +355,15 @@ impl Reloader {
             None
         };
         let plugin = match (&next_source, plugin_changed) {
-            (Some(source), true) => {
+            (Some(plugin_source), true) => {
                 let trial = backends
                     .as_ref()
                     .map_or_else(|| self.upstreams.snapshot(), |b| b.set());
-                let plugin = self
-                    .load(source.clone(), next_options, trial)
+                let loaded = self
+                    .load(plugin_source.clone(), next_options, trial)
                     .await
                     .map_err(|e| Refused(format!("{e:#}")))?;
-                Some(plugin)
+                Some(loaded)
             }
             _ => None,
         };
@@ -359,10 +389,12 @@ impl Reloader {
                 });
             }
         }
-        if let Some(plugin) = plugin {
-            applied.push(self.install(plugin));
+        if let Some((plugin, bytes)) = plugin {
+            applied.push(self.install(plugin, bytes, source).0);
         } else if plugin_changed {
             self.decider.install(None);
+            self.versions.lock().expect("versions lock").none_in_force();
+            *self.hold.lock().expect("hold lock") = None;
             applied.push("plugin removed: built-in least-in-flight routes".into());
         }
         if let Some(change) = self.install_configured_shadows(shadows) {
@@ -373,6 +405,10 @@ impl Reloader {
             .breaker()
             .configure(settings.disable_after_failures, settings.disabled_for);
         self.kv.set_max_bytes(settings.kv_max_bytes);
+        self.versions
+            .lock()
+            .expect("versions lock")
+            .set_capacity(settings.history);
         if next.log != current.log {
             self.access_log.apply(&next.log);
             crate::logging::set_format(next.log.format);
@@ -401,9 +437,13 @@ impl Reloader {
             now.disabled_for,
             now.kv_max_bytes,
         );
+        let history_changed = was.history != now.history;
         *current = next;
         if plugin_settings_changed {
             applied.push("plugin breaker and key-value store settings".into());
+        }
+        if history_changed {
+            applied.push(format!("plugin history keeps {} versions", now.history));
         }
         let mut outcome = applied.join(", ");
         if let Some(note) = restart_note(&restart_keys) {
@@ -420,11 +460,21 @@ impl Reloader {
         Ok(Outcome::Applied(outcome))
     }
 
-    /// Whether loading `source` with `options` would give something other than what runs.
+    /// Whether loading `source` with `options` would give something other than what runs. A
+    /// rollback holding against this file and these settings makes them no change.
     fn plugin_differs(&self, source: &PluginSource, options: &LoadOptions) -> bool {
         let Some(current) = self.decider.current() else {
             return true;
         };
+        if let PluginSource::File(path) = source {
+            let hold = self.hold.lock().expect("hold lock");
+            if hold
+                .as_ref()
+                .is_some_and(|hold| hold.still_holds(path, &options.spec()))
+            {
+                return false;
+            }
+        }
         let same_settings = current.options().config_json == options.config_json
             && current.options().limits == options.limits;
         let same_bytes = match source {
@@ -436,18 +486,38 @@ impl Reloader {
         !(same_settings && same_bytes)
     }
 
-    fn install(&self, plugin: LoadedPlugin) -> String {
+    /// Put `plugin`, built from `bytes`, in force, as a new version of the history; whatever
+    /// a rollback held against is over. Returns what the reload says of it, and the entry.
+    fn install(
+        &self,
+        plugin: LoadedPlugin,
+        bytes: Arc<[u8]>,
+        source: VersionSource,
+    ) -> (String, Version) {
         let summary = format!(
             "plugin {} sha256 {}",
             plugin.name(),
             short(&plugin.sha256())
         );
-        tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), "new plugin version in force");
+        tracing::info!(plugin = plugin.name(), sha256 = %plugin.sha256(), source = source.as_str(), "new plugin version in force");
+        let version = self.remember(&plugin, bytes, source);
+        *self.hold.lock().expect("hold lock") = None;
         // The previous version is dropped when the last decision using it returns; its
         // instances and compiled code go with it (unless the compile cache still holds it).
         drop(self.decider.install(Some(plugin)));
         crate::plugin::return_free_memory();
-        summary
+        (summary, version)
+    }
+
+    /// Record `plugin` in the history as the version in force.
+    fn remember(&self, plugin: &LoadedPlugin, bytes: Arc<[u8]>, source: VersionSource) -> Version {
+        self.versions.lock().expect("versions lock").put_in_force(
+            *plugin.content_hash(),
+            plugin.name().to_string(),
+            bytes,
+            plugin.options().spec(),
+            source,
+        )
     }
 
     fn record(&self, kind: ReloadKind, result: &Result<Outcome, Refused>) {
@@ -489,20 +559,28 @@ impl Reloader {
         LoadOptions::from_spec(&config.plugin_spec(), self.kv.clone(), self.pool_size)
     }
 
-    /// Compile (or take from the cache) and smoke-test off the async threads: compiling takes
-    /// milliseconds to seconds.
+    /// Read, compile (or take from the cache) and smoke-test off the async threads: compiling
+    /// takes milliseconds to seconds. Returns the bytes too, for the version history.
     async fn load(
         &self,
         source: PluginSource,
         options: LoadOptions,
         trial: Arc<BackendSet>,
-    ) -> anyhow::Result<LoadedPlugin> {
+    ) -> anyhow::Result<(LoadedPlugin, Arc<[u8]>)> {
         let engine = self.engine(options.limits.deadline)?;
-        let loaded = tokio::task::spawn_blocking(move || match source {
-            PluginSource::File(path) => LoadedPlugin::load_file(&engine, &path, options, &trial),
-            PluginSource::Embedded { name, bytes } => {
-                LoadedPlugin::load_bytes(&engine, name, bytes, options, &trial)
-            }
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (name, bytes): (String, Arc<[u8]>) = match source {
+                PluginSource::File(path) => {
+                    let bytes = std::fs::read(&path).map_err(|reason| LoadError::Read {
+                        path: path.clone(),
+                        reason,
+                    })?;
+                    (path.display().to_string(), bytes.into())
+                }
+                PluginSource::Embedded { name, bytes } => (name.to_string(), bytes.into()),
+            };
+            LoadedPlugin::load_bytes(&engine, &name, &bytes, options, &trial)
+                .map(|plugin| (plugin, bytes))
         })
         .await??;
         Ok(loaded)
@@ -606,8 +684,4 @@ fn describe_signals(spec: &crate::config::SignalsSpec) -> String {
             humantime::format_duration(spec.interval)
         ),
     }
-}
-
-fn short(hex: &str) -> &str {
-    &hex[..hex.len().min(12)]
 }

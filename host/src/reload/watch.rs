@@ -22,7 +22,7 @@ use std::time::Duration;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use super::Reloader;
+use super::{Reloader, VersionSource};
 use crate::shutdown::{self, StopReceiver};
 
 /// However busy a directory is, a change is applied at most this many debounce periods late.
@@ -136,7 +136,7 @@ async fn run(
             }
         }
         // Errors are logged and counted by the reloader.
-        let _ = reloader.reload_all().await;
+        let _ = reloader.reload_all(VersionSource::File).await;
         watch.refresh(&reloader.watched_files().await);
     }
 }
@@ -149,7 +149,7 @@ fn spawn_sighup(reloader: Arc<Reloader>, mut stop: StopReceiver) -> std::io::Res
             tokio::select! {
                 _ = hangups.recv() => {
                     tracing::info!("SIGHUP received; reloading");
-                    let _ = reloader.reload_all().await;
+                    let _ = reloader.reload_all(VersionSource::File).await;
                 }
                 _ = shutdown::stopped(&mut stop) => return,
             }

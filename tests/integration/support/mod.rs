@@ -314,13 +314,32 @@ impl TestProxy {
     /// Start lbx from TOML text (its `listen` and admin `listen` are replaced with
     /// 127.0.0.1:0).
     pub async fn start(toml: &str) -> Self {
+        let config = Self::local_config(toml);
+        Self::serve(lbx::Server::bind(&config).await.unwrap())
+    }
+
+    /// Like [`TestProxy::start`], routing with a plugin compiled into the binary (as `lbx demo`
+    /// does) instead of the config's `[plugin] path`.
+    pub async fn start_embedded(toml: &str, name: &'static str, bytes: &'static [u8]) -> Self {
+        let config = Self::local_config(toml);
+        Self::serve(
+            lbx::Server::bind_embedded(&config, name, bytes)
+                .await
+                .unwrap(),
+        )
+    }
+
+    fn local_config(toml: &str) -> Config {
         let mut config = Config::parse(toml, None).unwrap();
         config.listen = "127.0.0.1:0".into();
         config.admin.listen = "127.0.0.1:0".into();
         if config.tls.listen.is_some() {
             config.tls.listen = Some("127.0.0.1:0".into());
         }
-        let server = lbx::Server::bind(&config).await.unwrap();
+        config
+    }
+
+    fn serve(server: lbx::Server) -> Self {
         let addr = server.local_addr();
         let tls = server.tls_addr();
         let admin = server.admin_addr().expect("admin API enabled");
