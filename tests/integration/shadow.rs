@@ -354,3 +354,61 @@ async fn a_config_reload_keeps_an_unchanged_shadow_and_stops_a_removed_one() {
     assert!(answer.contains("shadows: none"), "{answer}");
     assert_eq!(shadows().await, serde_json::json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promoting_a_shadow_swaps_it_in_under_load_and_a_reload_of_the_unchanged_file_keeps_it() {
+    let a = TestBackend::named("a").await;
+    let b = TestBackend::named("b").await;
+    let extra = shadow("pin-a", "backend = 0");
+    let proxy = TestProxy::start(&config(Some(plugins::ROUND_ROBIN), &[&a, &b], &extra)).await;
+    let url = |path: &str| proxy.admin_url(path);
+
+    let load = LoadGenerator::start(proxy.url("/"), 4);
+    decided(&proxy, "pin-a", 50).await;
+    let (status, answer) =
+        crate::support::admin_post(&url("/admin/plugin/shadow/pin-a/promote")).await;
+    assert_eq!(status, 200, "{answer}");
+    let promoted: Value = serde_json::from_str(&answer).unwrap();
+    let sha = promoted["sha256"].as_str().unwrap().to_string();
+    assert_eq!(promoted["plugin"]["sha256"], sha.as_str(), "{answer}");
+    assert_eq!(
+        promoted["plugin"]["shadows"],
+        serde_json::json!([]),
+        "{answer}"
+    );
+
+    // From now on every request goes where the shadow said: backend a.
+    let b_before = b.requests();
+    let a_before = a.requests();
+    eventually(Duration::from_secs(20), || async {
+        (a.requests() >= a_before + 200).then_some(())
+    })
+    .await
+    .expect("the load stopped");
+    // A request that had already been decided by round robin may still land on b.
+    assert!(
+        b.requests() <= b_before + 4,
+        "b got {} more",
+        b.requests() - b_before
+    );
+    let stats = load.finish().await;
+    assert!(stats.failed.is_empty(), "failed: {:?}", stats.failed);
+
+    // The plugin file still holds round robin; re-reading it does not undo the promotion.
+    let (status, _) = crate::support::admin_post(&url("/admin/plugin/reload")).await;
+    assert_eq!(status, 200);
+    let (_, history) = admin_get(&url("/admin/plugin/history")).await;
+    let history: Value = serde_json::from_str(&history).unwrap();
+    let in_force = history["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["in_force"] == true)
+        .cloned()
+        .unwrap();
+    assert_eq!(in_force["sha256"], sha.as_str(), "{history:#}");
+    assert_eq!(in_force["source"], "shadow", "{history:#}");
+
+    let (status, _) = crate::support::admin_post(&url("/admin/plugin/shadow/nope/promote")).await;
+    assert_eq!(status, 404);
+}

@@ -168,7 +168,7 @@ impl Admin {
         }
     }
 
-    fn plugin_status(&self) -> serde_json::Value {
+    pub(crate) fn plugin_status(&self) -> serde_json::Value {
         let mut status = self.plugin_state();
         traffic::add_decisions(&mut status, self.decider.metrics());
         status["shadows"] = json!(self.shadows.reports());

@@ -7,7 +7,12 @@
 //!   required), or the component itself as the body with `Content-Type: application/wasm`
 //!   and `?name=…&sample=…&config=<JSON>` in the query. 200 with the shadow; 422 naming the
 //!   problem (a bad field, a plugin that does not load), nothing changed then;
-//! - `DELETE /admin/plugin/shadow/{name}`: stop it; 404 if none runs under that name.
+//! - `DELETE /admin/plugin/shadow/{name}`: stop it; 404 if none runs under that name;
+//! - `POST /admin/plugin/shadow/{name}/promote`: put its version in force as the live plugin
+//!   in one atomic swap (with its own config and the live key-value store) and stop the
+//!   shadow; 200 with the version, 404 unknown, 409 when the live plugin is not replaceable
+//!   (none configured, or embedded), 422 when it fails to load as live. Like a rollback, it
+//!   holds against the unchanged plugin file.
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -18,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::json_body::{self, ReadError};
 use super::{Admin, json_response, method_not_allowed};
-use crate::reload::{ShadowRequest, ShadowSource};
+use crate::reload::{PromoteError, ShadowRequest, ShadowSource};
 
 /// The endpoints' common prefix.
 pub const PREFIX: &str = "/admin/plugin/shadow";
@@ -48,12 +53,15 @@ pub fn is_shadow(path: &str) -> bool {
 pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_string();
     let name = path.strip_prefix("/admin/plugin/shadow/");
-    match (request.method(), name) {
-        (&Method::GET, None) => json_response(StatusCode::OK, list(admin)),
-        (&Method::POST, None) => start(admin, request).await,
-        (_, None) => method_not_allowed("GET, POST"),
-        (&Method::DELETE, Some(name)) => stop(admin, name),
-        (_, Some(_)) => method_not_allowed("DELETE"),
+    let promote = name.and_then(|n| n.strip_suffix("/promote"));
+    match (request.method(), name, promote) {
+        (&Method::GET, None, _) => json_response(StatusCode::OK, list(admin)),
+        (&Method::POST, None, _) => start(admin, request).await,
+        (_, None, _) => method_not_allowed("GET, POST"),
+        (&Method::POST, _, Some(name)) => promote_shadow(admin, name).await,
+        (_, _, Some(_)) => method_not_allowed("POST"),
+        (&Method::DELETE, Some(name), None) => stop(admin, name),
+        (_, Some(_), None) => method_not_allowed("DELETE"),
     }
 }
 
@@ -171,6 +179,31 @@ fn stop(admin: &Admin, name: &str) -> Response<Full<Bytes>> {
             StatusCode::NOT_FOUND,
             json!({ "error": format!("no shadow named {name:?}") }),
         )
+    }
+}
+
+async fn promote_shadow(admin: &Admin, name: &str) -> Response<Full<Bytes>> {
+    match admin.reloader.promote_shadow(name).await {
+        Ok(promoted) => json_response(
+            StatusCode::OK,
+            json!({
+                "result": "promoted",
+                "detail": promoted.detail,
+                "sha256": promoted.version.sha256(),
+                "plugin": admin.plugin_status(),
+            }),
+        ),
+        Err(error) => {
+            let status = match error {
+                PromoteError::Unknown(_) => StatusCode::NOT_FOUND,
+                PromoteError::NotReloadable(_) => StatusCode::CONFLICT,
+                PromoteError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            json_response(
+                status,
+                json!({ "result": "refused", "error": error.to_string() }),
+            )
+        }
     }
 }
 

@@ -12,8 +12,8 @@
 
 mod metrics;
 pub mod remote;
-mod shadows;
 mod rollback;
+mod shadows;
 mod versions;
 pub mod watch;
 
@@ -33,8 +33,8 @@ use crate::signals::Scraper;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
 pub use metrics::{ReloadKind, ReloadMetrics};
-pub use shadows::{ShadowRequest, ShadowSource};
 pub use rollback::{Hold, RollbackError, RollbackTarget, RolledBack};
+pub use shadows::{PromoteError, Promoted, ShadowRequest, ShadowSource};
 pub use versions::{MIN_PREFIX, Version, VersionList, VersionSource, hex};
 use versions::{PluginVersions, short};
 

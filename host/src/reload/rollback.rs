@@ -186,17 +186,7 @@ impl Reloader {
             self.install(plugin, version.bytes.clone(), VersionSource::Rollback);
         let took = started.elapsed();
 
-        // What the file and the config say now is what later reloads must not re-apply
-        // (unless it is this very version: nothing to hold against then).
-        let hold = Hold {
-            file_hash: file_hash(&path),
-            path,
-            spec: config.plugin_spec(),
-            since: SystemTime::now(),
-        };
-        let file_is_this_version =
-            hold.file_hash == Some(version.hash) && hold.spec == version.spec;
-        *self.hold.lock().expect("hold lock") = (!file_is_this_version).then_some(hold);
+        self.hold_against_file(config, path, &version);
 
         let detail = format!(
             "rollback to {summary} (version #{}, {}, {:.1} ms)",
@@ -214,6 +204,22 @@ impl Reloader {
             took,
             detail,
         })
+    }
+
+    /// Make `version`, just put in force by other means than the plugin file (a rollback, a
+    /// promoted shadow), hold: what the file at `path` and `config` say now is what later
+    /// reloads must not re-apply — unless it is this very version, with nothing to hold
+    /// against then.
+    pub(super) fn hold_against_file(&self, config: &Config, path: PathBuf, version: &Version) {
+        let hold = Hold {
+            file_hash: file_hash(&path),
+            path,
+            spec: config.plugin_spec(),
+            since: SystemTime::now(),
+        };
+        let file_is_this_version =
+            hold.file_hash == Some(version.hash) && hold.spec == version.spec;
+        *self.hold.lock().expect("hold lock") = (!file_is_this_version).then_some(hold);
     }
 
     /// The rollback holding against the plugin file, if one does.

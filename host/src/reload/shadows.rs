@@ -7,11 +7,35 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::{Refused, Reloader};
+use super::versions::{Version, VersionSource};
+use super::{PluginSource, Refused, Reloader};
 use crate::config::shadow::{name_problem, sample_problem};
 use crate::config::{Config, ShadowConfig};
 use crate::plugin::{Breaker, KvStore, LoadOptions, LoadedPlugin};
 use crate::shadow::{Origin, Shadow};
+
+/// A shadow put in force as the live plugin.
+#[derive(Debug, Clone)]
+pub struct Promoted {
+    /// The version now in force (a new history entry, source `shadow`).
+    pub version: Version,
+    /// What the reload history says of it.
+    pub detail: String,
+}
+
+/// Why a shadow was not promoted; the live version keeps serving.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PromoteError {
+    /// No shadow of that name runs (404).
+    #[error("{0}")]
+    Unknown(String),
+    /// No reloadable live plugin to replace (409).
+    #[error("{0}")]
+    NotReloadable(String),
+    /// It failed to load as the live plugin (422).
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// Where a shadow's plugin comes from.
 #[derive(Debug, Clone)]
@@ -108,6 +132,72 @@ impl Reloader {
             );
         }
         stopped.is_some()
+    }
+
+    /// Put the shadow `name`'s version in force as the live plugin, with its own `init`
+    /// config and the live key-value store (its overlay's writes are dropped), and stop the
+    /// shadow. Like a rollback it is serialised with reloads and holds against the plugin file
+    /// until that file or the `[plugin]` settings change.
+    pub async fn promote_shadow(&self, name: &str) -> Result<Promoted, PromoteError> {
+        let config = self.config.lock().await;
+        let Some(shadow) = self.shadows.get(name) else {
+            return Err(PromoteError::Unknown(format!("no shadow named {name:?}")));
+        };
+        let path = match self.plugin_source(&config) {
+            Some(PluginSource::File(path)) => path,
+            Some(PluginSource::Embedded { name, .. }) => {
+                return Err(PromoteError::NotReloadable(format!(
+                    "the plugin in force ({name}) is embedded in the lbx binary and is not \
+                     replaced at runtime"
+                )));
+            }
+            None => {
+                return Err(PromoteError::NotReloadable(
+                    "no plugin is configured ([plugin] path): a shadow can only replace one".into(),
+                ));
+            }
+        };
+        let options = LoadOptions {
+            config_json: shadow.plugin.options().config_json.clone(),
+            ..self.load_options(&config)
+        };
+        let engine = self
+            .engine(options.limits.deadline)
+            .map_err(|e| PromoteError::Refused(format!("{e:#}")))?;
+        let (label, bytes, trial) = (
+            shadow.plugin.name().to_string(),
+            shadow.bytes.clone(),
+            self.upstreams.snapshot(),
+        );
+        let loaded = tokio::task::spawn_blocking(move || {
+            LoadedPlugin::load_bytes(&engine, &label, &bytes, options, &trial)
+        })
+        .await
+        .map_err(|e| PromoteError::Refused(format!("loading stopped: {e}")))?;
+        let plugin = match loaded {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                let why = format!("shadow {name}: {e}");
+                self.history
+                    .record("plugin", false, format!("promotion refused: {why}"));
+                return Err(PromoteError::Refused(why));
+            }
+        };
+        let figures = shadow.tally.report();
+        let (summary, version) = self.install(plugin, shadow.bytes.clone(), VersionSource::Shadow);
+        self.hold_against_file(&config, path, &version);
+        self.shadows.stop(name);
+        let detail = format!(
+            "shadow {name} promoted: {summary} after {} decisions ({} agreeing with the \
+             version it replaces)",
+            figures.decisions,
+            figures
+                .agreement
+                .map_or_else(|| "none compared".into(), |a| format!("{:.1}%", a * 100.0))
+        );
+        tracing::info!(%detail, "shadow promoted");
+        self.history.record("plugin", true, detail.clone());
+        Ok(Promoted { version, detail })
     }
 
     /// Load `config`'s `[[plugin.shadow]]` list, keeping each shadow that runs unchanged (same

@@ -32,6 +32,8 @@ pub enum VersionSource {
     Rollback,
     /// The plugin compiled into the binary (`lbx demo`), which is never reloaded.
     Embedded,
+    /// A shadow plugin promoted to live (`POST /admin/plugin/shadow/{name}/promote`).
+    Shadow,
 }
 
 impl VersionSource {
@@ -42,6 +44,7 @@ impl VersionSource {
             Self::Api => "api",
             Self::Rollback => "rollback",
             Self::Embedded => "embedded",
+            Self::Shadow => "shadow",
         }
     }
 }
