@@ -185,6 +185,13 @@ async fn in_chromium_the_dashboard_shows_what_the_admin_api_reports_while_traffi
     })
     .await;
     assert!(delta_down.is_some(), "delta never went down");
+    // A shadow that sends everything to alpha, beside round robin.
+    let shadow = format!(
+        r#"{{"path": {:?}, "name": "pinned", "config": {{"backend": 0}}, "sample": 1}}"#,
+        plugins::TEST_ROUTER
+    );
+    let (status, started) = admin(&proxy, "POST", "/admin/plugin/shadow", &shadow).await;
+    assert_eq!(status, 200, "{started}");
     let load = LoadGenerator::start(proxy.url("/"), CLIENTS);
 
     // The page asks for the token on the API's first 401 and then shows the data.
@@ -337,6 +344,27 @@ async fn in_chromium_the_dashboard_shows_what_the_admin_api_reports_while_traffi
         .unwrap_or_else(|| panic!("the API reports no `decision_count`: {plugin}"));
     assert!(decision_count > 0.0, "{plugin}");
     assert!(number(fields, "us_per_decision") > 0.0, "{fields}");
+
+    // The shadow's row: its name, sample, and figures the API reports.
+    let shown = page["shadows"].as_array().unwrap();
+    assert_eq!(shown.len(), 1, "{page}");
+    let (row, reported) = (&shown[0], &plugin["shadows"][0]);
+    assert_eq!(row["name"], "pinned");
+    assert_eq!(row["sample"], "100.0 %");
+    assert_eq!(row["sha256"], reported["sha256"].as_str().unwrap()[..12]);
+    let agreement: f64 = row["agreement"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches(" %")
+        .parse()
+        .unwrap();
+    // Round robin over three usable backends agrees with "always alpha" a third of the time.
+    assert!((15.0..=50.0).contains(&agreement), "{row}");
+    assert!(row["shares"].as_str().unwrap().contains("alpha"), "{row}");
+    assert!(
+        row["disagreements"].as_str().unwrap().contains("→ alpha"),
+        "{row}"
+    );
 
     // The reload history: the API keeps one, and the page lists it.
     assert_eq!(reloads_status, 200, "GET /admin/reloads: {reloads}");

@@ -123,11 +123,12 @@ impl Reloader {
                 "shadow",
                 true,
                 format!(
-                    "shadow {name} stopped after {} decisions ({} agreeing with the live plugin)",
+                    "shadow {name} stopped after {} decisions ({})",
                     decided.decisions,
-                    decided
-                        .agreement
-                        .map_or_else(|| "none compared".into(), |a| format!("{:.1}%", a * 100.0))
+                    decided.agreement.map_or_else(
+                        || "none compared with the live plugin's".into(),
+                        |a| format!("{:.1}% agreeing with the live plugin", a * 100.0)
+                    )
                 ),
             );
         }

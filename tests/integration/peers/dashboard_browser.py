@@ -40,7 +40,8 @@ SNAPSHOT = r"""
   const main = document.querySelector("#dashboard");
   const read = (el) => ({ text: el.textContent,
                           value: el.dataset.value === undefined ? null : el.dataset.value });
-  const out = { polls: Number(main.dataset.polls), page: {}, backends: [], reloads: [] };
+  const out = { polls: Number(main.dataset.polls), page: {}, backends: [], reloads: [],
+                shadows: [] };
   for (const row of document.querySelectorAll("#backend-rows tr[data-backend-id]")) {
     const fields = {};
     for (const el of row.querySelectorAll("[data-field]")) fields[el.dataset.field] = read(el);
@@ -61,6 +62,12 @@ SNAPSHOT = r"""
     const reload = {};
     for (const el of row.querySelectorAll("[data-field]")) reload[el.dataset.field] = el.textContent;
     out.reloads.push(reload);
+  }
+  out.shadows = [];
+  for (const row of document.querySelectorAll("#shadow-rows tr")) {
+    const shadow = {};
+    for (const el of row.querySelectorAll("[data-field]")) shadow[el.dataset.field] = el.textContent;
+    out.shadows.push(shadow);
   }
   out.chart_areas = document.querySelectorAll("#share-chart polygon").length;
   out.action_status = document.querySelector("#action-message").dataset.status || null;
