@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin, Readiness};
+use crate::canary::{Canaries, CanaryMetrics};
 use crate::config::{Config, Overrides, TimeoutConfig};
 use crate::history::ReloadHistory;
 use crate::logging::LogMetrics;
@@ -108,6 +109,7 @@ impl Server {
             Decider::new(None, breaker, DecisionMetrics::default()).with_signals(signals.clone()),
         );
         let shadows = Arc::new(Shadows::new(signals.clone()));
+        let canaries = Arc::new(Canaries::default());
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
@@ -115,6 +117,7 @@ impl Server {
             embedded,
             decider: decider.clone(),
             shadows: shadows.clone(),
+            canaries: canaries.clone(),
             backends,
             signals: signals.clone(),
             kv: kv.clone(),
@@ -134,7 +137,9 @@ impl Server {
             access_log,
         };
         let proxy = Arc::new(
-            Proxy::new(upstreams.clone(), decider.clone(), policies).with_shadows(shadows.clone()),
+            Proxy::new(upstreams.clone(), decider.clone(), policies)
+                .with_shadows(shadows.clone())
+                .with_canaries(canaries.clone()),
         );
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
@@ -163,6 +168,7 @@ impl Server {
             metrics.register(&*proxy);
             metrics.register(&LogMetrics);
             metrics.register(&ShadowMetrics(shadows.clone()));
+            metrics.register(&CanaryMetrics(canaries.clone()));
             if let Some((_, terminator)) = &tls {
                 metrics.register(terminator);
             }
@@ -174,6 +180,7 @@ impl Server {
             let admin = Admin {
                 decider,
                 shadows,
+                canaries,
                 reloader: reloader.clone(),
                 upstreams,
                 signals: signals.clone(),

@@ -7,6 +7,7 @@
 //!   422 with the reason when refused (the old version keeps serving);
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
+//! - `/admin/plugin/canary`: a canary plugin — start, follow, promote, abort ([`canary`]);
 //! - `/admin/plugin/shadow`: shadow plugins — list, start, stop ([`shadow`] lists the
 //!   endpoints);
 //! - `GET /admin/plugin/history`, `POST /admin/plugin/rollback`: the plugin versions put in
@@ -44,6 +45,7 @@ use tokio::net::TcpListener;
 
 mod access;
 mod backends;
+mod canary;
 mod dashboard;
 mod json_body;
 mod plugin_history;
@@ -56,6 +58,7 @@ pub use access::Access;
 pub use probes::Readiness;
 
 use crate::accept::accept_loop;
+use crate::canary::Canaries;
 use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
 use crate::reload::{Outcome, Reloader, VersionSource};
@@ -71,6 +74,8 @@ pub struct Admin {
     pub decider: Arc<Decider>,
     /// The shadow plugins running beside it.
     pub shadows: Arc<Shadows>,
+    /// The canary in progress (or the last one).
+    pub canaries: Arc<Canaries>,
     /// Reloads on request.
     pub reloader: Arc<Reloader>,
     /// The backend table.
@@ -134,6 +139,9 @@ impl Admin {
         if shadow::is_shadow(path) {
             return shadow::handle(self, request).await;
         }
+        if canary::is_canary(path) {
+            return canary::handle(self, request).await;
+        }
         if path == "/admin/plugin/rollback" && request.method() == Method::POST {
             return plugin_history::rollback(self, request).await;
         }
@@ -172,6 +180,7 @@ impl Admin {
         let mut status = self.plugin_state();
         traffic::add_decisions(&mut status, self.decider.metrics());
         status["shadows"] = json!(self.shadows.reports());
+        status["canary"] = json!(self.canaries.report());
         status
     }
 

@@ -40,6 +40,7 @@ pub use relay::RelayedBody;
 pub use request::{ClientRequest, RequestBody, RequestId};
 pub use request_side::RequestSide;
 
+use crate::canary::Canaries;
 use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
 use crate::http1::parse::response_has_body;
 use crate::message::ResponseHead;
@@ -81,6 +82,8 @@ pub struct Proxy {
     decider: Arc<Decider>,
     /// Candidate plugins offered a sample of first decisions (never acted on).
     shadows: Option<Arc<Shadows>>,
+    /// The canary in progress, whose sides' figures each request feeds.
+    canaries: Option<Arc<Canaries>>,
     policies: Policies,
     retry_budget: RetryBudget,
     connections: Arc<ConnectionMetrics>,
@@ -133,6 +136,7 @@ impl Proxy {
             upstreams,
             decider,
             shadows: None,
+            canaries: None,
             retry_budget: RetryBudget::new(&policies.retry),
             policies,
             connections: Arc::default(),
@@ -142,6 +146,12 @@ impl Proxy {
     /// Offer `shadows` a sample of the requests' first decisions.
     pub fn with_shadows(mut self, shadows: Arc<Shadows>) -> Self {
         self.shadows = Some(shadows);
+        self
+    }
+
+    /// Count each request's outcomes for the canary side that decided it.
+    pub fn with_canaries(mut self, canaries: Arc<Canaries>) -> Self {
+        self.canaries = Some(canaries);
         self
     }
 
@@ -251,10 +261,17 @@ impl Proxy {
         for attempt in 0.. {
             request.attempt = attempt;
             let routed = self.decider.route(&mut request, &set);
-            if attempt == 0
-                && let Some(shadows) = &self.shadows
-            {
-                shadows.offer(&request.meta, &set, &routed.route);
+            let canary_side = self
+                .canaries
+                .as_ref()
+                .and_then(|canaries| canaries.figures(request.arm));
+            if attempt == 0 {
+                if let Some(shadows) = &self.shadows {
+                    shadows.offer(&request.meta, &set, &routed.route);
+                }
+                if let Some(side) = &canary_side {
+                    side.decided(routed.decided_by);
+                }
             }
             let meta = &request.meta;
             if let Some(log) = log.as_mut() {
@@ -279,7 +296,8 @@ impl Proxy {
                 plugin: plugin.clone(),
                 tag: directives.tag,
             });
-            let recorder = Recorder::new(set.clone(), index, self.policies.outlier, feedback);
+            let recorder = Recorder::new(set.clone(), index, self.policies.outlier, feedback)
+                .with_canary_side(canary_side);
             if let Some(log) = log.as_mut() {
                 log.backend = Some((set.clone(), index));
             }
