@@ -89,7 +89,10 @@ async fn a_canary_whose_choice_causes_5xx_is_rolled_back_at_its_first_step() {
     // back, which its fallback-rate gate counts too.)
     // The gate saw the candidate's errors; clients saw at most the step's share of them (a
     // retry on the live side's choice rescues some), and only before it was gone.
-    assert!(report["candidate"]["errors"].as_u64() >= Some(5), "{report:#}");
+    assert!(
+        report["candidate"]["errors"].as_u64() >= Some(5),
+        "{report:#}"
+    );
     assert_eq!(report["live"]["errors"], 0, "{report:#}");
     let share = failed as f64 / sent as f64;
     assert!(share < 0.15, "{failed} of {sent} failed");

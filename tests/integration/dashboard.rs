@@ -375,8 +375,14 @@ async fn in_chromium_the_dashboard_shows_what_the_admin_api_reports_while_traffi
     // The canary: its state, share and step as the API reports them.
     assert_eq!(text(fields, "canary_state"), "running");
     assert_eq!(text(fields, "canary_share"), "1 %");
-    assert!(text(fields, "canary_step").starts_with("1 of 2 (1, 100 %)"), "{fields}");
-    assert!(text(fields, "canary_path").ends_with("least_conn.wasm"), "{fields}");
+    assert!(
+        text(fields, "canary_step").starts_with("1 of 2 (1, 100 %)"),
+        "{fields}"
+    );
+    assert!(
+        text(fields, "canary_path").ends_with("least_conn.wasm"),
+        "{fields}"
+    );
 
     // The reload history: the API keeps one, and the page lists it.
     assert_eq!(reloads_status, 200, "GET /admin/reloads: {reloads}");

@@ -155,13 +155,19 @@ impl Reloader {
                             format!("canary {}: {figures}; now {now}%", canary.path),
                         );
                     } else {
-                        let _ = self
-                            .promote_locked(
-                                &config,
-                                &canary,
-                                format!("{figures}; every step passed"),
-                            )
-                            .await;
+                        let why = format!("{figures}; every step passed");
+                        if let Err(e) = self.promote_locked(&config, &canary, why).await {
+                            // Never left running at its last share with no one to end it.
+                            let detail = format!(
+                                "canary {} aborted: every step passed but it cannot be \
+                                 promoted: {e}",
+                                canary.path
+                            );
+                            if self.end_canary(&canary, State::Aborted, detail.clone()) {
+                                tracing::error!(%detail, "canary aborted");
+                                self.history.record("canary", false, detail);
+                            }
+                        }
                         return;
                     }
                 }
