@@ -110,7 +110,7 @@ impl Server {
         );
         let shadows = Arc::new(Shadows::new(signals.clone()));
         let canaries = Arc::new(Canaries::default());
-        let reloader = Arc::new(Reloader::new(ReloaderParts {
+        let reloader = Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
             overrides: origin.overrides,
@@ -126,9 +126,10 @@ impl Server {
             history,
             access_log: access_log.clone(),
             pool_size: worker_count(config.workers),
-        }));
+        });
         reloader.load_initial().await?;
         reloader.restore_canary().await;
+        reloader.start_canary_at_start().await;
 
         let policies = Policies {
             timeouts: config.timeouts,

@@ -337,3 +337,51 @@ async fn a_restart_resumes_a_canary_or_aborts_it_as_it_asked_and_never_promotes_
         "never promoted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_from_the_config_starts_with_lbx_and_with_a_reload_that_changes_it_but_only_once()
+{
+    let a = TestBackend::named("a").await;
+    let b = TestBackend::named("b").await;
+    let dir = crate::support::TempDir::new("canary-config");
+    let live = dir.join("live.wasm");
+    std::fs::copy(plugins::TEST_ROUTER, &live).unwrap();
+    let config_file = dir.join("lbx.toml");
+    let write = |steps: &str| {
+        let extra = format!(
+            "[plugin.config]\nbackend = 0\n[plugin.canary]\npath = {:?}\nsteps = {steps}\n\
+             step_duration = \"1h\"\nkey = \"header:x-user\"\nconfig = {{ backend = 1 }}\n\
+             [reload]\nwatch = false\n",
+            plugins::TEST_ROUTER
+        );
+        let toml = config(Some(live.to_str().unwrap()), &[&a, &b], &extra);
+        std::fs::write(&config_file, toml).unwrap();
+    };
+    write("[20, 100]");
+    let run = || crate::support::LbxProcess::run(&["--config", config_file.to_str().unwrap()]);
+    let canary_of = |lbx: &crate::support::LbxProcess| {
+        let url = format!("http://{}/admin/plugin/canary", lbx.admin);
+        async move { serde_json::from_str::<Value>(&admin_get(&url).await.1).unwrap() }
+    };
+
+    let lbx = run();
+    let started = canary_of(&lbx).await;
+    assert_eq!(started["state"], "running", "{started:#}");
+    assert_eq!(started["share_percent"], 20.0);
+    drop(lbx);
+
+    // A restart aborts it (the default on_restart) and does not start the same one again.
+    let lbx = run();
+    assert_eq!(canary_of(&lbx).await, Value::Null);
+    let (_, reloads) = admin_get(&format!("http://{}/admin/reloads", lbx.admin)).await;
+    assert!(reloads.contains("aborted by a restart"), "{reloads}");
+
+    // A reload that changes the table starts the new canary.
+    write("[30, 100]");
+    let (status, answer) =
+        crate::support::admin_post(&format!("http://{}/admin/reload", lbx.admin)).await;
+    assert_eq!(status, 200, "{answer}");
+    let restarted = canary_of(&lbx).await;
+    assert_eq!(restarted["state"], "running", "{restarted:#}");
+    assert_eq!(restarted["share_percent"], 30.0);
+}

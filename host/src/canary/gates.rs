@@ -4,38 +4,8 @@
 //! Rollouts' analysis, but relative to the version running beside it rather than to fixed
 //! thresholds, so a bad hour for a backend fails neither side.
 
-use serde::{Deserialize, Serialize};
-
 use super::figures::ArmReport;
-
-/// The bounds a candidate must stay within, relative to the live version.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Gates {
-    /// Requests the candidate must have decided in the step before any verdict.
-    pub min_requests: u64,
-    /// Largest error rate above the live side's (0.01: one percentage point).
-    pub max_error_rate_increase: f64,
-    /// Largest p99 (time to the response head) as a multiple of the live side's...
-    pub max_p99_ratio: f64,
-    /// ...unless it is at most this many milliseconds above it: sub-millisecond noise is not a
-    /// regression.
-    pub p99_slack_ms: f64,
-    /// Largest fallback rate above the live side's.
-    pub max_fallback_rate_increase: f64,
-}
-
-impl Default for Gates {
-    fn default() -> Self {
-        Self {
-            min_requests: 50,
-            max_error_rate_increase: 0.01,
-            max_p99_ratio: 1.5,
-            p99_slack_ms: 5.0,
-            max_fallback_rate_increase: 0.01,
-        }
-    }
-}
+pub use crate::config::canary::Gates;
 
 /// What the gates say of a step's figures.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,20 +19,6 @@ pub enum Verdict {
 }
 
 impl Gates {
-    /// Why these gates cannot be used, if they cannot.
-    pub fn problem(&self) -> Option<String> {
-        let share = |v: f64| (0.0..=1.0).contains(&v);
-        if !share(self.max_error_rate_increase) || !share(self.max_fallback_rate_increase) {
-            Some("gates: the rate increases must be between 0 and 1".into())
-        } else if !(self.max_p99_ratio >= 1.0 && self.max_p99_ratio.is_finite()) {
-            Some("gates: max_p99_ratio must be at least 1".into())
-        } else if !(self.p99_slack_ms >= 0.0 && self.p99_slack_ms.is_finite()) {
-            Some("gates: p99_slack_ms must be 0 or more".into())
-        } else {
-            None
-        }
-    }
-
     /// Judge the candidate's figures against the live side's.
     pub fn judge(&self, live: &ArmReport, candidate: &ArmReport) -> Verdict {
         if candidate.decisions < self.min_requests {

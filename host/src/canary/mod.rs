@@ -20,10 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
 
+pub use crate::config::canary::OnRestart;
 pub use figures::{ArmFigures, ArmReport};
 pub use gates::{Gates, Verdict};
 pub use metrics::CanaryMetrics;
-pub use persist::OnRestart;
 
 use crate::plugin::{Arm, Split, SplitKey};
 
@@ -45,21 +45,7 @@ pub struct CanarySpec {
 impl CanarySpec {
     /// Why this cannot run, if it cannot: each problem named.
     pub fn problem(&self) -> Option<String> {
-        if self.steps.is_empty() {
-            return Some("steps: give at least one share, e.g. [1, 10, 50, 100]".into());
-        }
-        if self.steps.iter().any(|s| !(*s > 0.0 && *s <= 100.0)) {
-            return Some("steps: each share is a percentage, more than 0 and at most 100".into());
-        }
-        if self.steps.windows(2).any(|w| w[1] <= w[0]) {
-            return Some("steps: shares must increase".into());
-        }
-        if self.step_duration < Duration::from_millis(100)
-            || self.step_duration > crate::config::MAX_DURATION
-        {
-            return Some("step_duration: from 100ms to 24h".into());
-        }
-        self.gates.problem()
+        crate::config::canary::plan_problem(&self.steps, self.step_duration, &self.gates)
     }
 }
 

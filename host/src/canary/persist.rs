@@ -13,21 +13,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Gates, State};
+use super::{Gates, OnRestart, State};
 
 /// The format this lbx writes and reads.
 pub const VERSION: u32 = 1;
-
-/// What a restart does with a canary in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnRestart {
-    /// End it: the live version decides every request (the default).
-    #[default]
-    Abort,
-    /// Start it again at the step it had reached, with fresh figures.
-    Resume,
-}
 
 /// A canary as its state file keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

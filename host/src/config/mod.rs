@@ -8,6 +8,7 @@
 //! scraped from each backend's `/metrics`) in `signals.rs`.
 
 mod backend;
+pub mod canary;
 mod edge;
 mod log;
 mod resilience;
@@ -28,6 +29,7 @@ pub use backend::{
     BackendAddress, BackendConfig, BackendScheme, BackendSpec, BackendTls, MAX_ID_LEN,
     parse_backend_url, resolve_all,
 };
+pub use canary::CanaryConfig;
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
 pub use log::{LogConfig, LogFormat};
 pub use resilience::{
@@ -156,6 +158,10 @@ pub struct PluginConfig {
     /// their decisions compared, never acted on.
     #[serde(default)]
     pub shadow: Vec<ShadowConfig>,
+    /// `[plugin.canary]`: a candidate version started as a canary when lbx starts or a reload
+    /// brings a new or changed table.
+    #[serde(default)]
+    pub canary: Option<CanaryConfig>,
     /// How many plugin versions put in force are kept for `GET /admin/plugin/history` and
     /// rollbacks (each keeps its bytes in memory).
     #[serde(default = "default_plugin_history")]
@@ -175,6 +181,7 @@ impl PluginConfig {
             kv_max_bytes: default_kv_max_bytes(),
             body_prefix: bytesize::ByteSize(0),
             shadow: Vec::new(),
+            canary: None,
             history: default_plugin_history(),
         }
     }
@@ -357,6 +364,9 @@ impl Config {
             for shadow in &mut plugin.shadow {
                 resolve(&mut shadow.path);
             }
+            if let Some(canary) = &mut plugin.canary {
+                resolve(&mut canary.path);
+            }
         }
         for certificate in &mut self.tls.certificates {
             resolve(&mut certificate.cert);
@@ -491,6 +501,9 @@ impl Config {
                 );
             }
             shadow::check(&plugin.shadow, &mut problem);
+            if let Some(canary) = &plugin.canary {
+                canary::check(canary, &mut problem);
+            }
         }
         if self.reload.debounce > Duration::from_secs(10) {
             problem(

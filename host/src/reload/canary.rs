@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::versions::short;
 use crate::canary::{Canary, CanarySpec, OnRestart, State, Verdict, persist};
-use crate::config::Config;
+use crate::config::{CanaryConfig, Config};
 use crate::plugin::{LoadOptions, LoadedPlugin, Split, SplitKey};
 
 /// A canary to start.
@@ -48,10 +48,7 @@ pub enum CanaryError {
 
 impl Reloader {
     /// Start a canary; its controller runs until it is promoted, rolled back or aborted.
-    pub async fn start_canary(
-        self: &Arc<Self>,
-        request: CanaryRequest,
-    ) -> Result<Arc<Canary>, CanaryError> {
+    pub async fn start_canary(&self, request: CanaryRequest) -> Result<Arc<Canary>, CanaryError> {
         if let Some(problem) = request.spec.problem() {
             return Err(CanaryError::Invalid(problem));
         }
@@ -99,7 +96,9 @@ impl Reloader {
         tracing::info!(detail = %started, "canary {how}");
         self.history
             .record("canary", true, format!("canary {how}: {started}"));
-        tokio::spawn(self.clone().run_canary(canary.clone()));
+        if let Some(me) = self.me.upgrade() {
+            tokio::spawn(me.run_canary(canary.clone()));
+        }
         Ok(canary)
     }
 
@@ -248,6 +247,64 @@ impl Reloader {
         true
     }
 
+    /// At start, after [`Reloader::restore_canary`]: start the config's `[plugin.canary]`,
+    /// unless a canary runs or the state file shows this one (same file, bytes and steps)
+    /// already ran — a restart must not run a finished canary again.
+    pub async fn start_canary_at_start(&self) {
+        let configured = {
+            let config = self.config.lock().await;
+            config.plugin.as_ref().and_then(|p| p.canary.clone())
+        };
+        let Some(configured) = configured else {
+            return;
+        };
+        if self.canaries.running().is_some() {
+            return;
+        }
+        let saved = self
+            .canary_file
+            .as_deref()
+            .and_then(|path| persist::load(path).ok().flatten());
+        let sha = std::fs::read(&configured.path)
+            .ok()
+            .map(|bytes| crate::reload::hex(&Sha256::digest(&bytes)));
+        if let Some(saved) = saved
+            && saved.path == configured.path
+            && Some(&saved.sha256) == sha.as_ref()
+            && saved.steps == configured.steps
+        {
+            tracing::info!(state = ?saved.state, "the configured canary already ran; not started again");
+            return;
+        }
+        self.start_configured_canary(configured).await;
+    }
+
+    /// Start `[plugin.canary]`; a refusal is logged and recorded, it fails nothing else.
+    pub(super) async fn start_configured_canary(&self, configured: CanaryConfig) {
+        let request = SplitKey::parse(&configured.key).map(|key| CanaryRequest {
+            source: CandidateSource::Path(configured.path.clone()),
+            config_json: configured.config_json(),
+            spec: CanarySpec {
+                steps: configured.steps.clone(),
+                step_duration: configured.step_duration,
+                key,
+                gates: configured.gates.clone(),
+                on_restart: configured.on_restart,
+            },
+            step: 0,
+            resumed: false,
+        });
+        let result = match request {
+            Ok(request) => self.start_canary(request).await.map(|_| ()),
+            Err(e) => Err(CanaryError::Invalid(e)),
+        };
+        if let Err(e) = result {
+            let detail = format!("[plugin.canary] not started: {e}");
+            tracing::error!(%detail, "canary not started");
+            self.history.record("canary", false, detail);
+        }
+    }
+
     /// Write `canary`'s state file, if lbx keeps one; a failure is logged, not fatal: the
     /// canary goes on, and a restart would find the previous state.
     fn save_canary(&self, canary: &Canary) {
@@ -260,7 +317,7 @@ impl Reloader {
 
     /// At start: a canary the state file says was running is resumed at its step, or
     /// recorded as aborted, as it asked (`on_restart`). Never promoted.
-    pub async fn restore_canary(self: &Arc<Self>) {
+    pub async fn restore_canary(&self) {
         let Some(path) = &self.canary_file else {
             return;
         };

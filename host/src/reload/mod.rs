@@ -72,6 +72,8 @@ pub struct Refused(pub String);
 /// Everything a reload touches.
 #[derive(Debug)]
 pub struct Reloader {
+    /// Itself, for the tasks it starts (a canary's controller) to own.
+    me: std::sync::Weak<Reloader>,
     config_file: Option<PathBuf>,
     overrides: Overrides,
     embedded: Option<PluginSource>,
@@ -135,13 +137,15 @@ pub struct ReloaderParts {
 }
 
 impl Reloader {
-    /// A reloader; nothing is loaded until [`Reloader::load_initial`].
-    pub fn new(parts: ReloaderParts) -> Self {
+    /// A reloader; nothing is loaded until [`Reloader::load_initial`]. Shared: the tasks it
+    /// starts hold it too.
+    pub fn new(parts: ReloaderParts) -> Arc<Self> {
         let canary_file = parts
             .config
             .state_file(parts.config_file.as_deref())
             .map(|state_file| crate::canary::persist::beside(&state_file));
-        Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             config_file: parts.config_file,
             overrides: parts.overrides,
             embedded: parts.embedded,
@@ -163,7 +167,7 @@ impl Reloader {
             config: tokio::sync::Mutex::new(parts.config),
             last_refusal: Mutex::new(None),
             hold: Mutex::new(None),
-        }
+        })
     }
 
     /// Load the configured plugin at start. Unlike a reload, failure here is fatal: lbx must
@@ -303,8 +307,17 @@ impl Reloader {
             self.record(ReloadKind::Plugin, &result);
             return result;
         }
+        let canary_before = configured_canary(&current);
         let result = self.apply_config_locked(next, &mut current, source).await;
         self.record(ReloadKind::Config, &result);
+        let canary_after = configured_canary(&current);
+        drop(current);
+        if result.is_ok()
+            && canary_after != canary_before
+            && let Some(canary) = canary_after
+        {
+            self.start_configured_canary(canary).await;
+        }
         result
     }
 
@@ -609,6 +622,11 @@ impl Reloader {
         *engine = Some(created.clone());
         Ok(created)
     }
+}
+
+/// The config's `[plugin.canary]`, if any.
+fn configured_canary(config: &Config) -> Option<crate::config::CanaryConfig> {
+    config.plugin.as_ref().and_then(|p| p.canary.clone())
 }
 
 /// One outcome for two independent reloads: refused if either was (both reasons), applied if
