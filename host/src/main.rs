@@ -79,6 +79,31 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         iterations: u32,
     },
+    /// Replay a recording of live routing decisions (`[record]`, `POST /admin/record`)
+    /// against a plugin, offline: agreement with the recorded decisions, share per backend,
+    /// time per decision (p50/p99), traps and fallbacks.
+    ///
+    /// Give the files of a rotated recording oldest first (`rec.lbxr.1 rec.lbxr`).
+    Replay {
+        /// The plugin component (`.wasm`) [default: the --config file's `[plugin] path`].
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Take the plugin's `init` config and sandbox limits from this lbx config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The plugin's `init` config as JSON, instead of the config file's `[plugin] config`.
+        #[arg(long)]
+        plugin_config: Option<String>,
+        /// Longest one decision may run, e.g. 50ms [default: the config's, or 5ms].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        deadline: Option<Duration>,
+        /// Print one JSON object instead of the text report.
+        #[arg(long)]
+        json: bool,
+        /// The recording file(s).
+        #[arg(required = true)]
+        recordings: Vec<PathBuf>,
+    },
     /// Drive an OpenAI-compatible LLM server (or lbx in front of several) with a seeded chat
     /// workload and report TTFT, end-to-end latency, tokens/s and the prefix-cache hit rate.
     ///
@@ -365,6 +390,28 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 "{}",
                 lbx::check::run(&plugin, config.as_deref(), iterations)?
             );
+            Ok(())
+        }
+        Command::Replay {
+            plugin,
+            config,
+            plugin_config,
+            deadline,
+            json,
+            recordings,
+        } => {
+            let report = lbx::replay::run(&lbx::replay::Options {
+                plugin,
+                recordings,
+                config_file: config,
+                plugin_config,
+                deadline,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
             Ok(())
         }
         Command::Demo {

@@ -19,6 +19,7 @@ use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
 pub use crate::reload::PluginSource;
 use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
 use crate::runtime_backends::BackendManager;
+use crate::recording::{RecordMetrics, Recording};
 use crate::shadow::{ShadowMetrics, Shadows};
 use crate::signals::{Scraper, SignalMetrics};
 use crate::tls::{Certificates, TlsTerminator};
@@ -108,6 +109,10 @@ impl Server {
             Decider::new(None, breaker, DecisionMetrics::default()).with_signals(signals.clone()),
         );
         let shadows = Arc::new(Shadows::new(signals.clone()));
+        let recording = Arc::new(Recording::new(config.record.clone()));
+        recording
+            .start_configured()
+            .context("cannot start [record]")?;
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
@@ -134,7 +139,9 @@ impl Server {
             access_log,
         };
         let proxy = Arc::new(
-            Proxy::new(upstreams.clone(), decider.clone(), policies).with_shadows(shadows.clone()),
+            Proxy::new(upstreams.clone(), decider.clone(), policies)
+                .with_shadows(shadows.clone())
+                .with_recording(recording.clone()),
         );
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
@@ -163,6 +170,7 @@ impl Server {
             metrics.register(&*proxy);
             metrics.register(&LogMetrics);
             metrics.register(&ShadowMetrics(shadows.clone()));
+            metrics.register(&RecordMetrics(recording.clone()));
             if let Some((_, terminator)) = &tls {
                 metrics.register(terminator);
             }
@@ -174,6 +182,7 @@ impl Server {
             let admin = Admin {
                 decider,
                 shadows,
+                recording,
                 reloader: reloader.clone(),
                 upstreams,
                 signals: signals.clone(),

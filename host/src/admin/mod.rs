@@ -9,6 +9,8 @@
 //!   SIGHUP does; 200 or 422 likewise;
 //! - `/admin/plugin/shadow`: shadow plugins — list, start, stop ([`shadow`] lists the
 //!   endpoints);
+//! - `GET`/`POST /admin/record`: recording a sample of routing decisions for `lbx replay`
+//!   — its state, switching it on and off ([`record`]);
 //! - `GET /admin/plugin/history`, `POST /admin/plugin/rollback`: the plugin versions put in
 //!   force, and going back to one ([`plugin_history`]);
 //! - `/admin/backends`: the backend set with live stats and traffic figures (responses by class,
@@ -47,6 +49,7 @@ mod backends;
 mod dashboard;
 mod json_body;
 mod plugin_history;
+mod record;
 pub mod probes;
 mod shadow;
 mod signals;
@@ -59,6 +62,7 @@ use crate::accept::accept_loop;
 use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
 use crate::reload::{Outcome, Reloader, VersionSource};
+use crate::recording::Recording;
 use crate::shadow::Shadows;
 use crate::shutdown::StopReceiver;
 use crate::signals::Scraper;
@@ -71,6 +75,8 @@ pub struct Admin {
     pub decider: Arc<Decider>,
     /// The shadow plugins running beside it.
     pub shadows: Arc<Shadows>,
+    /// The decision recorder.
+    pub recording: Arc<Recording>,
     /// Reloads on request.
     pub reloader: Arc<Reloader>,
     /// The backend table.
@@ -131,6 +137,9 @@ impl Admin {
         if path == "/admin/backends" || path.starts_with("/admin/backends/") {
             return backends::handle(self, request).await;
         }
+        if path == record::PATH {
+            return record::handle(self, request).await;
+        }
         if shadow::is_shadow(path) {
             return shadow::handle(self, request).await;
         }
@@ -172,6 +181,7 @@ impl Admin {
         let mut status = self.plugin_state();
         traffic::add_decisions(&mut status, self.decider.metrics());
         status["shadows"] = json!(self.shadows.reports());
+        status["record"] = json!(self.recording.status());
         status
     }
 

@@ -11,6 +11,7 @@ mod backend;
 mod edge;
 mod log;
 mod resilience;
+pub mod record;
 pub mod shadow;
 pub(crate) mod signals;
 mod size;
@@ -33,6 +34,7 @@ pub use log::{LogConfig, LogFormat};
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
+pub use record::RecordConfig;
 pub use shadow::ShadowConfig;
 pub use signals::{Selector, SignalsConfig, SignalsSpec};
 pub use tls::{CertificateConfig, TlsConfig};
@@ -100,6 +102,9 @@ pub struct Config {
     /// Backend signals: Prometheus series scraped from every backend for the plugin.
     #[serde(default)]
     pub signals: SignalsConfig,
+    /// Recording a sample of routing decisions for `lbx replay`.
+    #[serde(default)]
+    pub record: Option<RecordConfig>,
 }
 
 /// `[reload]`: hot reload of the plugin and config files.
@@ -317,6 +322,7 @@ impl Default for Config {
             reload: ReloadConfig::default(),
             log: LogConfig::default(),
             signals: SignalsConfig::default(),
+            record: None,
         }
     }
 }
@@ -361,6 +367,9 @@ impl Config {
         for certificate in &mut self.tls.certificates {
             resolve(&mut certificate.cert);
             resolve(&mut certificate.key);
+        }
+        if let Some(record) = &mut self.record {
+            resolve(&mut record.path);
         }
         if let Some(token) = &mut self.admin.token_file {
             resolve(token);
@@ -491,6 +500,9 @@ impl Config {
                 );
             }
             shadow::check(&plugin.shadow, &mut problem);
+        }
+        if let Some(record) = &self.record {
+            record.check(&mut problem);
         }
         if self.reload.debounce > Duration::from_secs(10) {
             problem(

@@ -46,6 +46,7 @@ use crate::message::ResponseHead;
 use crate::metrics::RegisterMetrics;
 use crate::outcome::Outcome;
 use crate::plugin::{Decider, RequestCtx, RequestMeta, Route};
+use crate::recording::Recording;
 use crate::shadow::Shadows;
 use crate::upstream::BackendSet;
 use crate::upstream::Upstreams;
@@ -81,6 +82,8 @@ pub struct Proxy {
     decider: Arc<Decider>,
     /// Candidate plugins offered a sample of first decisions (never acted on).
     shadows: Option<Arc<Shadows>>,
+    /// Records a sample of first decisions for `lbx replay`, when switched on.
+    recording: Option<Arc<Recording>>,
     policies: Policies,
     retry_budget: RetryBudget,
     connections: Arc<ConnectionMetrics>,
@@ -133,6 +136,7 @@ impl Proxy {
             upstreams,
             decider,
             shadows: None,
+            recording: None,
             retry_budget: RetryBudget::new(&policies.retry),
             policies,
             connections: Arc::default(),
@@ -142,6 +146,12 @@ impl Proxy {
     /// Offer `shadows` a sample of the requests' first decisions.
     pub fn with_shadows(mut self, shadows: Arc<Shadows>) -> Self {
         self.shadows = Some(shadows);
+        self
+    }
+
+    /// Offer `recording` every first decision (it records a sample while switched on).
+    pub fn with_recording(mut self, recording: Arc<Recording>) -> Self {
+        self.recording = Some(recording);
         self
     }
 
@@ -251,10 +261,13 @@ impl Proxy {
         for attempt in 0.. {
             request.attempt = attempt;
             let routed = self.decider.route(&mut request, &set);
-            if attempt == 0
-                && let Some(shadows) = &self.shadows
-            {
-                shadows.offer(&request.meta, &set, &routed.route);
+            if attempt == 0 {
+                if let Some(shadows) = &self.shadows {
+                    shadows.offer(&request.meta, &set, &routed.route);
+                }
+                if let Some(recording) = &self.recording {
+                    recording.offer(&request.meta, &set, &routed.route, routed.decided_by);
+                }
             }
             let meta = &request.meta;
             if let Some(log) = log.as_mut() {
