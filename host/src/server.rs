@@ -16,10 +16,10 @@ use crate::logging::LogMetrics;
 use crate::metrics::Metrics;
 use crate::plugin::{Breaker, Decider, DecisionMetrics, KvStore};
 use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
+use crate::recording::{RecordMetrics, Recording};
 pub use crate::reload::PluginSource;
 use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
 use crate::runtime_backends::BackendManager;
-use crate::recording::{RecordMetrics, Recording};
 use crate::shadow::{ShadowMetrics, Shadows};
 use crate::signals::{Scraper, SignalMetrics};
 use crate::tls::{Certificates, TlsTerminator};
@@ -110,9 +110,6 @@ impl Server {
         );
         let shadows = Arc::new(Shadows::new(signals.clone()));
         let recording = Arc::new(Recording::new(config.record.clone()));
-        recording
-            .start_configured()
-            .context("cannot start [record]")?;
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
@@ -158,6 +155,10 @@ impl Server {
             }
             _ => None,
         };
+        // After the listeners bind: an lbx that cannot serve leaves no recording behind.
+        recording
+            .start_configured()
+            .context("cannot start [record]")?;
         let readiness = Readiness::default();
         let admin = if config.admin.enabled {
             let addr: SocketAddr = config.admin.listen.parse()?;

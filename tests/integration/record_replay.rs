@@ -102,7 +102,10 @@ async fn a_replay_reproduces_the_live_decisions_and_shows_a_changed_plugins_diff
             .unwrap()
     };
     assert_eq!(field("x-user"), "user-0");
-    assert!(field("authorization").starts_with("hmac-sha256:"), "{first}");
+    assert!(
+        field("authorization").starts_with("hmac-sha256:"),
+        "{first}"
+    );
     assert!(
         field("cookie").starts_with("session=hmac-sha256:")
             && field("cookie").contains("; theme=hmac-sha256:"),
@@ -127,7 +130,10 @@ async fn a_replay_reproduces_the_live_decisions_and_shows_a_changed_plugins_diff
     assert_eq!(same["traps"], 0, "{same:#}");
     assert_eq!(same["fallbacks"], 0, "{same:#}");
     assert!(same["us_p50"].as_f64().unwrap() > 0.0, "{same:#}");
-    assert!(same["us_p99"].as_f64() >= same["us_p50"].as_f64(), "{same:#}");
+    assert!(
+        same["us_p99"].as_f64() >= same["us_p50"].as_f64(),
+        "{same:#}"
+    );
     assert_eq!(same["differences"], Value::Array(vec![]), "{same:#}");
     for backend in &backends {
         assert_eq!(
@@ -153,7 +159,10 @@ async fn a_replay_reproduces_the_live_decisions_and_shows_a_changed_plugins_diff
     assert!(agreement < 1.0, "{moved:#}");
     let differences = moved["differences"].as_array().unwrap();
     assert!(!differences.is_empty(), "{moved:#}");
-    let differing: u64 = differences.iter().map(|d| d["count"].as_u64().unwrap()).sum();
+    let differing: u64 = differences
+        .iter()
+        .map(|d| d["count"].as_u64().unwrap())
+        .sum();
     assert_eq!(
         differing + moved["agreed"].as_u64().unwrap(),
         REQUESTS as u64
@@ -213,7 +222,13 @@ async fn recording_is_switched_at_runtime_and_rotated_at_its_size_bound() {
     )
     .await;
     assert_eq!(status, 422, "{refused}");
-    assert!(refused["error"].as_str().unwrap().contains("not an lbx recording"), "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("not an lbx recording"),
+        "{refused}"
+    );
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "keep me\n");
     let (status, refused) = switch(&proxy, r#"{"enabled": true, "sample": 1.5}"#).await;
     assert_eq!(status, 422, "{refused}");
@@ -249,9 +264,19 @@ async fn recording_is_switched_at_runtime_and_rotated_at_its_size_bound() {
     let mut kept = 0;
     for path in [&old, &file] {
         let text = std::fs::read_to_string(path).unwrap();
-        assert!(text.len() <= 4096, "{} is {} bytes", path.display(), text.len());
+        assert!(
+            text.len() <= 4096,
+            "{} is {} bytes",
+            path.display(),
+            text.len()
+        );
         let mut lines = text.lines();
-        assert!(lines.next().unwrap().starts_with(r#"{"format":"lbx-recording","version":1"#));
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with(r#"{"format":"lbx-recording","version":1"#)
+        );
         assert!(lines.next().unwrap().starts_with(r#"{"type":"backends""#));
         kept += lines.count();
     }

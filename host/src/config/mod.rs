@@ -10,8 +10,8 @@
 mod backend;
 mod edge;
 mod log;
-mod resilience;
 pub mod record;
+mod resilience;
 pub mod shadow;
 pub(crate) mod signals;
 mod size;
@@ -31,10 +31,10 @@ pub use backend::{
 };
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
 pub use log::{LogConfig, LogFormat};
+pub use record::RecordConfig;
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
-pub use record::RecordConfig;
 pub use shadow::ShadowConfig;
 pub use signals::{Selector, SignalsConfig, SignalsSpec};
 pub use tls::{CertificateConfig, TlsConfig};

@@ -113,9 +113,8 @@ mod tests {
 
     #[test]
     fn each_bad_key_is_named() {
-        let found = problems(
-            "path = \"r.lbxr\"\nsample = 0.0\nmax_size = 100\nhashed_headers = [\"x y\"]",
-        );
+        let found =
+            problems("path = \"r.lbxr\"\nsample = 0.0\nmax_size = 100\nhashed_headers = [\"x y\"]");
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].starts_with("record.sample:"));
         assert!(found[1].starts_with("record.max_size:"));

@@ -170,7 +170,10 @@ mod tests {
         }));
         let text = serde_json::to_string(&line).unwrap();
         assert!(text.starts_with(r#"{"type":"decision","#), "{text}");
-        assert!(text.contains(r#""live":{"backend":{"index":0,"id":"a"}}"#), "{text}");
+        assert!(
+            text.contains(r#""live":{"backend":{"index":0,"id":"a"}}"#),
+            "{text}"
+        );
         assert_eq!(serde_json::from_str::<Line>(&text).unwrap(), line);
     }
 

@@ -152,22 +152,21 @@ impl Recording {
                 || crate::config::record::default_max_size().as_u64(),
                 |c| c.max_size.as_u64(),
             ),
-            hashed_headers: configured.map_or_else(
-                crate::config::record::default_hashed_headers,
-                |c| c.hashed_headers.clone(),
-            ),
+            hashed_headers: configured
+                .map_or_else(crate::config::record::default_hashed_headers, |c| {
+                    c.hashed_headers.clone()
+                }),
         };
         let _changing = self.lock_changes();
         if let Some(running) = self.active.swap(None) {
             running.stop();
         }
-        let session =
-            Session::start(settings.clone(), self.counters.clone()).map_err(|error| {
-                StartError::Io {
-                    path: settings.path.display().to_string(),
-                    error,
-                }
-            })?;
+        let session = Session::start(settings.clone(), self.counters.clone()).map_err(|error| {
+            StartError::Io {
+                path: settings.path.display().to_string(),
+                error,
+            }
+        })?;
         tracing::info!(path = %settings.path.display(), sample, "recording routing decisions");
         self.active.store(Some(Arc::new(session)));
         Ok(self.status())

@@ -181,13 +181,19 @@ mod tests {
         assert!(written[0].1.starts_with(PREFIX), "{written:?}");
         assert!(!written[0].1.contains("secret"));
         let cookies: Vec<&str> = written[2].1.split("; ").collect();
-        assert!(cookies[0].starts_with("session=hmac-sha256:"), "{cookies:?}");
+        assert!(
+            cookies[0].starts_with("session=hmac-sha256:"),
+            "{cookies:?}"
+        );
         assert!(cookies[1].starts_with("theme=hmac-sha256:"), "{cookies:?}");
         assert!(!written[2].1.contains("abc") && !written[2].1.contains("dark"));
         // The same cookie value hashes the same, so equality routing replays.
         assert_eq!(cookies[0], written[3].1);
         // Another key (another recording) hashes differently.
         let other = Redactor::with_key([9; 32], &["cookie".into()]);
-        assert_ne!(other.headers(&headers(&[("cookie", "session=abc")]))[0].1, written[3].1);
+        assert_ne!(
+            other.headers(&headers(&[("cookie", "session=abc")]))[0].1,
+            written[3].1
+        );
     }
 }

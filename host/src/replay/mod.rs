@@ -132,7 +132,11 @@ struct Sets {
 }
 
 impl Sets {
-    fn get_or_build(&mut self, file: usize, line: &BackendsLine) -> anyhow::Result<Arc<BackendSet>> {
+    fn get_or_build(
+        &mut self,
+        file: usize,
+        line: &BackendsLine,
+    ) -> anyhow::Result<Arc<BackendSet>> {
         if let Some(set) = self.built.get(&(file, line.set)) {
             return Ok(set.clone());
         }
@@ -147,8 +151,7 @@ impl Sets {
             })
             .collect();
         let mut problems = Vec::new();
-        let specs =
-            crate::config::resolve_all(&configs, &HealthSettings::default(), &mut problems);
+        let specs = crate::config::resolve_all(&configs, &HealthSettings::default(), &mut problems);
         if let Some(problem) = problems.first() {
             bail!("backend set {} of the recording: {problem}", line.set);
         }
@@ -326,7 +329,7 @@ impl Tally {
                 count,
             })
             .collect();
-        differences.sort_by(|a, b| b.count.cmp(&a.count));
+        differences.sort_by_key(|d| std::cmp::Reverse(d.count));
         Report {
             plugin: plugin.name().to_string(),
             sha256: plugin.sha256(),
