@@ -78,6 +78,10 @@ enum Command {
         /// Calls per synthetic request for the timing.
         #[arg(long, default_value_t = 10_000)]
         iterations: u32,
+        /// Decide these recorded live requests (`[record]`, oldest file first) instead of the
+        /// synthetic ones, and print the replay's report (`lbx replay`).
+        #[arg(long = "recording", num_args = 1..)]
+        recordings: Vec<PathBuf>,
     },
     /// Replay a recording of live routing decisions (`[record]`, `POST /admin/record`)
     /// against a plugin, offline: agreement with the recorded decisions, share per backend,
@@ -384,7 +388,20 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Check {
             plugin,
             config,
+            recordings,
+            ..
+        } if !recordings.is_empty() => {
+            print!(
+                "{}",
+                lbx::check::run_on_recording(&plugin, config.as_deref(), recordings)?
+            );
+            Ok(())
+        }
+        Command::Check {
+            plugin,
+            config,
             iterations,
+            ..
         } => {
             print!(
                 "{}",

@@ -295,3 +295,85 @@ async fn recording_is_switched_at_runtime_and_rotated_at_its_size_bound() {
     assert_eq!(both["decisions"], kept as u64, "{both:#}");
     assert_eq!(both["agreement"], 1.0, "{both:#}");
 }
+
+/// A recording of three requests over backends `a` and `b`; in the third, `b` was down.
+fn handmade_recording(path: &std::path::Path) {
+    let decision = |user: &str, b_usable: u32, live: &str| {
+        format!(
+            r#"{{"type":"decision","at":"2026-01-01T00:00:00.000Z","set":4,"method":"GET","target":"/","version":"HTTP/1.1","authority":"example.test","client":"10.0.0.1:4000","secure":false,"headers":[["host","example.test"],["x-user","{user}"]],"stats":[1,1,0,0,0,{b_usable},1,0,0,0],"by":"plugin","live":{live}}}"#
+        )
+    };
+    let lines = [
+        r#"{"format":"lbx-recording","version":1,"lbx":"0.1.0","started":"2026-01-01T00:00:00.000Z","sample":1.0,"hash":"hmac-sha256","hashed_headers":["authorization","cookie"]}"#.to_string(),
+        r#"{"type":"backends","set":4,"backends":[{"id":"a","url":"http://127.0.0.1:1","weight":1,"labels":{}},{"id":"b","url":"http://127.0.0.1:2","weight":1,"labels":{"pool":"x"}}]}"#.to_string(),
+        decision("u1", 1, r#"{"backend":{"index":0,"id":"a"}}"#),
+        decision("u2", 1, r#"{"backend":{"index":1,"id":"b"}}"#),
+        decision("u3", 0, r#"{"backend":{"index":0,"id":"a"}}"#),
+    ];
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_decides_a_recording_and_fails_on_answers_lbx_could_not_use() {
+    let dir = TempDir::new("check-recording");
+    let recording = dir.join("handmade.lbxr");
+    handmade_recording(&recording);
+    let config = |name: &str, plugin: &str, table: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("[plugin]\npath = {plugin:?}\ndeadline = \"1s\"\n[plugin.config]\n{table}\n"),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let check = |plugin: &'static str, config: String| {
+        let recording = recording.display().to_string();
+        async move {
+            run_tool(
+                LBX_BIN,
+                vec![
+                    "check".into(),
+                    plugin.into(),
+                    "--config".into(),
+                    config,
+                    "--recording".into(),
+                    recording,
+                ],
+            )
+            .await
+        }
+    };
+
+    let hashing = config("hashing.toml", plugins::CONSISTENT_HASH, "key = \"header:x-user\"");
+    let (ok, stdout, stderr) = check(plugins::CONSISTENT_HASH, hashing).await;
+    assert!(ok, "{stderr}\n{stdout}");
+    assert!(stdout.contains("decisions 3: agreement"), "{stdout}");
+    assert!(stdout.contains("traps 0, fallbacks 0"), "{stdout}");
+    assert!(
+        stdout.contains("ok: the plugin is usable on the recording"),
+        "{stdout}"
+    );
+
+    // Always backend 1: fine while it is up, an unusable answer when the recording says down.
+    let pinned = config("pinned.toml", plugins::TEST_ROUTER, "backend = 1");
+    let (ok, stdout, stderr) = check(plugins::TEST_ROUTER, pinned).await;
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr
+            .contains("1 of 3 recorded decisions failed (0 traps or timeouts, 1 unusable answers)"),
+        "{stderr}"
+    );
+
+    // A file that is not a recording is named as such.
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "not a recording\n").unwrap();
+    let (ok, _, stderr) = replay(
+        &["--plugin", plugins::ROUND_ROBIN],
+        &[notes.as_path()],
+        false,
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("is not an lbx recording"), "{stderr}");
+}

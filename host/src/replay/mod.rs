@@ -201,7 +201,8 @@ mod indexed {
 /// What one replayed decision came to.
 enum Replayed {
     Chose(String),
-    Fallback,
+    NoOpinion,
+    Unusable,
     Trap(&'static str),
 }
 
@@ -219,9 +220,10 @@ fn replay_one(plugin: &LoadedPlugin, set: &BackendSet, line: &DecisionLine, tall
         Ok(decision) => match interpret(decision, set) {
             Ok(Some((route, _))) => match crate::shadow::Choice::of(&route) {
                 Some(choice) => Replayed::Chose(choice.describe(set)),
-                None => Replayed::Fallback,
+                None => Replayed::NoOpinion,
             },
-            Ok(None) | Err(_) => Replayed::Fallback,
+            Ok(None) => Replayed::NoOpinion,
+            Err(_) => Replayed::Unusable,
         },
     };
     tally.add(line, replayed, elapsed);
@@ -267,6 +269,7 @@ struct Tally {
     traps: u64,
     trap_kinds: BTreeMap<String, u64>,
     fallbacks: u64,
+    unusable: u64,
     timings_ns: Vec<u64>,
     differences: BTreeMap<(String, String), u64>,
 }
@@ -297,8 +300,13 @@ impl Tally {
                 }
                 choice
             }
-            Replayed::Fallback => {
+            Replayed::NoOpinion => {
                 self.fallbacks += 1;
+                FALLBACK.to_string()
+            }
+            Replayed::Unusable => {
+                self.fallbacks += 1;
+                self.unusable += 1;
                 FALLBACK.to_string()
             }
             Replayed::Trap(kind) => {
@@ -347,6 +355,7 @@ impl Tally {
             traps: self.traps,
             trap_kinds: self.trap_kinds,
             fallbacks: self.fallbacks,
+            unusable: self.unusable,
             us_p50: report::quantile_us(&self.timings_ns, 0.5),
             us_p99: report::quantile_us(&self.timings_ns, 0.99),
             differences,

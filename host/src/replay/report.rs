@@ -32,6 +32,9 @@ pub struct Report {
     pub trap_kinds: BTreeMap<String, u64>,
     /// Decisions answered with no opinion or an unusable answer (lbx would have fallen back).
     pub fallbacks: u64,
+    /// Of the fallbacks, the unusable answers (a backend out of range or down, a bad status):
+    /// a plugin error, as `lbx check` counts it.
+    pub unusable: u64,
     /// Median time per decision, in µs.
     pub us_p50: f64,
     /// 99th percentile time per decision, in µs.
@@ -67,7 +70,11 @@ impl fmt::Display for Report {
             self.agreed,
             self.decisions
         )?;
-        writeln!(f, "  traps {}, fallbacks {}", self.traps, self.fallbacks)?;
+        writeln!(
+            f,
+            "  traps {}, fallbacks {} ({} unusable answers)",
+            self.traps, self.fallbacks, self.unusable
+        )?;
         for (kind, count) in &self.trap_kinds {
             writeln!(f, "    {kind}: {count}")?;
         }
