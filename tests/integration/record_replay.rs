@@ -345,7 +345,11 @@ async fn check_decides_a_recording_and_fails_on_answers_lbx_could_not_use() {
         }
     };
 
-    let hashing = config("hashing.toml", plugins::CONSISTENT_HASH, "key = \"header:x-user\"");
+    let hashing = config(
+        "hashing.toml",
+        plugins::CONSISTENT_HASH,
+        "key = \"header:x-user\"",
+    );
     let (ok, stdout, stderr) = check(plugins::CONSISTENT_HASH, hashing).await;
     assert!(ok, "{stderr}\n{stdout}");
     assert!(stdout.contains("decisions 3: agreement"), "{stdout}");
