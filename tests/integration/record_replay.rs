@@ -233,7 +233,21 @@ async fn recording_is_switched_at_runtime_and_rotated_at_its_size_bound() {
     let (status, refused) = switch(&proxy, r#"{"enabled": true, "sample": 1.5}"#).await;
     assert_eq!(status, 422, "{refused}");
 
-    // On through the admin API, with [record]'s path.
+    // A refusal while recording leaves the running session as it was.
+    let (status, _) = switch(&proxy, r#"{"enabled": true}"#).await;
+    assert_eq!(status, 200);
+    let (status, refused) = switch(
+        &proxy,
+        &format!(r#"{{"enabled": true, "path": {:?}}}"#, notes),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    let (_, body) = admin_get(&proxy.admin_url("/admin/record")).await;
+    let state: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(state["enabled"], true, "{state}");
+    assert_eq!(state["path"], file.display().to_string(), "{state}");
+
+    // On through the admin API, with [record]'s path (again: the same file starts afresh).
     let (status, state) = switch(&proxy, r#"{"enabled": true}"#).await;
     assert_eq!(status, 200, "{state}");
     assert_eq!(state["enabled"], true, "{state}");

@@ -131,7 +131,8 @@ impl Recording {
     }
 
     /// Switch on, with `path` and `sample` instead of the configured ones when given (a
-    /// running session is ended first and its file kept). Blocks on file I/O.
+    /// running session is ended and its file kept; if the new one cannot start, one writing
+    /// another file keeps running). Blocks on file I/O.
     pub fn start(
         &self,
         path: Option<std::path::PathBuf>,
@@ -158,7 +159,14 @@ impl Recording {
                 }),
         };
         let _changing = self.lock_changes();
-        if let Some(running) = self.active.swap(None) {
+        // The running session keeps recording if the new one cannot start — unless it writes
+        // the same file, which the new one would rotate under it: that one ends first.
+        let same_file = self
+            .active
+            .load()
+            .as_ref()
+            .is_some_and(|running| running.settings.path == settings.path);
+        if same_file && let Some(running) = self.active.swap(None) {
             running.stop();
         }
         let session = Session::start(settings.clone(), self.counters.clone()).map_err(|error| {
@@ -168,7 +176,9 @@ impl Recording {
             }
         })?;
         tracing::info!(path = %settings.path.display(), sample, "recording routing decisions");
-        self.active.store(Some(Arc::new(session)));
+        if let Some(replaced) = self.active.swap(Some(Arc::new(session))) {
+            replaced.stop();
+        }
         Ok(self.status())
     }
 
