@@ -395,3 +395,32 @@ async fn check_decides_a_recording_and_fails_on_answers_lbx_could_not_use() {
     assert!(!ok);
     assert!(stderr.contains("is not an lbx recording"), "{stderr}");
 }
+
+#[test]
+fn validate_names_a_record_path_lbx_could_not_record_to() {
+    let dir = TempDir::new("record-validate");
+    let a = dir.join("notes.txt");
+    std::fs::write(&a, "keep me\n").unwrap();
+    for (path, expected) in [
+        (dir.join("missing/rec.lbxr"), "does not exist"),
+        (a.clone(), "is not an lbx recording"),
+    ] {
+        let config = dir.join("lbx.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[backend]]\nurl = \"http://127.0.0.1:9\"\n[record]\npath = {:?}\n",
+                path
+            ),
+        )
+        .unwrap();
+        let (ok, stderr) =
+            crate::support::run_lbx_to_exit(&["validate", "--config", config.to_str().unwrap()]);
+        assert!(!ok, "{stderr}");
+        assert!(
+            stderr.contains("record.path") && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), "keep me\n");
+}

@@ -25,7 +25,7 @@ use serde::Serialize;
 
 pub use metrics::RecordMetrics;
 pub use redact::PREFIX as HASH_PREFIX;
-pub use session::{QUEUE, Settings, rotated};
+pub use session::{QUEUE, Settings, path_problem, rotated};
 
 use crate::config::RecordConfig;
 use crate::plugin::{DecidedBy, RequestMeta, Route};

@@ -385,6 +385,22 @@ pub fn rotated(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Why a session could not record to `path`, if that can be told without starting one: its
+/// directory is missing, or it (or `<path>.1`) is a file that is not a recording.
+pub fn path_problem(path: &Path) -> Option<String> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Some(format!("directory {} does not exist", dir.display()));
+    }
+    refuse_foreign(path)
+        .and_then(|()| refuse_foreign(&rotated(path)))
+        .err()
+        .map(|e| e.to_string())
+}
+
 /// A recording replaces or moves only empty files and earlier recordings: pointed at any
 /// other file by mistake (or through the admin API), it refuses instead of destroying it.
 fn refuse_foreign(path: &Path) -> std::io::Result<()> {
