@@ -7,6 +7,7 @@
 
 pub mod accept;
 pub mod admin;
+pub mod canary;
 pub mod check;
 pub mod config;
 pub mod demo;

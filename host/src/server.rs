@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin, Readiness};
+use crate::canary::{Canaries, CanaryMetrics};
 use crate::config::{Config, Overrides, TimeoutConfig};
 use crate::history::ReloadHistory;
 use crate::logging::LogMetrics;
@@ -110,6 +111,7 @@ impl Server {
         );
         let shadows = Arc::new(Shadows::new(signals.clone()));
         let recording = Arc::new(Recording::new(config.record.clone()));
+        let canaries = Arc::new(Canaries::default());
         let reloader = Arc::new(Reloader::new(ReloaderParts {
             config: config.clone(),
             config_file: origin.config_file,
@@ -117,6 +119,7 @@ impl Server {
             embedded,
             decider: decider.clone(),
             shadows: shadows.clone(),
+            canaries: canaries.clone(),
             backends,
             signals: signals.clone(),
             kv: kv.clone(),
@@ -138,7 +141,8 @@ impl Server {
         let proxy = Arc::new(
             Proxy::new(upstreams.clone(), decider.clone(), policies)
                 .with_shadows(shadows.clone())
-                .with_recording(recording.clone()),
+                .with_recording(recording.clone())
+                .with_canaries(canaries.clone()),
         );
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
@@ -172,6 +176,7 @@ impl Server {
             metrics.register(&LogMetrics);
             metrics.register(&ShadowMetrics(shadows.clone()));
             metrics.register(&RecordMetrics(recording.clone()));
+            metrics.register(&CanaryMetrics(canaries.clone()));
             if let Some((_, terminator)) = &tls {
                 metrics.register(terminator);
             }
@@ -184,6 +189,7 @@ impl Server {
                 decider,
                 shadows,
                 recording,
+                canaries,
                 reloader: reloader.clone(),
                 upstreams,
                 signals: signals.clone(),

@@ -192,6 +192,12 @@ async fn in_chromium_the_dashboard_shows_what_the_admin_api_reports_while_traffi
     );
     let (status, started) = admin(&proxy, "POST", "/admin/plugin/shadow", &shadow).await;
     assert_eq!(status, 200, "{started}");
+    let canary = format!(
+        r#"{{"path": {:?}, "steps": [1, 100], "step_duration": "1h"}}"#,
+        plugins::LEAST_CONN
+    );
+    let (status, started) = admin(&proxy, "POST", "/admin/plugin/canary", &canary).await;
+    assert_eq!(status, 200, "{started}");
     let load = LoadGenerator::start(proxy.url("/"), CLIENTS);
 
     // The page asks for the token on the API's first 401 and then shows the data.
@@ -364,6 +370,18 @@ async fn in_chromium_the_dashboard_shows_what_the_admin_api_reports_while_traffi
     assert!(
         row["disagreements"].as_str().unwrap().contains("→ alpha"),
         "{row}"
+    );
+
+    // The canary: its state, share and step as the API reports them.
+    assert_eq!(text(fields, "canary_state"), "running");
+    assert_eq!(text(fields, "canary_share"), "1 %");
+    assert!(
+        text(fields, "canary_step").starts_with("1 of 2 (1, 100 %)"),
+        "{fields}"
+    );
+    assert!(
+        text(fields, "canary_path").ends_with("least_conn.wasm"),
+        "{fields}"
     );
 
     // The reload history: the API keeps one, and the page lists it.

@@ -9,6 +9,7 @@ mod admin_access;
 mod backends;
 mod bodies;
 mod body_relay_property;
+mod canary;
 mod check;
 mod config_reload;
 mod contract;

@@ -424,6 +424,43 @@
       refused ? (typeof refused === "string" ? refused : JSON.stringify(refused)) : "none");
   }
 
+  function renderCanary(canary) {
+    const root = $("#canary");
+    $("#canary-note").textContent = canary ? "" :
+      "No canary. Start one with POST /admin/plugin/canary.";
+    setField(field(root, "canary_state"), canary ? canary.state : null);
+    setField(field(root, "canary_path"), canary ? canary.path.split("/").pop() : null);
+    setField(field(root, "canary_share"), canary ? canary.share_percent + " %" : null);
+    setField(field(root, "canary_step"), canary ?
+      `${canary.step + 1} of ${canary.steps.length} (${canary.steps.join(", ")} %), ` +
+      `${canary.step_elapsed_s.toFixed(0)} of ${canary.step_duration_s.toFixed(0)} s` : null);
+    setField(field(root, "canary_verdict"), canary ? canary.verdict : null);
+    const sides = canary ? [["live", canary.live], ["canary", canary.candidate]] : [];
+    $("#canary-rows").replaceChildren(...sides.map(([name, side]) => {
+      const row = document.createElement("tr");
+      row.dataset.side = name;
+      for (const [key, value, cls] of [
+        ["side", name, ""], ["decisions", fmtCount(side.decisions), "num"],
+        ["error_rate", fmtPercent(side.error_rate), "num"],
+        ["fallback_rate", fmtPercent(side.fallback_rate), "num"],
+        ["p99", isNum(side.p99_ms) ? String(side.p99_ms) : DASH, "num"],
+      ]) {
+        const cell = document.createElement("td");
+        cell.dataset.field = key;
+        cell.textContent = value;
+        if (cls) cell.className = cls;
+        row.append(cell);
+      }
+      return row;
+    }));
+    const story = canary ? canary.transitions.slice(-6) : [];
+    $("#canary-story").replaceChildren(...story.map((t) => {
+      const item = document.createElement("li");
+      item.textContent = `${new Date(t.at).toLocaleTimeString("en-GB")} ${t.what}: ${t.detail}`;
+      return item;
+    }));
+  }
+
   function renderShadows(shadows) {
     const tbody = $("#shadow-rows");
     $("#shadows-note").textContent = shadows.length ? "" :
@@ -515,6 +552,7 @@
       if (plugin.json) {
         renderPlugin(plugin.json);
         renderShadows(plugin.json.shadows || []);
+        renderCanary(plugin.json.canary || null);
       }
       renderReloads(reloads);
       setStatus("updated " + new Date().toLocaleTimeString("en-GB"), true);

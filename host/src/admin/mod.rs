@@ -7,6 +7,7 @@
 //!   422 with the reason when refused (the old version keeps serving);
 //! - `POST /admin/reload`: re-read the config file, the plugin and the TLS certificates, as
 //!   SIGHUP does; 200 or 422 likewise;
+//! - `/admin/plugin/canary`: a canary plugin — start, follow, promote, abort ([`canary`]);
 //! - `/admin/plugin/shadow`: shadow plugins — list, start, stop ([`shadow`] lists the
 //!   endpoints);
 //! - `GET`/`POST /admin/record`: recording a sample of routing decisions for `lbx replay`
@@ -46,6 +47,7 @@ use tokio::net::TcpListener;
 
 mod access;
 mod backends;
+mod canary;
 mod dashboard;
 mod json_body;
 mod plugin_history;
@@ -59,6 +61,7 @@ pub use access::Access;
 pub use probes::Readiness;
 
 use crate::accept::accept_loop;
+use crate::canary::Canaries;
 use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
 use crate::recording::Recording;
@@ -77,6 +80,8 @@ pub struct Admin {
     pub shadows: Arc<Shadows>,
     /// The decision recorder.
     pub recording: Arc<Recording>,
+    /// The canary in progress (or the last one).
+    pub canaries: Arc<Canaries>,
     /// Reloads on request.
     pub reloader: Arc<Reloader>,
     /// The backend table.
@@ -143,6 +148,9 @@ impl Admin {
         if shadow::is_shadow(path) {
             return shadow::handle(self, request).await;
         }
+        if canary::is_canary(path) {
+            return canary::handle(self, request).await;
+        }
         if path == "/admin/plugin/rollback" && request.method() == Method::POST {
             return plugin_history::rollback(self, request).await;
         }
@@ -182,6 +190,7 @@ impl Admin {
         traffic::add_decisions(&mut status, self.decider.metrics());
         status["shadows"] = json!(self.shadows.reports());
         status["record"] = json!(self.recording.status());
+        status["canary"] = json!(self.canaries.report());
         status
     }
 

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::json_body::{self, ReadError};
 use super::{Admin, json_response, method_not_allowed};
-use crate::reload::{PromoteError, ShadowRequest, ShadowSource};
+use crate::reload::{CandidateSource, PromoteError, ShadowRequest};
 
 /// The endpoints' common prefix.
 pub const PREFIX: &str = "/admin/plugin/shadow";
@@ -116,7 +116,7 @@ async fn from_json(request: Request<Incoming>) -> Result<ShadowRequest, Response
     })?;
     Ok(ShadowRequest {
         name: start.name,
-        source: ShadowSource::Path(start.path),
+        source: CandidateSource::Path(start.path),
         config_json: Value::Object(start.config.unwrap_or_default()).to_string(),
         sample: start.sample.unwrap_or(DEFAULT_SAMPLE),
     })
@@ -162,7 +162,7 @@ async fn from_upload(request: Request<Incoming>) -> Result<ShadowRequest, Respon
         .to_bytes();
     Ok(ShadowRequest {
         name,
-        source: ShadowSource::Upload(bytes.to_vec()),
+        source: CandidateSource::Upload(bytes.to_vec()),
         config_json,
         sample,
     })

@@ -60,6 +60,15 @@ impl RequestMeta {
         }
     }
 
+    /// The cookie called `name` from the `Cookie` fields, if the request has it.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.head
+            .headers
+            .get_all("cookie")
+            .filter_map(|h| std::str::from_utf8(h).ok())
+            .find_map(|header| find_cookie(header, name))
+    }
+
     /// The view of an `http::Request` (synthetic requests of `lbx check`, benchmarks): its
     /// path and query as target, its header fields in order, Host as authority.
     pub fn from_http<B>(request: &http::Request<B>, client: SocketAddr) -> Self {

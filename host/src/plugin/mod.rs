@@ -24,6 +24,7 @@ mod loaded;
 mod metrics;
 mod options;
 mod reason;
+mod split;
 mod trim;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub use kv::KvStore;
 pub use loaded::{LoadedPlugin, flatten_stats};
 pub use metrics::DecisionMetrics;
 pub use options::{Limits, LoadOptions};
+pub use split::{Arm, Split, SplitKey};
 pub use trim::return_free_memory;
 
 use crate::outcome::Outcome;
@@ -69,6 +71,9 @@ pub struct RequestCtx {
     pub directives: Directives,
     /// The plugin version that made the decision in force, when it asked to hear outcomes.
     pub listener: Option<Arc<LoadedPlugin>>,
+    /// Which side of a traffic split (a canary) decides this request; set at its first
+    /// decision and kept for its retries.
+    pub arm: Arm,
 }
 
 impl RequestCtx {
@@ -80,6 +85,7 @@ impl RequestCtx {
             tried: Vec::new(),
             directives: Directives::default(),
             listener: None,
+            arm: Arm::Live,
         }
     }
 }
@@ -162,6 +168,8 @@ pub struct Decider {
     metrics: DecisionMetrics,
     /// The backend signals, when lbx scrapes them (handed to plugins with each decision).
     signals: Option<Arc<Scraper>>,
+    /// A candidate version taking a share of the requests (a canary), if one runs.
+    split: ArcSwapOption<Split>,
 }
 
 impl Decider {
@@ -174,6 +182,7 @@ impl Decider {
             fallback: LeastInFlight::default(),
             metrics,
             signals: None,
+            split: ArcSwapOption::empty(),
         }
     }
 
@@ -188,11 +197,32 @@ impl Decider {
     pub fn install(&self, plugin: Option<LoadedPlugin>) -> Option<Arc<LoadedPlugin>> {
         // Set before the swap: a request that sees the new plugin finds its prefix read (one
         // that reads ahead for the old plugin only reads for nothing).
-        self.body_prefix
-            .store(body_prefix_of(plugin.as_ref()), Ordering::Relaxed);
+        let candidate = self.split.load();
+        let candidate = candidate.as_ref().map(|s| &*s.plugin);
+        self.body_prefix.store(
+            body_prefix_of(plugin.as_ref()).max(body_prefix_of(candidate)),
+            Ordering::Relaxed,
+        );
         let previous = self.plugin.swap(plugin.map(Arc::new));
         self.breaker.reset();
         previous
+    }
+
+    /// Let `split`'s candidate decide its share of the requests from now on.
+    pub fn start_split(&self, split: Arc<Split>) {
+        let live = self.plugin.load();
+        let prefix = body_prefix_of(live.as_deref()).max(body_prefix_of(Some(&split.plugin)));
+        self.body_prefix.store(prefix, Ordering::Relaxed);
+        self.split.store(Some(split));
+    }
+
+    /// End the traffic split: the plugin in force decides every request again.
+    pub fn end_split(&self) -> Option<Arc<Split>> {
+        let ended = self.split.swap(None);
+        let live = self.plugin.load();
+        self.body_prefix
+            .store(body_prefix_of(live.as_deref()), Ordering::Relaxed);
+        ended
     }
 
     /// The plugin version in force.
@@ -244,13 +274,24 @@ impl Decider {
         // Whatever decides now, the last pick's directives no longer apply.
         request.directives = Directives::default();
         request.listener = None;
+        let split = self.split.load();
+        if request.attempt == 0 {
+            request.arm = split.as_ref().map_or(Arm::Live, |s| s.arm(&request.meta));
+        }
+        let candidate = split
+            .as_ref()
+            .filter(|_| request.arm == Arm::Candidate)
+            .map(|s| &s.plugin);
         let tried = request.tried.as_slice();
         let guard = self.plugin.load();
-        let Some(plugin) = guard.as_ref() else {
+        let Some(plugin) = candidate.or(guard.as_ref()) else {
             let route = self.fallback_route(set, tried);
             return without_plugin(route, DecidedBy::Builtin);
         };
-        if !self.breaker.allows() {
+        // The breaker guards the version in force; a candidate's failures are its canary's
+        // fallback rate, judged by its gates.
+        let guarded = candidate.is_none();
+        if guarded && !self.breaker.allows() {
             let route = self.fallback_route(set, tried);
             return without_plugin(route, DecidedBy::FallbackPluginDisabled);
         }
@@ -280,7 +321,9 @@ impl Decider {
         let tried = request.tried.as_slice();
         let (route, by) = match outcome {
             Ok(Some((route, directives))) => {
-                self.plugin_succeeded(plugin);
+                if guarded {
+                    self.plugin_succeeded(plugin);
+                }
                 if plugin.features().outcomes && matches!(route, Route::Forward { .. }) {
                     request.listener = Some(Arc::clone(plugin));
                 }
@@ -288,14 +331,22 @@ impl Decider {
                 (route, DecidedBy::Plugin)
             }
             Ok(None) => {
-                self.plugin_succeeded(plugin);
+                if guarded {
+                    self.plugin_succeeded(plugin);
+                }
                 (
                     self.fallback_route(set, tried),
                     DecidedBy::FallbackNoOpinion,
                 )
             }
             Err(error) => {
-                self.plugin_failed(plugin, &error);
+                if guarded {
+                    self.plugin_failed(plugin, &error);
+                } else {
+                    self.metrics.failed(error.kind);
+                    tracing::warn!(plugin = plugin.name(), kind = error.kind.as_str(),
+                        reason = %error.reason, "canary plugin decision failed; using fallback");
+                }
                 let route = self.fallback_route(set, tried);
                 (route, DecidedBy::FallbackAfterPluginError)
             }

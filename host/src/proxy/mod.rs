@@ -40,6 +40,7 @@ pub use relay::RelayedBody;
 pub use request::{ClientRequest, RequestBody, RequestId};
 pub use request_side::RequestSide;
 
+use crate::canary::Canaries;
 use crate::config::{OutlierConfig, ProxyConfig, RetryConfig, TimeoutConfig};
 use crate::http1::parse::response_has_body;
 use crate::message::ResponseHead;
@@ -84,6 +85,8 @@ pub struct Proxy {
     shadows: Option<Arc<Shadows>>,
     /// Records a sample of first decisions for `lbx replay`, when switched on.
     recording: Option<Arc<Recording>>,
+    /// The canary in progress, whose sides' figures each request feeds.
+    canaries: Option<Arc<Canaries>>,
     policies: Policies,
     retry_budget: RetryBudget,
     connections: Arc<ConnectionMetrics>,
@@ -137,6 +140,7 @@ impl Proxy {
             decider,
             shadows: None,
             recording: None,
+            canaries: None,
             retry_budget: RetryBudget::new(&policies.retry),
             policies,
             connections: Arc::default(),
@@ -152,6 +156,12 @@ impl Proxy {
     /// Offer `recording` every first decision (it records a sample while switched on).
     pub fn with_recording(mut self, recording: Arc<Recording>) -> Self {
         self.recording = Some(recording);
+        self
+    }
+
+    /// Count each request's outcomes for the canary side that decided it.
+    pub fn with_canaries(mut self, canaries: Arc<Canaries>) -> Self {
+        self.canaries = Some(canaries);
         self
     }
 
@@ -261,12 +271,19 @@ impl Proxy {
         for attempt in 0.. {
             request.attempt = attempt;
             let routed = self.decider.route(&mut request, &set);
+            let canary_side = self
+                .canaries
+                .as_ref()
+                .and_then(|canaries| canaries.figures(request.arm));
             if attempt == 0 {
                 if let Some(shadows) = &self.shadows {
                     shadows.offer(&request.meta, &set, &routed.route);
                 }
                 if let Some(recording) = &self.recording {
                     recording.offer(&request.meta, &set, &routed.route, routed.decided_by);
+                }
+                if let Some(side) = &canary_side {
+                    side.decided(routed.decided_by);
                 }
             }
             let meta = &request.meta;
@@ -292,7 +309,8 @@ impl Proxy {
                 plugin: plugin.clone(),
                 tag: directives.tag,
             });
-            let recorder = Recorder::new(set.clone(), index, self.policies.outlier, feedback);
+            let recorder = Recorder::new(set.clone(), index, self.policies.outlier, feedback)
+                .with_canary_side(canary_side);
             if let Some(log) = log.as_mut() {
                 log.backend = Some((set.clone(), index));
             }

@@ -2,7 +2,8 @@
 //! (a failure before any response, a response set aside for a retry, or the response relayed
 //! to its end) and [`Recorder::record`] feeds it to the backend's latency average and failure
 //! streak, outlier ejection, its response counters and latency histograms, and — when the
-//! plugin that decided asked for it — the plugin's feedback.
+//! plugin that decided asked for it — the plugin's feedback; while a canary runs, the figures
+//! of the side (live or candidate) that decided.
 //!
 //! Body byte counters are the exception: they move as the bytes do, so a long download shows
 //! in `/metrics` while it lasts; the outcome carries the totals. A client's fault never
@@ -10,6 +11,7 @@
 
 use std::sync::Arc;
 
+use crate::canary::ArmFigures;
 use crate::config::OutlierConfig;
 use crate::outcome::{Fault, Outcome};
 use crate::plugin::{Decider, LoadedPlugin};
@@ -33,6 +35,8 @@ pub struct Recorder {
     index: usize,
     outlier: OutlierConfig,
     feedback: Option<Feedback>,
+    /// The canary side that decided the request, while a canary runs.
+    canary_side: Option<Arc<ArmFigures>>,
 }
 
 impl Recorder {
@@ -48,7 +52,14 @@ impl Recorder {
             index,
             outlier,
             feedback,
+            canary_side: None,
         }
+    }
+
+    /// Also count outcomes for the canary side (live or candidate) that decided the request.
+    pub fn with_canary_side(mut self, side: Option<Arc<ArmFigures>>) -> Self {
+        self.canary_side = side;
+        self
     }
 
     /// The backend the attempts went to.
@@ -58,6 +69,9 @@ impl Recorder {
 
     /// Count `outcome` for the backend.
     pub fn record(&self, outcome: &Outcome) {
+        if let Some(side) = &self.canary_side {
+            side.attempted(outcome);
+        }
         let Some(backend) = self.backend() else {
             return;
         };

@@ -10,6 +10,7 @@
 //! force is kept in a bounded history ([`versions`]) that a rollback ([`rollback`]) goes back
 //! to through the same serialised path; a rolled-back version holds against the unchanged file.
 
+mod canary;
 mod metrics;
 pub mod remote;
 mod rollback;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::canary::Canaries;
 use crate::config::{Config, Overrides};
 use crate::history::ReloadHistory;
 use crate::plugin::{Decider, KvStore, LoadError, LoadOptions, LoadedPlugin, PluginEngine};
@@ -32,9 +34,10 @@ use crate::shadow::Shadows;
 use crate::signals::Scraper;
 use crate::tls::Certificates;
 use crate::upstream::{BackendSet, Upstreams};
+pub use canary::{CanaryError, CanaryRequest};
 pub use metrics::{ReloadKind, ReloadMetrics};
 pub use rollback::{Hold, RollbackError, RollbackTarget, RolledBack};
-pub use shadows::{PromoteError, Promoted, ShadowRequest, ShadowSource};
+pub use shadows::{CandidateSource, PromoteError, Promoted, ShadowRequest};
 pub use versions::{MIN_PREFIX, Version, VersionList, VersionSource, hex};
 use versions::{PluginVersions, short};
 
@@ -74,6 +77,7 @@ pub struct Reloader {
     embedded: Option<PluginSource>,
     decider: Arc<Decider>,
     shadows: Arc<Shadows>,
+    canaries: Arc<Canaries>,
     upstreams: Arc<Upstreams>,
     backends: Arc<BackendManager>,
     signals: Arc<Scraper>,
@@ -108,6 +112,8 @@ pub struct ReloaderParts {
     pub decider: Arc<Decider>,
     /// The shadow plugins the proxy samples requests for.
     pub shadows: Arc<Shadows>,
+    /// The canary in progress, if any.
+    pub canaries: Arc<Canaries>,
     /// The backend set's owner (config reloads and the admin API change it).
     pub backends: Arc<BackendManager>,
     /// The backend signals in force (`[signals]` changes are put in force here).
@@ -135,6 +141,7 @@ impl Reloader {
             embedded: parts.embedded,
             decider: parts.decider,
             shadows: parts.shadows,
+            canaries: parts.canaries,
             upstreams: parts.backends.upstreams().clone(),
             backends: parts.backends,
             signals: parts.signals,

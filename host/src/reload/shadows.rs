@@ -37,9 +37,9 @@ pub enum PromoteError {
     Refused(String),
 }
 
-/// Where a shadow's plugin comes from.
+/// Where a candidate plugin (a shadow's, a canary's) comes from.
 #[derive(Debug, Clone)]
-pub enum ShadowSource {
+pub enum CandidateSource {
     /// A `.wasm` file lbx can read.
     Path(std::path::PathBuf),
     /// Bytes uploaded through the admin API.
@@ -52,7 +52,7 @@ pub struct ShadowRequest {
     /// Its name (default: the file's stem, or `upload`).
     pub name: Option<String>,
     /// The plugin.
-    pub source: ShadowSource,
+    pub source: CandidateSource,
     /// Its `init` configuration as JSON.
     pub config_json: String,
     /// Share of requests it sees.
@@ -67,8 +67,8 @@ impl Reloader {
             .name
             .clone()
             .unwrap_or_else(|| match &request.source {
-                ShadowSource::Path(path) => crate::config::shadow::stem(path),
-                ShadowSource::Upload(_) => "upload".into(),
+                CandidateSource::Path(path) => crate::config::shadow::stem(path),
+                CandidateSource::Upload(_) => "upload".into(),
             });
         let problem = name_problem(&name)
             .map(|p| format!("name: {p}"))
@@ -77,13 +77,13 @@ impl Reloader {
             return Err(Refused(problem));
         }
         let (label, bytes) = match request.source {
-            ShadowSource::Path(path) => {
+            CandidateSource::Path(path) => {
                 let bytes = std::fs::read(&path).map_err(|e| {
                     Refused(format!("cannot read shadow plugin {}: {e}", path.display()))
                 })?;
                 (path.display().to_string(), bytes)
             }
-            ShadowSource::Upload(bytes) => (format!("upload:{name}"), bytes),
+            CandidateSource::Upload(bytes) => (format!("upload:{name}"), bytes),
         };
         let config = self.config.lock().await;
         let shadow = self

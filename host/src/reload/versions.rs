@@ -34,6 +34,8 @@ pub enum VersionSource {
     Embedded,
     /// A shadow plugin promoted to live (`POST /admin/plugin/shadow/{name}/promote`).
     Shadow,
+    /// A canary promoted to live, by its last step's gates or by the operator.
+    Canary,
 }
 
 impl VersionSource {
@@ -45,6 +47,7 @@ impl VersionSource {
             Self::Rollback => "rollback",
             Self::Embedded => "embedded",
             Self::Shadow => "shadow",
+            Self::Canary => "canary",
         }
     }
 }

@@ -1,0 +1,280 @@
+//! Running a canary: loading the candidate as a live version would be loaded (its own `init`
+//! config, the live key-value store: it serves real requests), starting the traffic split,
+//! and the controller that judges each step with the canary's gates — next step, hold,
+//! promotion after the last step, or rollback at the first failed gate — plus the operator's
+//! promote and abort. Every transition is a line of the reload history with its reason.
+//!
+//! Ending a canary (promotion, rollback, abort) takes the reload lock, so it is serialised
+//! with reloads and with the other ending: whichever comes first ends it, the others find
+//! nothing to end.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::versions::VersionSource;
+use super::{CandidateSource, PluginSource, Reloader};
+use crate::canary::{Canary, CanarySpec, State, Verdict};
+use crate::config::Config;
+use crate::plugin::{LoadOptions, LoadedPlugin, Split};
+
+/// A canary to start.
+#[derive(Debug, Clone)]
+pub struct CanaryRequest {
+    /// The candidate plugin.
+    pub source: CandidateSource,
+    /// Its `init` configuration as JSON.
+    pub config_json: String,
+    /// Steps, step duration, key and gates.
+    pub spec: CanarySpec,
+}
+
+/// Why a canary request was not carried out; nothing changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CanaryError {
+    /// A bad request or a candidate that does not load (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// A canary already runs, none runs, or the live plugin cannot be replaced (409).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl Reloader {
+    /// Start a canary; its controller runs until it is promoted, rolled back or aborted.
+    pub async fn start_canary(
+        self: &Arc<Self>,
+        request: CanaryRequest,
+    ) -> Result<Arc<Canary>, CanaryError> {
+        if let Some(problem) = request.spec.problem() {
+            return Err(CanaryError::Invalid(problem));
+        }
+        let config = self.config.lock().await;
+        if self.canaries.running().is_some() {
+            return Err(CanaryError::Conflict(
+                "a canary is already running: promote or abort it first".into(),
+            ));
+        }
+        self.replaceable_file(&config)
+            .map_err(CanaryError::Conflict)?;
+        let (label, bytes) = match request.source {
+            CandidateSource::Path(path) => {
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    CanaryError::Invalid(format!("cannot read {}: {e}", path.display()))
+                })?;
+                (path.display().to_string(), bytes)
+            }
+            CandidateSource::Upload(bytes) => ("upload:canary".to_string(), bytes),
+        };
+        let bytes: Arc<[u8]> = bytes.into();
+        let plugin = self
+            .load_candidate(&config, &label, bytes.clone(), request.config_json)
+            .await
+            .map_err(CanaryError::Invalid)?;
+        let split = Arc::new(Split::new(Arc::new(plugin), request.spec.key.clone(), 0));
+        let canary = Arc::new(Canary::new(request.spec, split.clone(), label, bytes));
+        self.canaries.start(canary.clone());
+        self.decider.start_split(split);
+        drop(config);
+        let started = canary.report().transitions[0].detail.clone();
+        tracing::info!(detail = %started, "canary started");
+        self.history
+            .record("canary", true, format!("canary started: {started}"));
+        tokio::spawn(self.clone().run_canary(canary.clone()));
+        Ok(canary)
+    }
+
+    /// Promote the canary in progress now, whatever its step.
+    pub async fn promote_canary(&self) -> Result<String, CanaryError> {
+        let canary = self.canaries.running().ok_or_else(no_canary)?;
+        let config = self.config.lock().await;
+        self.promote_locked(&config, &canary, "promoted by the operator".into())
+            .await
+    }
+
+    /// Abort the canary in progress: the live version decides every request again.
+    pub async fn abort_canary(&self) -> Result<String, CanaryError> {
+        let canary = self.canaries.running().ok_or_else(no_canary)?;
+        let _config = self.config.lock().await;
+        let detail = format!("canary {} aborted by the operator", canary.path);
+        if !self.end_canary(&canary, State::Aborted, detail.clone()) {
+            return Err(no_canary());
+        }
+        self.history.record("canary", true, detail.clone());
+        Ok(detail)
+    }
+
+    /// The controller: judge the step in progress every tick until the canary ends.
+    async fn run_canary(self: Arc<Self>, canary: Arc<Canary>) {
+        let tick = (canary.spec.step_duration / 10)
+            .clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(tick).await;
+            if !self.is_running(&canary) {
+                return;
+            }
+            let (verdict, live, candidate) = canary.judge();
+            let (step, elapsed) = canary.step();
+            let share = canary.spec.steps[step];
+            let step_over = elapsed >= canary.spec.step_duration;
+            match verdict {
+                // A failed gate ends the canary at once: no need to wait out the step.
+                Verdict::Fail(reasons) => {
+                    let _config = self.config.lock().await;
+                    let detail = format!(
+                        "canary {} rolled back at {share}%: {}",
+                        canary.path,
+                        reasons.join("; ")
+                    );
+                    if self.end_canary(&canary, State::RolledBack, detail.clone()) {
+                        tracing::warn!(%detail, "canary failed its gates");
+                        self.history.record("canary", false, detail);
+                    }
+                    return;
+                }
+                Verdict::Pass if step_over => {
+                    let figures = format!(
+                        "step {share}% passed: {} requests, error rate {:.2}% (live {:.2}%), \
+                         fallback rate {:.2}%, p99 {} ms (live {} ms)",
+                        candidate.decisions,
+                        candidate.error_rate * 100.0,
+                        live.error_rate * 100.0,
+                        candidate.fallback_rate * 100.0,
+                        fmt_ms(candidate.p99_ms),
+                        fmt_ms(live.p99_ms)
+                    );
+                    let config = self.config.lock().await;
+                    if !self.is_running(&canary) {
+                        return;
+                    }
+                    if canary.advance(figures.clone()) {
+                        let now = canary.spec.steps[step + 1];
+                        tracing::info!(detail = %figures, now, "canary step");
+                        self.history.record(
+                            "canary",
+                            true,
+                            format!("canary {}: {figures}; now {now}%", canary.path),
+                        );
+                    } else {
+                        let why = format!("{figures}; every step passed");
+                        if let Err(e) = self.promote_locked(&config, &canary, why).await {
+                            // Never left running at its last share with no one to end it.
+                            let detail = format!(
+                                "canary {} aborted: every step passed but it cannot be \
+                                 promoted: {e}",
+                                canary.path
+                            );
+                            if self.end_canary(&canary, State::Aborted, detail.clone()) {
+                                tracing::error!(%detail, "canary aborted");
+                                self.history.record("canary", false, detail);
+                            }
+                        }
+                        return;
+                    }
+                }
+                Verdict::Inconclusive(why) if step_over => {
+                    canary.hold(format!("step {share}% holds: {why}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Put the canary's candidate in force as the live version and end the split.
+    async fn promote_locked(
+        &self,
+        config: &Config,
+        canary: &Arc<Canary>,
+        why: String,
+    ) -> Result<String, CanaryError> {
+        if !self.is_running(canary) {
+            return Err(no_canary());
+        }
+        let path = self
+            .replaceable_file(config)
+            .map_err(CanaryError::Conflict)?;
+        let config_json = canary.split.plugin.options().config_json.clone();
+        let plugin = match self
+            .load_candidate(config, &canary.path, canary.bytes.clone(), config_json)
+            .await
+        {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                // It decided its share until now, so this is rare (its `init` refusing now).
+                let detail = format!("canary {} could not be promoted: {e}", canary.path);
+                self.end_canary(canary, State::Aborted, detail.clone());
+                self.history.record("canary", false, detail.clone());
+                return Err(CanaryError::Invalid(detail));
+            }
+        };
+        let (summary, version) = self.install(plugin, canary.bytes.clone(), VersionSource::Canary);
+        self.hold_against_file(config, path, &version);
+        let detail = format!("canary promoted: {summary}; {why}");
+        self.end_canary(canary, State::Promoted, detail.clone());
+        tracing::info!(%detail, "canary promoted");
+        self.history.record("plugin", true, detail.clone());
+        Ok(detail)
+    }
+
+    /// End `canary` as `state`, if it is still the one running; false if it was not.
+    fn end_canary(&self, canary: &Arc<Canary>, state: State, detail: String) -> bool {
+        if !self.is_running(canary) {
+            return false;
+        }
+        self.decider.end_split();
+        canary.end(state, detail);
+        self.canaries.finish();
+        true
+    }
+
+    fn is_running(&self, canary: &Arc<Canary>) -> bool {
+        self.canaries
+            .running()
+            .is_some_and(|running| Arc::ptr_eq(&running, canary))
+    }
+
+    /// The plugin file a promoted version will hold against; why there is none otherwise.
+    fn replaceable_file(&self, config: &Config) -> Result<std::path::PathBuf, String> {
+        match self.plugin_source(config) {
+            Some(PluginSource::File(path)) => Ok(path),
+            Some(PluginSource::Embedded { name, .. }) => Err(format!(
+                "the plugin in force ({name}) is embedded in the lbx binary and is not replaced \
+                 at runtime"
+            )),
+            None => Err(
+                "no plugin is configured ([plugin] path): a candidate can only replace one".into(),
+            ),
+        }
+    }
+
+    /// Load a candidate as the live version would be loaded, with its own `init` config.
+    async fn load_candidate(
+        &self,
+        config: &Config,
+        label: &str,
+        bytes: Arc<[u8]>,
+        config_json: String,
+    ) -> Result<LoadedPlugin, String> {
+        let options = LoadOptions {
+            config_json,
+            ..self.load_options(config)
+        };
+        let engine = self
+            .engine(options.limits.deadline)
+            .map_err(|e| format!("{e:#}"))?;
+        let (label, trial) = (label.to_string(), self.upstreams.snapshot());
+        tokio::task::spawn_blocking(move || {
+            LoadedPlugin::load_bytes(&engine, &label, &bytes, options, &trial)
+        })
+        .await
+        .map_err(|e| format!("loading stopped: {e}"))?
+        .map_err(|e| e.to_string())
+    }
+}
+
+fn no_canary() -> CanaryError {
+    CanaryError::Conflict("no canary is running".into())
+}
+
+fn fmt_ms(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "–".into(), |ms| format!("{ms}"))
+}
