@@ -130,6 +130,7 @@ impl Server {
             pool_size: worker_count(config.workers),
         }));
         reloader.load_initial().await?;
+        reloader.restore_canary().await;
 
         let policies = Policies {
             timeouts: config.timeouts,

@@ -249,3 +249,91 @@ async fn canary_requests_are_checked_and_only_one_runs_at_a_time() {
     let (status, _) = admin_send("POST", &format!("{url}/promote"), None, None).await;
     assert_eq!(status, 409, "nothing to promote");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_a_canary_or_aborts_it_as_it_asked_and_never_promotes_it() {
+    let a = TestBackend::named("a").await;
+    let b = TestBackend::named("b").await;
+    let dir = crate::support::TempDir::new("canary-restart");
+    let live = dir.join("live.wasm");
+    std::fs::copy(plugins::TEST_ROUTER, &live).unwrap();
+    let config_file = dir.join("lbx.toml");
+    let extra = "[plugin.config]\nbackend = 0\n[reload]\nwatch = false\n";
+    std::fs::write(
+        &config_file,
+        config(Some(live.to_str().unwrap()), &[&a, &b], extra),
+    )
+    .unwrap();
+    let run = || crate::support::LbxProcess::run(&["--config", config_file.to_str().unwrap()]);
+    let get = |lbx: &crate::support::LbxProcess, path: &str| {
+        let url = format!("http://{}{path}", lbx.admin);
+        async move {
+            let (_, body) = admin_get(&url).await;
+            serde_json::from_str::<Value>(&body).unwrap()
+        }
+    };
+    let start = |lbx: &crate::support::LbxProcess, on_restart: &str| {
+        let url = format!("http://{}/admin/plugin/canary", lbx.admin);
+        let body = format!(
+            r#"{{"path": {:?}, "config": {{"backend": 1}}, "steps": [20, 100],
+                "step_duration": "1h", "key": "header:x-user", "on_restart": "{on_restart}"}}"#,
+            plugins::TEST_ROUTER
+        );
+        async move {
+            let (status, answer) = admin_send("POST", &url, Some(&body), None).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+
+    // Resume: after a restart the canary takes its share again, and was not promoted.
+    let lbx = run();
+    start(&lbx, "resume").await;
+    let live_sha = get(&lbx, "/admin/plugin").await["sha256"].clone();
+    drop(lbx);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("lbx.canary.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["state"], "running", "{saved:#}");
+    let lbx = run();
+    let resumed = get(&lbx, "/admin/plugin/canary").await;
+    assert_eq!(resumed["state"], "running", "{resumed:#}");
+    assert_eq!(resumed["share_percent"], 20.0);
+    assert_eq!(
+        get(&lbx, "/admin/plugin").await["sha256"],
+        live_sha,
+        "never promoted"
+    );
+    let (_, reloads) = admin_get(&format!("http://{}/admin/reloads", lbx.admin)).await;
+    assert!(
+        reloads.contains("canary resumed after a restart"),
+        "{reloads}"
+    );
+
+    // Aborted by the operator: a restart leaves it ended.
+    let (status, _) = admin_send(
+        "POST",
+        &format!("http://{}/admin/plugin/canary/abort", lbx.admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    drop(lbx);
+    let lbx = run();
+    assert_eq!(get(&lbx, "/admin/plugin/canary").await, Value::Null);
+
+    // Abort on restart: ended by the restart, recorded as such.
+    start(&lbx, "abort").await;
+    drop(lbx);
+    let lbx = run();
+    assert_eq!(get(&lbx, "/admin/plugin/canary").await, Value::Null);
+    let (_, reloads) = admin_get(&format!("http://{}/admin/reloads", lbx.admin)).await;
+    assert!(reloads.contains("aborted by a restart"), "{reloads}");
+    let saved = std::fs::read_to_string(dir.join("lbx.canary.json")).unwrap();
+    assert!(saved.contains("\"aborted\""), "{saved}");
+    assert_eq!(
+        get(&lbx, "/admin/plugin").await["sha256"],
+        live_sha,
+        "never promoted"
+    );
+}

@@ -6,7 +6,8 @@
 //! - `POST /admin/plugin/canary`: start one, JSON `{"path": "v2.wasm", "config": {…},
 //!   "steps": [1, 10, 50, 100], "step_duration": "30s", "key": "client-ip" | "header:NAME" |
 //!   "cookie:NAME", "gates": {"min_requests": 50, "max_error_rate_increase": 0.01,
-//!   "max_p99_ratio": 1.5, "max_fallback_rate_increase": 0.01}}` (only `path` is required);
+//!   "max_p99_ratio": 1.5, "p99_slack_ms": 5, "max_fallback_rate_increase": 0.01},
+//!   "on_restart": "abort" | "resume"}` (only `path` is required);
 //!   200 with the canary, 409 if one runs or the live plugin cannot be replaced, 422 naming
 //!   the problem;
 //! - `POST /admin/plugin/canary/promote`, `POST /admin/plugin/canary/abort`: end it now;
@@ -23,7 +24,7 @@ use serde_json::{Value, json};
 
 use super::json_body::{self, ReadError};
 use super::{Admin, json_response, method_not_allowed};
-use crate::canary::{CanarySpec, Gates};
+use crate::canary::{CanarySpec, Gates, OnRestart};
 use crate::plugin::SplitKey;
 use crate::reload::{CanaryError, CanaryRequest, CandidateSource};
 
@@ -44,6 +45,8 @@ struct StartJson {
     key: String,
     #[serde(default)]
     gates: Gates,
+    #[serde(default)]
+    on_restart: OnRestart,
 }
 
 fn default_steps() -> Vec<f64> {
@@ -104,7 +107,10 @@ async fn start(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
             step_duration: start.step_duration,
             key,
             gates: start.gates,
+            on_restart: start.on_restart,
         },
+        step: 0,
+        resumed: false,
     };
     match admin.reloader.start_canary(canary).await {
         Ok(canary) => json_response(

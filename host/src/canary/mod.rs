@@ -12,6 +12,7 @@
 pub mod figures;
 pub mod gates;
 mod metrics;
+pub mod persist;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +23,7 @@ use serde::Serialize;
 pub use figures::{ArmFigures, ArmReport};
 pub use gates::{Gates, Verdict};
 pub use metrics::CanaryMetrics;
+pub use persist::OnRestart;
 
 use crate::plugin::{Arm, Split, SplitKey};
 
@@ -36,6 +38,8 @@ pub struct CanarySpec {
     pub key: SplitKey,
     /// The bounds each step must stay within.
     pub gates: Gates,
+    /// What a restart of lbx does with it.
+    pub on_restart: OnRestart,
 }
 
 impl CanarySpec {
@@ -60,7 +64,7 @@ impl CanarySpec {
 }
 
 /// How a canary ended, or that it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Taking its share.
@@ -130,21 +134,28 @@ struct Progress {
 }
 
 impl Canary {
-    /// A canary at its first step over `split` (whose share it sets).
-    pub fn new(spec: CanarySpec, split: Arc<Split>, path: String, bytes: Arc<[u8]>) -> Self {
-        split.set_share(basis_points(spec.steps[0]));
+    /// A canary at step `step` (0: the first) over `split` (whose share it sets).
+    pub fn new(
+        spec: CanarySpec,
+        split: Arc<Split>,
+        path: String,
+        bytes: Arc<[u8]>,
+        step: usize,
+    ) -> Self {
+        let step = step.min(spec.steps.len() - 1);
+        split.set_share(basis_points(spec.steps[step]));
         let first = format!(
             "{} sha256 {} at {}% of requests, keyed by {}",
             path,
             &split.plugin.sha256()[..12],
-            spec.steps[0],
+            spec.steps[step],
             spec.key.describe()
         );
         Self {
             figures: ArcSwap::from_pointee(StepFigures::default()),
             progress: Mutex::new(Progress {
                 state: State::Running,
-                step: 0,
+                step,
                 step_started: Instant::now(),
                 verdict: None,
                 transitions: vec![transition("started", first)],
@@ -222,6 +233,29 @@ impl Canary {
         progress.transitions.push(transition(what, detail));
     }
 
+    /// What its state file keeps.
+    pub fn saved(&self) -> persist::Saved {
+        let progress = self.lock();
+        persist::Saved {
+            version: persist::VERSION,
+            state: progress.state,
+            path: self.path.clone().into(),
+            sha256: self.split.plugin.sha256(),
+            config_json: self.split.plugin.options().config_json.clone(),
+            steps: self.spec.steps.clone(),
+            step_duration: self.spec.step_duration,
+            key: self.spec.key.describe(),
+            gates: self.spec.gates.clone(),
+            step: progress.step,
+            on_restart: self.spec.on_restart,
+            detail: progress
+                .transitions
+                .last()
+                .map(|t| t.detail.clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Its state, figures and story for the admin API.
     pub fn report(&self) -> CanaryReport {
         let (verdict, live, candidate) = self.judge();
@@ -242,6 +276,7 @@ impl Canary {
             step_elapsed_s: progress.step_started.elapsed().as_secs_f64(),
             step_duration_s: self.spec.step_duration.as_secs_f64(),
             gates: self.spec.gates.clone(),
+            on_restart: self.spec.on_restart,
             verdict: match verdict {
                 Verdict::Pass => "pass".into(),
                 Verdict::Fail(reasons) => format!("fail: {}", reasons.join("; ")),
@@ -297,6 +332,8 @@ pub struct CanaryReport {
     pub step_duration_s: f64,
     /// The gates.
     pub gates: Gates,
+    /// What a restart of lbx does with it (`abort` or `resume`).
+    pub on_restart: OnRestart,
     /// What the gates say of the step so far.
     pub verdict: String,
     /// The live side's figures this step.

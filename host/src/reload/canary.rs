@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use super::versions::VersionSource;
 use super::{CandidateSource, PluginSource, Reloader};
-use crate::canary::{Canary, CanarySpec, State, Verdict};
+use sha2::{Digest, Sha256};
+
+use super::versions::short;
+use crate::canary::{Canary, CanarySpec, OnRestart, State, Verdict, persist};
 use crate::config::Config;
-use crate::plugin::{LoadOptions, LoadedPlugin, Split};
+use crate::plugin::{LoadOptions, LoadedPlugin, Split, SplitKey};
 
 /// A canary to start.
 #[derive(Debug, Clone)]
@@ -24,8 +27,12 @@ pub struct CanaryRequest {
     pub source: CandidateSource,
     /// Its `init` configuration as JSON.
     pub config_json: String,
-    /// Steps, step duration, key and gates.
+    /// Steps, step duration, key, gates and what a restart does.
     pub spec: CanarySpec,
+    /// The step to start at (0; a resumed canary's saved step).
+    pub step: usize,
+    /// Whether it is a canary resumed after a restart.
+    pub resumed: bool,
 }
 
 /// Why a canary request was not carried out; nothing changed.
@@ -71,14 +78,27 @@ impl Reloader {
             .await
             .map_err(CanaryError::Invalid)?;
         let split = Arc::new(Split::new(Arc::new(plugin), request.spec.key.clone(), 0));
-        let canary = Arc::new(Canary::new(request.spec, split.clone(), label, bytes));
+        let resumed = request.resumed;
+        let canary = Arc::new(Canary::new(
+            request.spec,
+            split.clone(),
+            label,
+            bytes,
+            request.step,
+        ));
         self.canaries.start(canary.clone());
         self.decider.start_split(split);
+        self.save_canary(&canary);
         drop(config);
         let started = canary.report().transitions[0].detail.clone();
-        tracing::info!(detail = %started, "canary started");
+        let how = if resumed {
+            "resumed after a restart"
+        } else {
+            "started"
+        };
+        tracing::info!(detail = %started, "canary {how}");
         self.history
-            .record("canary", true, format!("canary started: {started}"));
+            .record("canary", true, format!("canary {how}: {started}"));
         tokio::spawn(self.clone().run_canary(canary.clone()));
         Ok(canary)
     }
@@ -147,6 +167,7 @@ impl Reloader {
                         return;
                     }
                     if canary.advance(figures.clone()) {
+                        self.save_canary(&canary);
                         let now = canary.spec.steps[step + 1];
                         tracing::info!(detail = %figures, now, "canary step");
                         self.history.record(
@@ -223,7 +244,91 @@ impl Reloader {
         self.decider.end_split();
         canary.end(state, detail);
         self.canaries.finish();
+        self.save_canary(canary);
         true
+    }
+
+    /// Write `canary`'s state file, if lbx keeps one; a failure is logged, not fatal: the
+    /// canary goes on, and a restart would find the previous state.
+    fn save_canary(&self, canary: &Canary) {
+        if let Some(path) = &self.canary_file
+            && let Err(e) = persist::save(path, &canary.saved())
+        {
+            tracing::warn!(error = %e, "cannot save the canary's state");
+        }
+    }
+
+    /// At start: a canary the state file says was running is resumed at its step, or
+    /// recorded as aborted, as it asked (`on_restart`). Never promoted.
+    pub async fn restore_canary(self: &Arc<Self>) {
+        let Some(path) = &self.canary_file else {
+            return;
+        };
+        let saved = match persist::load(path) {
+            Ok(Some(saved)) if saved.state == State::Running => saved,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "canary state not read; no canary is resumed");
+                return;
+            }
+        };
+        let abort = |why: String| {
+            let detail = format!(
+                "canary {} aborted by a restart: {why}",
+                saved.path.display()
+            );
+            tracing::warn!(%detail, "canary not resumed");
+            self.history.record("canary", false, detail.clone());
+            let ended = persist::Saved {
+                state: State::Aborted,
+                detail,
+                ..saved.clone()
+            };
+            if let Err(e) = persist::save(path, &ended) {
+                tracing::warn!(error = %e, "cannot save the canary's state");
+            }
+        };
+        if saved.on_restart == OnRestart::Abort {
+            abort(format!(
+                "it was at step {} of {}, and on_restart is abort",
+                saved.step + 1,
+                saved.steps.len()
+            ));
+            return;
+        }
+        let current =
+            std::fs::read(&saved.path).map(|bytes| crate::reload::hex(&Sha256::digest(&bytes)));
+        match current {
+            Ok(sha) if sha == saved.sha256 => {}
+            Ok(sha) => {
+                return abort(format!(
+                    "its file now has sha256 {}, not {}",
+                    short(&sha),
+                    short(&saved.sha256)
+                ));
+            }
+            Err(e) => return abort(format!("cannot read {}: {e}", saved.path.display())),
+        }
+        let key = match SplitKey::parse(&saved.key) {
+            Ok(key) => key,
+            Err(e) => return abort(e),
+        };
+        let request = CanaryRequest {
+            source: CandidateSource::Path(saved.path.clone()),
+            config_json: saved.config_json.clone(),
+            spec: CanarySpec {
+                steps: saved.steps.clone(),
+                step_duration: saved.step_duration,
+                key,
+                gates: saved.gates.clone(),
+                on_restart: saved.on_restart,
+            },
+            step: saved.step,
+            resumed: true,
+        };
+        if let Err(e) = self.start_canary(request).await {
+            abort(e.to_string());
+        }
     }
 
     fn is_running(&self, canary: &Arc<Canary>) -> bool {

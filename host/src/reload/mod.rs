@@ -78,6 +78,8 @@ pub struct Reloader {
     decider: Arc<Decider>,
     shadows: Arc<Shadows>,
     canaries: Arc<Canaries>,
+    /// Where a canary in progress is kept across restarts, if anywhere.
+    canary_file: Option<PathBuf>,
     upstreams: Arc<Upstreams>,
     backends: Arc<BackendManager>,
     signals: Arc<Scraper>,
@@ -135,6 +137,10 @@ pub struct ReloaderParts {
 impl Reloader {
     /// A reloader; nothing is loaded until [`Reloader::load_initial`].
     pub fn new(parts: ReloaderParts) -> Self {
+        let canary_file = parts
+            .config
+            .state_file(parts.config_file.as_deref())
+            .map(|state_file| crate::canary::persist::beside(&state_file));
         Self {
             config_file: parts.config_file,
             overrides: parts.overrides,
@@ -142,6 +148,7 @@ impl Reloader {
             decider: parts.decider,
             shadows: parts.shadows,
             canaries: parts.canaries,
+            canary_file,
             upstreams: parts.backends.upstreams().clone(),
             backends: parts.backends,
             signals: parts.signals,
