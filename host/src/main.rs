@@ -78,6 +78,35 @@ enum Command {
         /// Calls per synthetic request for the timing.
         #[arg(long, default_value_t = 10_000)]
         iterations: u32,
+        /// Decide these recorded live requests (`[record]`, oldest file first) instead of the
+        /// synthetic ones, and print the replay's report (`lbx replay`).
+        #[arg(long = "recording", num_args = 1..)]
+        recordings: Vec<PathBuf>,
+    },
+    /// Replay a recording of live routing decisions (`[record]`, `POST /admin/record`)
+    /// against a plugin, offline: agreement with the recorded decisions, share per backend,
+    /// time per decision (p50/p99), traps and fallbacks.
+    ///
+    /// Give the files of a rotated recording oldest first (`rec.lbxr.1 rec.lbxr`).
+    Replay {
+        /// The plugin component (`.wasm`) [default: the --config file's `[plugin] path`].
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Take the plugin's `init` config and sandbox limits from this lbx config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The plugin's `init` config as JSON, instead of the config file's `[plugin] config`.
+        #[arg(long)]
+        plugin_config: Option<String>,
+        /// Longest one decision may run, e.g. 50ms [default: the config's, or 5ms].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        deadline: Option<Duration>,
+        /// Print one JSON object instead of the text report.
+        #[arg(long)]
+        json: bool,
+        /// The recording file(s).
+        #[arg(required = true)]
+        recordings: Vec<PathBuf>,
     },
     /// Drive an OpenAI-compatible LLM server (or lbx in front of several) with a seeded chat
     /// workload and report TTFT, end-to-end latency, tokens/s and the prefix-cache hit rate.
@@ -359,12 +388,47 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Check {
             plugin,
             config,
+            recordings,
+            ..
+        } if !recordings.is_empty() => {
+            print!(
+                "{}",
+                lbx::check::run_on_recording(&plugin, config.as_deref(), recordings)?
+            );
+            Ok(())
+        }
+        Command::Check {
+            plugin,
+            config,
             iterations,
+            ..
         } => {
             print!(
                 "{}",
                 lbx::check::run(&plugin, config.as_deref(), iterations)?
             );
+            Ok(())
+        }
+        Command::Replay {
+            plugin,
+            config,
+            plugin_config,
+            deadline,
+            json,
+            recordings,
+        } => {
+            let report = lbx::replay::run(&lbx::replay::Options {
+                plugin,
+                recordings,
+                config_file: config,
+                plugin_config,
+                deadline,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{report}");
+            }
             Ok(())
         }
         Command::Demo {

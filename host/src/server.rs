@@ -17,6 +17,7 @@ use crate::logging::LogMetrics;
 use crate::metrics::Metrics;
 use crate::plugin::{Breaker, Decider, DecisionMetrics, KvStore};
 use crate::proxy::{self, AccessLogSettings, Listener, Policies, Proxy, Role};
+use crate::recording::{RecordMetrics, Recording};
 pub use crate::reload::PluginSource;
 use crate::reload::{ReloadMetrics, Reloader, ReloaderParts};
 use crate::runtime_backends::BackendManager;
@@ -109,6 +110,7 @@ impl Server {
             Decider::new(None, breaker, DecisionMetrics::default()).with_signals(signals.clone()),
         );
         let shadows = Arc::new(Shadows::new(signals.clone()));
+        let recording = Arc::new(Recording::new(config.record.clone()));
         let canaries = Arc::new(Canaries::default());
         let reloader = Reloader::new(ReloaderParts {
             config: config.clone(),
@@ -141,6 +143,7 @@ impl Server {
         let proxy = Arc::new(
             Proxy::new(upstreams.clone(), decider.clone(), policies)
                 .with_shadows(shadows.clone())
+                .with_recording(recording.clone())
                 .with_canaries(canaries.clone()),
         );
         let addr = config.listen_addr()?;
@@ -158,6 +161,10 @@ impl Server {
             }
             _ => None,
         };
+        // After the listeners bind: an lbx that cannot serve leaves no recording behind.
+        recording
+            .start_configured()
+            .context("cannot start [record]")?;
         let readiness = Readiness::default();
         let admin = if config.admin.enabled {
             let addr: SocketAddr = config.admin.listen.parse()?;
@@ -170,6 +177,7 @@ impl Server {
             metrics.register(&*proxy);
             metrics.register(&LogMetrics);
             metrics.register(&ShadowMetrics(shadows.clone()));
+            metrics.register(&RecordMetrics(recording.clone()));
             metrics.register(&CanaryMetrics(canaries.clone()));
             if let Some((_, terminator)) = &tls {
                 metrics.register(terminator);
@@ -182,6 +190,7 @@ impl Server {
             let admin = Admin {
                 decider,
                 shadows,
+                recording,
                 canaries,
                 reloader: reloader.clone(),
                 upstreams,

@@ -7,7 +7,8 @@
 //! each `https://` backend's CA through the backend builder), then the plugin, compiled and
 //! started in the same sandbox with its `init` config and asked for one decision over the
 //! config's backends. Every problem is named by its key (`backend[1].url`,
-//! `tls.certificate[0]`, `plugin.config`…). Each `[[plugin.shadow]]` is loaded the same way.
+//! `tls.certificate[0]`, `plugin.config`…). Each `[[plugin.shadow]]` is loaded the same way, and
+//! `[record] path` must be in an existing directory and not a file lbx would refuse to replace.
 //!
 //! It binds no socket: the addresses must parse, but a port taken by the running lbx being
 //! validated for a reload is not a problem.
@@ -73,11 +74,25 @@ pub fn validate(file: Option<&Path>, overrides: Overrides) -> Result<String, Pro
     let trial = trial_backends(&config, file, &mut problems);
     let plugin = check_plugin(&config, &trial, &mut problems);
     check_shadows(&config, &trial, &mut problems);
+    check_record(&config, &mut problems);
 
     if !problems.is_empty() {
         return Err(fail(problems));
     }
     Ok(summary(&origin, &config, &trial, plugin.as_deref()))
+}
+
+/// `[record] path` must be a file lbx can start recording to: in an existing directory, and
+/// not some other file it would refuse to move.
+fn check_record(config: &Config, problems: &mut Vec<Problem>) {
+    if let Some(record) = &config.record
+        && let Some(message) = crate::recording::path_problem(&record.path)
+    {
+        problems.push(Problem {
+            key: "record.path".into(),
+            message,
+        });
+    }
 }
 
 /// A config file that could not be read or parsed: nothing else can be checked.

@@ -30,6 +30,7 @@ mod other_languages;
 mod plugin_history;
 mod plugin_library;
 mod protocols;
+mod record_replay;
 mod resilience;
 mod routing;
 mod runtime_backends;

@@ -10,6 +10,8 @@
 //! - `/admin/plugin/canary`: a canary plugin — start, follow, promote, abort ([`canary`]);
 //! - `/admin/plugin/shadow`: shadow plugins — list, start, stop ([`shadow`] lists the
 //!   endpoints);
+//! - `GET`/`POST /admin/record`: recording a sample of routing decisions for `lbx replay`
+//!   — its state, switching it on and off ([`record`]);
 //! - `GET /admin/plugin/history`, `POST /admin/plugin/rollback`: the plugin versions put in
 //!   force, and going back to one ([`plugin_history`]);
 //! - `/admin/backends`: the backend set with live stats and traffic figures (responses by class,
@@ -50,6 +52,7 @@ mod dashboard;
 mod json_body;
 mod plugin_history;
 pub mod probes;
+mod record;
 mod shadow;
 mod signals;
 mod traffic;
@@ -61,6 +64,7 @@ use crate::accept::accept_loop;
 use crate::canary::Canaries;
 use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
+use crate::recording::Recording;
 use crate::reload::{Outcome, Reloader, VersionSource};
 use crate::shadow::Shadows;
 use crate::shutdown::StopReceiver;
@@ -74,6 +78,8 @@ pub struct Admin {
     pub decider: Arc<Decider>,
     /// The shadow plugins running beside it.
     pub shadows: Arc<Shadows>,
+    /// The decision recorder.
+    pub recording: Arc<Recording>,
     /// The canary in progress (or the last one).
     pub canaries: Arc<Canaries>,
     /// Reloads on request.
@@ -136,6 +142,9 @@ impl Admin {
         if path == "/admin/backends" || path.starts_with("/admin/backends/") {
             return backends::handle(self, request).await;
         }
+        if path == record::PATH {
+            return record::handle(self, request).await;
+        }
         if shadow::is_shadow(path) {
             return shadow::handle(self, request).await;
         }
@@ -180,6 +189,7 @@ impl Admin {
         let mut status = self.plugin_state();
         traffic::add_decisions(&mut status, self.decider.metrics());
         status["shadows"] = json!(self.shadows.reports());
+        status["record"] = json!(self.recording.status());
         status["canary"] = json!(self.canaries.report());
         status
     }

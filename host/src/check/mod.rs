@@ -8,6 +8,9 @@
 //! first one costs with cold CPU caches (see [`cold`]). It names the contract version the
 //! plugin speaks (`lbx:router@0.1.0` or `@0.2.0`) and whether it asked to hear outcomes. Any failure (not a component, wrong
 //! world, `init` refusal, a trap or an unusable answer) is an error.
+//!
+//! With `--recording rec.lbxr` it decides recorded live requests instead (see the `replay`
+//! module) and fails if any of them traps or is answered unusably.
 
 mod cold;
 
@@ -154,6 +157,34 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
     )?;
     writeln!(report, "ok: the plugin is usable")?;
     Ok(report)
+}
+
+/// Check a plugin on recorded live decisions instead of synthetic requests (`lbx check
+/// PLUGIN --recording rec.lbxr`): the replay's report (see the `replay` module), and an error
+/// if any decision trapped, ran out of time or was answered unusably.
+pub fn run_on_recording(
+    plugin: &Path,
+    config_file: Option<&Path>,
+    recordings: Vec<std::path::PathBuf>,
+) -> anyhow::Result<String> {
+    let report = crate::replay::run(&crate::replay::Options {
+        plugin: Some(plugin.to_path_buf()),
+        recordings,
+        config_file: config_file.map(Path::to_path_buf),
+        ..Default::default()
+    })?;
+    let failed = report.traps + report.unusable;
+    if failed > 0 {
+        bail!(
+            "{failed} of {} recorded decisions failed ({} traps or timeouts, {} unusable answers):\n{report}",
+            report.decisions,
+            report.traps,
+            report.unusable
+        );
+    }
+    Ok(format!(
+        "{report}ok: the plugin is usable on the recording\n"
+    ))
 }
 
 /// Three backends that exist only for trying a plugin, for a config that names none.

@@ -11,6 +11,7 @@ mod backend;
 pub mod canary;
 mod edge;
 mod log;
+pub mod record;
 mod resilience;
 pub mod shadow;
 pub(crate) mod signals;
@@ -32,6 +33,7 @@ pub use backend::{
 pub use canary::CanaryConfig;
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
 pub use log::{LogConfig, LogFormat};
+pub use record::RecordConfig;
 pub use resilience::{
     HealthCheck, HealthSettings, OutlierConfig, PoolConfig, RetryConfig, TimeoutConfig,
 };
@@ -102,6 +104,9 @@ pub struct Config {
     /// Backend signals: Prometheus series scraped from every backend for the plugin.
     #[serde(default)]
     pub signals: SignalsConfig,
+    /// Recording a sample of routing decisions for `lbx replay`.
+    #[serde(default)]
+    pub record: Option<RecordConfig>,
 }
 
 /// `[reload]`: hot reload of the plugin and config files.
@@ -324,6 +329,7 @@ impl Default for Config {
             reload: ReloadConfig::default(),
             log: LogConfig::default(),
             signals: SignalsConfig::default(),
+            record: None,
         }
     }
 }
@@ -371,6 +377,9 @@ impl Config {
         for certificate in &mut self.tls.certificates {
             resolve(&mut certificate.cert);
             resolve(&mut certificate.key);
+        }
+        if let Some(record) = &mut self.record {
+            resolve(&mut record.path);
         }
         if let Some(token) = &mut self.admin.token_file {
             resolve(token);
@@ -504,6 +513,9 @@ impl Config {
             if let Some(canary) = &plugin.canary {
                 canary::check(canary, &mut problem);
             }
+        }
+        if let Some(record) = &self.record {
+            record.check(&mut problem);
         }
         if self.reload.debounce > Duration::from_secs(10) {
             problem(

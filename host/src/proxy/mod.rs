@@ -47,6 +47,7 @@ use crate::message::ResponseHead;
 use crate::metrics::RegisterMetrics;
 use crate::outcome::Outcome;
 use crate::plugin::{Decider, RequestCtx, RequestMeta, Route};
+use crate::recording::Recording;
 use crate::shadow::Shadows;
 use crate::upstream::BackendSet;
 use crate::upstream::Upstreams;
@@ -82,6 +83,8 @@ pub struct Proxy {
     decider: Arc<Decider>,
     /// Candidate plugins offered a sample of first decisions (never acted on).
     shadows: Option<Arc<Shadows>>,
+    /// Records a sample of first decisions for `lbx replay`, when switched on.
+    recording: Option<Arc<Recording>>,
     /// The canary in progress, whose sides' figures each request feeds.
     canaries: Option<Arc<Canaries>>,
     policies: Policies,
@@ -136,6 +139,7 @@ impl Proxy {
             upstreams,
             decider,
             shadows: None,
+            recording: None,
             canaries: None,
             retry_budget: RetryBudget::new(&policies.retry),
             policies,
@@ -146,6 +150,12 @@ impl Proxy {
     /// Offer `shadows` a sample of the requests' first decisions.
     pub fn with_shadows(mut self, shadows: Arc<Shadows>) -> Self {
         self.shadows = Some(shadows);
+        self
+    }
+
+    /// Offer `recording` every first decision (it records a sample while switched on).
+    pub fn with_recording(mut self, recording: Arc<Recording>) -> Self {
+        self.recording = Some(recording);
         self
     }
 
@@ -268,6 +278,9 @@ impl Proxy {
             if attempt == 0 {
                 if let Some(shadows) = &self.shadows {
                     shadows.offer(&request.meta, &set, &routed.route);
+                }
+                if let Some(recording) = &self.recording {
+                    recording.offer(&request.meta, &set, &routed.route, routed.decided_by);
                 }
                 if let Some(side) = &canary_side {
                     side.decided(routed.decided_by);

@@ -689,6 +689,8 @@ fn hold_restart_only_keys(current: &Config, next: &mut Config) -> Vec<&'static s
         &mut next.tls.redirect_http,
     );
     hold(&mut keys, "reload", &current.reload, &mut next.reload);
+    // Recording is switched at runtime by POST /admin/record, not by a reload.
+    hold(&mut keys, "record", &current.record, &mut next.record);
     keys
 }
 

@@ -11,7 +11,7 @@
 //! that loops does not keep a core busy: samples that arrive while it is paused are counted
 //! and skipped.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, mpsc};
 use std::time::{Instant, SystemTime};
@@ -19,6 +19,7 @@ use std::time::{Instant, SystemTime};
 use super::sample::{Choice, Sample};
 use super::tally::{Tally, Verdict};
 use crate::plugin::{Breaker, FailureKind, LoadedPlugin, Tripped, interpret};
+use crate::sampler::Sampler;
 
 /// Samples waiting for a shadow's worker at most; more are dropped.
 pub const QUEUE: usize = 1024;
@@ -51,9 +52,8 @@ pub struct Shadow {
     pub bytes: Arc<[u8]>,
     /// Its figures.
     pub tally: Arc<Tally>,
-    /// `sample` as a bound on a uniform `u64`: a request is sampled when its draw is below.
-    threshold: u64,
-    draws: AtomicU64,
+    /// Draws the requests it sees.
+    sampler: Sampler,
     queue: SyncSender<Sample>,
     /// Raised when the shadow is stopped: its worker leaves the samples still queued.
     stopped: Arc<AtomicBool>,
@@ -89,8 +89,7 @@ impl Shadow {
             .name(format!("lbx-shadow-{name}"))
             .spawn(move || worker.run(&samples))?;
         Ok(Self {
-            threshold: threshold(sample),
-            draws: AtomicU64::new(seed()),
+            sampler: Sampler::new(sample),
             name,
             origin,
             sample,
@@ -105,13 +104,7 @@ impl Shadow {
 
     /// Whether this request is in the shadow's sample: one relaxed add and a few multiplies.
     pub fn samples_next(&self) -> bool {
-        if self.threshold == u64::MAX {
-            return true;
-        }
-        // SplitMix64 over a shared counter: uniform enough for sampling, and no lock or
-        // thread-local generator on the request path.
-        let draw = splitmix64(self.draws.fetch_add(GOLDEN_GAMMA, Ordering::Relaxed));
-        draw < self.threshold
+        self.sampler.samples_next()
     }
 
     /// Hand a sample to the worker, or drop it if the queue is full.
@@ -178,54 +171,5 @@ impl Worker {
                 },
             },
         }
-    }
-}
-
-const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-
-fn splitmix64(state: u64) -> u64 {
-    let mut z = state.wrapping_add(GOLDEN_GAMMA);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A different starting point per shadow, so two shadows do not sample the same requests.
-fn seed() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-fn threshold(sample: f64) -> u64 {
-    if sample >= 1.0 {
-        u64::MAX
-    } else if sample <= 0.0 {
-        0
-    } else {
-        (sample * u64::MAX as f64) as u64
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sample_rate_is_kept_over_many_draws() {
-        let mut draws = 12_345u64;
-        let threshold = threshold(0.1);
-        let sampled = (0..100_000)
-            .filter(|_| {
-                draws = draws.wrapping_add(GOLDEN_GAMMA);
-                splitmix64(draws) < threshold
-            })
-            .count();
-        assert!(
-            (9_500..10_500).contains(&sampled),
-            "{sampled} of 100000 at 0.1"
-        );
-        assert_eq!(super::threshold(0.0), 0);
-        assert_eq!(super::threshold(1.0), u64::MAX);
     }
 }
