@@ -57,14 +57,7 @@ pub fn run(plugin: &Path, config_file: Option<&Path>, iterations: u32) -> anyhow
         None => "the default config cannot be used".into(),
     })?;
     let specs = resolved.backends;
-    let upstreams = Upstreams::new(
-        &specs,
-        PoolSettings {
-            connect_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-            max_idle: 0,
-        },
-    )?;
+    let upstreams = Upstreams::new(&specs, PoolSettings::never_connecting())?;
     let set = upstreams.snapshot();
     let kv = Arc::new(KvStore::new(config.plugin_settings().kv_max_bytes));
     let options = LoadOptions {

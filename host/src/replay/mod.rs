@@ -159,14 +159,7 @@ impl Sets {
             Some(upstreams) => Arc::new(upstreams.prepare(&specs)?),
             None => {
                 // Nothing is ever connected to: the pools stay empty.
-                let upstreams = Upstreams::new(
-                    &specs,
-                    PoolSettings {
-                        connect_timeout: Duration::from_secs(1),
-                        idle_timeout: Duration::from_secs(1),
-                        max_idle: 0,
-                    },
-                )?;
+                let upstreams = Upstreams::new(&specs, PoolSettings::never_connecting())?;
                 let set = upstreams.snapshot();
                 self.upstreams = Some(upstreams);
                 set

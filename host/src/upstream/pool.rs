@@ -35,6 +35,16 @@ pub struct PoolSettings {
 }
 
 impl PoolSettings {
+    /// For a backend set built only to decide over, never connected to (`lbx check`,
+    /// `lbx replay`): no idle connection kept.
+    pub fn never_connecting() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_idle: 0,
+        }
+    }
+
     /// The settings `config` asks for (`[timeouts] connect`, `[pool]`).
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
