@@ -76,6 +76,10 @@
 #   LBX_BASE_BIN=path    an older lbx binary: adds the proxy lbx_base, "lbx (base)" in the
 #                        report, run exactly like lbx (after lbx in PROXIES unless placed)  []
 #   LBX_BASE_PLUGIN=path the plugin lbx_base loads                           [LBX_PLUGIN's]
+#   LBX_CONFIG=path      a TOML file lbx loads with --config; the flags above (listener,
+#                        backends, plugin, workers, admin off) override its values, so it adds
+#                        settings such as [[plugin.shadow]] (bench/shadow.sh uses it)        []
+#   LBX_BASE_CONFIG=path the same for lbx_base                                             []
 #
 # Rounds: every scenario but idle10k (whose IDLE_ROUNDS are its own) is measured ROUNDS
 # times, round after round; within a round each proxy in turn is started, warmed up, measured
@@ -134,6 +138,8 @@ RESULTS_DIR="${RESULTS_DIR:-$ROOT/bench/results}"
 ROUNDS="${ROUNDS:-1}"
 LBX_BASE_BIN="${LBX_BASE_BIN:-}"
 LBX_BASE_PLUGIN="${LBX_BASE_PLUGIN:-$PLUGIN}"
+LBX_CONFIG="${LBX_CONFIG:-}"
+LBX_BASE_CONFIG="${LBX_BASE_CONFIG:-}"
 
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a whole number of at least 1, got '$ROUNDS'"
 has() { [[ " $1 " == *" $2 "* ]]; }
@@ -152,6 +158,7 @@ if has "$PROXIES" lbx_base; then
 	[[ -x "$LBX_BASE_BIN" ]] || die "LBX_BASE_BIN is not an executable file: $LBX_BASE_BIN"
 	[[ -f "$LBX_BASE_PLUGIN" || "$LBX_BASE_PLUGIN" == "$PLUGIN" ]] || die "LBX_BASE_PLUGIN does not exist: $LBX_BASE_PLUGIN"
 fi
+for c in "$LBX_CONFIG" "$LBX_BASE_CONFIG"; do [[ -z "$c" || -f "$c" ]] || die "no such lbx config file: $c"; done
 case "$BACKEND" in nginx | lbx) ;; *) die "BACKEND must be 'nginx' or 'lbx', got '$BACKEND'" ;; esac
 for s in $SCENARIOS; do
 	case "$s" in
@@ -339,15 +346,16 @@ EOF
 }
 
 # lbx and lbx_base (the A/B's older binary, with its own plugin) run alike.
-lbx_cmd() { lbx_run_cmd "$LBX_BIN" "$PLUGIN" "$@"; }
-lbx_base_cmd() { lbx_run_cmd "$LBX_BASE_BIN" "$LBX_BASE_PLUGIN" "$@"; }
+lbx_cmd() { lbx_run_cmd "$LBX_BIN" "$PLUGIN" "$LBX_CONFIG" "$@"; }
+lbx_base_cmd() { lbx_run_cmd "$LBX_BASE_BIN" "$LBX_BASE_PLUGIN" "$LBX_BASE_CONFIG" "$@"; }
 
-# lbx_run_cmd BIN PLUGIN RUN PROTO LOG WORKERS MAXCONN PORT PORT2
+# lbx_run_cmd BIN PLUGIN CONFIG RUN PROTO LOG WORKERS MAXCONN PORT PORT2 (CONFIG may be empty)
 lbx_run_cmd() {
-	local bin="$1" plugin="$2"
-	shift 2
-	local proto="$2" logon="$3" workers="$4" port="$6" port2="$7" args
-	args=(run --workers "$workers" --plugin "$plugin" --admin off --drain-secs 1)
+	local bin="$1" plugin="$2" config="$3"
+	shift 3
+	local proto="$2" logon="$3" workers="$4" port="$6" port2="$7" args=(run)
+	[[ -z "$config" ]] || args+=(--config "$config")
+	args+=(--workers "$workers" --plugin "$plugin" --admin off --drain-secs 1)
 	case "$proto" in
 	http1) args+=(--listen "127.0.0.1:$port" --backend "http://127.0.0.1:$B1" --backend "http://127.0.0.1:$B2") ;;
 	h2) args+=(--listen "127.0.0.1:$port" --backend "h2c://127.0.0.1:$H2B1" --backend "h2c://127.0.0.1:$H2B2") ;;
@@ -659,8 +667,17 @@ binaries() {
 	fi
 	if has "$PROXIES" lbx_base; then
 		f="$(dirname "$LBX_BASE_BIN")/commit.txt"
-		echo "- lbx (base): \`$LBX_BASE_BIN\` (sha256 $(sha256_short "$LBX_BASE_BIN"))$([[ ! -f "$f" ]] || echo ", built from $(cat "$f")"), plugin \`${LBX_BASE_PLUGIN#"$ROOT"/}\` (sha256 $(sha256_short "$LBX_BASE_PLUGIN")); run exactly as lbx is"
+		echo "- lbx (base): \`$LBX_BASE_BIN\` (sha256 $(sha256_short "$LBX_BASE_BIN"))$([[ ! -f "$f" ]] || echo ", built from $(cat "$f")"), plugin \`${LBX_BASE_PLUGIN#"$ROOT"/}\` (sha256 $(sha256_short "$LBX_BASE_PLUGIN")); run exactly as lbx is$([[ "$LBX_CONFIG" == "$LBX_BASE_CONFIG" ]] || echo " but for its --config")"
 	fi
+	config_shown lbx "$LBX_CONFIG"
+	has "$PROXIES" lbx_base && config_shown "lbx (base)" "$LBX_BASE_CONFIG"
+	return 0
+}
+
+# config_shown NAME FILE: the --config file an lbx ran with, verbatim (nothing without one).
+config_shown() {
+	[[ -n "$2" ]] || return 0
+	printf -- '- %s ran with `--config %s`:\n\n```toml\n%s\n```\n' "$1" "$2" "$(cat "$2")"
 }
 
 write_report() {

@@ -412,3 +412,49 @@ async fn promoting_a_shadow_swaps_it_in_under_load_and_a_reload_of_the_unchanged
     let (status, _) = crate::support::admin_post(&url("/admin/plugin/shadow/nope/promote")).await;
     assert_eq!(status, 404);
 }
+
+/// Linux's number for the `SCHED_IDLE` scheduling policy.
+const SCHED_IDLE: i64 = 5;
+
+/// The scheduling policy of this process's thread named `name`, from `/proc/self/task/*/stat`
+/// (0: normal, 5: `SCHED_IDLE`).
+fn policy_of_thread(name: &str) -> Option<i64> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|task| {
+        let dir = task.ok()?.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        if comm.trim_end() != name {
+            return None;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        // Fields after the parenthesised command: state is field 3, policy field 41.
+        let after = &stat[stat.rfind(')')? + 2..];
+        after.split(' ').nth(41 - 3)?.parse().ok()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_that_overruns_its_deadline_is_moved_to_idle_cpu_and_a_healthy_one_is_not() {
+    let a = TestBackend::named("a").await;
+    // Worker threads are named "lbx-shadow-NAME", cut to the 15 bytes Linux keeps.
+    let shadows = format!(
+        "disable_after_failures = 0\n{}{}",
+        shadow("slow", "mode = \"loop\""),
+        shadow("good", "backend = 0")
+    );
+    let proxy = TestProxy::start(&config(Some(plugins::ROUND_ROBIN), &[&a], &shadows)).await;
+    for _ in 0..3 {
+        assert_eq!(get(&proxy.url("/")).await.0, 200);
+    }
+    decided(&proxy, "good", 3).await;
+    decided(&proxy, "slow", 1).await;
+    assert_eq!(
+        policy_of_thread("lbx-shadow-slow"),
+        Some(SCHED_IDLE),
+        "the looping shadow's worker should run under SCHED_IDLE"
+    );
+    assert_eq!(
+        policy_of_thread("lbx-shadow-good"),
+        Some(0),
+        "the healthy shadow's worker should keep the normal policy"
+    );
+}

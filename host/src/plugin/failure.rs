@@ -77,7 +77,7 @@ pub enum FailureKind {
 
 impl FailureKind {
     /// Label value for metrics.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             FailureKind::Trap => "trap",
             FailureKind::Timeout => "timeout",
