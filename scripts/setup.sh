@@ -2,7 +2,8 @@
 # Prepare a fresh machine to build and test lbx: the pinned Rust toolchain (rust-toolchain.toml)
 # with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
 # against (nginx for the differential test, curl, openssl, chromium for the dashboard test,
-# nodejs and npm to build the JavaScript example plugin), and the Python packages the tests use (componentize-py for the Python plugin, grpcio and websockets
+# nodejs and npm to build the JavaScript example plugin, etcd for the fleet store's tests,
+# protoc for the etcd client's build), and the Python packages the tests use (componentize-py for the Python plugin, grpcio and websockets
 # as real peers, websockets also to drive Chromium, openai to read the simulated vLLM replica).
 # Idempotent; run by demo.sh and test.sh.
 #
@@ -61,6 +62,32 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 echo "setup: chromium ready"
+
+# etcd (a real 3-member cluster for the fleet store's tests, etcdctl to look at it by hand) and
+# protoc with the well-known protobuf types, which the etcd-client crate's build script needs to
+# generate its gRPC code. Installed only when missing. Debian's etcd-server package would start
+# a system etcd on port 2379: policy-rc.d 101 stops that, as for nginx above.
+etcd_missing=()
+command -v etcd >/dev/null 2>&1 || etcd_missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || etcd_missing+=(etcd-client)
+command -v protoc >/dev/null 2>&1 || etcd_missing+=(protobuf-compiler)
+[ -e /usr/include/google/protobuf/empty.proto ] || etcd_missing+=(libprotobuf-dev)
+if [ ${#etcd_missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install etcd, etcdctl and protoc (the fleet store is built with protoc and tested against etcd)" >&2
+    exit 1
+  fi
+  if [ -z "$sudo" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    remove_etcd_policy=1
+  fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${etcd_missing[@]}" >/dev/null
+  if [ -n "${remove_etcd_policy:-}" ]; then
+    rm -f /usr/sbin/policy-rc.d
+  fi
+fi
+echo "setup: etcd $(etcd --version | sed -n 's/^etcd Version: //p') and $(protoc --version) ready"
 
 # Node.js and npm: the JavaScript example plugin is built with componentize-js (which its build
 # script installs with npm) and tested like the Python one. Installed only when missing, so a
