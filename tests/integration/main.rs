@@ -16,6 +16,7 @@ mod contract;
 mod dashboard;
 mod errors;
 mod faults;
+mod fleet_store;
 mod grpc;
 mod hot_swap;
 mod llm_demo;

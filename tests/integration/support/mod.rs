@@ -1053,6 +1053,9 @@ pub use peers::{PeerServer, run_peer};
 mod browser;
 pub use browser::Browser;
 
+mod etcd;
+pub use etcd::EtcdCluster;
+
 /// How `GET /admin/backends` on the admin API at `admin` describes the backend `id` (a
 /// backend's id defaults to its `host:port`), or `None` if it is not listed. Tests wait on its
 /// `down`, `in_flight` and `requests` instead of sleeping.
