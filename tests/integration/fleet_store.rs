@@ -199,8 +199,13 @@ async fn killing_the_leader_mid_watch_loses_or_keeps_the_watch_and_the_client_re
         let store = cluster.store().await;
         let snapshot = store.list("/lbx/").await.unwrap();
         let mut watch = store.watch("/lbx/", snapshot.revision + 1).await.unwrap();
-
         let leader = cluster.leader().await;
+        // A watch that surely is on the leader: it must report the loss.
+        let pinned = EtcdStore::connect(EtcdCluster::quick(vec![cluster.endpoint(leader)]))
+            .await
+            .unwrap();
+        let mut pinned_watch = pinned.watch("/lbx/", snapshot.revision + 1).await.unwrap();
+
         cluster.kill(leader);
         let killed = Instant::now();
 
@@ -241,6 +246,11 @@ async fn killing_the_leader_mid_watch_loses_or_keeps_the_watch_and_the_client_re
             killed.elapsed()
         );
 
+        assert!(matches!(
+            next_event(&mut pinned_watch, FAILOVER).await,
+            Some(WatchEvent::Lost(StoreError::Unreachable { .. }))
+        ));
+
         // The killed member comes back on its data and catches up.
         cluster.restart(leader).await;
         let alone = EtcdStore::connect(EtcdCluster::quick(vec![cluster.endpoint(leader)]))
@@ -269,19 +279,41 @@ async fn a_frozen_member_does_not_hold_up_list_or_commit_for_more_than_seconds()
         let store = cluster.store().await;
         // Each member in turn: the client cannot tell which one a request will go to.
         for frozen in 0..3 {
+            let pinned = EtcdStore::connect(EtcdCluster::quick(vec![cluster.endpoint(frozen)]))
+                .await
+                .unwrap();
+            let from = store.list("/lbx/").await.unwrap().revision + 1;
+            let mut pinned_watch = pinned.watch("/lbx/", from).await.unwrap();
             cluster.stop(frozen);
-            for round in 0..4 {
+            for round in 0..6 {
                 let started = Instant::now();
                 let key = format!("/lbx/{frozen}-{round}");
                 let revision = committed(&store, Txn::new().put(key.as_str(), "v")).await;
                 let snapshot = store.list("/lbx/").await.unwrap();
                 assert!(snapshot.revision >= revision);
                 assert!(snapshot.kvs.iter().any(|e| e.key == key));
+                // The first requests may wait for the member's request timeout; once the
+                // member is known not to answer (keep-alive interval + timeout), none does.
+                let limit = if round == 0 { FAILOVER } else { Duration::from_secs(1) };
                 assert!(
-                    started.elapsed() < FAILOVER,
-                    "member {frozen} frozen: a commit and a list took {:?}",
+                    started.elapsed() < limit,
+                    "member {frozen} frozen: a commit and a list took {:?} in round {round}",
                     started.elapsed()
                 );
+                if round == 0 {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+            // A watch on the frozen member says so instead of waiting forever.
+            loop {
+                match next_event(&mut pinned_watch, FAILOVER).await {
+                    Some(WatchEvent::Batch(_)) => continue,
+                    Some(WatchEvent::Lost(e)) => {
+                        assert!(e.is_unreachable(), "{e}");
+                        break;
+                    }
+                    other => panic!("expected the watch to be lost, got {other:?}"),
+                }
             }
             cluster.cont(frozen);
         }

@@ -1,10 +1,11 @@
 //! [`Store`] on etcd v3, through the `etcd-client` crate (gRPC over tonic). The only file in
 //! lbx that names etcd-client types; everything it hands out is a plain [`super::store`] type.
 //!
-//! Failover: the client balances requests over every endpoint (tonic's power-of-two-choices
+//! Failover: the client balances requests over the endpoints (tonic's power-of-two-choices
 //! balancer). A killed member refuses connections, so requests to it fail at once; a hung member
-//! (SIGSTOP, a network black hole) is found by HTTP/2 keep-alive pings (`keepalive_interval`,
-//! `keepalive_timeout`), and until then each request is bounded by `request_timeout`.
+//! (SIGSTOP, a network black hole) is taken out of the balancer by [`super::members`] within
+//! `keepalive_interval + keepalive_timeout`, and until then each request sent to it is bounded
+//! by `request_timeout`.
 //! Idempotent operations (list, starting a watch, granting, revoking, keeping alive) are retried
 //! on another attempt when a member is unreachable; a commit is retried too, but a retry that
 //! finds a conflict after an attempt whose outcome is unknown reports the store unreachable
@@ -20,6 +21,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client as etcd;
@@ -113,10 +115,12 @@ impl EtcdSettings {
     }
 }
 
-/// The fleet store on an etcd cluster. Cheap to clone (one shared connection pool).
+/// The fleet store on an etcd cluster. Cheap to clone (one shared connection pool and one
+/// member prober, stopped when the last clone is dropped).
 #[derive(Clone)]
 pub struct EtcdStore {
     client: etcd::Client,
+    _prober: Arc<AbortOnDrop>,
     settings: EtcdSettings,
     /// The endpoints as error messages name them.
     endpoints: String,
@@ -137,16 +141,32 @@ impl EtcdStore {
         if settings.endpoints.is_empty() {
             return Err(StoreError::Settings("no etcd endpoints".into()));
         }
+        let mut settings = settings;
+        // With a scheme, as the balancer keys them: removing an endpoint names it the same way.
+        let scheme = if settings.tls.is_some() { "https://" } else { "http://" };
+        for endpoint in &mut settings.endpoints {
+            if !endpoint.contains("://") {
+                *endpoint = format!("{scheme}{endpoint}");
+            }
+        }
         let endpoints = settings.endpoints.join(",");
         let options = settings.connect_options()?;
-        let connecting = etcd::Client::connect(&settings.endpoints, Some(options));
+        let connecting = etcd::Client::connect(&settings.endpoints, Some(options.clone()));
         let client = match tokio::time::timeout(settings.request_timeout, connecting).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => return Err(classify(&endpoints, e)),
             Err(_) => return Err(timed_out(&endpoints, "connecting", settings.request_timeout)),
         };
+        let prober = tokio::spawn(super::members::keep_only_answering_members(
+            client.clone(),
+            settings.endpoints.clone(),
+            options,
+            settings.keepalive_interval,
+            settings.keepalive_timeout,
+        ));
         Ok(Self {
             client,
+            _prober: Arc::new(AbortOnDrop(prober)),
             settings,
             endpoints,
         })
@@ -291,6 +311,15 @@ impl EtcdStore {
                 }
             }
         }
+    }
+}
+
+/// Stops a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -15,9 +15,11 @@
 //!
 //! This module owns only the foundation: [`store`] is lbx's own view of the store (a trait and
 //! plain types; nothing else in the host names etcd-client types), [`etcd`] implements it with
-//! the `etcd-client` crate. Keeping lbx's state in sync on top of it is a separate layer.
+//! the `etcd-client` crate, and [`members`] keeps requests away from members that stopped
+//! answering. Keeping lbx's state in sync on top of it is a separate layer.
 
 pub mod etcd;
+mod members;
 pub mod store;
 
 pub use etcd::{EtcdSettings, EtcdStore, EtcdTls};
