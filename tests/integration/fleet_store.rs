@@ -9,7 +9,7 @@ use lbx::fleet::{
     Change, CommitOutcome, EtcdStore, Snapshot, Store, StoreError, Txn, Watch, WatchEvent,
 };
 
-use crate::support::{EtcdCluster, eventually};
+use crate::support::{EtcdCluster, TestCa, eventually};
 
 /// A whole test, cluster start included, must finish within this.
 const TEST_BOUND: Duration = Duration::from_secs(45);
@@ -89,7 +89,9 @@ async fn a_commit_with_a_stale_guard_conflicts_and_changes_nothing() {
         let read_at = committed(&store, Txn::new().put("/lbx/k", "v1")).await;
         let changed_at = committed(
             &store,
-            Txn::new().if_unchanged("/lbx/k", read_at).put("/lbx/k", "v2"),
+            Txn::new()
+                .if_unchanged("/lbx/k", read_at)
+                .put("/lbx/k", "v2"),
         )
         .await;
 
@@ -294,7 +296,11 @@ async fn a_frozen_member_does_not_hold_up_list_or_commit_for_more_than_seconds()
                 assert!(snapshot.kvs.iter().any(|e| e.key == key));
                 // The first requests may wait for the member's request timeout; once the
                 // member is known not to answer (keep-alive interval + timeout), none does.
-                let limit = if round == 0 { FAILOVER } else { Duration::from_secs(1) };
+                let limit = if round == 0 {
+                    FAILOVER
+                } else {
+                    Duration::from_secs(1)
+                };
                 assert!(
                     started.elapsed() < limit,
                     "member {frozen} frozen: a commit and a list took {:?} in round {round}",
@@ -377,8 +383,35 @@ async fn a_store_with_no_live_member_is_unreachable_and_names_the_endpoints() {
         let error = store.list("/lbx/").await.unwrap_err();
         assert!(matches!(error, StoreError::Unreachable { .. }), "{error}");
         assert!(error.to_string().contains(&endpoints[0]), "{error}");
-        assert!(started.elapsed() < 2 * FAILOVER, "took {:?}", started.elapsed());
-        let error = store.commit(Txn::new().put("/lbx/k", "v")).await.unwrap_err();
+        assert!(
+            started.elapsed() < 2 * FAILOVER,
+            "took {:?}",
+            started.elapsed()
+        );
+        let error = store
+            .commit(Txn::new().put("/lbx/k", "v"))
+            .await
+            .unwrap_err();
+        assert!(error.is_unreachable(), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_speaks_tls_with_a_client_certificate_to_a_cluster_that_requires_one() {
+    bounded(async {
+        let ca = TestCa::new("etcd-tls");
+        let cluster = EtcdCluster::start_tls(1, &ca).await;
+        let store = cluster.store().await;
+        let revision = committed(&store, Txn::new().put("/lbx/k", "over tls")).await;
+        let snapshot = store.list("/lbx/").await.unwrap();
+        assert_eq!(pairs(&snapshot), [("/lbx/k", &b"over tls"[..], revision)]);
+
+        // Without the client certificate the cluster refuses the connection.
+        let mut settings = cluster.settings(cluster.endpoints());
+        settings.tls.as_mut().unwrap().client_cert = None;
+        let anonymous = EtcdStore::connect(settings).await.unwrap();
+        let error = anonymous.list("/lbx/").await.unwrap_err();
         assert!(error.is_unreachable(), "{error}");
     })
     .await;

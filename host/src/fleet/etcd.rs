@@ -143,7 +143,11 @@ impl EtcdStore {
         }
         let mut settings = settings;
         // With a scheme, as the balancer keys them: removing an endpoint names it the same way.
-        let scheme = if settings.tls.is_some() { "https://" } else { "http://" };
+        let scheme = if settings.tls.is_some() {
+            "https://"
+        } else {
+            "http://"
+        };
         for endpoint in &mut settings.endpoints {
             if !endpoint.contains("://") {
                 *endpoint = format!("{scheme}{endpoint}");
@@ -155,7 +159,13 @@ impl EtcdStore {
         let client = match tokio::time::timeout(settings.request_timeout, connecting).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => return Err(classify(&endpoints, e)),
-            Err(_) => return Err(timed_out(&endpoints, "connecting", settings.request_timeout)),
+            Err(_) => {
+                return Err(timed_out(
+                    &endpoints,
+                    "connecting",
+                    settings.request_timeout,
+                ));
+            }
         };
         let prober = tokio::spawn(super::members::keep_only_answering_members(
             client.clone(),
@@ -182,7 +192,10 @@ impl EtcdStore {
     pub async fn compact(&self, revision: Revision) -> Result<(), StoreError> {
         self.retrying("compacting", |mut client| async move {
             client
-                .compact(revision, Some(etcd::CompactionOptions::new().with_physical()))
+                .compact(
+                    revision,
+                    Some(etcd::CompactionOptions::new().with_physical()),
+                )
                 .await
                 .map(drop)
         })
@@ -299,8 +312,7 @@ impl EtcdStore {
                 if keeper.keep_alive().await.is_err() {
                     break;
                 }
-                match tokio::time::timeout(self.settings.request_timeout, answers.message()).await
-                {
+                match tokio::time::timeout(self.settings.request_timeout, answers.message()).await {
                     Ok(Ok(Some(answer))) if answer.ttl() > 0 => continue,
                     Ok(Ok(Some(_))) => {
                         tracing::warn!(lease, "etcd lease expired");
@@ -438,7 +450,9 @@ impl Store for EtcdStore {
         let txn = Txn::new().put_with_lease(key, value, lease.id());
         match self.commit(txn).await? {
             CommitOutcome::Committed { revision } => Ok(revision),
-            CommitOutcome::Conflict => Err(self.bad_answer("an unguarded write reported a conflict")),
+            CommitOutcome::Conflict => {
+                Err(self.bad_answer("an unguarded write reported a conflict"))
+            }
         }
     }
 
@@ -641,7 +655,23 @@ fn bad_answer(endpoints: String, detail: String) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_end;
+    use super::{EtcdSettings, EtcdStore, EtcdTls, StoreError, prefix_end};
+
+    #[tokio::test]
+    async fn settings_that_cannot_work_are_refused_naming_the_problem() {
+        let none = EtcdStore::connect(EtcdSettings::new(Vec::new())).await;
+        assert!(matches!(none, Err(StoreError::Settings(e)) if e.contains("no etcd endpoints")));
+
+        let mut settings = EtcdSettings::new(vec!["127.0.0.1:2379".into()]);
+        settings.tls = Some(EtcdTls {
+            ca_file: Some("/nonexistent/lbx-ca.pem".into()),
+            client_cert: None,
+        });
+        let unreadable = EtcdStore::connect(settings).await;
+        assert!(
+            matches!(unreadable, Err(StoreError::Settings(e)) if e.contains("/nonexistent/lbx-ca.pem"))
+        );
+    }
 
     #[test]
     fn a_prefix_range_ends_after_its_last_key() {

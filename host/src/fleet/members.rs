@@ -39,7 +39,9 @@ pub(super) async fn keep_only_answering_members(
                 let answered = tokio::time::timeout(timeout, async move {
                     let mut client = match probe {
                         Some(client) => client,
-                        None => etcd::Client::connect([endpoint], Some(options)).await.ok()?,
+                        None => etcd::Client::connect([endpoint], Some(options))
+                            .await
+                            .ok()?,
                     };
                     let status = client.status().await.ok()?;
                     // A member cut off from the others answers, but serves nothing.
@@ -64,9 +66,7 @@ pub(super) async fn keep_only_answering_members(
                     tracing::info!(%endpoint, "etcd member answers again; sending it requests");
                     in_balancer[i] = true;
                 }
-            } else if !wanted
-                && in_balancer[i]
-                && balanced.remove_endpoint(endpoint).await.is_ok()
+            } else if !wanted && in_balancer[i] && balanced.remove_endpoint(endpoint).await.is_ok()
             {
                 tracing::warn!(%endpoint, "etcd member does not answer; sending requests to the others");
                 in_balancer[i] = false;

@@ -168,7 +168,9 @@ pub enum WatchEvent {
     Batch(WatchBatch),
     /// The revision asked for is gone (compacted up to `compact_revision`): list again. Ends the
     /// watch.
-    Compacted { compact_revision: Revision },
+    Compacted {
+        compact_revision: Revision,
+    },
     /// The watch stopped (its store member died, hung, lost its leader, or refused): list again
     /// and watch from the snapshot. Ends the watch.
     Lost(StoreError),
@@ -285,7 +287,8 @@ pub trait Store: Send + Sync {
     /// Apply `txn` if all its guards hold.
     fn commit(&self, txn: Txn) -> impl Future<Output = Result<CommitOutcome, StoreError>> + Send;
 
-    /// Changes under `prefix` from revision `from` on (inclusive), batch by batch.
+    /// Changes under `prefix` from revision `from` on (inclusive; 0 means from now), batch by
+    /// batch. After a [`Store::list`] at revision R, watch from R + 1.
     fn watch(
         &self,
         prefix: &str,

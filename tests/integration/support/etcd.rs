@@ -8,9 +8,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lbx::fleet::{EtcdSettings, EtcdStore, Store};
+use lbx::fleet::{EtcdSettings, EtcdStore, EtcdTls, Store};
 
-use super::{TempDir, eventually, free_port};
+use super::{TempDir, TestCa, eventually, free_port};
 
 /// The longest a member may live, whatever happens to the test process.
 const MEMBER_LIFETIME: Duration = Duration::from_secs(120);
@@ -27,7 +27,15 @@ struct Member {
 pub struct EtcdCluster {
     members: Vec<Member>,
     token: String,
+    tls: Option<ClusterTls>,
     dir: TempDir,
+}
+
+/// Certificates of a cluster that serves clients over TLS and requires client certificates.
+struct ClusterTls {
+    ca: std::path::PathBuf,
+    server: super::Issued,
+    client: super::Issued,
 }
 
 impl EtcdCluster {
@@ -37,19 +45,31 @@ impl EtcdCluster {
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .map(str::to_string)
-            .expect("etcd is not installed: run `bash scripts/setup.sh`, which installs etcd-server")
+            .expect(
+                "etcd is not installed: run `bash scripts/setup.sh`, which installs etcd-server",
+            )
     }
 
     /// Start `size` members and wait until each one serves linearizable reads (so a leader is
     /// elected and every member has joined).
     pub async fn start(size: usize) -> Self {
+        Self::start_with(size, None).await
+    }
+
+    /// Like [`EtcdCluster::start`], with client connections over TLS (certificates from `ca`,
+    /// for 127.0.0.1) and client certificates required. Members talk to each other in clear.
+    pub async fn start_tls(size: usize, ca: &TestCa) -> Self {
+        let tls = ClusterTls {
+            ca: ca.ca_pem.clone(),
+            server: ca.issue("etcd-server", &["127.0.0.1"]),
+            client: ca.issue("etcd-client", &["lbx"]),
+        };
+        Self::start_with(size, Some(tls)).await
+    }
+
+    async fn start_with(size: usize, tls: Option<ClusterTls>) -> Self {
         let dir = TempDir::new("etcd");
-        let token = dir
-            .path
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let token = dir.path.file_name().unwrap().to_string_lossy().into_owned();
         let members = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -61,6 +81,7 @@ impl EtcdCluster {
         let mut cluster = Self {
             members,
             token,
+            tls,
             dir,
         };
         for i in 0..size {
@@ -80,10 +101,11 @@ impl EtcdCluster {
             .collect::<Vec<_>>()
             .join(",");
         let member = &self.members[i];
-        let client_url = format!("http://127.0.0.1:{}", member.client_port);
+        let client_url = self.endpoint(i);
         let peer_url = format!("http://127.0.0.1:{}", member.peer_port);
         let log = std::fs::File::create(self.dir.join(&format!("{}.log", member.name))).unwrap();
-        let child = Command::new("timeout")
+        let mut command = Command::new("timeout");
+        command
             .args(["-s", "KILL", &MEMBER_LIFETIME.as_secs().to_string()])
             .arg(Self::binary())
             .args(["--name", &member.name])
@@ -98,7 +120,18 @@ impl EtcdCluster {
             .args(["--initial-cluster-token", &self.token])
             // Fast elections: a dead leader is replaced within about a second.
             .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
-            .args(["--logger", "zap", "--log-level", "warn"])
+            .args(["--logger", "zap", "--log-level", "warn"]);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.server.cert)
+                .arg("--key-file")
+                .arg(&tls.server.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -108,7 +141,7 @@ impl EtcdCluster {
     }
 
     async fn wait_serving(&self, i: usize) {
-        let store = EtcdStore::connect(Self::quick(vec![self.endpoint(i)]))
+        let store = EtcdStore::connect(self.settings(vec![self.endpoint(i)]))
             .await
             .unwrap();
         let up = eventually(Duration::from_secs(15), || {
@@ -133,14 +166,28 @@ impl EtcdCluster {
         settings
     }
 
-    /// A store client over every member, with [`EtcdCluster::quick`] settings.
+    /// [`EtcdCluster::quick`] settings for `endpoints`, with this cluster's CA and a client
+    /// certificate if it serves TLS.
+    pub fn settings(&self, endpoints: Vec<String>) -> EtcdSettings {
+        let mut settings = Self::quick(endpoints);
+        settings.tls = self.tls.as_ref().map(|tls| EtcdTls {
+            ca_file: Some(tls.ca.clone()),
+            client_cert: Some((tls.client.cert.clone(), tls.client.key.clone())),
+        });
+        settings
+    }
+
+    /// A store client over every member, with [`EtcdCluster::settings`].
     pub async fn store(&self) -> EtcdStore {
-        EtcdStore::connect(Self::quick(self.endpoints())).await.unwrap()
+        EtcdStore::connect(self.settings(self.endpoints()))
+            .await
+            .unwrap()
     }
 
     /// Member `i`'s client URL.
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.members[i].client_port)
     }
 
     /// Every member's client URL.
@@ -155,7 +202,7 @@ impl EtcdCluster {
     }
 
     /// The index of the member that is leader, as the running members see it (waits up to 10 s
-    /// for an elected one).
+    /// for an elected one). Plain clusters only.
     pub async fn leader(&self) -> usize {
         let found = eventually(Duration::from_secs(10), || async {
             for i in 0..self.members.len() {
