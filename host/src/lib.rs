@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod demo;
 pub mod durable;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzz_settings;
 pub mod history;
