@@ -120,13 +120,13 @@ impl SharedState {
                 });
             }
         }
-        if let Some(plugin) = &state.plugin {
-            if let Some(message) = plugin_problem(plugin, &state.stored_modules) {
-                problems.push(Problem {
-                    key: layout.plugin(),
-                    message,
-                });
-            }
+        if let Some(message) =
+            (state.plugin.as_ref()).and_then(|plugin| plugin_problem(plugin, &state.stored_modules))
+        {
+            problems.push(Problem {
+                key: layout.plugin(),
+                message,
+            });
         }
         state.backends.sort_by(|a, b| id_of(a).cmp(id_of(b)));
         if problems.is_empty() {
@@ -370,7 +370,7 @@ mod tests {
             kv("/lbx/typo", "{}"),
         ];
         let state = SharedState::decode(&layout(), &kvs).unwrap();
-        let ids: Vec<_> = state.backends.iter().map(|b| id_of(b)).collect();
+        let ids: Vec<_> = state.backends.iter().map(id_of).collect();
         assert_eq!(ids, ["a", "b"]);
         assert!(state.backends[0].drain);
         assert_eq!(state.backends[1].config.weight, 3);
@@ -419,7 +419,7 @@ mod tests {
     #[test]
     fn a_plugin_whose_module_is_neither_stored_nor_fetchable_is_refused() {
         let plugin = kv("/lbx/plugin", &format!(r#"{{"sha256": "{SHA}"}}"#));
-        let problems = SharedState::decode(&layout(), &[plugin.clone()]).unwrap_err();
+        let problems = SharedState::decode(&layout(), std::slice::from_ref(&plugin)).unwrap_err();
         assert!(
             problems[0].message.contains("no module with sha256"),
             "{problems:?}"
@@ -487,7 +487,7 @@ mod tests {
         .unwrap();
         let puts = SharedState::seed(&layout(), &file).unwrap();
         let state = SharedState::decode(&layout(), &puts).unwrap();
-        let ids: Vec<_> = state.backends.iter().map(|b| id_of(b)).collect();
+        let ids: Vec<_> = state.backends.iter().map(id_of).collect();
         assert_eq!(ids, ["127.0.0.1:9002", "one"]);
         assert_eq!(state.backends[0].config.weight, 2);
         assert_eq!(state.backends[1].config.labels["pool"], "web");
