@@ -6,6 +6,8 @@
 //! - [`layout`]: which key holds what.
 //! - [`shared`]: the shared state read from one listing, checked, compared and laid over a
 //!   node's own config.
+//! - [`status`]: what each node says of itself (applied revision, plugin, refusals).
 
 pub mod layout;
 pub mod shared;
+pub mod status;
