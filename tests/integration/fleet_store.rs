@@ -5,8 +5,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use lbx::fleet::{
-    Change, CommitOutcome, EtcdStore, Snapshot, Store, StoreError, Txn, Watch, WatchEvent,
+use lbx::fleet::etcd::EtcdStore;
+use lbx::fleet::store::{
+    Change, CommitOutcome, Snapshot, Store, StoreError, Txn, Watch, WatchEvent,
 };
 
 use crate::support::{EtcdCluster, TestCa, eventually};

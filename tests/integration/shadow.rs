@@ -442,11 +442,12 @@ async fn a_shadow_that_overruns_its_deadline_is_moved_to_idle_cpu_and_a_healthy_
         shadow("good", "backend = 0")
     );
     let proxy = TestProxy::start(&config(Some(plugins::ROUND_ROBIN), &[&a], &shadows)).await;
-    for _ in 0..3 {
+    // Three overruns in a row move a worker; one is forgiven (a busy machine can cause it).
+    for _ in 0..4 {
         assert_eq!(get(&proxy.url("/")).await.0, 200);
     }
-    decided(&proxy, "good", 3).await;
-    decided(&proxy, "slow", 1).await;
+    decided(&proxy, "good", 4).await;
+    decided(&proxy, "slow", 4).await;
     assert_eq!(
         policy_of_thread("lbx-shadow-slow"),
         Some(SCHED_IDLE),

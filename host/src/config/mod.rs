@@ -10,6 +10,7 @@
 mod backend;
 pub mod canary;
 mod edge;
+pub mod fleet;
 mod log;
 pub mod record;
 mod resilience;

@@ -3,7 +3,7 @@
 //!
 //! Failover: the client balances requests over the endpoints (tonic's power-of-two-choices
 //! balancer). A killed member refuses connections, so requests to it fail at once; a hung member
-//! (SIGSTOP, a network black hole) is taken out of the balancer by [`super::members`] within
+//! (SIGSTOP, a network black hole) is taken out of the balancer (members.rs) within
 //! `keepalive_interval + keepalive_timeout`, and until then each request sent to it is bounded
 //! by `request_timeout`.
 //! Idempotent operations (list, starting a watch, granting, revoking, keeping alive) are retried

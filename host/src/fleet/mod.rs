@@ -1,29 +1,34 @@
-//! Fleet mode: many lbx nodes kept in step through one etcd v3 cluster (see DESIGN.md, "Scaling
-//! past one machine"). What must be the same on every node (backends and their runtime changes,
-//! the plugin and its config, fleet-wide policies) lives in the store; listeners, certificates
-//! and the store's own address stay local.
+//! Fleet mode: many lbx nodes kept in step through a shared store (etcd). What every node must
+//! agree on — the backends with their runtime changes, the plugin and its config, the
+//! fleet-wide settings — lives under one prefix of the store; listeners, certificates and the
+//! store's own settings stay in each node's file.
 //!
-//! The shape, from APISIX's and Envoy's experience:
+//! The shape, from APISIX's and Envoy's experience (DESIGN.md, "Scaling past one machine"):
 //! - a write is one guarded transaction ([`store::Txn`]) that commits whole or not at all; a node
 //!   never changes only its local copy, and answers 503 when the store is unreachable;
-//! - a node reads a prefix at one revision R ([`store::Store::list`]), validates and swaps the
+//! - a node reads the prefix at one revision R ([`store::Store::list`]), validates and swaps the
 //!   whole, then watches from R+1 ([`store::Store::watch`]); every watch batch is one etcd
 //!   response, so a transaction's changes are applied together; a compacted or lost watch makes
 //!   it list again and apply only the difference;
 //! - each node's own status lives in keys bound to a lease ([`store::Lease`]) that it keeps
 //!   alive, so a node that dies disappears from the fleet view after the lease's TTL.
 //!
-//! This module owns only the foundation: [`store`] is lbx's own view of the store (a trait and
-//! plain types; nothing else in the host names etcd-client types), [`etcd`] implements it with
-//! the `etcd-client` crate, and [`members`] keeps requests away from members that stopped
-//! answering. Keeping lbx's state in sync on top of it is a separate layer.
+//! - [`store`]: lbx's own view of the store, a trait and plain types; nothing else in the host
+//!   names etcd-client types.
+//! - [`etcd`]: the store on etcd v3 (the `etcd-client` crate), with `members` keeping requests
+//!   away from members that stopped answering.
+//! - [`layout`]: which key holds what.
+//! - [`shared`]: the shared state read from one listing, checked, compared and laid over a
+//!   node's own config.
+//! - [`modules`]: the node's checked copies of plugin modules.
+//! - [`state_file`]: the last applied state on disk, to start while the store is down.
+//! - [`status`]: what each node says of itself (applied revision, plugin, refusals).
 
 pub mod etcd;
+pub mod layout;
 mod members;
+pub mod modules;
+pub mod shared;
+pub mod state_file;
+pub mod status;
 pub mod store;
-
-pub use etcd::{EtcdSettings, EtcdStore, EtcdTls};
-pub use store::{
-    Change, CommitOutcome, Entry, Guard, Lease, LeaseId, Revision, Snapshot, Store, StoreError,
-    Txn, Watch, WatchBatch, WatchEvent, Write,
-};

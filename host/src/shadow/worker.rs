@@ -11,9 +11,9 @@
 //! that loops does not keep a core busy: samples that arrive while it is paused are counted
 //! and skipped.
 //!
-//! A shadow that overruns its deadline once is moved to `SCHED_IDLE`, Linux's lowest CPU
-//! priority, for the rest of its life: from then on it gets only the CPU live requests leave
-//! over. Without that, a shadow that never returns and is never paused
+//! A shadow that overruns its deadline three times in a row is moved to `SCHED_IDLE`, Linux's
+//! lowest CPU priority, for the rest of its life: from then on it gets only the CPU live
+//! requests leave over. Without that, a shadow that never returns and is never paused
 //! (`disable_after_failures = 0`) held its share of a busy core and halved the proxy's
 //! requests/s on one worker (bench/shadow.sh, case loop-unpaused: 0.51×), and nice 19 still
 //! cost 12% on p99. A healthy shadow keeps the normal priority, so on a busy proxy it still
@@ -125,6 +125,11 @@ impl Shadow {
     }
 }
 
+/// Deadline overruns in a row after which a shadow's worker moves to `SCHED_IDLE`. More than
+/// one: on a busy machine a healthy shadow can overrun once because its thread was not
+/// scheduled, and the move cannot be undone; a shadow that loops overruns every time.
+const DEMOTE_AFTER_TIMEOUTS: u32 = 3;
+
 /// What a shadow's worker thread owns.
 struct Worker {
     stopped: Arc<AtomicBool>,
@@ -138,7 +143,7 @@ impl Worker {
     /// Decide samples until the shadow is stopped.
     fn run(&self, samples: &Receiver<Sample>) {
         const TIMEOUT: &str = FailureKind::Timeout.as_str();
-        let mut demoted = false;
+        let (mut demoted, mut timeouts_in_a_row) = (false, 0);
         while let Ok(mut sample) = samples.recv() {
             if self.stopped.load(Ordering::Relaxed) {
                 break;
@@ -149,7 +154,9 @@ impl Worker {
             }
             let started = Instant::now();
             let verdict = self.decide(&mut sample);
-            if !demoted && matches!(verdict, Verdict::Error(kind) if kind == TIMEOUT) {
+            let timed_out = matches!(verdict, Verdict::Error(kind) if kind == TIMEOUT);
+            timeouts_in_a_row = if timed_out { timeouts_in_a_row + 1 } else { 0 };
+            if !demoted && timeouts_in_a_row >= DEMOTE_AFTER_TIMEOUTS {
                 demoted = true;
                 tracing::warn!(shadow = %self.name,
                     "shadow plugin overran its deadline: its worker now runs only on idle CPU");

@@ -10,7 +10,9 @@ one per line, and answers each with one JSON line on stdout:
   snapshot            every [data-field] of the page                  -> {...}
   click ID ACTION     click the ACTION (drain|undrain) button of backend ID and wait for the
                       page to report lbx's answer                      -> {"status": .., "text": ..}
-  screenshot PATH     save a PNG of the page                          -> {"saved": PATH}
+  screenshot PATH [full]
+                      save a PNG of the page: the 1280x900 window, or with `full` the
+                      whole page's height                              -> {"saved": PATH}
   quit
 
 Errors go to stdout as {"error": "..."} and end the script with status 1. Uses the
@@ -212,8 +214,11 @@ class Browser:
                 raise RuntimeError(f"the page reported no answer to {action} {backend_id}")
             time.sleep(0.05)
 
-    def screenshot(self, path):
-        self.call("Emulation.setDeviceMetricsOverride", width=1280, height=900,
+    def screenshot(self, path, full=False):
+        height = 900
+        if full:
+            height = max(height, int(self.evaluate("document.documentElement.scrollHeight")))
+        self.call("Emulation.setDeviceMetricsOverride", width=1280, height=height,
                   deviceScaleFactor=1, mobile=False)
         shot = self.call("Page.captureScreenshot", format="png")
         with open(path, "wb") as f:
@@ -258,7 +263,7 @@ def main():
             elif command[0] == "click":
                 answer(browser.click(command[1], command[2]))
             elif command[0] == "screenshot":
-                answer(browser.screenshot(command[1]))
+                answer(browser.screenshot(command[1], full=command[2:] == ["full"]))
             else:
                 raise RuntimeError(f"unknown command {command[0]!r}")
     except Exception as error:  # reported to the test, which shows it

@@ -8,7 +8,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use lbx::fleet::{EtcdSettings, EtcdStore, EtcdTls, Store};
+use lbx::fleet::etcd::{EtcdSettings, EtcdStore, EtcdTls};
+use lbx::fleet::store::Store;
 
 use super::{TempDir, TestCa, eventually, free_port};
 
