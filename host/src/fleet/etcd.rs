@@ -28,6 +28,8 @@ use etcd_client as etcd;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::config::fleet::FleetConfig;
+
 use super::store::{
     Change, CommitOutcome, Entry, Guard, Lease, LeaseId, Revision, Snapshot, Store, StoreError,
     Txn, Watch, WatchBatch, WatchEvent, Write,
@@ -73,6 +75,42 @@ impl EtcdSettings {
             user: None,
             tls: None,
         }
+    }
+
+    /// The settings a node's `[fleet]` section gives (checked already by its `check`): the
+    /// password is read from its file here, so a rotated password is picked up on reconnect.
+    /// One `keepalive` serves as both ping interval and timeout: a silent member is left within
+    /// about twice it.
+    pub fn from_config(config: &FleetConfig) -> Result<Self, StoreError> {
+        let user = match (&config.username, &config.password_file) {
+            (Some(user), Some(file)) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    StoreError::Settings(format!(
+                        "cannot read fleet.password_file {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                let password = text.lines().next().unwrap_or_default().to_string();
+                Some((user.clone(), password))
+            }
+            _ => None,
+        };
+        let tls = &config.tls;
+        let uses_tls = tls.ca.is_some()
+            || tls.cert.is_some()
+            || config.endpoints.iter().any(|e| e.starts_with("https://"));
+        Ok(Self {
+            endpoints: config.endpoints.clone(),
+            connect_timeout: config.connect_timeout,
+            request_timeout: config.request_timeout,
+            keepalive_interval: config.keepalive,
+            keepalive_timeout: config.keepalive,
+            user,
+            tls: uses_tls.then(|| EtcdTls {
+                ca_file: tls.ca.clone(),
+                client_cert: tls.cert.clone().zip(tls.key.clone()),
+            }),
+        })
     }
 
     fn connect_options(&self) -> Result<etcd::ConnectOptions, StoreError> {
@@ -670,6 +708,38 @@ mod tests {
         let unreadable = EtcdStore::connect(settings).await;
         assert!(
             matches!(unreadable, Err(StoreError::Settings(e)) if e.contains("/nonexistent/lbx-ca.pem"))
+        );
+    }
+
+    #[test]
+    fn a_fleet_section_gives_the_store_settings_with_the_password_from_its_file() {
+        let dir = std::env::temp_dir().join(format!("lbx-etcd-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let password = dir.join("password");
+        std::fs::write(&password, "s3cret\nignored\n").unwrap();
+        let config: crate::config::fleet::FleetConfig = toml::from_str(&format!(
+            "endpoints = [\"https://10.0.0.1:2379\"]\nusername = \"lbx\"\n\
+             password_file = {password:?}\nkeepalive = \"3s\"\n\
+             [tls]\nca = \"/etc/lbx/ca.pem\"\ncert = \"/etc/lbx/c.pem\"\nkey = \"/etc/lbx/c.key\"\n"
+        ))
+        .unwrap();
+        let settings = EtcdSettings::from_config(&config).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.endpoints, ["https://10.0.0.1:2379"]);
+        assert_eq!(settings.user, Some(("lbx".into(), "s3cret".into())));
+        assert_eq!(
+            settings.keepalive_interval,
+            std::time::Duration::from_secs(3)
+        );
+        assert_eq!(
+            settings.keepalive_timeout,
+            std::time::Duration::from_secs(3)
+        );
+        let tls = settings.tls.unwrap();
+        assert_eq!(tls.ca_file, Some("/etc/lbx/ca.pem".into()));
+        assert_eq!(
+            tls.client_cert,
+            Some(("/etc/lbx/c.pem".into(), "/etc/lbx/c.key".into()))
         );
     }
 
