@@ -80,11 +80,15 @@ pub struct Dnsmasq {
 impl Dnsmasq {
     /// The dnsmasq binary.
     fn binary() -> String {
-        ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq", "/usr/local/sbin/dnsmasq"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .map(str::to_string)
-            .expect("dnsmasq is not installed: run `bash scripts/setup.sh`, which installs it")
+        [
+            "/usr/sbin/dnsmasq",
+            "/usr/bin/dnsmasq",
+            "/usr/local/sbin/dnsmasq",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(str::to_string)
+        .expect("dnsmasq is not installed: run `bash scripts/setup.sh`, which installs it")
     }
 
     /// Start answering `records` on a free port.
@@ -147,7 +151,10 @@ impl Dnsmasq {
             .arg("--bind-interfaces")
             .arg("--local=/lbx.test/")
             .arg(format!("--user={user}"))
-            .arg(format!("--pid-file={}", self.dir.join("dnsmasq.pid").display()))
+            .arg(format!(
+                "--pid-file={}",
+                self.dir.join("dnsmasq.pid").display()
+            ))
             .arg(format!(
                 "--conf-file={}",
                 self.dir.join("records.conf").display()
