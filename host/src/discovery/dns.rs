@@ -199,7 +199,7 @@ impl DnsLookup {
                 }
             }
         }
-        targets.sort_by(|a, b| (a.ip, a.port).cmp(&(b.ip, b.port)));
+        targets.sort_by_key(|t| (t.ip, t.port));
         targets.dedup_by(|a, b| (a.ip, a.port) == (b.ip, b.port));
         Ok(targets)
     }

@@ -1,10 +1,10 @@
 //! Service discovery: backends found in DNS (`[[discovery.dns]]`), looked up again every
 //! `interval`, merged with the config file's and the admin API's backends.
 //!
-//! - [`dns`]: the lookups (hickory-resolver; SRV or A/AAAA; TTL handling);
-//! - [`targets`]: an answer's targets as backends (ids, weights, labels);
-//! - [`watcher`]: one name's loop, its states and what happens when it stops resolving;
-//! - [`metrics`]: `lbx_discovery_*`;
+//! - the lookups (hickory-resolver; SRV or A/AAAA; TTL handling) in [`dns`];
+//! - an answer's targets as backends (ids, weights, labels) in [`targets`];
+//! - one name's loop, its states and what happens when it stops resolving in [`watcher`];
+//! - the `lbx_discovery_*` metrics in [`metrics`];
 //! - this file: the watchers of the names in force, started with lbx and changed by a config
 //!   reload.
 //!
