@@ -162,8 +162,15 @@ async fn a_records_with_a_port_become_backends_beside_the_config_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolver_that_stops_answering_keeps_the_last_answer_and_traffic_flows() {
     let a = TestBackend::named("a").await;
+    let file = TestBackend::named("file").await;
     let mut dns = Dnsmasq::start(&srv_for(&[("a", &a)])).await;
-    let proxy = TestProxy::start(&discovery(&dns, SRV, "srv", "keep_last_for = \"1m\"")).await;
+    // With a file backend beside it, a is not the last backend: only keep_last_for keeps it.
+    let toml = format!(
+        "[[backend]]\nurl = {:?}\n{}",
+        file.url(),
+        discovery(&dns, SRV, "srv", "keep_last_for = \"1m\"")
+    );
+    let proxy = TestProxy::start(&toml).await;
     let load = LoadGenerator::start(proxy.url("/"), 2);
 
     dns.stop();

@@ -33,7 +33,7 @@ pub use metrics::DiscoveryMetrics;
 pub use watcher::{State, Status};
 
 /// Longest lbx waits at start for the first answers before it serves anyway.
-const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(10);
+pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(10);
 
 /// The names being watched.
 #[derive(Debug)]
