@@ -58,7 +58,8 @@ async fn metrics(proxy: &TestProxy) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srv_answer_change_adds_a_backend_and_drains_a_gone_one_without_failing_requests() {
-    let a = TestBackend::named("a").await;
+    // a is slow, so it has requests in flight when DNS drops it: it must be drained first.
+    let a = TestBackend::slow("a", Duration::from_millis(500)).await;
     let b = TestBackend::named("b").await;
     let mut dns = Dnsmasq::start(&srv_for(&[("a", &a)])).await;
     // DNS is the only source: lbx starts with what the first answer holds.
@@ -87,6 +88,12 @@ async fn an_srv_answer_change_adds_a_backend_and_drains_a_gone_one_without_faili
     );
 
     dns.set_records(&srv_for(&[("b", &b)])).await;
+    let drained = eventually(Duration::from_secs(5), || async {
+        let listed = admin_backend(proxy.admin, &id(&a)).await?;
+        (listed["removing"] == true && listed["state"] == "draining").then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "a was not drained before it was removed");
     let gone = eventually(Duration::from_secs(5), || async {
         admin_backend(proxy.admin, &id(&a))
             .await
