@@ -86,6 +86,16 @@ async fn an_srv_answer_change_adds_a_backend_and_drains_a_gone_one_without_faili
         a_now["requests"].as_u64().unwrap() > requests_before,
         "{a_now}"
     );
+    // The same answer again and again builds no new set: nothing churns.
+    let generation =
+        |body: String| serde_json::from_str::<Value>(&body).unwrap()["generation"].clone();
+    let before = generation(admin_get(&proxy.admin_url("/admin/backends")).await.1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let after = generation(admin_get(&proxy.admin_url("/admin/backends")).await.1);
+    assert_eq!(
+        before, after,
+        "an unchanged answer replaced the backend set"
+    );
 
     dns.set_records(&srv_for(&[("b", &b)])).await;
     let drained = eventually(Duration::from_secs(5), || async {

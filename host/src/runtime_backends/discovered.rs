@@ -120,3 +120,67 @@ mod tests {
         assert_eq!(diff.describe(), "removing 127.0.0.1:1, 127.0.0.1:2");
     }
 }
+
+#[cfg(test)]
+mod merge_tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::config::{BackendConfig, HealthSettings};
+    use crate::history::ReloadHistory;
+    use crate::runtime_backends::{BackendManager, Source};
+    use crate::upstream::PoolSettings;
+
+    fn manager(file: &[&str]) -> Arc<BackendManager> {
+        let file = file.iter().map(|url| BackendConfig::at(*url)).collect();
+        Arc::new(
+            BackendManager::start(
+                file,
+                HealthSettings::default(),
+                PoolSettings::never_connecting(),
+                None,
+                Arc::new(ReloadHistory::default()),
+            )
+            .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_discovered_id_the_file_defines_stays_the_files() {
+        let manager = manager(&["http://127.0.0.1:1"]);
+        let found = vec![
+            BackendConfig::at("http://127.0.0.1:1"),
+            BackendConfig::at("http://127.0.0.1:2"),
+        ];
+        manager
+            .set_discovered("n", found, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let roles = manager.roles();
+        assert_eq!(roles.sources["127.0.0.1:1"], Source::Config);
+        assert_eq!(roles.sources["127.0.0.1:2"], Source::Dns);
+        assert_eq!(roles.discovered["127.0.0.1:2"], "n");
+        assert_eq!(manager.upstreams().snapshot().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_answer_builds_no_new_set_and_the_last_backends_are_never_removed() {
+        let manager = manager(&[]);
+        let found = vec![BackendConfig::at("http://127.0.0.1:2")];
+        let timeout = Duration::from_secs(1);
+        manager
+            .set_discovered("n", found.clone(), timeout)
+            .await
+            .unwrap();
+        let generation = manager.upstreams().snapshot().generation;
+        let diff = manager.set_discovered("n", found, timeout).await.unwrap();
+        assert!(diff.is_empty());
+        assert_eq!(manager.upstreams().snapshot().generation, generation);
+        let refused = manager
+            .set_discovered("n", Vec::new(), timeout)
+            .await
+            .unwrap_err();
+        assert!(refused.contains("no backend"), "{refused}");
+        assert_eq!(manager.upstreams().snapshot().len(), 1);
+    }
+}
