@@ -193,7 +193,15 @@ impl Watcher {
             let mut status = self.status.lock().expect("status lock");
             status.last_error = Some(error.to_string());
             status.last_error_at = Some(now());
-            if matches!(status.state, State::Pending | State::Ok) {
+            if status.state == State::Pending {
+                tracing::warn!(
+                    discovery = self.name(),
+                    error = %error,
+                    "DNS name does not resolve; it contributes no backend until it does"
+                );
+                status.state = State::Failing;
+                status.failing_since = Some(now());
+            } else if status.state == State::Ok {
                 tracing::warn!(
                     discovery = self.name(),
                     error = %error,
@@ -216,12 +224,14 @@ impl Watcher {
         let mut status = self.status.lock().expect("status lock");
         match result {
             Ok(diff) => {
-                tracing::warn!(
-                    discovery = self.name(),
-                    removed = diff.gone.len(),
-                    "DNS name has not resolved for keep_last_for; its backends are drained \
-                     and removed"
-                );
+                if !diff.gone.is_empty() {
+                    tracing::warn!(
+                        discovery = self.name(),
+                        removed = diff.gone.len(),
+                        "DNS name has not resolved for keep_last_for; its backends are drained \
+                         and removed"
+                    );
+                }
                 status.state = State::Expired;
                 status.backends.clear();
                 status.refused = None;
