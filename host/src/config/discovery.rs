@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Problem, check_duration};
+#[cfg(test)]
+use super::Problem;
+use super::check_duration;
 
 /// `[discovery]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -229,8 +231,9 @@ fn name_problem(name: &str, record: DnsRecordType) -> Option<String> {
     None
 }
 
-/// Every problem, as [`Problem`]s (for tests and callers outside `Config::validate`).
-pub fn problems(entries: &[DnsDiscovery]) -> Vec<Problem> {
+/// Every problem, as [`Problem`]s.
+#[cfg(test)]
+fn problems(entries: &[DnsDiscovery]) -> Vec<Problem> {
     let mut found = Vec::new();
     check(entries, &mut |key, message| {
         found.push(Problem { key, message })
