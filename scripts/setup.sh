@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prepare a fresh machine to build and test lbx: the pinned Rust toolchain (rust-toolchain.toml)
 # with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
-# against (nginx for the differential test, curl, openssl, chromium for the dashboard test,
-# nodejs and npm to build the JavaScript example plugin, etcd for the fleet store's tests,
-# protoc for the etcd client's build), and the Python packages the tests use (componentize-py for the Python plugin, grpcio and websockets
+# against (nginx for the differential test, curl, openssl, dnsmasq for the DNS discovery tests,
+# chromium for the dashboard test, nodejs and npm to build the JavaScript example plugin, etcd
+# for the fleet store's tests, protoc for the etcd client's build), and the Python packages the
+# tests use (componentize-py for the Python plugin, grpcio and websockets
 # as real peers, websockets also to drive Chromium, openai to read the simulated vLLM replica).
 # Idempotent; run by demo.sh and test.sh.
 #
@@ -50,6 +51,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 echo "setup: nginx, curl, openssl and python3 ready"
+
+# dnsmasq: the DNS server the discovery tests ([[discovery.dns]]) look SRV and A records up
+# in. Debian's dnsmasq-base is the binary alone; the `dnsmasq` package adds a system service
+# that would take port 53, which the tests do not want (they start their own on a free port).
+if ! [ -x /usr/sbin/dnsmasq ] && ! command -v dnsmasq >/dev/null 2>&1; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install dnsmasq (the DNS discovery tests run it)" >&2
+    exit 1
+  fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null
+fi
+echo "setup: dnsmasq ready"
 
 # Headless Chromium: the dashboard test loads the admin page in a real browser. Debian's
 # package is large (~300 MB with its libraries), so it is installed only when missing.

@@ -11,6 +11,7 @@ pub mod canary;
 pub mod check;
 pub mod config;
 pub mod demo;
+pub mod discovery;
 pub mod durable;
 pub mod fleet;
 #[doc(hidden)]

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use crate::admin::{self, Admin, Readiness};
 use crate::canary::{Canaries, CanaryMetrics};
 use crate::config::{Config, Overrides, TimeoutConfig};
+use crate::discovery::Discovery;
 use crate::history::ReloadHistory;
 use crate::logging::LogMetrics;
 use crate::metrics::Metrics;
@@ -47,6 +48,7 @@ pub struct Server {
     reloader: Arc<Reloader>,
     readiness: Readiness,
     signals: Arc<Scraper>,
+    discovery: Arc<Discovery>,
 }
 
 impl Server {
@@ -90,6 +92,9 @@ impl Server {
             history.clone(),
         )?);
         let upstreams = backends.upstreams().clone();
+        // Before the plugin loads: it starts with the backends DNS knows.
+        let discovery = Arc::new(Discovery::new(backends.clone()));
+        discovery.start(&config.discovery.dns).await;
         let signals = Arc::new(Scraper::new(resolved.signals, upstreams.clone()));
         let reloads = ReloadMetrics::default();
         let access_log = Arc::new(AccessLogSettings::new(&config.log));
@@ -121,6 +126,7 @@ impl Server {
             shadows: shadows.clone(),
             canaries: canaries.clone(),
             backends,
+            discovery: discovery.clone(),
             signals: signals.clone(),
             kv: kv.clone(),
             certificates: certificates.clone(),
@@ -179,6 +185,7 @@ impl Server {
             metrics.register(&ShadowMetrics(shadows.clone()));
             metrics.register(&RecordMetrics(recording.clone()));
             metrics.register(&CanaryMetrics(canaries.clone()));
+            metrics.register(discovery.metrics());
             if let Some((_, terminator)) = &tls {
                 metrics.register(terminator);
             }
@@ -218,6 +225,7 @@ impl Server {
             reloader,
             readiness,
             signals,
+            discovery,
         })
     }
 
@@ -315,6 +323,7 @@ impl Server {
             }
         }
         proxy::serve(listeners, self.proxy, shutdown, self.timeouts.drain).await;
+        self.discovery.stop();
         let _ = stop_admin.send(true);
         if let Some(admin_task) = admin_task {
             let _ = admin_task.await;

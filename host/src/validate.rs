@@ -345,12 +345,26 @@ fn summary(origin: &str, config: &Config, trial: &BackendSet, plugin: Option<&st
         .iter()
         .map(|b| format!("{} ({})", b.spec.id, b.spec.url))
         .collect();
-    lines.push(format!(
-        "  {} backend{}: {}",
-        backends.len(),
-        if backends.len() == 1 { "" } else { "s" },
-        backends.join(", ")
-    ));
+    if config.backends.is_empty() {
+        // The trial set is made up (see `trial_backends`): do not show it as the file's.
+        lines.push("  no [[backend]]: the backends come from DNS".into());
+    } else {
+        lines.push(format!(
+            "  {} backend{}: {}",
+            backends.len(),
+            if backends.len() == 1 { "" } else { "s" },
+            backends.join(", ")
+        ));
+    }
+    for dns in &config.discovery.dns {
+        lines.push(format!(
+            "  dns {} ({}) every {}, asking {}",
+            dns.name,
+            dns.record.as_str(),
+            humantime::format_duration(dns.interval),
+            dns.resolver.as_deref().unwrap_or("the system's resolver")
+        ));
+    }
     lines.push(match plugin {
         Some(plugin) => format!("  {plugin}"),
         None => "  no plugin: the built-in least-in-flight routes".into(),

@@ -14,6 +14,7 @@ mod check;
 mod config_reload;
 mod contract;
 mod dashboard;
+mod discovery;
 mod errors;
 mod faults;
 mod fleet_store;

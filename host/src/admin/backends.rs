@@ -137,6 +137,9 @@ fn describe(index: usize, b: &Backend, roles: &Roles, signals: &Signals) -> serd
         "ewma_latency_us": b.stats.ewma_latency_us(),
         "traffic": super::traffic::backend_traffic(&b.stats),
     });
+    if let Some(name) = roles.discovered.get(&b.spec.id) {
+        described["discovery"] = json!(name);
+    }
     if let Some(signals) = super::signals::backend_signals(signals, &b.signals) {
         described["signals"] = signals;
     }

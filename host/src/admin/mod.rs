@@ -18,6 +18,8 @@
 //!   errors, retries, bytes, latency histograms) and, with `[signals]`, each backend's scraped
 //!   signals; adding, changing, draining and removing backends at runtime ([`backends`] lists
 //!   the endpoints); `GET /admin/reloads`: the reload history;
+//! - `GET /admin/discovery`: the DNS names backends are discovered from, and how their
+//!   lookups fare ([`discovery`]);
 //! - `GET /metrics`: Prometheus text format;
 //! - `GET /live`, `GET /ready`: liveness and readiness probes ([`probes`]; no token needed);
 //! - `GET /`: the live dashboard, a static page polling the endpoints above (`dashboard.rs`).
@@ -49,6 +51,7 @@ mod access;
 mod backends;
 mod canary;
 mod dashboard;
+mod discovery;
 mod json_body;
 mod plugin_history;
 pub mod probes;
@@ -161,6 +164,7 @@ impl Admin {
             (&Method::POST, "/admin/reload") => self.reload_all().await,
             (&Method::GET, "/admin/plugin/history") => plugin_history::history(self),
             (&Method::GET, "/admin/reloads") => backends::reloads(self),
+            (&Method::GET, discovery::PATH) => discovery::report(self),
             (&Method::GET, "/metrics") => Response::builder()
                 .header(
                     header::CONTENT_TYPE,
@@ -171,9 +175,14 @@ impl Admin {
             (&Method::GET | &Method::HEAD, probes::LIVE) => probes::live(),
             (&Method::GET | &Method::HEAD, probes::READY) => probes::ready(&self.readiness),
             (_, probes::LIVE | probes::READY) => method_not_allowed("GET, HEAD"),
-            (_, "/admin/plugin" | "/admin/plugin/history" | "/admin/reloads" | "/metrics") => {
-                method_not_allowed("GET")
-            }
+            (
+                _,
+                "/admin/plugin"
+                | "/admin/plugin/history"
+                | "/admin/reloads"
+                | "/metrics"
+                | discovery::PATH,
+            ) => method_not_allowed("GET"),
             (_, _) if dashboard::is_dashboard(path) => method_not_allowed("GET"),
             (_, "/admin/plugin/reload" | "/admin/plugin/rollback" | "/admin/reload") => {
                 method_not_allowed("POST")

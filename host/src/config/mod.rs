@@ -9,6 +9,7 @@
 
 mod backend;
 pub mod canary;
+pub mod discovery;
 mod edge;
 pub mod fleet;
 mod log;
@@ -32,6 +33,7 @@ pub use backend::{
     parse_backend_url, resolve_all,
 };
 pub use canary::CanaryConfig;
+pub use discovery::{DiscoveryConfig, DnsDiscovery, DnsRecordType};
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
 pub use log::{LogConfig, LogFormat};
 pub use record::RecordConfig;
@@ -75,6 +77,9 @@ pub struct Config {
     /// Backends to balance over, in order (a backend's position is its plugin index).
     #[serde(default, rename = "backend")]
     pub backends: Vec<BackendConfig>,
+    /// Backends found in DNS (`[[discovery.dns]]`), merged with these.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
     /// Timeouts, client and backend side.
     #[serde(default)]
     pub timeouts: TimeoutConfig,
@@ -320,6 +325,7 @@ impl Default for Config {
             workers: 0,
             plugin: None,
             backends: Vec::new(),
+            discovery: DiscoveryConfig::default(),
             timeouts: TimeoutConfig::default(),
             health: HealthSettings::default(),
             outlier: OutlierConfig::default(),
@@ -454,12 +460,15 @@ impl Config {
                 ),
             );
         }
-        if self.backends.is_empty() {
+        if self.backends.is_empty() && self.discovery.dns.is_empty() {
             problem(
                 "backend".into(),
-                "no backends configured: add [[backend]] url = \"http://host:port\" or --backend URL".into(),
+                "no backends configured: add [[backend]] url = \"http://host:port\", \
+                 --backend URL or [[discovery.dns]]"
+                    .into(),
             );
         }
+        discovery::check(&self.discovery.dns, &mut problem);
         if let Some(plugin) = &self.plugin {
             if plugin.deadline.is_zero() {
                 problem("plugin.deadline".into(), "must be greater than 0".into());

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::canary::Canaries;
 use crate::config::{Config, Overrides};
+use crate::discovery::Discovery;
 use crate::history::ReloadHistory;
 use crate::plugin::{Decider, KvStore, LoadError, LoadOptions, LoadedPlugin, PluginEngine};
 use crate::proxy::AccessLogSettings;
@@ -84,6 +85,7 @@ pub struct Reloader {
     canary_file: Option<PathBuf>,
     upstreams: Arc<Upstreams>,
     backends: Arc<BackendManager>,
+    discovery: Arc<Discovery>,
     signals: Arc<Scraper>,
     kv: Arc<KvStore>,
     certificates: Option<Arc<Certificates>>,
@@ -120,6 +122,9 @@ pub struct ReloaderParts {
     pub canaries: Arc<Canaries>,
     /// The backend set's owner (config reloads and the admin API change it).
     pub backends: Arc<BackendManager>,
+    /// The DNS names whose answers are backends (`[[discovery.dns]]` changes are put in force
+    /// here).
+    pub discovery: Arc<Discovery>,
     /// The backend signals in force (`[signals]` changes are put in force here).
     pub signals: Arc<Scraper>,
     /// The key-value store plugins share.
@@ -155,6 +160,7 @@ impl Reloader {
             canary_file,
             upstreams: parts.backends.upstreams().clone(),
             backends: parts.backends,
+            discovery: parts.discovery,
             signals: parts.signals,
             kv: parts.kv,
             certificates: parts.certificates,
@@ -233,6 +239,11 @@ impl Reloader {
     /// The backend set's owner.
     pub fn backends(&self) -> &Arc<BackendManager> {
         &self.backends
+    }
+
+    /// The DNS names being watched.
+    pub fn discovery(&self) -> &Arc<Discovery> {
+        &self.discovery
     }
 
     /// The reason the last reload was refused, until one succeeds.
@@ -415,6 +426,11 @@ impl Reloader {
                     n => format!("{n} backends"),
                 });
             }
+        }
+        if next.discovery != current.discovery
+            && let Some(change) = self.discovery.reconfigure(&next.discovery.dns).await
+        {
+            applied.push(change);
         }
         if let Some((plugin, bytes)) = plugin {
             applied.push(self.install(plugin, bytes, source).0);

@@ -99,14 +99,17 @@ pub enum Source {
     Config,
     /// Added through the admin API.
     Api,
+    /// Found in DNS (`[[discovery.dns]]`; [`super::Roles::discovered`] names which name).
+    Dns,
 }
 
 impl Source {
-    /// `config` or `api`.
+    /// `config`, `api` or `dns`.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Config => "config",
             Source::Api => "api",
+            Source::Dns => "dns",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Backends changed at runtime: the admin API adds, drains, re-weights and removes backends;
-//! a config reload brings a new file. Both end here, as one merged list of specs put in force
+//! a config reload brings a new file; service discovery brings each name's latest answer
+//! ([`discovered`] has how it merges). All end here, as one merged list of specs put in force
 //! with one store ([`Upstreams::publish`]), and the API's changes are kept in the state file so
 //! that a reload or a restart re-applies them ([`changes`] has the merge rule).
 //!
@@ -10,6 +11,7 @@
 //! since they hold the set they started with.
 
 pub mod changes;
+pub mod discovered;
 pub mod state_file;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +25,7 @@ use crate::config::{BackendConfig, BackendSpec, HealthSettings, Problem};
 use crate::history::ReloadHistory;
 use crate::upstream::{BackendSet, PoolSettings, Upstreams};
 pub use changes::{ChangeError, Outcome, Patch, Posted, RuntimeChanges, Source};
+pub use discovered::Diff;
 
 /// How often a removal checks whether the drained backend's last request is done.
 const REMOVAL_POLL: Duration = Duration::from_millis(20);
@@ -56,6 +59,8 @@ pub struct Roles {
     pub sources: HashMap<String, Source>,
     /// Backends being removed (drained, leaving once idle).
     pub removing: HashSet<String>,
+    /// For each backend found by service discovery, the name that found it.
+    pub discovered: HashMap<String, String>,
 }
 
 /// The backend set's owner for changes made while running.
@@ -77,8 +82,13 @@ struct Inner {
     /// The config file's `[health]`, for backends added through the API.
     health_defaults: HealthSettings,
     changes: RuntimeChanges,
-    /// Backends removed through the API that still finish requests.
+    /// Backends removed through the API, or gone from a discovered name's answer, that still
+    /// finish requests.
     removing: Vec<BackendSpec>,
+    /// What each discovered name contributes.
+    discovered: discovered::Contributions,
+    /// Of `removing`, the ones a discovered name contributed, with that name.
+    leaving_discovered: HashMap<String, String>,
 }
 
 /// A set built from a change, not yet in force.
@@ -110,6 +120,8 @@ impl BackendManager {
             health_defaults,
             changes: RuntimeChanges::new(),
             removing: Vec::new(),
+            discovered: discovered::Contributions::new(),
+            leaving_discovered: HashMap::new(),
         };
         let (specs, drained, roles, merged) = resolve(&inner, &changes)
             .map_err(|e| anyhow::anyhow!("backends from the state file: {}", describe(&e)))?;
@@ -210,6 +222,7 @@ impl BackendManager {
                 "backend {id:?} is being removed"
             )));
         }
+        self.refuse_discovered(id)?;
         let mut changes = inner.changes.clone();
         changes.patch(id, patch, &inner.file)?;
         let prepared = self.prepare(&inner, &changes)?;
@@ -244,6 +257,9 @@ impl BackendManager {
         let Some(backend) = set.backends.iter().find(|b| b.spec.id == id) else {
             return Err(ApiError::NotFound(format!("no backend with id {id:?}")));
         };
+        if !inner.removing.iter().any(|r| r.id == id) {
+            self.refuse_discovered(id)?;
+        }
         let staying = set
             .backends
             .iter()
@@ -281,8 +297,19 @@ impl BackendManager {
             return Ok(());
         }
         self.note(format!("removing {id}: drained, leaving once idle"));
+        self.remove_once_idle(id.to_string(), stats, timeout);
+        Ok(())
+    }
+
+    /// Take `id` (drained, in `removing`) out of the set once its in-flight requests are done
+    /// or `timeout` passes.
+    fn remove_once_idle(
+        self: &Arc<Self>,
+        id: String,
+        stats: Arc<crate::upstream::LiveStats>,
+        timeout: Duration,
+    ) {
         let manager = self.clone();
-        let id = id.to_string();
         tokio::spawn(async move {
             let deadline = Instant::now() + timeout;
             while stats.in_flight() > 0 && Instant::now() < deadline {
@@ -290,7 +317,99 @@ impl BackendManager {
             }
             manager.finish_removal(&id, stats.in_flight()).await;
         });
-        Ok(())
+    }
+
+    /// A backend found by service discovery follows its DNS answer: the API cannot change it.
+    fn refuse_discovered(&self, id: &str) -> Result<(), ApiError> {
+        match self.roles().discovered.get(id) {
+            Some(name) => Err(ApiError::Conflict(format!(
+                "backend {id:?} was found in DNS ([[discovery.dns]] name {name:?}) and follows \
+                 its answer: change the DNS records or the discovery settings instead"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Put `next` in force as everything the discovered `name` contributes (empty: nothing, as
+    /// when its `[[discovery.dns]]` is gone). Only what differs from its last answer changes
+    /// ([`discovered`]); backends gone from it are drained and removed once idle or after
+    /// `removal_timeout`. Refused, keeping the last answer, when it would leave lbx with no
+    /// backend at all.
+    pub async fn set_discovered(
+        self: &Arc<Self>,
+        name: &str,
+        next: Vec<BackendConfig>,
+        removal_timeout: Duration,
+    ) -> Result<Diff, String> {
+        let mut inner = self.inner.lock().await;
+        let last = inner.discovered.get(name).cloned().unwrap_or_default();
+        let diff = discovered::diff(&last, &next);
+        if diff.is_empty() {
+            return Ok(diff);
+        }
+        let set = self.upstreams.snapshot();
+        let roles = self.roles();
+        let mut leaving = Vec::new();
+        for id in &diff.gone {
+            // Only what this name put in force leaves (an id the file owns stays).
+            if roles.discovered.get(id).map(String::as_str) != Some(name) {
+                continue;
+            }
+            if let Some(backend) = set.backends.iter().find(|b| &b.spec.id == id) {
+                leaving.push((backend.spec.clone(), backend.stats.clone()));
+            }
+        }
+        let before = (inner.removing.clone(), inner.leaving_discovered.clone());
+        // An id back in the answer while still leaving stays: it is no longer removed.
+        inner.removing.retain(|r| !diff.added.contains(&r.id));
+        for (spec, _) in &leaving {
+            inner.removing.retain(|r| r.id != spec.id);
+            inner
+                .leaving_discovered
+                .insert(spec.id.clone(), name.to_string());
+            inner.removing.push(spec.clone());
+        }
+        let previous = if next.is_empty() {
+            inner.discovered.remove(name)
+        } else {
+            inner.discovered.insert(name.to_string(), next)
+        };
+        let changes = inner.changes.clone();
+        let result = self.prepare(&inner, &changes).and_then(|prepared| {
+            let staying = prepared.roles.sources.len() - prepared.roles.removing.len();
+            if staying == 0 {
+                return Err(ApiError::Conflict(format!(
+                    "DNS name {name:?}: this change would leave lbx with no backend; its last \
+                     answer stays in force"
+                )));
+            }
+            for id in &diff.added {
+                if prepared.roles.discovered.get(id).map(String::as_str) != Some(name) {
+                    tracing::warn!(
+                        discovery = name,
+                        backend = %id,
+                        "a backend found in DNS has the id of a backend already in force (from \
+                         the config file, the admin API or another name); that one is kept"
+                    );
+                }
+            }
+            self.commit(&mut inner, prepared)
+        });
+        if let Err(e) = result {
+            (inner.removing, inner.leaving_discovered) = before;
+            match previous {
+                Some(previous) => inner.discovered.insert(name.to_string(), previous),
+                None => inner.discovered.remove(name),
+            };
+            return Err(describe(&e));
+        }
+        drop(inner);
+        self.history
+            .record("backends", true, format!("dns {name}: {}", diff.describe()));
+        for (spec, stats) in leaving {
+            self.remove_once_idle(spec.id, stats, removal_timeout);
+        }
+        Ok(diff)
     }
 
     async fn finish_removal(&self, id: &str, in_flight: u32) {
@@ -299,6 +418,7 @@ impl BackendManager {
             return; // removed at once meanwhile
         }
         inner.removing.retain(|r| r.id != id);
+        inner.leaving_discovered.remove(id);
         let changes = inner.changes.clone();
         let result = self
             .prepare(&inner, &changes)
@@ -466,6 +586,21 @@ fn resolve(inner: &Inner, changes: &RuntimeChanges) -> Result<Resolution, ApiErr
         roles.sources.insert(spec.id.clone(), effective.source);
         specs.push(spec);
     }
+    // Discovered backends after them; an id already in force keeps its first owner.
+    for (name, backends) in &inner.discovered {
+        for backend in backends {
+            let id = changes::backend_id(backend);
+            if roles.sources.contains_key(&id) {
+                continue;
+            }
+            let key = format!("discovery {name:?} backend {id:?}");
+            let spec = BackendSpec::resolve(backend, &inner.health_defaults, &key)
+                .map_err(ApiError::Invalid)?;
+            roles.sources.insert(spec.id.clone(), Source::Dns);
+            roles.discovered.insert(spec.id.clone(), name.clone());
+            specs.push(spec);
+        }
+    }
     for leaving in &inner.removing {
         if roles.sources.contains_key(&leaving.id) {
             continue;
@@ -478,6 +613,9 @@ fn resolve(inner: &Inner, changes: &RuntimeChanges) -> Result<Resolution, ApiErr
             .any(|b| changes::backend_id(b) == leaving.id)
         {
             Source::Config
+        } else if let Some(name) = inner.leaving_discovered.get(&leaving.id) {
+            roles.discovered.insert(leaving.id.clone(), name.clone());
+            Source::Dns
         } else {
             Source::Api
         };

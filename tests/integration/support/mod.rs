@@ -1047,6 +1047,8 @@ pub use tls::{Issued, TestCa, https_connect, https_get, tls_section};
 mod nginx;
 pub use nginx::{Nginx, free_port};
 
+pub mod dns;
+
 mod peers;
 pub use peers::{PeerServer, run_peer};
 
