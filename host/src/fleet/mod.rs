@@ -17,6 +17,8 @@
 //!   names etcd-client types.
 //! - [`etcd`]: the store on etcd v3 (the `etcd-client` crate), with `members` keeping requests
 //!   away from members that stopped answering.
+//! - [`follow`]: a node's copy of the fleet's keys, kept in step: listed, then watched, each
+//!   watch batch applied whole, listed again after a compaction or a lost watch.
 //! - [`layout`]: which key holds what.
 //! - [`shared`]: the shared state read from one listing, checked, compared and laid over a
 //!   node's own config.
@@ -25,6 +27,7 @@
 //! - [`status`]: what each node says of itself (applied revision, plugin, refusals).
 
 pub mod etcd;
+pub mod follow;
 pub mod layout;
 mod members;
 pub mod modules;
