@@ -124,7 +124,10 @@ async fn a_good_canary_is_promoted_through_every_step_and_users_stay_on_one_vers
         1,
         "[20, 50, 100]",
         "1500ms",
-        json!({"min_requests": 10}),
+        // This test is about the steps and stickiness, not the p99 gate: on a machine loaded
+        // by the whole suite, the p99 of a few dozen requests per side differed by more than
+        // the default 5 ms slack once and rolled this good canary back.
+        json!({"min_requests": 10, "p99_slack_ms": 250}),
     )
     .await;
     assert_eq!(started["canary"]["share_percent"], 20.0, "{started:#}");
@@ -163,8 +166,10 @@ async fn a_good_canary_is_promoted_through_every_step_and_users_stay_on_one_vers
             (report["state"] == "promoted").then_some(report)
         }
     })
-    .await
-    .expect("the canary was never promoted");
+    .await;
+    let Some(promoted) = promoted else {
+        panic!("the canary was never promoted: {:#}", canary(&proxy).await);
+    };
     let story: Vec<String> = promoted["transitions"]
         .as_array()
         .unwrap()

@@ -59,7 +59,9 @@ async fn metrics(proxy: &TestProxy) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srv_answer_change_adds_a_backend_and_drains_a_gone_one_without_failing_requests() {
     // a is slow, so it has requests in flight when DNS drops it: it must be drained first.
-    let a = TestBackend::slow("a", Duration::from_millis(500)).await;
+    // 2 s, not less: the drain lasts as long as a's last request, and on a machine loaded by
+    // the whole suite a 500 ms drain passed between two looks at the admin API.
+    let a = TestBackend::slow("a", Duration::from_secs(2)).await;
     let b = TestBackend::named("b").await;
     let mut dns = Dnsmasq::start(&srv_for(&[("a", &a)])).await;
     // DNS is the only source: lbx starts with what the first answer holds.
@@ -98,13 +100,13 @@ async fn an_srv_answer_change_adds_a_backend_and_drains_a_gone_one_without_faili
     );
 
     dns.set_records(&srv_for(&[("b", &b)])).await;
-    let drained = eventually(Duration::from_secs(5), || async {
+    let drained = eventually(Duration::from_secs(10), || async {
         let listed = admin_backend(proxy.admin, &id(&a)).await?;
         (listed["removing"] == true && listed["state"] == "draining").then_some(())
     })
     .await;
     assert!(drained.is_some(), "a was not drained before it was removed");
-    let gone = eventually(Duration::from_secs(5), || async {
+    let gone = eventually(Duration::from_secs(10), || async {
         admin_backend(proxy.admin, &id(&a))
             .await
             .is_none()
