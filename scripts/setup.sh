@@ -25,6 +25,28 @@ echo "setup: Rust $toolchain with wasm32-wasip2 ready"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
+# apt_install WHAT PACKAGE...: install Debian packages, or stop naming WHAT to install by hand
+# when there is no apt-get. policy-rc.d 101 (written only when absent, removed after) keeps a
+# package from starting a system service (nginx on port 80, etcd on 2379): the tests start
+# their own servers on free ports.
+apt_install() {
+  local what="$1" own_policy=""
+  shift
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: please install $what" >&2
+    exit 1
+  fi
+  if [ -z "$sudo" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  if [ -n "$own_policy" ]; then
+    rm -f /usr/sbin/policy-rc.d
+  fi
+}
+
 # Servers and clients not written here, which the integration tests run lbx against: nginx
 # (the differential test compares what it forwards with what lbx forwards), curl, openssl
 # (s_client checks TLS versions and session resumption), python3.
@@ -34,21 +56,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: please install ${missing[*]} (the tests run lbx against them)" >&2
-    exit 1
-  fi
-  # policy-rc.d 101: the package must not start a system nginx on port 80; the test starts
-  # its own on a free port.
-  if [ -z "$sudo" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    remove_policy=1
-  fi
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  if [ -n "${remove_policy:-}" ]; then
-    rm -f /usr/sbin/policy-rc.d
-  fi
+  apt_install "${missing[*]} (the tests run lbx against them)" "${missing[@]}"
 fi
 echo "setup: nginx, curl, openssl and python3 ready"
 
@@ -56,50 +64,28 @@ echo "setup: nginx, curl, openssl and python3 ready"
 # in. Debian's dnsmasq-base is the binary alone; the `dnsmasq` package adds a system service
 # that would take port 53, which the tests do not want (they start their own on a free port).
 if ! [ -x /usr/sbin/dnsmasq ] && ! command -v dnsmasq >/dev/null 2>&1; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: please install dnsmasq (the DNS discovery tests run it)" >&2
-    exit 1
-  fi
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null
+  apt_install "dnsmasq (the DNS discovery tests run it)" dnsmasq-base
 fi
 echo "setup: dnsmasq ready"
 
 # Headless Chromium: the dashboard test loads the admin page in a real browser. Debian's
 # package is large (~300 MB with its libraries), so it is installed only when missing.
 if ! command -v chromium >/dev/null 2>&1; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: please install Chromium as \`chromium\` (the dashboard test runs it headless)" >&2
-    exit 1
-  fi
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt_install "Chromium as \`chromium\` (the dashboard test runs it headless)" chromium
 fi
 echo "setup: chromium ready"
 
 # etcd (a real 3-member cluster for the fleet store's tests, etcdctl to look at it by hand) and
 # protoc with the well-known protobuf types, which the etcd-client crate's build script needs to
 # generate its gRPC code. Installed only when missing. Debian's etcd-server package would start
-# a system etcd on port 2379: policy-rc.d 101 stops that, as for nginx above.
+# a system etcd on port 2379: apt_install's policy-rc.d stops that.
 etcd_missing=()
 command -v etcd >/dev/null 2>&1 || etcd_missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || etcd_missing+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || etcd_missing+=(protobuf-compiler)
 [ -e /usr/include/google/protobuf/empty.proto ] || etcd_missing+=(libprotobuf-dev)
 if [ ${#etcd_missing[@]} -gt 0 ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: please install etcd, etcdctl and protoc (the fleet store is built with protoc and tested against etcd)" >&2
-    exit 1
-  fi
-  if [ -z "$sudo" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-    remove_etcd_policy=1
-  fi
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${etcd_missing[@]}" >/dev/null
-  if [ -n "${remove_etcd_policy:-}" ]; then
-    rm -f /usr/sbin/policy-rc.d
-  fi
+  apt_install "etcd, etcdctl and protoc (the fleet store is built with protoc and tested against etcd)" "${etcd_missing[@]}"
 fi
 echo "setup: etcd $(etcd --version | sed -n 's/^etcd Version: //p') and $(protoc --version) ready"
 
@@ -110,12 +96,7 @@ node_missing=()
 command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || node_missing+=(npm)
 if [ ${#node_missing[@]} -gt 0 ]; then
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup: please install Node.js with npm (the JavaScript plugin test builds with them)" >&2
-    exit 1
-  fi
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
+  apt_install "Node.js with npm (the JavaScript plugin test builds with them)" "${node_missing[@]}"
 fi
 echo "setup: node $(node --version) and npm $(npm --version) ready"
 
