@@ -13,6 +13,7 @@ use crate::admin::{self, Admin, Readiness};
 use crate::canary::{Canaries, CanaryMetrics};
 use crate::config::{Config, Overrides, TimeoutConfig};
 use crate::discovery::Discovery;
+use crate::fleet::{Applier, FleetNode};
 use crate::history::ReloadHistory;
 use crate::logging::LogMetrics;
 use crate::metrics::Metrics;
@@ -49,6 +50,7 @@ pub struct Server {
     readiness: Readiness,
     signals: Arc<Scraper>,
     discovery: Arc<Discovery>,
+    fleet: Option<Arc<FleetNode>>,
 }
 
 impl Server {
@@ -79,11 +81,37 @@ impl Server {
         embedded: Option<PluginSource>,
         origin: Origin,
     ) -> anyhow::Result<Self> {
+        // In fleet mode the backends, plugin and fleet-wide settings are the fleet's, laid
+        // over the file before anything is built from it.
+        let mut fleet_config;
+        let (config, fleet) = match &config.fleet {
+            Some(settings) => {
+                let Some(file) = origin.config_file.as_deref() else {
+                    anyhow::bail!(
+                        "[fleet] needs lbx run --config FILE (the state file and \
+                        module copies are kept beside it)"
+                    );
+                };
+                let (node, overlay, from) = FleetNode::start(settings, file, config).await?;
+                fleet_config = config.clone();
+                overlay
+                    .apply_to(&mut fleet_config)
+                    .map_err(|problem| anyhow::anyhow!("fleet state: {problem}"))?;
+                tracing::info!(node = node.node_id(), revision = overlay.revision, from = ?from,
+                    backends = fleet_config.backends.len(), "fleet mode: joined the fleet");
+                (&fleet_config, Some((node, overlay)))
+            }
+            None => (config, None),
+        };
         let resolved = config.validate()?;
         // Before anything below logs (an insecure backend's warning, the plugin loading).
         crate::logging::set_format(config.log.format);
         let history = Arc::new(ReloadHistory::default());
-        let state_file = config.state_file(origin.config_file.as_deref());
+        // In fleet mode the admin API's changes go to the store, not to a state file.
+        let state_file = match fleet {
+            Some(_) => None,
+            None => config.state_file(origin.config_file.as_deref()),
+        };
         let backends = Arc::new(BackendManager::start(
             config.backends.clone(),
             config.health.clone(),
@@ -136,6 +164,14 @@ impl Server {
             pool_size: worker_count(config.workers),
         });
         reloader.load_initial().await?;
+        if let Some((_, overlay)) = &fleet {
+            // The drains, and the overlay every later reload keeps.
+            reloader
+                .apply_overlay(overlay.clone())
+                .await
+                .map_err(|reason| anyhow::anyhow!("fleet state: {reason}"))?;
+        }
+        let fleet = fleet.map(|(node, _)| node);
         reloader.restore_canary().await;
         reloader.start_canary_at_start().await;
 
@@ -210,6 +246,7 @@ impl Server {
                 },
                 header_timeout: config.timeouts.request_headers,
                 readiness: readiness.clone(),
+                fleet: fleet.clone(),
             };
             Some((admin::bind(addr).await?, admin))
         } else {
@@ -226,6 +263,7 @@ impl Server {
             readiness,
             signals,
             discovery,
+            fleet,
         })
     }
 
@@ -272,6 +310,15 @@ impl Server {
     pub async fn run(self, shutdown: crate::shutdown::StopReceiver) {
         self.proxy.upstreams().spawn_health_checks(&shutdown);
         self.signals.spawn(&shutdown);
+        if let Some(fleet) = &self.fleet {
+            let stop = tokio_util::sync::CancellationToken::new();
+            fleet.spawn(self.reloader.clone(), stop.clone());
+            let mut stopping = shutdown.clone();
+            tokio::spawn(async move {
+                crate::shutdown::stopped(&mut stopping).await;
+                stop.cancel();
+            });
+        }
         if let Err(e) = crate::reload::watch::spawn(self.reloader.clone(), &shutdown).await {
             tracing::warn!(error = %e, "cannot watch files for changes; reload with SIGHUP or the admin API");
         }

@@ -17,6 +17,7 @@ mod dashboard;
 mod discovery;
 mod errors;
 mod faults;
+mod fleet;
 mod fleet_follow;
 mod fleet_store;
 mod grpc;

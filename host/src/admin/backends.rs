@@ -12,7 +12,8 @@
 //!   in-flight requests finish (or the timeout passes; `now` removes it at once);
 //! - `GET /admin/reloads`: the last reloads and backend changes, newest first.
 //!
-//! Changes go through [`BackendManager`], which keeps them in the state file.
+//! Changes go through [`BackendManager`], which keeps them in the state file — or, in fleet
+//! mode, to the fleet's store (`super::fleet`), from where every node applies them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -48,6 +49,14 @@ pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<
             }
         },
     };
+    if let Some(fleet) = &admin.fleet
+        && matches!(
+            *request.method(),
+            Method::POST | Method::PATCH | Method::DELETE
+        )
+    {
+        return super::fleet::backend_write(fleet, id, request).await;
+    }
     match (request.method().clone(), id) {
         (Method::GET, None) => json_response(StatusCode::OK, list(admin)),
         (Method::POST, None) => add(admin, request).await,
@@ -92,7 +101,12 @@ pub fn list(admin: &Admin) -> serde_json::Value {
         .enumerate()
         .map(|(index, b)| describe(index, b, &roles, &signals))
         .collect();
-    json!({ "generation": set.generation, "backends": backends })
+    let mut listed = json!({ "generation": set.generation, "backends": backends });
+    if let Some(fleet) = &admin.fleet {
+        // The revision to name in `If-Match` for a change based on what is shown here.
+        listed["fleet_revision"] = json!(fleet.shared_revision());
+    }
+    listed
 }
 
 fn one(admin: &Admin, id: &str) -> Option<serde_json::Value> {
@@ -183,7 +197,7 @@ async fn add(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>>
 
 /// A `POST` body as a backend, or every problem: those of the JSON types, and those of the
 /// values whose types were right.
-fn backend_body(mut body: Value) -> Result<Posted, Vec<Problem>> {
+pub(super) fn backend_body(mut body: Value) -> Result<Posted, Vec<Problem>> {
     let given = json_body::keys(&body);
     let (backend, mut problems) = json_body::decode::<BackendConfig>(&mut body);
     if problems.is_empty() {
@@ -231,7 +245,7 @@ async fn patch(admin: &Admin, id: &str, request: Request<Incoming>) -> Response<
 }
 
 /// A `PATCH` body, or every problem (as for [`backend_body`]).
-fn patch_body(mut body: Value) -> Result<Patch, Vec<Problem>> {
+pub(super) fn patch_body(mut body: Value) -> Result<Patch, Vec<Problem>> {
     let (patch, mut problems) = json_body::decode::<Patch>(&mut body);
     if let Some(patch) = &patch {
         let more: Vec<_> = patch
@@ -291,7 +305,7 @@ async fn remove(admin: &Admin, id: &str, query: Option<&str>) -> Response<Full<B
 }
 
 /// Read a JSON body; the response when it cannot be.
-async fn read_body(request: Request<Incoming>) -> Result<Value, Response<Full<Bytes>>> {
+pub(super) async fn read_body(request: Request<Incoming>) -> Result<Value, Response<Full<Bytes>>> {
     json_body::read(request).await.map_err(|e| match e {
         ReadError::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, &e.to_string()),
         ReadError::Invalid(problem) => invalid_problems(&[problem]),
@@ -307,14 +321,14 @@ fn api_error(error: ApiError) -> Response<Full<Bytes>> {
     }
 }
 
-fn invalid(field: &str, message: &str) -> Response<Full<Bytes>> {
+pub(super) fn invalid(field: &str, message: &str) -> Response<Full<Bytes>> {
     invalid_problems(&[Problem {
         key: field.into(),
         message: message.into(),
     }])
 }
 
-fn invalid_problems(problems: &[Problem]) -> Response<Full<Bytes>> {
+pub(super) fn invalid_problems(problems: &[Problem]) -> Response<Full<Bytes>> {
     let listed: Vec<_> = problems
         .iter()
         .map(|p| json!({ "field": p.key, "message": p.message }))
@@ -330,7 +344,7 @@ fn not_found(id: &str) -> Response<Full<Bytes>> {
     error(StatusCode::NOT_FOUND, &format!("no backend with id {id:?}"))
 }
 
-fn error(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+pub(super) fn error(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
     json_response(status, json!({ "error": text }))
 }
 
@@ -354,7 +368,7 @@ fn percent_decode(segment: &str) -> Option<String> {
 }
 
 /// Escape what cannot stand in a path segment.
-fn percent_encode(id: &str) -> String {
+pub(super) fn percent_encode(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for byte in id.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~:@".contains(&byte) {

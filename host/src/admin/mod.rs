@@ -52,6 +52,7 @@ mod backends;
 mod canary;
 mod dashboard;
 mod discovery;
+mod fleet;
 mod json_body;
 mod plugin_history;
 pub mod probes;
@@ -65,6 +66,7 @@ pub use probes::Readiness;
 
 use crate::accept::accept_loop;
 use crate::canary::Canaries;
+use crate::fleet::FleetNode;
 use crate::metrics::Metrics;
 use crate::plugin::{Decider, KvStore};
 use crate::recording::Recording;
@@ -101,6 +103,8 @@ pub struct Admin {
     pub header_timeout: Duration,
     /// What `/ready` reports.
     pub readiness: Readiness,
+    /// This node of its fleet, in fleet mode.
+    pub fleet: Option<Arc<FleetNode>>,
 }
 
 /// Serve the admin API on `listener` until `stop`. The server raises `stop` when the proxy's
@@ -153,6 +157,9 @@ impl Admin {
         }
         if canary::is_canary(path) {
             return canary::handle(self, request).await;
+        }
+        if fleet::is_fleet(path) {
+            return fleet::handle(self, request).await;
         }
         if path == "/admin/plugin/rollback" && request.method() == Method::POST {
             return plugin_history::rollback(self, request).await;

@@ -35,6 +35,7 @@ pub use backend::{
 pub use canary::CanaryConfig;
 pub use discovery::{DiscoveryConfig, DnsDiscovery, DnsRecordType};
 pub use edge::{AdminConfig, Cidr, ProxyConfig};
+pub use fleet::FleetConfig;
 pub use log::{LogConfig, LogFormat};
 pub use record::RecordConfig;
 pub use resilience::{
@@ -113,6 +114,10 @@ pub struct Config {
     /// Recording a sample of routing decisions for `lbx replay`.
     #[serde(default)]
     pub record: Option<RecordConfig>,
+    /// Fleet mode: the backends, plugin and fleet-wide settings come from etcd, shared with
+    /// every node of the fleet (see the `fleet` module).
+    #[serde(default)]
+    pub fleet: Option<FleetConfig>,
 }
 
 /// `[reload]`: hot reload of the plugin and config files.
@@ -337,6 +342,7 @@ impl Default for Config {
             log: LogConfig::default(),
             signals: SignalsConfig::default(),
             record: None,
+            fleet: None,
         }
     }
 }
@@ -460,7 +466,8 @@ impl Config {
                 ),
             );
         }
-        if self.backends.is_empty() && self.discovery.dns.is_empty() {
+        // In fleet mode the backends come from the store (and an empty fleet may start empty).
+        if self.backends.is_empty() && self.discovery.dns.is_empty() && self.fleet.is_none() {
             problem(
                 "backend".into(),
                 "no backends configured: add [[backend]] url = \"http://host:port\", \
@@ -526,6 +533,9 @@ impl Config {
         }
         if let Some(record) = &self.record {
             record.check(&mut problem);
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.check(&mut problem);
         }
         if self.reload.debounce > Duration::from_secs(10) {
             problem(

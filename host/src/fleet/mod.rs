@@ -25,13 +25,26 @@
 //! - [`modules`]: the node's checked copies of plugin modules.
 //! - [`state_file`]: the last applied state on disk, to start while the store is down.
 //! - [`status`]: what each node says of itself (applied revision, plugin, refusals).
+//! - [`node`]: this lbx as a node: its start (from the store, seeding an empty one, or from
+//!   its state file) and the handle the admin API uses; `sync` keeps it in step and publishes
+//!   its status; [`writes`] are the admin API's changes as guarded transactions.
+//! - [`overlay`]: the fleet's part of a node's config, and the trait the reload path
+//!   implements to put it in force; `fetch` brings a module too large for the store.
 
 pub mod etcd;
+mod fetch;
 pub mod follow;
 pub mod layout;
 mod members;
 pub mod modules;
+pub mod node;
+pub mod overlay;
 pub mod shared;
 pub mod state_file;
 pub mod status;
 pub mod store;
+mod sync;
+pub mod writes;
+
+pub use node::{FleetNode, StartedFrom};
+pub use overlay::{Applier, Overlay};

@@ -11,6 +11,7 @@
 //! to through the same serialised path; a rolled-back version holds against the unchanged file.
 
 mod canary;
+mod fleet;
 mod metrics;
 pub mod remote;
 mod rollback;
@@ -18,6 +19,7 @@ mod shadows;
 mod versions;
 pub mod watch;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +29,7 @@ use sha2::{Digest, Sha256};
 use crate::canary::Canaries;
 use crate::config::{Config, Overrides};
 use crate::discovery::Discovery;
+use crate::fleet::overlay::Overlay;
 use crate::history::ReloadHistory;
 use crate::plugin::{Decider, KvStore, LoadError, LoadOptions, LoadedPlugin, PluginEngine};
 use crate::proxy::AccessLogSettings;
@@ -101,6 +104,9 @@ pub struct Reloader {
     versions: Mutex<PluginVersions>,
     /// What a rollback in force holds against (see [`rollback`]).
     hold: Mutex<Option<Hold>>,
+    /// In fleet mode, the fleet's part of the config in force, laid over every re-read of the
+    /// file (see [`fleet`]).
+    overlay: Mutex<Option<Overlay>>,
 }
 
 /// The parts a [`Reloader`] is built from.
@@ -173,6 +179,7 @@ impl Reloader {
             config: tokio::sync::Mutex::new(parts.config),
             last_refusal: Mutex::new(None),
             hold: Mutex::new(None),
+            overlay: Mutex::new(None),
         })
     }
 
@@ -304,7 +311,7 @@ impl Reloader {
             return self.reload_plugin(source).await;
         };
         let mut current = self.config.lock().await;
-        let next = match read_config(path, &self.overrides) {
+        let next = match self.read_config(path) {
             Ok(next) => next,
             Err(refused) => {
                 let result = Err(refused);
@@ -312,14 +319,17 @@ impl Reloader {
                 return result;
             }
         };
-        if next == *current {
+        let (next, fleet_drained) = next;
+        if next == *current && fleet_drained == self.backends.fleet_drained().await {
             // Only the plugin file can have changed: count it as a plugin reload.
             let result = self.reload_plugin_locked(&current, source).await;
             self.record(ReloadKind::Plugin, &result);
             return result;
         }
         let canary_before = configured_canary(&current);
-        let result = self.apply_config_locked(next, &mut current, source).await;
+        let result = self
+            .apply_config_locked(next, &mut current, source, fleet_drained)
+            .await;
         self.record(ReloadKind::Config, &result);
         let canary_after = configured_canary(&current);
         drop(current);
@@ -356,8 +366,11 @@ impl Reloader {
         next: Config,
         current: &mut Config,
         source: VersionSource,
+        fleet_drained: HashSet<String>,
     ) -> Result<Outcome, Refused> {
-        let backends_changed = next.backends != current.backends || next.health != current.health;
+        let backends_changed = next.backends != current.backends
+            || next.health != current.health
+            || fleet_drained != self.backends.fleet_drained().await;
         // Compared resolved: `max_bytes = 1048576` and `"1MiB"` are no change.
         let signals = match next.signals.resolve() {
             Ok(spec) if spec != *self.signals.signals().spec() => Some(spec),
@@ -385,7 +398,7 @@ impl Reloader {
         let backends = if renew_set {
             Some(
                 self.backends
-                    .reconfigure(next.backends.clone(), next.health.clone())
+                    .reconfigure(next.backends.clone(), next.health.clone(), fleet_drained)
                     .await
                     .map_err(Refused)?,
             )
@@ -659,11 +672,11 @@ fn combine(a: Result<Outcome, Refused>, b: Result<Outcome, Refused>) -> Result<O
     }
 }
 
-/// Read, override and validate the config file.
-fn read_config(path: &Path, overrides: &Overrides) -> Result<Config, Refused> {
+/// Read the config file and apply the command line's overrides (not yet validated: in fleet
+/// mode the fleet's part is laid over it first).
+fn read_local_config(path: &Path, overrides: &Overrides) -> Result<Config, Refused> {
     let mut next = Config::load(path).map_err(|e| Refused(e.to_string()))?;
     next.apply(overrides.clone());
-    next.validate().map_err(|e| Refused(e.to_string()))?;
     Ok(next)
 }
 
@@ -692,6 +705,7 @@ fn hold_restart_only_keys(current: &Config, next: &mut Config) -> Vec<&'static s
     hold(&mut keys, "pool", &current.pool, &mut next.pool);
     hold(&mut keys, "admin", &current.admin, &mut next.admin);
     hold(&mut keys, "proxy", &current.proxy, &mut next.proxy);
+    hold(&mut keys, "fleet", &current.fleet, &mut next.fleet);
     if current.tls.listen != next.tls.listen {
         // Another listener (or none) needs a restart; the one running keeps its certificates.
         keys.push("tls.listen");

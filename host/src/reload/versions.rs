@@ -36,6 +36,8 @@ pub enum VersionSource {
     Shadow,
     /// A canary promoted to live, by its last step's gates or by the operator.
     Canary,
+    /// The plugin the fleet published in its store (fleet mode).
+    Fleet,
 }
 
 impl VersionSource {
@@ -48,6 +50,7 @@ impl VersionSource {
             Self::Embedded => "embedded",
             Self::Shadow => "shadow",
             Self::Canary => "canary",
+            Self::Fleet => "fleet",
         }
     }
 }

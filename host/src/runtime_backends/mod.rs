@@ -89,6 +89,9 @@ struct Inner {
     discovered: discovered::Contributions,
     /// Of `removing`, the ones a discovered name contributed, with that name.
     leaving_discovered: HashMap<String, String>,
+    /// In fleet mode, the backends an operator drained fleet-wide (the store says so; the
+    /// API's own changes are not used there).
+    fleet_drained: HashSet<String>,
 }
 
 /// A set built from a change, not yet in force.
@@ -122,6 +125,7 @@ impl BackendManager {
             removing: Vec::new(),
             discovered: discovered::Contributions::new(),
             leaving_discovered: HashMap::new(),
+            fleet_drained: HashSet::new(),
         };
         let (specs, drained, roles, merged) = resolve(&inner, &changes)
             .map_err(|e| anyhow::anyhow!("backends from the state file: {}", describe(&e)))?;
@@ -433,17 +437,20 @@ impl BackendManager {
     }
 
     /// Hold the set for a config reload: build the new file's backends merged with the runtime
-    /// changes, let the caller try its plugin on them, then commit or drop.
+    /// changes, let the caller try its plugin on them, then commit or drop. `fleet_drained` is
+    /// what the fleet drained (empty outside fleet mode).
     pub async fn reconfigure(
         &self,
         file: Vec<BackendConfig>,
         health_defaults: HealthSettings,
+        fleet_drained: HashSet<String>,
     ) -> Result<Reconfiguration<'_>, String> {
         let mut inner = self.inner.lock().await;
-        let previous = (
-            std::mem::replace(&mut inner.file, file),
-            std::mem::replace(&mut inner.health_defaults, health_defaults),
-        );
+        let previous = Previous {
+            file: std::mem::replace(&mut inner.file, file),
+            health_defaults: std::mem::replace(&mut inner.health_defaults, health_defaults),
+            fleet_drained: std::mem::replace(&mut inner.fleet_drained, fleet_drained),
+        };
         let changes = inner.changes.clone();
         match self.prepare(&inner, &changes) {
             Ok(prepared) => Ok(Reconfiguration {
@@ -453,10 +460,15 @@ impl BackendManager {
                 previous: Some(previous),
             }),
             Err(e) => {
-                (inner.file, inner.health_defaults) = previous;
+                previous.restore(&mut inner);
                 Err(describe(&e))
             }
         }
+    }
+
+    /// The backends the fleet drained, as in force.
+    pub async fn fleet_drained(&self) -> HashSet<String> {
+        self.inner.lock().await.fleet_drained.clone()
     }
 
     fn prepare(&self, inner: &Inner, changes: &RuntimeChanges) -> Result<Prepared, ApiError> {
@@ -526,8 +538,23 @@ pub struct Reconfiguration<'a> {
     manager: &'a BackendManager,
     inner: tokio::sync::MutexGuard<'a, Inner>,
     prepared: Option<Prepared>,
-    /// The file's backends and health defaults in force before, restored unless committed.
-    previous: Option<(Vec<BackendConfig>, HealthSettings)>,
+    /// What was in force before, restored unless committed.
+    previous: Option<Previous>,
+}
+
+/// The inputs a reconfiguration replaced.
+struct Previous {
+    file: Vec<BackendConfig>,
+    health_defaults: HealthSettings,
+    fleet_drained: HashSet<String>,
+}
+
+impl Previous {
+    fn restore(self, inner: &mut Inner) {
+        inner.file = self.file;
+        inner.health_defaults = self.health_defaults;
+        inner.fleet_drained = self.fleet_drained;
+    }
 }
 
 impl std::fmt::Debug for Reconfiguration<'_> {
@@ -561,9 +588,8 @@ impl Reconfiguration<'_> {
 
 impl Drop for Reconfiguration<'_> {
     fn drop(&mut self) {
-        if let Some((file, health_defaults)) = self.previous.take() {
-            self.inner.file = file;
-            self.inner.health_defaults = health_defaults;
+        if let Some(previous) = self.previous.take() {
+            previous.restore(&mut self.inner);
         }
     }
 }
@@ -580,7 +606,7 @@ fn resolve(inner: &Inner, changes: &RuntimeChanges) -> Result<Resolution, ApiErr
         let key = format!("backend {:?}", effective.id);
         let spec = BackendSpec::resolve(&effective.backend, &inner.health_defaults, &key)
             .map_err(ApiError::Invalid)?;
-        if effective.drain {
+        if effective.drain || inner.fleet_drained.contains(&spec.id) {
             drained.insert(spec.id.clone());
         }
         roles.sources.insert(spec.id.clone(), effective.source);

@@ -289,6 +289,20 @@ impl EtcdCluster {
         self.wait_serving(i).await;
     }
 
+    /// Start every member that is not running (after [`EtcdCluster::kill`]) together — one
+    /// alone cannot serve without a quorum — and return once each serves.
+    pub async fn restart_all(&mut self) {
+        let stopped: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].process.is_none())
+            .collect();
+        for &i in &stopped {
+            self.spawn(i, "existing");
+        }
+        for &i in &stopped {
+            self.wait_serving(i).await;
+        }
+    }
+
     /// Compact the cluster's history up to `revision`.
     pub async fn compact(&self, revision: i64) {
         self.store().await.compact(revision).await.unwrap();

@@ -505,7 +505,13 @@ impl LbxProcess {
         let log = Arc::new(Mutex::new(String::new()));
         let (mut addr, mut admin, mut tls) = (None, None, None);
         while addr.is_none() || admin.is_none() {
-            let line = lines.next().expect("lbx exited before listening").unwrap();
+            let Some(line) = lines.next() else {
+                panic!(
+                    "lbx exited before listening; its log:\n{}",
+                    log.lock().unwrap()
+                );
+            };
+            let line = line.unwrap();
             // `key=value` in a text line, `"key":"value"` in a JSON one (`[log] format`).
             let value_of = |key: &str| {
                 line.split(&format!(" {key}="))

@@ -1,0 +1,395 @@
+//! Fleet mode end to end: real lbx processes kept in step through a real 3-member etcd
+//! cluster on loopback. A change made through one node's admin API is in force on the others
+//! within a second, under load and without a failed request; a plugin no node can load is
+//! refused by every node, with the reason in its status key, while the last good one serves;
+//! a node restarted while the whole store is down starts from the state it last applied.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{
+    EtcdCluster, LbxProcess, LoadGenerator, TempDir, TestBackend, admin_get, admin_send,
+    eventually, plugins,
+};
+
+/// One lbx node of the fleet: its config file and process.
+struct Node {
+    config: PathBuf,
+    process: LbxProcess,
+}
+
+impl Node {
+    /// Write `<dir>/<id>.toml` (the `[fleet]` section for `cluster`, then `extra`) and start lbx on it.
+    fn start(dir: &TempDir, id: &str, cluster: &EtcdCluster, extra: &str) -> Self {
+        let config = dir.join(&format!("{id}.toml"));
+        std::fs::write(&config, node_config(id, &cluster.endpoints(), extra)).unwrap();
+        let process = LbxProcess::run(&["--config", config.to_str().unwrap()]);
+        Self { config, process }
+    }
+
+    /// Kill the process (SIGKILL: nothing is saved on the way out) and start lbx again on the
+    /// same file.
+    fn kill_and_restart(&mut self) {
+        let pid = self.process.pid().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+        assert!(killed.unwrap().success());
+        self.process.wait();
+        self.process = LbxProcess::run(&["--config", self.config.to_str().unwrap()]);
+    }
+
+    fn admin(&self, path: &str) -> String {
+        format!("http://{}{path}", self.process.admin)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.process.addr)
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let (status, body) = admin_get(&self.admin(path)).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// The backend `id` as this node has it in force, if it does.
+    async fn backend(&self, id: &str) -> Option<Value> {
+        let listed = self.json("/admin/backends").await;
+        listed["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["id"] == id)
+            .cloned()
+    }
+
+    /// `method path` with a JSON body; status and parsed body.
+    async fn send(&self, method: &str, path: &str, json: Option<&str>) -> (u16, Value) {
+        let (status, body) = admin_send(method, &self.admin(path), json, None).await;
+        let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        (status, value)
+    }
+}
+
+fn node_config(id: &str, endpoints: &[String], extra: &str) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+    format!(
+        "[fleet]\nendpoints = [{}]\nnode_id = {id:?}\nprefix = \"/lbx-test\"\n\
+         keepalive = \"500ms\"\nrequest_timeout = \"2s\"\nconnect_timeout = \"1s\"\n\
+         status_ttl = \"3s\"\n\n{extra}",
+        endpoints.join(", ")
+    )
+}
+
+/// Within `limit`, poll until `check` holds; how long it took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    let held = eventually(limit, || {
+        let checked = check();
+        async move { checked.await.then_some(()) }
+    })
+    .await;
+    assert!(held.is_some(), "{what}: not within {limit:?}");
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backend_added_drained_and_removed_on_one_node_is_in_force_on_the_other_within_a_second_under_load()
+ {
+    let cluster = EtcdCluster::start(3).await;
+    let dir = TempDir::new("fleet-ab");
+    let (a, b, c) = (
+        TestBackend::named("a").await,
+        TestBackend::named("b").await,
+        TestBackend::named("c").await,
+    );
+    // Node A's file seeds the empty store (backends and plugin); node B's has none of its own.
+    let seed = format!(
+        "[plugin]\npath = {:?}\n\n[[backend]]\nid = \"a\"\nurl = {:?}\n\n[[backend]]\nid = \"b\"\nurl = {:?}\n",
+        plugins::LEAST_CONN,
+        a.url(),
+        b.url()
+    );
+    let node_a = Node::start(&dir, "node-a", &cluster, &seed);
+    let node_b = Node::start(&dir, "node-b", &cluster, "");
+    for node in [&node_a, &node_b] {
+        let listed = node.json("/admin/backends").await;
+        let ids: Vec<&str> = listed["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["a", "b"], "{listed}");
+    }
+    // The plugin came through the store: both run the module A's file named.
+    let sha_a = node_a.json("/admin/plugin").await["sha256"].clone();
+    assert!(sha_a.is_string());
+    assert_eq!(node_b.json("/admin/plugin").await["sha256"], sha_a);
+
+    let load_a = LoadGenerator::start(node_a.url("/"), 2);
+    let load_b = LoadGenerator::start(node_b.url("/"), 2);
+
+    // Added on A: served by B.
+    let body = format!(r#"{{"id": "c", "url": {:?}}}"#, c.url());
+    let (status, added) = node_a.send("POST", "/admin/backends", Some(&body)).await;
+    assert_eq!(status, 201, "{added}");
+    assert!(added["revision"].as_i64().unwrap() > 0, "{added}");
+    let took = within(
+        Duration::from_secs(1),
+        "c served through node B",
+        || async {
+            node_b
+                .backend("c")
+                .await
+                .is_some_and(|c| c["requests"].as_u64().unwrap() > 0)
+        },
+    )
+    .await;
+    eprintln!("added on A, served through B after {took:?}");
+
+    // Drained on A: B sends it nothing new.
+    let (status, patched) = node_a
+        .send("PATCH", "/admin/backends/c", Some(r#"{"drain": true}"#))
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let took = within(Duration::from_secs(1), "c draining on node B", || async {
+        node_b
+            .backend("c")
+            .await
+            .is_some_and(|c| c["state"] == "draining")
+    })
+    .await;
+    eprintln!("drained on A, draining on B after {took:?}");
+    let before = node_b.backend("c").await.unwrap()["requests"]
+        .as_u64()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = node_b.backend("c").await.unwrap()["requests"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(before, after, "node B kept sending to the drained backend");
+
+    // Removed on A: gone from B.
+    let (status, removed) = node_a.send("DELETE", "/admin/backends/c", None).await;
+    assert_eq!(status, 202, "{removed}");
+    let took = within(Duration::from_secs(1), "c gone from node B", || async {
+        node_b.backend("c").await.is_none()
+    })
+    .await;
+    eprintln!("removed on A, gone from B after {took:?}");
+
+    let (stats_a, stats_b) = (load_a.finish().await, load_b.finish().await);
+    assert!(
+        stats_a.ok > 100 && stats_b.ok > 100,
+        "{stats_a:?} {stats_b:?}"
+    );
+    assert!(
+        stats_a.failed.is_empty(),
+        "node A failed: {:?}",
+        stats_a.failed
+    );
+    assert!(
+        stats_b.failed.is_empty(),
+        "node B failed: {:?}",
+        stats_b.failed
+    );
+
+    // Both nodes report the last revision applied, in their status keys.
+    let fleet = node_b.json("/admin/fleet").await;
+    let nodes = fleet["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{fleet}");
+    for node in nodes {
+        assert_eq!(node["state"], "in_sync", "{fleet}");
+        assert_eq!(node["applied_revision"], removed["revision"], "{fleet}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plugin_no_node_can_load_is_refused_by_every_node_with_the_reason_and_the_next_good_one_is_applied_everywhere()
+ {
+    let cluster = EtcdCluster::start(3).await;
+    let dir = TempDir::new("fleet-nack");
+    let a = TestBackend::named("a").await;
+    let seed = format!(
+        "[plugin]\npath = {:?}\n\n[[backend]]\nid = \"a\"\nurl = {:?}\n",
+        plugins::LEAST_CONN,
+        a.url()
+    );
+    let nodes = [
+        Node::start(&dir, "node-a", &cluster, &seed),
+        Node::start(&dir, "node-b", &cluster, ""),
+    ];
+    let running = nodes[0].json("/admin/plugin").await["sha256"].clone();
+
+    // A module whose init refuses its config (the header router knows no "bogus" setting).
+    let header_router = std::fs::read(plugins::HEADER_ROUTER).unwrap();
+    let published = publish(&nodes[0], header_router, r#"{"bogus": 1}"#).await;
+    assert_eq!(published.0, 422, "no node can apply it: {}", published.1);
+    let refused = &published.1["refused"];
+    for node in ["node-a", "node-b"] {
+        let reason = refused[node].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("bogus"),
+            "{node}'s refusal names the field: {published:?}"
+        );
+    }
+    for node in &nodes {
+        let fleet = node.json("/admin/fleet").await;
+        assert_eq!(
+            fleet["self"]["refused"]["revision"], published.1["revision"],
+            "{fleet}"
+        );
+        assert_eq!(
+            node.json("/admin/plugin").await["sha256"],
+            running,
+            "the old one serves"
+        );
+        let (status, _, body) = crate::support::get(&node.url("/")).await;
+        assert_eq!((status.as_u16(), body.as_str()), (200, "a"));
+    }
+    assert!(
+        nodes[1].json("/admin/fleet").await["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "refusing")
+    );
+
+    // A plugin key naming bytes that are not its module: every node refuses, naming both
+    // digests.
+    let store = cluster.store().await;
+    let fake = "0".repeat(64);
+    let url = format!("http://{}/module.wasm", a.addr);
+    let txn = lbx::fleet::store::Txn::new().put(
+        "/lbx-test/plugin",
+        format!(r#"{{"sha256": "{fake}", "url": "{url}"}}"#),
+    );
+    use lbx::fleet::store::Store;
+    store.commit(txn).await.unwrap();
+    for node in &nodes {
+        within(
+            Duration::from_secs(5),
+            "the wrong digest refused",
+            || async {
+                let fleet = node.json("/admin/fleet").await;
+                fleet["self"]["refused"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(&fake))
+            },
+        )
+        .await;
+        assert_eq!(node.json("/admin/plugin").await["sha256"], running);
+    }
+
+    // The next good one is applied everywhere.
+    let round_robin = std::fs::read(plugins::ROUND_ROBIN).unwrap();
+    let published = publish(&nodes[1], round_robin, "{}").await;
+    assert_eq!(published.0, 201, "{}", published.1);
+    assert_eq!(published.1["applied"], true, "{}", published.1);
+    for node in &nodes {
+        assert_eq!(
+            node.json("/admin/plugin").await["sha256"],
+            published.1["sha256"]
+        );
+        let fleet = node.json("/admin/fleet").await;
+        assert_eq!(
+            fleet["self"]["applied_revision"], published.1["revision"],
+            "{fleet}"
+        );
+    }
+}
+
+/// Publish `module` with `config` through `node`, waiting until every node applied it.
+async fn publish(node: &Node, module: Vec<u8>, config: &str) -> (u16, Value) {
+    let config: String = form_urlencoded::byte_serialize(config.as_bytes()).collect();
+    let url = node.admin(&format!(
+        "/admin/fleet/plugin?wait=applied&timeout=5s&config={config}"
+    ));
+    let request = http::Request::post(url)
+        .header("content-type", "application/wasm")
+        .body(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+            bytes::Bytes::from(module),
+        )))
+        .unwrap();
+    let (status, _, body) = crate::support::send(&crate::support::http1_client(), request).await;
+    (
+        status.as_u16(),
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_restarted_while_the_whole_store_is_down_starts_from_its_state_file_and_serves() {
+    let mut cluster = EtcdCluster::start(3).await;
+    let dir = TempDir::new("fleet-down");
+    let (a, b) = (TestBackend::named("a").await, TestBackend::named("b").await);
+    let seed = format!(
+        "[plugin]\npath = {:?}\n\n[[backend]]\nid = \"a\"\nurl = {:?}\n",
+        plugins::ROUND_ROBIN,
+        a.url()
+    );
+    let mut node = Node::start(&dir, "node-a", &cluster, &seed);
+    let body = format!(r#"{{"id": "b", "url": {:?}}}"#, b.url());
+    let (status, added) = node
+        .send("POST", "/admin/backends?wait=applied", Some(&body))
+        .await;
+    assert_eq!(status, 201, "{added}");
+
+    for member in 0..3 {
+        cluster.kill(member);
+    }
+    // The store is gone: a change is refused whole, and the node serves on.
+    let (status, refused) = node
+        .send("PATCH", "/admin/backends/b", Some(r#"{"weight": 3}"#))
+        .await;
+    assert_eq!(status, 503, "{refused}");
+    assert!(node.backend("b").await.unwrap()["weight"] == 1);
+
+    // Restarted with no store at all: it starts from what it last applied.
+    node.kill_and_restart();
+    assert!(
+        node.process
+            .log()
+            .contains("starting from the state this node last applied"),
+        "{}",
+        node.process.log()
+    );
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let (status, _, body) = crate::support::get(&node.url("/")).await;
+        assert_eq!(status, 200);
+        answers.push(body);
+    }
+    answers.sort();
+    assert_eq!(answers, ["a", "a", "b", "b"], "both backends, round robin");
+    let fleet = node.json("/admin/fleet").await;
+    assert_eq!(
+        fleet["self"]["applied_revision"], added["revision"],
+        "{fleet}"
+    );
+    assert_eq!(fleet["connected"], false, "{fleet}");
+
+    // The store comes back: the node catches up and takes writes again.
+    cluster.restart_all().await;
+    within(Duration::from_secs(15), "node reconnected", || async {
+        node.json("/admin/fleet").await["connected"] == true
+    })
+    .await;
+    let (status, patched) = node
+        .send(
+            "PATCH",
+            "/admin/backends/b?wait=applied",
+            Some(r#"{"weight": 3}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(node.backend("b").await.unwrap()["weight"], 3);
+}
