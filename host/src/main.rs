@@ -24,6 +24,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum FleetCommand {
+    /// Print every live node of the fleet (from etcd): the revision it applied, its lag, the
+    /// plugin it runs, whether it reaches the store, and any revision it refused and why.
+    Status {
+        /// The config file whose `[fleet]` section names the store and prefix.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the proxy.
     Run(RunArgs),
@@ -47,6 +61,11 @@ enum Command {
         /// Take the admin address and token file from this config file.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Fleet mode: the fleet's nodes and where each stands.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
     },
     /// Start three demo backends and lbx with the embedded least_conn plugin in front of them;
     /// or with --llm, compare llm_router with least_conn on simulated vLLM replicas.
@@ -361,6 +380,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 server.run(stop_rx).await;
                 anyhow::Ok(())
             })
+        }
+        Command::Fleet {
+            command: FleetCommand::Status { config, json },
+        } => {
+            let report = build_runtime(1)?.block_on(lbx::fleet::cli::status(&config, json))?;
+            print!("{report}");
+            Ok(())
         }
         Command::Validate(args) => {
             let overrides = overrides(&args)?;

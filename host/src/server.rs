@@ -222,6 +222,9 @@ impl Server {
             metrics.register(&RecordMetrics(recording.clone()));
             metrics.register(&CanaryMetrics(canaries.clone()));
             metrics.register(discovery.metrics());
+            if let Some(fleet) = &fleet {
+                metrics.register(fleet.metrics());
+            }
             if let Some((_, terminator)) = &tls {
                 metrics.register(terminator);
             }

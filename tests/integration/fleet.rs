@@ -15,23 +15,28 @@ use crate::support::{
 };
 
 /// One lbx node of the fleet: its config file and process.
-struct Node {
-    config: PathBuf,
-    process: LbxProcess,
+pub struct Node {
+    pub config: PathBuf,
+    pub process: LbxProcess,
 }
 
 impl Node {
     /// Write `<dir>/<id>.toml` (the `[fleet]` section for `cluster`, then `extra`) and start lbx on it.
-    fn start(dir: &TempDir, id: &str, cluster: &EtcdCluster, extra: &str) -> Self {
+    pub fn start(dir: &TempDir, id: &str, cluster: &EtcdCluster, extra: &str) -> Self {
+        Self::start_on(dir, id, &cluster.endpoints(), extra)
+    }
+
+    /// Like [`Node::start`], reaching the store only through `endpoints`.
+    pub fn start_on(dir: &TempDir, id: &str, endpoints: &[String], extra: &str) -> Self {
         let config = dir.join(&format!("{id}.toml"));
-        std::fs::write(&config, node_config(id, &cluster.endpoints(), extra)).unwrap();
+        std::fs::write(&config, node_config(id, endpoints, extra)).unwrap();
         let process = LbxProcess::run(&["--config", config.to_str().unwrap()]);
         Self { config, process }
     }
 
     /// Kill the process (SIGKILL: nothing is saved on the way out) and start lbx again on the
     /// same file.
-    fn kill_and_restart(&mut self) {
+    pub fn kill_and_restart(&mut self) {
         let pid = self.process.pid().to_string();
         let killed = std::process::Command::new("kill")
             .args(["-KILL", &pid])
@@ -41,22 +46,22 @@ impl Node {
         self.process = LbxProcess::run(&["--config", self.config.to_str().unwrap()]);
     }
 
-    fn admin(&self, path: &str) -> String {
+    pub fn admin(&self, path: &str) -> String {
         format!("http://{}{path}", self.process.admin)
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.process.addr)
     }
 
-    async fn json(&self, path: &str) -> Value {
+    pub async fn json(&self, path: &str) -> Value {
         let (status, body) = admin_get(&self.admin(path)).await;
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap()
     }
 
     /// The backend `id` as this node has it in force, if it does.
-    async fn backend(&self, id: &str) -> Option<Value> {
+    pub async fn backend(&self, id: &str) -> Option<Value> {
         let listed = self.json("/admin/backends").await;
         listed["backends"]
             .as_array()
@@ -67,14 +72,14 @@ impl Node {
     }
 
     /// `method path` with a JSON body; status and parsed body.
-    async fn send(&self, method: &str, path: &str, json: Option<&str>) -> (u16, Value) {
+    pub async fn send(&self, method: &str, path: &str, json: Option<&str>) -> (u16, Value) {
         let (status, body) = admin_send(method, &self.admin(path), json, None).await;
         let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
         (status, value)
     }
 }
 
-fn node_config(id: &str, endpoints: &[String], extra: &str) -> String {
+pub fn node_config(id: &str, endpoints: &[String], extra: &str) -> String {
     let endpoints: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
     format!(
         "[fleet]\nendpoints = [{}]\nnode_id = {id:?}\nprefix = \"/lbx-test\"\n\
@@ -85,7 +90,7 @@ fn node_config(id: &str, endpoints: &[String], extra: &str) -> String {
 }
 
 /// Within `limit`, poll until `check` holds; how long it took.
-async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+pub async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -262,6 +267,42 @@ async fn a_plugin_no_node_can_load_is_refused_by_every_node_with_the_reason_and_
             .iter()
             .all(|n| n["state"] == "refusing")
     );
+    // The operator's view, straight from etcd, and each node's own metrics.
+    let printed = std::process::Command::new(crate::support::LBX_BIN)
+        .args(["fleet", "status", "--config"])
+        .arg(&nodes[1].config)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&printed.stdout);
+    assert!(
+        printed.status.success(),
+        "{table} {}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    for node in ["node-a", "node-b"] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(node))
+            .unwrap_or_default();
+        assert!(
+            line.contains("refusing") && line.contains("bogus"),
+            "{table}"
+        );
+    }
+    let (_, metrics) = crate::support::admin_get(&nodes[1].admin("/metrics")).await;
+    assert_eq!(
+        crate::support::metric(&metrics, "lbx_fleet_nodes"),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        crate::support::metric(&metrics, "lbx_fleet_applies_total{result=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(
+        crate::support::metric(&metrics, "lbx_fleet_shared_revision"),
+        published.1["revision"].as_f64().unwrap()
+    );
 
     // A plugin key naming bytes that are not its module: every node refuses, naming both
     // digests.
@@ -392,4 +433,51 @@ async fn a_node_restarted_while_the_whole_store_is_down_starts_from_its_state_fi
         .await;
     assert_eq!(status, 200, "{patched}");
     assert_eq!(node.backend("b").await.unwrap()["weight"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_wide_health_section_written_through_one_node_checks_backends_from_every_node() {
+    let cluster = EtcdCluster::start(3).await;
+    let dir = TempDir::new("fleet-settings");
+    let (a, b) = (TestBackend::named("a").await, TestBackend::named("b").await);
+    let seed = format!(
+        "[[backend]]\nid = \"a\"\nurl = {:?}\n\n[[backend]]\nid = \"b\"\nurl = {:?}\n",
+        a.url(),
+        b.url()
+    );
+    let nodes = [
+        Node::start(&dir, "node-a", &cluster, &seed),
+        Node::start(&dir, "node-b", &cluster, ""),
+    ];
+    // A bad value is refused before it reaches any node, naming the field.
+    let (status, refused) = nodes[0]
+        .send(
+            "PUT",
+            "/admin/fleet/settings/health",
+            Some(r#"{"path": "/healthz", "interval": 5}"#),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("interval"),
+        "{refused}"
+    );
+
+    let (status, written) = nodes[0]
+        .send(
+            "PUT",
+            "/admin/fleet/settings/health?wait=applied",
+            Some(r#"{"path": "/healthz", "interval": "100ms", "fall": 1}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{written}");
+    assert_eq!(written["applied"], true, "{written}");
+    b.set_health(503);
+    for node in &nodes {
+        within(Duration::from_secs(3), "b down on every node", || async {
+            node.backend("b").await.unwrap()["state"] == "down"
+        })
+        .await;
+        assert_eq!(node.backend("a").await.unwrap()["state"], "up");
+    }
 }

@@ -6,6 +6,10 @@
 //!   bytes (`Content-Type: application/wasm`; its config as `?config=<url-encoded JSON>`),
 //!   kept in the store under its sha256 — or, for a module over 1 MiB, JSON `{"sha256": …,
 //!   "url": …, "config": {…}}` and every node fetches it and checks the digest;
+//! - `PUT /admin/fleet/settings/{health|outlier|retry|timeouts}`: a fleet-wide section, as
+//!   the config file writes it (in JSON); `DELETE` gives each node its own file's back.
+//!   `timeouts`, `outlier` and `retry` take effect on each node at its next restart (as for a
+//!   file edit); `health` at once;
 //! - and, in fleet mode, `POST`/`PATCH`/`DELETE /admin/backends[/{id}]` write through to the
 //!   store (`super::backends` routes them here): one guarded transaction each, answered with
 //!   the commit `revision`; `If-Match: <revision>` makes a change conditional (412 when the
@@ -36,9 +40,11 @@ const PLUGIN: &str = "/admin/fleet/plugin";
 const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
+const SETTINGS: &str = "/admin/fleet/settings/";
+
 /// Whether `path` is one of these endpoints.
 pub fn is_fleet(path: &str) -> bool {
-    path == PATH || path == PLUGIN
+    path == PATH || path == PLUGIN || path.starts_with(SETTINGS)
 }
 
 /// Route a request to `/admin/fleet…`.
@@ -49,6 +55,10 @@ pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<
             "lbx is not in fleet mode: add a [fleet] section to its config",
         );
     };
+    if let Some(section) = request.uri().path().strip_prefix(SETTINGS) {
+        let section = section.to_string();
+        return settings(fleet, &section, request).await;
+    }
     match (request.method(), request.uri().path()) {
         (&Method::GET, PATH) => json_response(StatusCode::OK, report(fleet)),
         (_, PATH) => method_not_allowed("GET"),
@@ -156,6 +166,39 @@ pub async fn backend_write(
         Ok((status, id, revision, result)) => {
             let body = json!({ "id": id, "result": result, "revision": revision });
             answer(fleet, status, body, revision, &query).await
+        }
+        Err(e) => write_error(e),
+    }
+}
+
+/// `PUT`/`DELETE /admin/fleet/settings/{section}`.
+async fn settings(
+    fleet: &FleetNode,
+    section: &str,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let query = match Query::parse(request.uri().query()) {
+        Ok(query) => query,
+        Err((field, message)) => return invalid(field, message),
+    };
+    let Ok(if_match) = if_match(&request) else {
+        return bad_if_match();
+    };
+    let written = match *request.method() {
+        Method::PUT => {
+            let body = match read_body(request).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            };
+            fleet.put_settings(section, &body, if_match).await
+        }
+        Method::DELETE => fleet.delete_settings(section).await,
+        _ => return method_not_allowed("PUT, DELETE"),
+    };
+    match written {
+        Ok(revision) => {
+            let body = json!({ "section": section, "result": "written", "revision": revision });
+            answer(fleet, StatusCode::OK, body, revision, &query).await
         }
         Err(e) => write_error(e),
     }

@@ -28,14 +28,17 @@
 //! - [`node`]: this lbx as a node: its start (from the store, seeding an empty one, or from
 //!   its state file) and the handle the admin API uses; `sync` keeps it in step and publishes
 //!   its status; [`writes`] are the admin API's changes as guarded transactions.
+//! - [`cli`]: `lbx fleet status`, read from the store.
 //! - [`overlay`]: the fleet's part of a node's config, and the trait the reload path
 //!   implements to put it in force; `fetch` brings a module too large for the store.
 
+pub mod cli;
 pub mod etcd;
 mod fetch;
 pub mod follow;
 pub mod layout;
 mod members;
+pub mod metrics;
 pub mod modules;
 pub mod node;
 pub mod overlay;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::etcd::{EtcdSettings, EtcdStore};
 use super::follow::{Connection, Follower, Statuses};
 use super::layout::{Entry, Layout, MAX_STORED_MODULE};
+use super::metrics::FleetMetrics;
 use super::modules::{ModuleCache, sha256_hex};
 use super::overlay::Overlay;
 use super::shared::{SharedPlugin, SharedState};
@@ -47,6 +48,8 @@ pub struct FleetNode {
     pub(super) connection: watch::Receiver<Connection>,
     /// The follower, until the sync task takes it.
     pub(super) follower: Mutex<Option<Follower<EtcdStore>>>,
+    /// This node's fleet series.
+    pub(super) metrics: FleetMetrics,
 }
 
 impl std::fmt::Debug for FleetNode {
@@ -113,6 +116,7 @@ impl FleetNode {
             statuses: follower.statuses(),
             connection: follower.connection(),
             follower: Mutex::new(Some(follower)),
+            metrics: FleetMetrics::default(),
         });
         let (overlay, from) = match node.read_store(config_file, local).await {
             Ok(overlay) => {
@@ -133,7 +137,14 @@ impl FleetNode {
             status.connected = matches!(from, StartedFrom::Store(_));
         });
         node.shared_revision.send_replace(overlay.revision);
+        node.metrics.applied_revision.set(overlay.revision);
+        node.metrics.shared_revision.set(overlay.revision);
         Ok((node, overlay, from))
+    }
+
+    /// This node's fleet metrics, to register.
+    pub fn metrics(&self) -> &FleetMetrics {
+        &self.metrics
     }
 
     /// This node's id.

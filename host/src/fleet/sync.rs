@@ -46,6 +46,7 @@ impl FleetNode {
     /// Put `view` in force, or refuse it; say which in the status.
     async fn apply_view<A: Applier>(&self, applier: &A, view: View) {
         self.shared_revision.send_replace(view.revision);
+        self.metrics.shared_revision.set(view.revision);
         let result = match self.overlay_for(view.revision, &view.kvs).await {
             Ok(overlay) => {
                 let sha256 = overlay.plugin_sha256().map(str::to_string);
@@ -60,6 +61,8 @@ impl FleetNode {
             Ok((what, sha256)) => {
                 tracing::info!(revision = view.revision, applied = %what, "fleet state applied");
                 self.save_applied(view.revision, &view.kvs);
+                self.metrics.applied(true);
+                self.metrics.applied_revision.set(view.revision);
                 self.own.send_modify(|status| {
                     status.applied_revision = view.revision;
                     status.plugin_sha256 = sha256;
@@ -68,6 +71,7 @@ impl FleetNode {
             Err(reason) => {
                 tracing::error!(revision = view.revision, %reason,
                     "fleet state refused; the last applied state keeps serving");
+                self.metrics.applied(false);
                 self.own.send_modify(|status| {
                     status.refused = Some(Refusal {
                         revision: view.revision,
@@ -78,19 +82,27 @@ impl FleetNode {
         }
     }
 
-    /// Keep `connected` in the status in step with the follower.
+    /// Keep `connected` in the status, and the connection and node gauges, in step with the
+    /// follower.
     async fn mirror_connection(self: Arc<Self>, stop: CancellationToken) {
         let mut connection = self.connection.clone();
+        let mut statuses = self.watch_statuses();
         loop {
             let connected = *connection.borrow_and_update() == Connection::Watching;
+            self.metrics.connected.set(i64::from(connected));
             self.own.send_if_modified(|status| {
                 let changed = status.connected != connected;
                 status.connected = connected;
                 changed
             });
+            let live = statuses.borrow_and_update().len();
+            self.metrics
+                .nodes
+                .set(i64::try_from(live).unwrap_or(i64::MAX));
             tokio::select! {
                 () = stop.cancelled() => return,
                 changed = connection.changed() => if changed.is_err() { return },
+                changed = statuses.changed() => if changed.is_err() { return },
             }
         }
     }

@@ -98,7 +98,7 @@ impl FleetNode {
         }
         let value = self.checked(&key, &table)?;
         let txn = Txn::new().if_absent(key.clone()).put(key, value);
-        match self.store.commit(txn).await? {
+        match self.commit(txn).await? {
             CommitOutcome::Committed { revision } => Ok((id, revision)),
             CommitOutcome::Conflict => Err(WriteError::Exists(id)),
         }
@@ -207,9 +207,77 @@ impl FleetNode {
         if let Some(bytes) = module {
             txn = txn.put(self.layout.module(&sha256), bytes.to_vec());
         }
-        match self.store.commit(txn).await? {
+        match self.commit(txn).await? {
             CommitOutcome::Committed { revision } => Ok((sha256, revision)),
             CommitOutcome::Conflict => Err(WriteError::Failed("unguarded write conflicted".into())),
+        }
+    }
+
+    /// `PUT /admin/fleet/settings/{section}`: the fleet-wide `[health]`, `[outlier]`,
+    /// `[retry]` or `[timeouts]`, as the config file writes it (in JSON).
+    pub async fn put_settings(
+        &self,
+        section: &str,
+        value: &Value,
+        if_match: Option<Revision>,
+    ) -> Result<Revision, WriteError> {
+        let key = self.settings_key(section)?;
+        let value = serde_json::to_vec(value).expect("JSON serialises");
+        SharedState::decode(&self.layout, &[(key.clone(), value.clone())]).map_err(|problems| {
+            WriteError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| Problem {
+                        key: section.to_string(),
+                        message: p.message,
+                    })
+                    .collect(),
+            )
+        })?;
+        let mut txn = Txn::new();
+        if let Some(read) = if_match {
+            match self.read(&key).await? {
+                Some(entry) if entry.mod_revision > read => {
+                    return Err(WriteError::Precondition {
+                        key,
+                        changed: entry.mod_revision,
+                        read,
+                    });
+                }
+                Some(entry) => txn = txn.if_unchanged(key.clone(), entry.mod_revision),
+                None => txn = txn.if_absent(key.clone()),
+            }
+        }
+        match self.commit(txn.put(key.clone(), value)).await? {
+            CommitOutcome::Committed { revision } => Ok(revision),
+            CommitOutcome::Conflict => Err(WriteError::Precondition {
+                key,
+                changed: 0,
+                read: if_match.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// `DELETE /admin/fleet/settings/{section}`: each node goes back to its own file's.
+    pub async fn delete_settings(&self, section: &str) -> Result<Revision, WriteError> {
+        let key = self.settings_key(section)?;
+        match self.commit(Txn::new().delete(key)).await? {
+            CommitOutcome::Committed { revision } => Ok(revision),
+            CommitOutcome::Conflict => Err(WriteError::Failed("unguarded write conflicted".into())),
+        }
+    }
+
+    fn settings_key(&self, section: &str) -> Result<String, WriteError> {
+        if super::layout::SETTINGS_SECTIONS.contains(&section) {
+            Ok(self.layout.settings(section))
+        } else {
+            Err(WriteError::Invalid(vec![Problem {
+                key: "section".into(),
+                message: format!(
+                    "{section:?} is not a fleet-wide section; these are: {}",
+                    super::layout::SETTINGS_SECTIONS.join(", ")
+                ),
+            }]))
         }
     }
 
@@ -283,7 +351,7 @@ impl FleetNode {
             } else {
                 txn.delete(key)
             };
-            match self.store.commit(txn).await? {
+            match self.commit(txn).await? {
                 CommitOutcome::Committed { revision } => return Ok(revision),
                 CommitOutcome::Conflict if if_match.is_some() => {
                     let changed = self.read(key).await?.map_or(0, |e| e.mod_revision);
@@ -299,6 +367,21 @@ impl FleetNode {
         Err(WriteError::Failed(format!(
             "{key} kept changing under this change ({ATTEMPTS} attempts); try again"
         )))
+    }
+
+    /// Commit `txn`. A store that does not answer may still have applied it (the answer was
+    /// lost): the error says so, since the change is then on every node or on none.
+    async fn commit(&self, txn: Txn) -> Result<CommitOutcome, WriteError> {
+        self.store.commit(txn).await.map_err(|error| {
+            if error.is_unreachable() {
+                WriteError::Unreachable(format!(
+                    "{error}; the store did not confirm the change: it is in force on every \
+                     node or on none — read it back (GET) before trying again"
+                ))
+            } else {
+                WriteError::Failed(error.to_string())
+            }
+        })
     }
 
     /// The value of exactly `key`, with its last change's revision.
