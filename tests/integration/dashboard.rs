@@ -226,6 +226,10 @@ async fn in_chromium_the_dashboard_shows_what_the_admin_api_reports_while_traffi
         "the page reported errors"
     );
     assert_eq!(
+        page["fleet_hidden"], true,
+        "a node alone shows no fleet panel"
+    );
+    assert_eq!(
         prompts.len(),
         page["dialogs"].as_array().unwrap().len(),
         "the page asked for the token again: {page}"

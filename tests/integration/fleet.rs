@@ -207,14 +207,19 @@ async fn a_backend_added_drained_and_removed_on_one_node_is_in_force_on_the_othe
         stats_b.failed
     );
 
-    // Both nodes report the last revision applied, in their status keys.
-    let fleet = node_b.json("/admin/fleet").await;
-    let nodes = fleet["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 2, "{fleet}");
-    for node in nodes {
-        assert_eq!(node["state"], "in_sync", "{fleet}");
-        assert_eq!(node["applied_revision"], removed["revision"], "{fleet}");
-    }
+    // Both nodes report the last revision applied, in their status keys (written once the
+    // change is in force, so a moment after it).
+    within(Duration::from_secs(2), "both nodes report it", || async {
+        let fleet = node_b.json("/admin/fleet").await;
+        let nodes = fleet["nodes"].as_array().unwrap().clone();
+        nodes.len() == 2
+            && nodes.iter().all(|node| {
+                node["state"] == "in_sync"
+                    && node["applied_revision"].as_i64().unwrap()
+                        >= removed["revision"].as_i64().unwrap()
+            })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -248,8 +253,11 @@ async fn a_plugin_no_node_can_load_is_refused_by_every_node_with_the_reason_and_
     }
     for node in &nodes {
         let fleet = node.json("/admin/fleet").await;
-        assert_eq!(
-            fleet["self"]["refused"]["revision"], published.1["revision"],
+        // At or past it: a node whose first listing came after the change reports that
+        // listing's revision, whose state includes it.
+        assert!(
+            fleet["self"]["refused"]["revision"].as_i64().unwrap()
+                >= published.1["revision"].as_i64().unwrap(),
             "{fleet}"
         );
         assert_eq!(
@@ -299,9 +307,14 @@ async fn a_plugin_no_node_can_load_is_refused_by_every_node_with_the_reason_and_
         crate::support::metric(&metrics, "lbx_fleet_applies_total{result=\"refused\"}"),
         1.0
     );
-    assert_eq!(
-        crate::support::metric(&metrics, "lbx_fleet_shared_revision"),
-        published.1["revision"].as_f64().unwrap()
+    assert!(
+        crate::support::metric(&metrics, "lbx_fleet_shared_revision")
+            >= published.1["revision"].as_f64().unwrap()
+    );
+    assert!(
+        crate::support::metric(&metrics, "lbx_fleet_applied_revision")
+            < published.1["revision"].as_f64().unwrap(),
+        "the refused revision is not the one in force"
     );
 
     // A plugin key naming bytes that are not its module: every node refuses, naming both
@@ -341,8 +354,11 @@ async fn a_plugin_no_node_can_load_is_refused_by_every_node_with_the_reason_and_
             published.1["sha256"]
         );
         let fleet = node.json("/admin/fleet").await;
-        assert_eq!(
-            fleet["self"]["applied_revision"], published.1["revision"],
+        // At or past it: a node whose first listing came after the change reports that
+        // listing's revision, whose state includes it.
+        assert!(
+            fleet["self"]["applied_revision"].as_i64().unwrap()
+                >= published.1["revision"].as_i64().unwrap(),
             "{fleet}"
         );
     }
@@ -412,8 +428,10 @@ async fn a_node_restarted_while_the_whole_store_is_down_starts_from_its_state_fi
     answers.sort();
     assert_eq!(answers, ["a", "a", "b", "b"], "both backends, round robin");
     let fleet = node.json("/admin/fleet").await;
-    assert_eq!(
-        fleet["self"]["applied_revision"], added["revision"],
+    // At or past it: a node whose first listing came after the change reports that
+    // listing's revision, whose state includes it.
+    assert!(
+        fleet["self"]["applied_revision"].as_i64().unwrap() >= added["revision"].as_i64().unwrap(),
         "{fleet}"
     );
     assert_eq!(fleet["connected"], false, "{fleet}");
@@ -479,5 +497,53 @@ async fn a_fleet_wide_health_section_written_through_one_node_checks_backends_fr
         })
         .await;
         assert_eq!(node.backend("a").await.unwrap()["state"], "up");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_chromium_the_dashboard_shows_every_node_of_the_fleet_and_where_it_stands() {
+    let cluster = EtcdCluster::start(3).await;
+    let dir = TempDir::new("fleet-dashboard");
+    let a = TestBackend::named("a").await;
+    let seed = format!(
+        "[plugin]\npath = {:?}\n\n[[backend]]\nid = \"a\"\nurl = {:?}\n",
+        plugins::LEAST_CONN,
+        a.url()
+    );
+    let nodes = [
+        Node::start(&dir, "node-a", &cluster, &seed),
+        Node::start(&dir, "node-b", &cluster, ""),
+    ];
+    // A change made through node A, applied by both.
+    let (status, written) = nodes[0]
+        .send(
+            "PATCH",
+            "/admin/backends/a?wait=applied",
+            Some(r#"{"weight": 2}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{written}");
+    let (mut browser, _) = crate::support::Browser::open(&nodes[0].admin("/"), None).await;
+    browser.wait_polls(2).await;
+    let page = browser.snapshot().await;
+    assert_eq!(page["errors"], Value::Array(vec![]), "{page}");
+    assert_eq!(page["fleet_hidden"], false, "{page}");
+    let api = nodes[0].json("/admin/fleet").await;
+    let shown = page["fleet"].as_array().unwrap();
+    assert_eq!(shown.len(), 2, "{page}");
+    for (row, node) in shown.iter().zip(api["nodes"].as_array().unwrap()) {
+        assert_eq!(row["node"], node["node"]);
+        assert_eq!(row["state"], "in_sync", "{page}");
+        assert_eq!(
+            row["applied_revision"],
+            node["applied_revision"].to_string(),
+            "{page} {api}"
+        );
+        // At or past the change (a node that listed the store later applied its revision).
+        let applied: i64 = row["applied_revision"].as_str().unwrap().parse().unwrap();
+        assert!(applied >= written["revision"].as_i64().unwrap(), "{page}");
+        assert_eq!(row["store"], "connected");
+        let sha = node["plugin_sha256"].as_str().unwrap();
+        assert_eq!(row["plugin"], &sha[..12]);
     }
 }

@@ -22,6 +22,22 @@ async fn ids(node: &Node) -> BTreeSet<String> {
         .collect()
 }
 
+/// Commit `txn`, trying again while the cluster elects a leader (after a member was killed or
+/// frozen); its revision.
+async fn commit_through_an_election(store: &impl Store, txn: Txn) -> i64 {
+    for _ in 0..50 {
+        match store.commit(txn.clone()).await {
+            Ok(CommitOutcome::Committed { revision }) => return revision,
+            Ok(CommitOutcome::Conflict) => panic!("unguarded write conflicted"),
+            Err(error) if error.is_unreachable() => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+    panic!("no write committed within 5 s")
+}
+
 fn backend_value(id: &str, url: &str) -> String {
     format!(r#"{{"id": "{id}", "url": "{url}"}}"#)
 }
@@ -100,16 +116,14 @@ async fn a_multi_key_change_is_in_force_whole_and_a_change_made_past_a_compactio
     let elsewhere = lbx::fleet::etcd::EtcdStore::connect(elsewhere)
         .await
         .unwrap();
-    let committed = elsewhere
-        .commit(Txn::new().put(
+    let revision = commit_through_an_election(
+        &elsewhere,
+        Txn::new().put(
             "/lbx-test/backends/z",
             backend_value("z", &backends[3].url()),
-        ))
-        .await
-        .unwrap();
-    let CommitOutcome::Committed { revision } = committed else {
-        panic!("unguarded write conflicted")
-    };
+        ),
+    )
+    .await;
     elsewhere.compact(revision).await.unwrap();
     assert_eq!(ids(&node_b).await, after, "node B serves on while cut off");
     cluster.restart(0).await;
@@ -273,21 +287,8 @@ async fn a_frozen_member_is_left_and_changes_keep_arriving_within_seconds() {
             r#"{{"id": "a", "url": {:?}, "weight": {weight}}}"#,
             backend.url()
         );
-        let mut committed = None;
-        for _ in 0..50 {
-            match store
-                .commit(Txn::new().put("/lbx-test/backends/a", value.clone()))
-                .await
-            {
-                Ok(CommitOutcome::Committed { revision }) => {
-                    committed = Some(revision);
-                    break;
-                }
-                // An election after the leader froze.
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        assert!(committed.is_some(), "no write with member {i} frozen");
+        // An election follows when the leader froze.
+        commit_through_an_election(&store, Txn::new().put("/lbx-test/backends/a", value)).await;
         let took = within(Duration::from_secs(6), "the change arrived", || async {
             node.backend("a").await.unwrap()["weight"] == weight
         })

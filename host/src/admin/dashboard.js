@@ -493,6 +493,40 @@
     }));
   }
 
+  // Fleet mode only: /admin/fleet answers 404 on a node that runs alone, and the panel stays
+  // hidden.
+  function renderFleet(answer) {
+    const section = $("#fleet");
+    section.hidden = !answer.json;
+    if (!answer.json) return;
+    const fleet = answer.json;
+    const nodes = fleet.nodes || [];
+    $('[data-field="fleet_summary"]').textContent =
+      `${nodes.length} live node${nodes.length === 1 ? "" : "s"}, shared state at revision ` +
+      `${fleet.shared_revision}, this node ${fleet.node}` +
+      (fleet.connected ? "" : ` — store unreachable: ${fleet.store_error || "connecting"}`);
+    $("#fleet-rows").replaceChildren(...nodes.map((n) => {
+      const row = document.createElement("tr");
+      row.dataset.fleetNode = n.node;
+      const refused = n.state === "refusing" && n.refused
+        ? `revision ${n.refused.revision}: ${n.refused.reason}` : DASH;
+      for (const [name, value, cls] of [
+        ["node", n.node, ""], ["state", n.state, "result-" + n.state],
+        ["applied_revision", n.applied_revision, "num"], ["lag", n.lag, "num"],
+        ["plugin", (n.plugin_sha256 || DASH).slice(0, 12), "mono"],
+        ["store", n.connected ? "connected" : "unreachable", ""],
+        ["refused", refused, "detail"],
+      ]) {
+        const cell = document.createElement("td");
+        cell.dataset.field = name;
+        cell.textContent = value === undefined || value === null ? DASH : String(value);
+        if (cls) cell.className = cls;
+        row.append(cell);
+      }
+      return row;
+    }));
+  }
+
   function renderReloads(answer) {
     const tbody = $("#reload-rows");
     const note = $("#reloads-note");
@@ -533,8 +567,9 @@
   async function poll() {
     const started = performance.now();
     try {
-      const [backends, plugin, reloads] = await Promise.all(
-        [getJson("/admin/backends"), getJson("/admin/plugin"), getJson("/admin/reloads")]);
+      const [backends, plugin, reloads, fleet] = await Promise.all(
+        [getJson("/admin/backends"), getJson("/admin/plugin"), getJson("/admin/reloads"),
+          getJson("/admin/fleet")]);
       if (!backends.json) {
         setStatus(backends.status === 401 ? "admin token required" :
           `/admin/backends answered ${backends.status}`, false);
@@ -555,6 +590,7 @@
         renderCanary(plugin.json.canary || null);
       }
       renderReloads(reloads);
+      renderFleet(fleet);
       setStatus("updated " + new Date().toLocaleTimeString("en-GB"), true);
       main.dataset.polls = String(Number(main.dataset.polls) + 1);
     } catch (error) {

@@ -284,15 +284,24 @@ impl FleetNode {
     /// Wait until every live node applied `revision` or refused it, at most `timeout`.
     pub async fn wait_applied(&self, revision: Revision, timeout: Duration) -> Applied {
         let mut statuses = self.watch_statuses();
+        let mut own = self.own.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            statuses.borrow_and_update();
+            own.borrow_and_update();
             let applied = self.applied(revision);
             // Done when every node applied it or refused it (a refusal will not change).
             if applied.pending.len() == applied.refused.len() {
                 return applied;
             }
-            let changed = tokio::time::timeout_at(deadline, statuses.changed()).await;
-            if !matches!(changed, Ok(Ok(()))) {
+            let changed = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    changed = statuses.changed() => changed.is_ok(),
+                    changed = own.changed() => changed.is_ok(),
+                }
+            })
+            .await;
+            if !matches!(changed, Ok(true)) {
                 return self.applied(revision);
             }
         }
@@ -304,7 +313,11 @@ impl FleetNode {
             pending: Vec::new(),
             refused: BTreeMap::new(),
         };
-        for (node, status) in self.statuses() {
+        // This node by what it knows of itself (its status key may not be written yet, or
+        // lag), every other live node by its status key.
+        let mut statuses = self.statuses();
+        statuses.insert(self.node_id.clone(), Ok(self.own_status()));
+        for (node, status) in statuses {
             let Ok(status) = status else {
                 result.pending.push(node);
                 continue;

@@ -71,6 +71,13 @@ SNAPSHOT = r"""
     for (const el of row.querySelectorAll("[data-field]")) shadow[el.dataset.field] = el.textContent;
     out.shadows.push(shadow);
   }
+  out.fleet = [];
+  for (const row of document.querySelectorAll("#fleet-rows tr")) {
+    const node = {};
+    for (const el of row.querySelectorAll("[data-field]")) node[el.dataset.field] = el.textContent;
+    out.fleet.push(node);
+  }
+  out.fleet_hidden = document.querySelector("#fleet").hidden;
   out.chart_areas = document.querySelectorAll("#share-chart polygon").length;
   out.action_status = document.querySelector("#action-message").dataset.status || null;
   return JSON.stringify(out);
