@@ -18,6 +18,7 @@ mod discovery;
 mod errors;
 mod faults;
 mod fleet;
+mod fleet_canary;
 mod fleet_failures;
 mod fleet_follow;
 mod fleet_store;

@@ -81,6 +81,14 @@ pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<
 }
 
 async fn start(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if admin.fleet.is_some() {
+        // One node splitting alone would route unlike the rest of the fleet.
+        return json_response(
+            StatusCode::CONFLICT,
+            json!({ "error": "lbx runs in fleet mode: start a canary for the whole fleet with \
+                POST /admin/fleet/canary" }),
+        );
+    }
     let body = match json_body::read(request).await {
         Ok(body) => body,
         Err(ReadError::TooLarge) => {
@@ -111,6 +119,7 @@ async fn start(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes
         },
         step: 0,
         resumed: false,
+        driven_by_fleet: false,
     };
     match admin.reloader.start_canary(canary).await {
         Ok(canary) => json_response(

@@ -6,6 +6,12 @@
 //!   bytes (`Content-Type: application/wasm`; its config as `?config=<url-encoded JSON>`),
 //!   kept in the store under its sha256 — or, for a module over 1 MiB, JSON `{"sha256": …,
 //!   "url": …, "config": {…}}` and every node fetches it and checks the digest;
+//! - `POST /admin/fleet/modules`: keep a module's bytes in the store under its sha256 (for a
+//!   canary), in force nowhere;
+//! - `POST /admin/fleet/canary` `{"sha256", "url"?, "config", "steps", "step_duration", "key",
+//!   "gates"}`: a canary on every node, judged on the sum of every node's figures
+//!   (`crate::fleet::canary`); `POST /admin/fleet/canary/promote` and `…/abort` end it;
+//!   `GET /admin/fleet` shows it with the fleet's figures for its step;
 //! - `PUT /admin/fleet/settings/{health|outlier|retry|timeouts}`: a fleet-wide section, as
 //!   the config file writes it (in JSON); `DELETE` gives each node its own file's back.
 //!   `timeouts`, `outlier` and `retry` take effect on each node at its next restart (as for a
@@ -29,6 +35,7 @@ use serde_json::{Map, Value, json};
 use super::backends::{backend_body, error, invalid, invalid_problems, patch_body, read_body};
 use super::{Admin, json_response, method_not_allowed};
 use crate::fleet::FleetNode;
+use crate::fleet::canary::{FleetCanaryState, SharedCanary};
 use crate::fleet::follow::Connection;
 use crate::fleet::layout::MAX_STORED_MODULE;
 use crate::fleet::writes::{Applied, WriteError};
@@ -41,10 +48,14 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 const MAX_WAIT: Duration = Duration::from_secs(300);
 
 const SETTINGS: &str = "/admin/fleet/settings/";
+const MODULES: &str = "/admin/fleet/modules";
+const CANARY: &str = "/admin/fleet/canary";
+const PROMOTE: &str = "/admin/fleet/canary/promote";
+const ABORT: &str = "/admin/fleet/canary/abort";
 
 /// Whether `path` is one of these endpoints.
 pub fn is_fleet(path: &str) -> bool {
-    path == PATH || path == PLUGIN || path.starts_with(SETTINGS)
+    matches!(path, PATH | PLUGIN | MODULES | CANARY | PROMOTE | ABORT) || path.starts_with(SETTINGS)
 }
 
 /// Route a request to `/admin/fleet…`.
@@ -62,7 +73,24 @@ pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<
     match (request.method(), request.uri().path()) {
         (&Method::GET, PATH) => json_response(StatusCode::OK, report(fleet)),
         (_, PATH) => method_not_allowed("GET"),
-        (&Method::POST, _) => publish_plugin(fleet, request).await,
+        (&Method::POST, PLUGIN) => publish_plugin(fleet, request).await,
+        (&Method::POST, MODULES) => store_module(fleet, request).await,
+        (&Method::POST, CANARY) => start_canary(fleet, request).await,
+        (&Method::POST, PROMOTE | ABORT) => {
+            let promote = request.uri().path() == PROMOTE;
+            let query = match Query::parse(request.uri().query()) {
+                Ok(query) => query,
+                Err((field, message)) => return invalid(field, message),
+            };
+            match fleet.end_fleet_canary(promote).await {
+                Ok(revision) => {
+                    let result = if promote { "promoted" } else { "aborted" };
+                    let body = json!({ "result": result, "revision": revision });
+                    answer(fleet, StatusCode::OK, body, revision, &query).await
+                }
+                Err(e) => write_error(e),
+            }
+        }
         _ => method_not_allowed("POST"),
     }
 }
@@ -94,9 +122,21 @@ pub fn report(fleet: &FleetNode) -> Value {
         Connection::Starting => (false, None),
         Connection::Lost(why) => (false, Some(why)),
     };
+    let canary = fleet.canary().map(|canary| {
+        let figures = fleet.canary_figures(&canary);
+        json!({
+            "canary": canary,
+            "step_figures": {
+                "nodes": figures.nodes,
+                "live": figures.live.report(),
+                "candidate": figures.candidate.report(),
+            },
+        })
+    });
     json!({
         "node": fleet.node_id(),
         "prefix": fleet.layout().root(),
+        "canary": canary,
         "endpoints": fleet.endpoints(),
         "connected": connected,
         "store_error": store_error,
@@ -204,6 +244,98 @@ async fn settings(
     }
 }
 
+/// `POST /admin/fleet/modules`: a module's bytes, kept under their sha256.
+async fn store_module(fleet: &FleetNode, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let bytes = match read_module(request).await {
+        Ok(bytes) => bytes,
+        Err(response) => return *response,
+    };
+    match fleet.store_module(&bytes).await {
+        Ok((sha256, revision)) => json_response(
+            StatusCode::CREATED,
+            json!({ "sha256": sha256, "result": "stored", "revision": revision }),
+        ),
+        Err(e) => write_error(e),
+    }
+}
+
+/// What `POST /admin/fleet/canary` takes: the candidate (a module kept in the store, or a
+/// url) and the same plan as `POST /admin/plugin/canary`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanaryBody {
+    sha256: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    config: Map<String, Value>,
+    #[serde(default = "crate::config::canary::default_steps")]
+    steps: Vec<f64>,
+    #[serde(
+        default = "crate::config::canary::default_step_duration",
+        with = "humantime_serde"
+    )]
+    step_duration: Duration,
+    #[serde(default = "crate::config::canary::default_key")]
+    key: String,
+    #[serde(default)]
+    gates: crate::config::canary::Gates,
+}
+
+/// `POST /admin/fleet/canary`.
+async fn start_canary(fleet: &FleetNode, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let query = match Query::parse(request.uri().query()) {
+        Ok(query) => query,
+        Err((field, message)) => return invalid(field, message),
+    };
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let body: CanaryBody = match serde_json::from_value(body) {
+        Ok(body) => body,
+        Err(e) => return invalid(".", &e.to_string()),
+    };
+    let canary = SharedCanary {
+        id: String::new(),
+        sha256: body.sha256,
+        url: body.url,
+        config: body.config,
+        steps: body.steps,
+        step_duration: body.step_duration,
+        key: body.key,
+        gates: body.gates,
+        step: 0,
+        step_started: String::new(),
+        state: FleetCanaryState::Running,
+        detail: None,
+    };
+    match fleet.start_fleet_canary(canary).await {
+        Ok((id, revision)) => {
+            let body = json!({ "id": id, "result": "started", "revision": revision });
+            answer(fleet, StatusCode::CREATED, body, revision, &query).await
+        }
+        Err(e) => write_error(e),
+    }
+}
+
+/// A module's bytes from a request body, at most what the store keeps.
+async fn read_module(request: Request<Incoming>) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+    match Limited::new(request.into_body(), MAX_STORED_MODULE + 1)
+        .collect()
+        .await
+    {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(_) => Err(Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "a module kept in the store is at most {MAX_STORED_MODULE} bytes: serve a larger \
+                 one over HTTP and publish JSON {{\"sha256\", \"url\"}}"
+            ),
+        ))),
+    }
+}
+
 /// `POST /admin/fleet/plugin`.
 async fn publish_plugin(fleet: &FleetNode, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let query = match Query::parse(request.uri().query()) {
@@ -239,20 +371,9 @@ async fn publish_plugin(fleet: &FleetNode, request: Request<Incoming>) -> Respon
                 _ => return invalid("config", "must be a JSON object (URL-encoded)"),
             },
         };
-        let bytes = match Limited::new(request.into_body(), MAX_STORED_MODULE + 1)
-            .collect()
-            .await
-        {
-            Ok(body) => body.to_bytes(),
-            Err(_) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!(
-                        "a module kept in the store is at most {MAX_STORED_MODULE} bytes: serve \
-                         a larger one over HTTP and publish JSON {{\"sha256\", \"url\"}}"
-                    ),
-                );
-            }
+        let bytes = match read_module(request).await {
+            Ok(bytes) => bytes,
+            Err(response) => return *response,
         };
         fleet.publish_plugin(Some(&bytes), None, None, config).await
     };
@@ -319,7 +440,7 @@ async fn answer(
 fn write_error(error: WriteError) -> Response<Full<Bytes>> {
     let status = match &error {
         WriteError::Unreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        WriteError::NotFound(_) => StatusCode::NOT_FOUND,
+        WriteError::NotFound(_) | WriteError::Missing(_) => StatusCode::NOT_FOUND,
         WriteError::Exists(_) | WriteError::Failed(_) => StatusCode::CONFLICT,
         WriteError::Precondition { .. } => StatusCode::PRECONDITION_FAILED,
         WriteError::Invalid(problems) => return invalid_problems(problems),

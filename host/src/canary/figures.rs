@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{HTTP_BOUNDS, LatencyHistogram};
 use crate::outcome::{Fault, Outcome};
@@ -71,38 +71,84 @@ impl ArmFigures {
         }
     }
 
+    /// The counts so far, to add up across nodes (fleet mode) or report.
+    pub fn counts(&self) -> ArmCounts {
+        ArmCounts {
+            decisions: self.decisions.load(Ordering::Relaxed),
+            fallbacks: self.fallbacks.load(Ordering::Relaxed),
+            attempts: self.attempts.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            latency: self.latency.counts().to_vec(),
+        }
+    }
+
     /// The figures so far.
     pub fn report(&self) -> ArmReport {
-        let decisions = self.decisions.load(Ordering::Relaxed);
-        let fallbacks = self.fallbacks.load(Ordering::Relaxed);
-        let attempts = self.attempts.load(Ordering::Relaxed);
-        let errors = self.errors.load(Ordering::Relaxed);
+        self.counts().report()
+    }
+}
+
+/// One side's raw counts: what a node publishes in fleet mode so that a fleet-wide canary is
+/// judged on the sum over every node ([`ArmCounts::add`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArmCounts {
+    /// Requests this side decided.
+    pub decisions: u64,
+    /// Of those, decided by the fallback.
+    pub fallbacks: u64,
+    /// Attempts (client faults not counted).
+    pub attempts: u64,
+    /// Of those, failed by the backend or answered 5xx.
+    pub errors: u64,
+    /// Time to the response head, counts per bucket of the HTTP latency bounds.
+    pub latency: Vec<u64>,
+}
+
+impl ArmCounts {
+    /// Add `other`'s counts to these.
+    pub fn add(&mut self, other: &ArmCounts) {
+        self.decisions += other.decisions;
+        self.fallbacks += other.fallbacks;
+        self.attempts += other.attempts;
+        self.errors += other.errors;
+        if self.latency.len() < other.latency.len() {
+            self.latency.resize(other.latency.len(), 0);
+        }
+        for (mine, theirs) in self.latency.iter_mut().zip(&other.latency) {
+            *mine += theirs;
+        }
+    }
+
+    /// The rates and p99 these counts give.
+    pub fn report(&self) -> ArmReport {
         ArmReport {
-            decisions,
-            fallbacks,
-            attempts,
-            errors,
-            error_rate: rate(errors, attempts),
-            fallback_rate: rate(fallbacks, decisions),
+            decisions: self.decisions,
+            fallbacks: self.fallbacks,
+            attempts: self.attempts,
+            errors: self.errors,
+            error_rate: rate(self.errors, self.attempts),
+            fallback_rate: rate(self.fallbacks, self.decisions),
             p99_ms: self.p99_seconds().map(|s| s * 1000.0),
         }
     }
 
-    /// The upper bound of the bucket holding the 99th percentile of response-head times.
+    /// The upper bound of the bucket holding the 99th percentile (the last bucket: +∞).
     fn p99_seconds(&self) -> Option<f64> {
-        let counts = self.latency.counts();
-        let total: u64 = counts.iter().sum();
+        let total: u64 = self.latency.iter().sum();
         if total == 0 {
             return None;
         }
-        // The ceil(0.99 × n)-th smallest observation.
         let rank = (total * 99).div_ceil(100);
-        let bounds = self.latency.bounds_seconds();
         let mut seen = 0;
-        for (i, count) in counts.iter().enumerate() {
+        for (i, count) in self.latency.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                return Some(bounds.get(i).copied().unwrap_or(f64::INFINITY));
+                return Some(
+                    HTTP_BOUNDS
+                        .get(i)
+                        .filter(|_| i + 1 < HTTP_BOUNDS.len())
+                        .map_or(f64::INFINITY, |&ns| ns as f64 / 1e9),
+                );
             }
         }
         None

@@ -21,7 +21,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use serde::Serialize;
 
 pub use crate::config::canary::OnRestart;
-pub use figures::{ArmFigures, ArmReport};
+pub use figures::{ArmCounts, ArmFigures, ArmReport};
 pub use gates::{Gates, Verdict};
 pub use metrics::CanaryMetrics;
 
@@ -185,6 +185,30 @@ impl Canary {
             return false;
         };
         progress.step = next;
+        progress.step_started = Instant::now();
+        progress.verdict = None;
+        progress.transitions.push(transition(
+            "step",
+            format!("{detail}; now {share}% of requests"),
+        ));
+        drop(progress);
+        self.figures.store(Arc::new(StepFigures::default()));
+        self.split.set_share(basis_points(share));
+        true
+    }
+
+    /// Go to step `step` with fresh figures, as the fleet decided (fleet mode: one node judges
+    /// the sum of every node's figures, and every node follows). False if there is no such
+    /// step or it is the one in progress.
+    pub fn go_to_step(&self, step: usize, detail: String) -> bool {
+        let mut progress = self.lock();
+        let Some(&share) = self.spec.steps.get(step) else {
+            return false;
+        };
+        if progress.step == step {
+            return false;
+        }
+        progress.step = step;
         progress.step_started = Instant::now();
         progress.verdict = None;
         progress.transitions.push(transition(

@@ -31,7 +31,7 @@ pub async fn status(config_file: &Path, json: bool) -> anyhow::Result<String> {
                     .map_err(|e| format!("status does not read: {e}"));
                 nodes.push((node.to_string(), status));
             }
-            Some(Entry::Backend(_) | Entry::Plugin | Entry::Settings(_)) => {
+            Some(Entry::Backend(_) | Entry::Plugin | Entry::Settings(_) | Entry::Canary) => {
                 shared_revision = shared_revision.max(entry.mod_revision);
             }
             _ => {}

@@ -6,6 +6,7 @@
 //! <prefix>/plugin                 the plugin in force: {"sha256", "config", "url"?}
 //! <prefix>/modules/<sha256>       a plugin module's bytes (those under MAX_STORED_MODULE)
 //! <prefix>/settings/<section>     health, outlier, retry, timeouts: the TOML section as JSON
+//! <prefix>/canary                 the fleet-wide canary: candidate, steps, gates, step, state
 //! <prefix>/status/<node-id>       a node's status, under its lease
 //! ```
 //!
@@ -40,6 +41,8 @@ pub enum Entry<'k> {
     Module(&'k str),
     /// `settings/<section>`, one of [`SETTINGS_SECTIONS`].
     Settings(&'static str),
+    /// `canary`: the fleet-wide canary.
+    Canary,
     /// `status/<node-id>`.
     Status(&'k str),
     /// Anything else under the prefix: left alone (a newer lbx may write keys this one does
@@ -81,6 +84,11 @@ impl Layout {
         format!("{}/modules/{sha256}", self.prefix)
     }
 
+    /// `<prefix>/canary`.
+    pub fn canary(&self) -> String {
+        format!("{}/canary", self.prefix)
+    }
+
     /// `<prefix>/settings/<section>`.
     pub fn settings(&self, section: &str) -> String {
         format!("{}/settings/{section}", self.prefix)
@@ -102,6 +110,8 @@ impl Layout {
         let named = |dir: &str| rest.strip_prefix(dir).filter(|name| is_name(name));
         Some(if rest == "plugin" {
             Entry::Plugin
+        } else if rest == "canary" {
+            Entry::Canary
         } else if let Some(id) = named("backends/") {
             Entry::Backend(id)
         } else if let Some(sha256) = named("modules/") {

@@ -29,9 +29,11 @@
 //!   its state file) and the handle the admin API uses; `sync` keeps it in step and publishes
 //!   its status; [`writes`] are the admin API's changes as guarded transactions.
 //! - [`cli`]: `lbx fleet status`, read from the store.
+//! - [`canary`]: a canary declared fleet-wide, judged on the sum of every node's figures.
 //! - [`overlay`]: the fleet's part of a node's config, and the trait the reload path
 //!   implements to put it in force; `fetch` brings a module too large for the store.
 
+pub mod canary;
 pub mod cli;
 pub mod etcd;
 mod fetch;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 
+use super::canary::{FleetCanaryState, SharedCanary};
 use super::etcd::{EtcdSettings, EtcdStore};
 use super::follow::{Connection, Follower, Statuses};
 use super::layout::{Entry, Layout, MAX_STORED_MODULE};
@@ -50,6 +51,8 @@ pub struct FleetNode {
     pub(super) follower: Mutex<Option<Follower<EtcdStore>>>,
     /// This node's fleet series.
     pub(super) metrics: FleetMetrics,
+    /// The fleet canary in the shared state in force.
+    pub(super) canary: watch::Sender<Option<SharedCanary>>,
 }
 
 impl std::fmt::Debug for FleetNode {
@@ -103,6 +106,7 @@ impl FleetNode {
             plugin_sha256: None,
             refused: None,
             connected: false,
+            canary: None,
         });
         let node = Arc::new(Self {
             store,
@@ -117,6 +121,7 @@ impl FleetNode {
             connection: follower.connection(),
             follower: Mutex::new(Some(follower)),
             metrics: FleetMetrics::default(),
+            canary: watch::Sender::new(None),
         });
         let (overlay, from) = match node.read_store(config_file, local).await {
             Ok(overlay) => {
@@ -137,6 +142,7 @@ impl FleetNode {
             status.connected = matches!(from, StartedFrom::Store(_));
         });
         node.shared_revision.send_replace(overlay.revision);
+        node.canary.send_replace(overlay.state.canary.clone());
         node.metrics.applied_revision.set(overlay.revision);
         node.metrics.shared_revision.set(overlay.revision);
         Ok((node, overlay, from))
@@ -195,7 +201,7 @@ impl FleetNode {
         let is_shared = |key: &str| {
             matches!(
                 self.layout.entry(key),
-                Some(Entry::Backend(_) | Entry::Plugin | Entry::Settings(_))
+                Some(Entry::Backend(_) | Entry::Plugin | Entry::Settings(_) | Entry::Canary)
             )
         };
         if !snapshot.kvs.iter().any(|e| is_shared(&e.key)) {
@@ -297,10 +303,19 @@ impl FleetNode {
             Some(plugin) => Some(self.module(plugin, kvs).await?),
             None => None,
         };
+        let canary_module = match state
+            .canary
+            .as_ref()
+            .filter(|c| c.state == FleetCanaryState::Running)
+        {
+            Some(canary) => Some(self.module(&canary.as_plugin(), kvs).await?),
+            None => None,
+        };
         Ok(Overlay {
             revision,
             state,
             module,
+            canary_module,
         })
     }
 
@@ -381,8 +396,14 @@ impl FleetNode {
         };
         Ok(Overlay {
             revision: applied.revision,
-            state,
+            // The state file keeps no canary: a node started without the store serves the
+            // fleet's plugin alone until it can follow the canary again.
+            state: SharedState {
+                canary: None,
+                ..state
+            },
             module,
+            canary_module: None,
         })
     }
 

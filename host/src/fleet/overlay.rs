@@ -19,6 +19,8 @@ pub struct Overlay {
     /// The node's checked copy of the plugin module (`Some` exactly when a plugin is
     /// published).
     pub module: Option<PathBuf>,
+    /// The node's checked copy of the running fleet canary's candidate module.
+    pub canary_module: Option<PathBuf>,
 }
 
 impl Overlay {
@@ -48,4 +50,7 @@ pub trait Applier: Send + Sync + 'static {
         &self,
         overlay: Overlay,
     ) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// This node's figures for the fleet canary's step in progress, if it runs one.
+    fn canary_counts(&self) -> Option<super::canary::NodeCanary>;
 }

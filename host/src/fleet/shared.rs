@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::canary::{FleetCanaryState, SharedCanary};
 use super::layout::{Entry, Layout, SETTINGS_SECTIONS};
 use crate::config::{
     BackendConfig, Config, HealthSettings, OutlierConfig, Problem, RetryConfig, TimeoutConfig,
@@ -61,6 +62,8 @@ pub struct SharedState {
     pub retry: Option<RetryConfig>,
     /// `settings/timeouts`.
     pub timeouts: Option<TimeoutConfig>,
+    /// The fleet-wide canary (running or ended).
+    pub canary: Option<SharedCanary>,
     /// The sha256 of every module kept in the store.
     pub stored_modules: BTreeSet<String>,
     /// Keys under the prefix this lbx does not know (left alone, shown to the operator).
@@ -107,6 +110,7 @@ impl SharedState {
                     Ok(())
                 }
                 Entry::Settings(section) => state.set_section(section, value),
+                Entry::Canary => json(value).map(|c| state.canary = Some(c)),
                 Entry::Status(_) => Ok(()),
                 Entry::Unknown => {
                     state.unknown_keys.push(key.clone());
@@ -125,6 +129,15 @@ impl SharedState {
         {
             problems.push(Problem {
                 key: layout.plugin(),
+                message,
+            });
+        }
+        if let Some(message) = (state.canary.as_ref())
+            .filter(|canary| canary.state == FleetCanaryState::Running)
+            .and_then(|canary| canary_problem(canary, &state.stored_modules))
+        {
+            problems.push(Problem {
+                key: layout.canary(),
                 message,
             });
         }
@@ -220,7 +233,7 @@ impl SharedState {
                 .filter(|id| find(self, id) != find(later, id))
                 .cloned()
                 .collect(),
-            plugin: self.plugin != later.plugin,
+            plugin: self.plugin != later.plugin || self.canary != later.canary,
             settings,
         }
     }
@@ -287,6 +300,13 @@ fn backend(id: &str, value: &[u8]) -> Result<SharedBackend, String> {
     }
     crate::config::parse_backend_url(&config.url).map_err(|error| format!("url: {error}"))?;
     Ok(SharedBackend { config, drain })
+}
+
+/// What is wrong with a running canary, if anything.
+fn canary_problem(canary: &SharedCanary, stored: &BTreeSet<String>) -> Option<String> {
+    canary
+        .problem()
+        .or_else(|| plugin_problem(&canary.as_plugin(), stored))
 }
 
 /// What is wrong with the published plugin, if anything.

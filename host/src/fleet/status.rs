@@ -27,6 +27,9 @@ pub struct NodeStatus {
     pub refused: Option<Refusal>,
     /// Whether it reaches the store now (`false` in a status read back from its state file).
     pub connected: bool,
+    /// Its figures for the fleet canary's step in progress, while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<super::canary::NodeCanary>,
 }
 
 /// A revision a node could not apply, and why.
@@ -83,6 +86,7 @@ mod tests {
                 reason: "bad".into(),
             }),
             connected: true,
+            canary: None,
         }
     }
 

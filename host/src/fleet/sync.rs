@@ -31,6 +31,7 @@ impl FleetNode {
         };
         let node = self.clone();
         let following = stop.clone();
+        let publishing = applier.clone();
         tokio::spawn(async move {
             let apply = |view: View| {
                 let node = node.clone();
@@ -40,7 +41,30 @@ impl FleetNode {
             follower.run(apply, following).await;
         });
         tokio::spawn(self.clone().mirror_connection(stop.clone()));
+        tokio::spawn(self.clone().publish_canary_counts(publishing, stop.clone()));
+        tokio::spawn(self.clone().coordinate_canary(stop.clone()));
         tokio::spawn(self.clone().keep_status(stop));
+    }
+
+    /// While this node follows a fleet canary, put its figures in its status every
+    /// [`super::canary::TICK`], for the judging node to add up.
+    async fn publish_canary_counts<A: Applier>(
+        self: Arc<Self>,
+        applier: Arc<A>,
+        stop: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(super::canary::TICK) => {}
+            }
+            let counts = applier.canary_counts();
+            self.own.send_if_modified(|status| {
+                let changed = status.canary != counts;
+                status.canary = counts;
+                changed
+            });
+        }
     }
 
     /// Put `view` in force, or refuse it; say which in the status.
@@ -50,16 +74,18 @@ impl FleetNode {
         let result = match self.overlay_for(view.revision, &view.kvs).await {
             Ok(overlay) => {
                 let sha256 = overlay.plugin_sha256().map(str::to_string);
+                let canary = overlay.state.canary.clone();
                 applier
                     .apply_overlay(overlay)
                     .await
-                    .map(|what| (what, sha256))
+                    .map(|what| (what, sha256, canary))
             }
             Err(reason) => Err(reason),
         };
         match result {
-            Ok((what, sha256)) => {
+            Ok((what, sha256, canary)) => {
                 tracing::info!(revision = view.revision, applied = %what, "fleet state applied");
+                self.canary.send_replace(canary);
                 self.save_applied(view.revision, &view.kvs);
                 self.metrics.applied(true);
                 self.metrics.applied_revision.set(view.revision);

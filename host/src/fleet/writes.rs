@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::canary::{FleetCanaryState, SharedCanary};
 use super::layout::MAX_STORED_MODULE;
 use super::modules::sha256_hex;
 use super::node::FleetNode;
+use super::node::now;
 use super::shared::{SharedPlugin, SharedState};
 use super::status::NodeStatus;
 use super::store::{CommitOutcome, Entry, Revision, Store, StoreError, Txn};
@@ -32,6 +34,9 @@ pub enum WriteError {
     /// No backend has this id (404).
     #[error("no backend with id {0:?} in the fleet")]
     NotFound(String),
+    /// There is nothing of that name to change (404).
+    #[error("{0}")]
+    Missing(String),
     /// The id is taken (409).
     #[error("backend {0:?} already exists in the fleet")]
     Exists(String),
@@ -211,6 +216,119 @@ impl FleetNode {
             CommitOutcome::Committed { revision } => Ok((sha256, revision)),
             CommitOutcome::Conflict => Err(WriteError::Failed("unguarded write conflicted".into())),
         }
+    }
+
+    /// `POST /admin/fleet/modules`: keep a module in the store under its sha256 (for a canary
+    /// or a later plugin), without putting it in force anywhere.
+    pub async fn store_module(&self, bytes: &[u8]) -> Result<(String, Revision), WriteError> {
+        if bytes.len() > MAX_STORED_MODULE {
+            return Err(WriteError::Invalid(vec![Problem {
+                key: "module".into(),
+                message: format!(
+                    "{} bytes is more than etcd keeps in one value ({MAX_STORED_MODULE}): serve \
+                     the module over HTTP and give its url and sha256",
+                    bytes.len()
+                ),
+            }]));
+        }
+        let sha256 = sha256_hex(bytes);
+        let txn = Txn::new().put(self.layout.module(&sha256), bytes.to_vec());
+        match self.commit(txn).await? {
+            CommitOutcome::Committed { revision } => Ok((sha256, revision)),
+            CommitOutcome::Conflict => Err(WriteError::Failed("unguarded write conflicted".into())),
+        }
+    }
+
+    /// `POST /admin/fleet/canary`: start `canary` on every node (its id, step, start time and
+    /// state are set here). 409 while another fleet canary runs.
+    pub async fn start_fleet_canary(
+        &self,
+        mut canary: SharedCanary,
+    ) -> Result<(String, Revision), WriteError> {
+        let key = self.layout.canary();
+        let current = self.read(&key).await?;
+        if let Some(entry) = &current
+            && let Ok(running) = serde_json::from_slice::<SharedCanary>(&entry.value)
+            && running.state == FleetCanaryState::Running
+        {
+            return Err(WriteError::Failed(format!(
+                "fleet canary {} is running: promote or abort it first",
+                running.id
+            )));
+        }
+        let started = now();
+        canary.id = format!(
+            "{}-{}",
+            &canary.sha256[..canary.sha256.len().min(12)],
+            started.replace([':', '.'], "")
+        );
+        canary.step = 0;
+        canary.step_started = started;
+        canary.state = FleetCanaryState::Running;
+        canary.detail = None;
+        let value = serde_json::to_vec(&canary).expect("a canary serialises");
+        let mut kvs = vec![(key.clone(), value.clone())];
+        // Checked as every node will check it: the module must be in the store or at a url.
+        let module_key = self.layout.module(&canary.sha256);
+        if canary.url.is_none() && self.read(&module_key).await?.is_some() {
+            kvs.push((module_key, Vec::new()));
+        }
+        SharedState::decode(&self.layout, &kvs).map_err(|problems| {
+            WriteError::Invalid(
+                problems
+                    .into_iter()
+                    .map(|p| Problem {
+                        key: "canary".into(),
+                        message: p.message,
+                    })
+                    .collect(),
+            )
+        })?;
+        let txn = match &current {
+            Some(entry) => Txn::new().if_unchanged(key.clone(), entry.mod_revision),
+            None => Txn::new().if_absent(key.clone()),
+        };
+        match self.commit(txn.put(key, value)).await? {
+            CommitOutcome::Committed { revision } => Ok((canary.id, revision)),
+            CommitOutcome::Conflict => Err(WriteError::Failed(
+                "another fleet canary was started meanwhile".into(),
+            )),
+        }
+    }
+
+    /// `POST /admin/fleet/canary/promote` (`promote`) or `…/abort`: end the running fleet
+    /// canary on every node; a promotion makes its candidate the fleet's plugin.
+    pub async fn end_fleet_canary(&self, promote: bool) -> Result<Revision, WriteError> {
+        let key = self.layout.canary();
+        let running = self
+            .read(&key)
+            .await?
+            .and_then(|entry| serde_json::from_slice::<SharedCanary>(&entry.value).ok())
+            .filter(|canary| canary.state == FleetCanaryState::Running)
+            .ok_or_else(|| WriteError::Missing("no fleet canary is running".into()))?;
+        let next = SharedCanary {
+            state: if promote {
+                FleetCanaryState::Promoted
+            } else {
+                FleetCanaryState::Aborted
+            },
+            detail: Some(if promote {
+                format!(
+                    "promoted by the operator at {}%",
+                    running.steps[running.step]
+                )
+            } else {
+                format!(
+                    "aborted by the operator at {}%",
+                    running.steps[running.step]
+                )
+            }),
+            ..running.clone()
+        };
+        self.move_canary(&running.id, running.step, next)
+            .await
+            .map_err(WriteError::Failed)?
+            .ok_or_else(|| WriteError::Failed("the canary moved meanwhile; look again".into()))
     }
 
     /// `PUT /admin/fleet/settings/{section}`: the fleet-wide `[health]`, `[outlier]`,

@@ -33,6 +33,9 @@ pub struct CanaryRequest {
     pub step: usize,
     /// Whether it is a canary resumed after a restart.
     pub resumed: bool,
+    /// Whether the fleet judges it (fleet mode): then this node runs no controller of its own
+    /// and follows the steps and the ending the fleet's store gives (`reload::fleet`).
+    pub driven_by_fleet: bool,
 }
 
 /// Why a canary request was not carried out; nothing changed.
@@ -76,6 +79,7 @@ impl Reloader {
             .map_err(CanaryError::Invalid)?;
         let split = Arc::new(Split::new(Arc::new(plugin), request.spec.key.clone(), 0));
         let resumed = request.resumed;
+        let driven_by_fleet = request.driven_by_fleet;
         let canary = Arc::new(Canary::new(
             request.spec,
             split.clone(),
@@ -96,7 +100,7 @@ impl Reloader {
         tracing::info!(detail = %started, "canary {how}");
         self.history
             .record("canary", true, format!("canary {how}: {started}"));
-        if let Some(me) = self.me.upgrade() {
+        if !driven_by_fleet && let Some(me) = self.me.upgrade() {
             tokio::spawn(me.run_canary(canary.clone()));
         }
         Ok(canary)
@@ -236,7 +240,7 @@ impl Reloader {
     }
 
     /// End `canary` as `state`, if it is still the one running; false if it was not.
-    fn end_canary(&self, canary: &Arc<Canary>, state: State, detail: String) -> bool {
+    pub(super) fn end_canary(&self, canary: &Arc<Canary>, state: State, detail: String) -> bool {
         if !self.is_running(canary) {
             return false;
         }
@@ -293,6 +297,7 @@ impl Reloader {
             },
             step: 0,
             resumed: false,
+            driven_by_fleet: false,
         });
         let result = match request {
             Ok(request) => self.start_canary(request).await.map(|_| ()),
@@ -382,6 +387,7 @@ impl Reloader {
             },
             step: saved.step,
             resumed: true,
+            driven_by_fleet: false,
         };
         if let Err(e) = self.start_canary(request).await {
             abort(e.to_string());

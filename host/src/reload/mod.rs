@@ -107,6 +107,8 @@ pub struct Reloader {
     /// In fleet mode, the fleet's part of the config in force, laid over every re-read of the
     /// file (see [`fleet`]).
     overlay: Mutex<Option<Overlay>>,
+    /// The id of the fleet canary this node follows, while it runs.
+    fleet_canary: Mutex<Option<String>>,
 }
 
 /// The parts a [`Reloader`] is built from.
@@ -180,6 +182,7 @@ impl Reloader {
             last_refusal: Mutex::new(None),
             hold: Mutex::new(None),
             overlay: Mutex::new(None),
+            fleet_canary: Mutex::new(None),
         })
     }
 
