@@ -325,16 +325,9 @@ mr() { median_range "$1" "${@:2}"; }
 		echo "| $r | ${LOADS[r]} | ${LEADERS[r]} | $(field "$f" "round(d['effect']['p50'], 1)") | $(field "$f" "round(d['effect']['p90'], 1)") | $(field "$f" "round(d['effect']['p99'], 1)") | $(field "$f" "round(d['effect']['max'], 1)") | $(field "$f" "round(d['commit']['p50'], 1)") | $(field "$f" "round(d['commit']['p99'], 1)") | $(field "$f" "round(d['commit']['max'], 1)") | $(field "$f" "d['failed']") |"
 	done
 	echo
-	echo "The five slowest changes of all rounds (write → effect):"
+	echo "Node B's own log as a check of the poller: the time from sending the request to A until B logged \`fleet state applied revision=N\` for the change's revision (same clock; the poller cannot see a change before B applied it)."
 	echo
-	echo "| round | change | kind | id | commit ms | effect ms | polls of B |"
-	echo "|---:|---:|---|---|---:|---:|---:|"
-	for ((r = 1; r <= ROUNDS; r++)); do
-		python3 -c 'import json, sys
-for x in json.load(open(sys.argv[1]))["records"]:
-    if x["effect_ms"] is not None:
-        print(sys.argv[2], x["n"], x["kind"], x["id"], "%.1f" % x["commit_ms"], "%.1f" % x["effect_ms"], x["polls"])' "$RAW/latency-$r.json" "$r"
-	done | sort -k6 -g -r | head -n5 | awk '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }'
+	python3 "$DRIVER" crosscheck "$RAW" "$ROUNDS"
 	echo
 	echo "## How each node sees the fleet (GET /admin/fleet), 1 s after the fleet formed and at the end of each round"
 	echo

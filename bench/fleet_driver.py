@@ -18,6 +18,12 @@
       compare their GET /admin/backends (id, url, weight, labels, draining). Prints a JSON
       line; exits 1 when they disagree or do not get there in time.
 
+  crosscheck RAW_DIR ROUNDS
+      Markdown: node B's own log as a check of the poller (for each change, from sending the
+      request to A until B logged `fleet state applied revision=N` for its revision), p50, p99
+      and max per round and their median (min-max); the poll cadence; the five slowest
+      changes of all rounds with their commit, B's-log and write->effect times.
+
 Addresses are host:port of the admin listeners; IDS and URLS are comma-separated.
 """
 
@@ -118,6 +124,7 @@ def latency(a_addr, b_addr, ids, urls, changes, poll_ms, out):
             answer["t"] = time.perf_counter()
 
         polls = 0
+        started_wall = time.time()
         started = time.perf_counter()
         writer = threading.Thread(target=write)
         writer.start()
@@ -142,7 +149,7 @@ def latency(a_addr, b_addr, ids, urls, changes, poll_ms, out):
                 "n": n,
                 "kind": kind,
                 "id": bid,
-                "wall": time.time(),
+                "start_wall": started_wall,
                 "status": answer.get("status"),
                 "revision": revision,
                 "commit_ms": (answer["t"] - started) * 1000,
@@ -166,6 +173,7 @@ def latency(a_addr, b_addr, ids, urls, changes, poll_ms, out):
             for kind in ("weight", "add", "remove")
         },
         "last_revision": max((r["revision"] or 0) for r in records),
+        "ms_per_poll_p50": percentile([r["effect_ms"] / r["polls"] for r in ok], 50),
         "records": records,
     }
     with open(out, "w") as f:
@@ -253,6 +261,61 @@ def agree(a_addr, b_addr, revision, timeout_s):
     return 0 if same else 1
 
 
+def median_range(values, fmt="%.1f"):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return "n/a"
+    n = len(values)
+    mid = values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+    text = fmt % mid
+    return text if n == 1 else f"{text} ({fmt % values[0]}\u2013{fmt % values[-1]})"
+
+
+def crosscheck(raw, rounds):
+    import datetime
+    import re
+
+    rows, per_round, cadence = [], [], []
+    for r in range(1, rounds + 1):
+        applied = {}
+        try:
+            log = open(f"{raw}/logs-{r}/node-b.log")
+        except OSError:
+            log = []
+        for line in log:
+            m = re.match(r"(\S+Z) .*fleet state applied revision=(\d+)", line)
+            if m:
+                ts = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ")
+                ts = ts.replace(tzinfo=datetime.timezone.utc).timestamp()
+                applied.setdefault(int(m.group(2)), ts)
+        d = json.load(open(f"{raw}/latency-{r}.json"))
+        cadence.append(d.get("ms_per_poll_p50"))
+        logged = []
+        for x in d["records"]:
+            if x["effect_ms"] is None or x["revision"] is None:
+                continue
+            t = applied.get(x["revision"])
+            b = None if t is None else (t - x["start_wall"]) * 1000
+            if b is not None:
+                logged.append(b)
+            rows.append((x["effect_ms"], r, x, b))
+        per_round.append(summary(logged))
+    print("| figure | p50 | p90 | p99 | max |")
+    print("|---|---:|---:|---:|---:|")
+    cells = " | ".join(median_range([s[p] for s in per_round]) for p in ("p50", "p90", "p99", "max"))
+    print(f"| B's log: applied, ms after the request to A | {cells} |")
+    print()
+    print(f"Median time between two polls of B (the resolution of write \u2192 effect): {median_range(cadence)} ms.")
+    print()
+    print("The five slowest changes of all rounds (write \u2192 effect), ms:")
+    print()
+    print("| round | change | kind | id | revision | commit (A answered) | B's log: applied | effect seen on B | polls of B |")
+    print("|---:|---:|---|---|---:|---:|---:|---:|---:|")
+    for effect, r, x, b in sorted(rows, key=lambda row: -row[0])[:5]:
+        bt = "n/a" if b is None else "%.1f" % b
+        print(f"| {r} | {x['n']} | {x['kind']} | {x['id']} | {x['revision']} | {x['commit_ms']:.1f} | {bt} | {effect:.1f} | {x['polls']} |")
+
+
 def main(argv):
     command = argv[1]
     if command == "latency":
@@ -264,6 +327,9 @@ def main(argv):
     elif command == "agree":
         a, b, revision, timeout_s = argv[2:]
         return agree(a, b, int(revision), float(timeout_s))
+    elif command == "crosscheck":
+        raw, rounds = argv[2:]
+        crosscheck(raw, int(rounds))
     else:
         raise SystemExit(f"unknown command {command!r}")
     return 0
