@@ -139,6 +139,17 @@ async fn a_backend_added_drained_and_removed_on_one_node_is_in_force_on_the_othe
     assert!(sha_a.is_string());
     assert_eq!(node_b.json("/admin/plugin").await["sha256"], sha_a);
 
+    // An idle fleet is in sync seen from either node: a node that listed the store after the
+    // others wrote their status keys must not see them as behind.
+    for node in [&node_a, &node_b] {
+        within(Duration::from_secs(3), "every node in sync", || async {
+            let fleet = node.json("/admin/fleet").await;
+            let nodes = fleet["nodes"].as_array().unwrap().clone();
+            nodes.len() == 2 && nodes.iter().all(|n| n["state"] == "in_sync")
+        })
+        .await;
+    }
+
     let load_a = LoadGenerator::start(node_a.url("/"), 2);
     let load_b = LoadGenerator::start(node_b.url("/"), 2);
 

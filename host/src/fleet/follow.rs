@@ -22,8 +22,13 @@ use super::store::{Change, Revision, Store, WatchBatch, WatchEvent};
 /// The shared part of the prefix as of one revision: what a node applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
-    /// The store revision it was read at (a listing's) or brought to (a batch's).
+    /// The store revision it was read at (a listing's) or brought to (a batch's): the state is
+    /// the shared state as of this revision.
     pub revision: Revision,
+    /// The revision of the last change to the shared state in it (a listing: the newest of
+    /// its keys' last changes; a batch: the batch's), which every node sees alike whenever it
+    /// listed — what a node's applied revision is compared with to tell whether it is behind.
+    pub changed_at: Revision,
     /// Every key of the shared state and its value, sorted by key (status keys excluded).
     pub kvs: Vec<(String, Vec<u8>)>,
 }
@@ -56,6 +61,8 @@ pub struct Follower<S> {
     /// The status keys as of `revision`, by node id.
     statuses: BTreeMap<String, Vec<u8>>,
     revision: Revision,
+    /// The revision of the last change to the shared keys.
+    changed_at: Revision,
     /// The last view handed over, to hand over only what differs after a re-list.
     handed: Option<BTreeMap<String, Vec<u8>>>,
     statuses_out: watch::Sender<Statuses>,
@@ -71,6 +78,7 @@ impl<S: Store> Follower<S> {
             shared: BTreeMap::new(),
             statuses: BTreeMap::new(),
             revision: 0,
+            changed_at: 0,
             handed: None,
             statuses_out: watch::Sender::new(Arc::default()),
             connection: watch::Sender::new(Connection::Starting),
@@ -173,9 +181,15 @@ impl<S: Store> Follower<S> {
         }
         self.shared.clear();
         self.statuses.clear();
+        let mut changed_at = 0;
         for entry in snapshot.kvs {
+            if !matches!(self.layout.entry(&entry.key), Some(Entry::Status(_)) | None) {
+                changed_at = changed_at.max(entry.mod_revision);
+            }
             self.put(entry.key, entry.value);
         }
+        // A deletion leaves no key behind: keep the newer of the two.
+        self.changed_at = changed_at.max(self.changed_at.min(snapshot.revision));
         self.revision = snapshot.revision;
         self.publish_statuses();
         Ok(self.view_if_changed())
@@ -184,6 +198,12 @@ impl<S: Store> Follower<S> {
     /// Apply one watch batch whole; the view to hand over if it changed the shared part.
     fn apply_batch(&mut self, batch: &WatchBatch) -> Option<View> {
         for change in &batch.changes {
+            if !matches!(
+                self.layout.entry(change.key()),
+                Some(Entry::Status(_)) | None
+            ) {
+                self.changed_at = batch.revision;
+            }
             match change {
                 Change::Put(entry) => self.put(entry.key.clone(), entry.value.clone()),
                 Change::Delete { key, .. } => self.delete(key),
@@ -224,6 +244,7 @@ impl<S: Store> Follower<S> {
         self.handed = Some(self.shared.clone());
         Some(View {
             revision: self.revision,
+            changed_at: self.changed_at,
             kvs: self
                 .shared
                 .iter()

@@ -123,16 +123,17 @@ impl FleetNode {
             metrics: FleetMetrics::default(),
             canary: watch::Sender::new(None),
         });
-        let (overlay, from) = match node.read_store(config_file, local).await {
-            Ok(overlay) => {
+        let (overlay, from, changed_at) = match node.read_store(config_file, local).await {
+            Ok((overlay, changed_at)) => {
                 let revision = overlay.revision;
-                (overlay, StartedFrom::Store(revision))
+                (overlay, StartedFrom::Store(revision), changed_at)
             }
             Err(StartError::Unreachable(error)) => {
                 let overlay = node.read_state_file(&error)?;
                 tracing::warn!(%error, revision = overlay.revision, state_file = %node.state_path.display(),
                     "fleet store unreachable: starting from the state this node last applied");
-                (overlay, StartedFrom::StateFile(error.to_string()))
+                let revision = overlay.revision;
+                (overlay, StartedFrom::StateFile(error.to_string()), revision)
             }
             Err(StartError::Other(error)) => return Err(error),
         };
@@ -141,10 +142,10 @@ impl FleetNode {
             status.plugin_sha256 = overlay.plugin_sha256().map(str::to_string);
             status.connected = matches!(from, StartedFrom::Store(_));
         });
-        node.shared_revision.send_replace(overlay.revision);
+        node.shared_revision.send_replace(changed_at);
         node.canary.send_replace(overlay.state.canary.clone());
         node.metrics.applied_revision.set(overlay.revision);
-        node.metrics.shared_revision.set(overlay.revision);
+        node.metrics.shared_revision.set(changed_at);
         Ok((node, overlay, from))
     }
 
@@ -195,7 +196,12 @@ impl FleetNode {
     }
 
     /// List the store; seed it from the node's file when it holds nothing of the fleet yet.
-    async fn read_store(&self, config_file: &Path, local: &Config) -> Result<Overlay, StartError> {
+    /// The overlay, and the revision of the last change to the shared keys.
+    async fn read_store(
+        &self,
+        config_file: &Path,
+        local: &Config,
+    ) -> Result<(Overlay, i64), StartError> {
         let root = self.layout.root();
         let mut snapshot = self.store.list(&root).await?;
         let is_shared = |key: &str| {
@@ -208,12 +214,13 @@ impl FleetNode {
             self.seed(config_file, local).await?;
             snapshot = self.store.list(&root).await?;
         }
-        let kvs: Vec<(String, Vec<u8>)> = snapshot
+        let shared: Vec<_> = snapshot
             .kvs
             .into_iter()
             .filter(|e| !matches!(self.layout.entry(&e.key), Some(Entry::Status(_)) | None))
-            .map(|e| (e.key, e.value))
             .collect();
+        let changed_at = shared.iter().map(|e| e.mod_revision).max().unwrap_or(0);
+        let kvs: Vec<(String, Vec<u8>)> = shared.into_iter().map(|e| (e.key, e.value)).collect();
         let overlay = self
             .overlay_for(snapshot.revision, &kvs)
             .await
@@ -224,7 +231,7 @@ impl FleetNode {
                 ))
             })?;
         self.save_applied(overlay.revision, &kvs);
-        Ok(overlay)
+        Ok((overlay, changed_at))
     }
 
     /// Write the node's own backends, settings and plugin to an empty store, in one

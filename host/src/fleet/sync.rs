@@ -69,8 +69,8 @@ impl FleetNode {
 
     /// Put `view` in force, or refuse it; say which in the status.
     async fn apply_view<A: Applier>(&self, applier: &A, view: View) {
-        self.shared_revision.send_replace(view.revision);
-        self.metrics.shared_revision.set(view.revision);
+        self.shared_revision.send_replace(view.changed_at);
+        self.metrics.shared_revision.set(view.changed_at);
         let result = match self.overlay_for(view.revision, &view.kvs).await {
             Ok(overlay) => {
                 let sha256 = overlay.plugin_sha256().map(str::to_string);
