@@ -12,8 +12,8 @@
 //!   in-flight requests finish (or the timeout passes; `now` removes it at once);
 //! - `GET /admin/reloads`: the last reloads and backend changes, newest first.
 //!
-//! Changes go through [`BackendManager`], which keeps them in the state file — or, in fleet
-//! mode, to the fleet's store (`super::fleet`), from where every node applies them.
+//! Changes go through [`BackendManager`], which keeps them in the state file. (In fleet mode,
+//! changes go to the fleet's store instead: `super::fleet` takes them.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,27 +36,10 @@ pub const DEFAULT_REMOVAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Route a request under `/admin/backends`.
 pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = request.uri().path();
-    let id = match path.strip_prefix("/admin/backends/") {
-        None => None,
-        Some(encoded) => match percent_decode(encoded) {
-            Some(id) if !id.is_empty() => Some(id),
-            _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "the backend id in the path is not valid",
-                );
-            }
-        },
+    let id = match backend_id(&request) {
+        Ok(id) => id,
+        Err(response) => return *response,
     };
-    if let Some(fleet) = &admin.fleet
-        && matches!(
-            *request.method(),
-            Method::POST | Method::PATCH | Method::DELETE
-        )
-    {
-        return super::fleet::backend_write(fleet, id, request).await;
-    }
     match (request.method().clone(), id) {
         (Method::GET, None) => json_response(StatusCode::OK, list(admin)),
         (Method::POST, None) => add(admin, request).await,
@@ -68,6 +51,23 @@ pub async fn handle(admin: &Admin, request: Request<Incoming>) -> Response<Full<
         (Method::PATCH, Some(id)) => patch(admin, &id, request).await,
         (Method::DELETE, Some(id)) => remove(admin, &id, request.uri().query()).await,
         (_, Some(_)) => method_not_allowed("GET, PATCH, DELETE"),
+    }
+}
+
+/// The backend id a path under `/admin/backends/` names (`None` for the collection), or the
+/// 400 answer when it is not valid.
+pub(super) fn backend_id(
+    request: &Request<Incoming>,
+) -> Result<Option<String>, Box<Response<Full<Bytes>>>> {
+    match request.uri().path().strip_prefix("/admin/backends/") {
+        None => Ok(None),
+        Some(encoded) => match percent_decode(encoded) {
+            Some(id) if !id.is_empty() => Ok(Some(id)),
+            _ => Err(Box::new(error(
+                StatusCode::BAD_REQUEST,
+                "the backend id in the path is not valid",
+            ))),
+        },
     }
 }
 

@@ -32,7 +32,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{Map, Value, json};
 
-use super::backends::{backend_body, error, invalid, invalid_problems, patch_body, read_body};
+use super::backends::{
+    backend_body, backend_id, error, invalid, invalid_problems, patch_body, read_body,
+};
 use super::{Admin, json_response, method_not_allowed};
 use crate::fleet::FleetNode;
 use crate::fleet::canary::{FleetCanaryState, SharedCanary};
@@ -147,11 +149,11 @@ pub fn report(fleet: &FleetNode) -> Value {
 }
 
 /// `POST`/`PATCH`/`DELETE /admin/backends[/{id}]` in fleet mode.
-pub async fn backend_write(
-    fleet: &FleetNode,
-    id: Option<String>,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+pub async fn backend_write(fleet: &FleetNode, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let id = match backend_id(&request) {
+        Ok(id) => id,
+        Err(response) => return *response,
+    };
     let query = match Query::parse(request.uri().query()) {
         Ok(query) => query,
         Err((field, message)) => return invalid(field, message),

@@ -147,6 +147,15 @@ impl Admin {
             return refusal;
         }
         if path == "/admin/backends" || path.starts_with("/admin/backends/") {
+            // In fleet mode, changes go to the fleet's store; reads are this node's.
+            if let Some(fleet) = &self.fleet
+                && matches!(
+                    *request.method(),
+                    Method::POST | Method::PATCH | Method::DELETE
+                )
+            {
+                return fleet::backend_write(fleet, request).await;
+            }
             return backends::handle(self, request).await;
         }
         if path == record::PATH {

@@ -29,7 +29,8 @@
 //!   its state file) and the handle the admin API uses; `sync` keeps it in step and publishes
 //!   its status; [`writes`] are the admin API's changes as guarded transactions.
 //! - [`cli`]: `lbx fleet status`, read from the store.
-//! - [`canary`]: a canary declared fleet-wide, judged on the sum of every node's figures.
+//! - [`canary`]: a canary declared fleet-wide, judged on the sum of every node's figures by
+//!   one node (`judge`).
 //! - [`overlay`]: the fleet's part of a node's config, and the trait the reload path
 //!   implements to put it in force; `fetch` brings a module too large for the store.
 
@@ -38,6 +39,7 @@ pub mod cli;
 pub mod etcd;
 mod fetch;
 pub mod follow;
+mod judge;
 pub mod layout;
 mod members;
 pub mod metrics;

@@ -315,7 +315,7 @@ impl FleetNode {
             .as_ref()
             .filter(|c| c.state == FleetCanaryState::Running)
         {
-            Some(canary) => Some(self.module(&canary.as_plugin(), kvs).await?),
+            Some(canary) => Some(self.module(&SharedPlugin::from_canary(canary), kvs).await?),
             None => None,
         };
         Ok(Overlay {

@@ -306,7 +306,18 @@ fn backend(id: &str, value: &[u8]) -> Result<SharedBackend, String> {
 fn canary_problem(canary: &SharedCanary, stored: &BTreeSet<String>) -> Option<String> {
     canary
         .problem()
-        .or_else(|| plugin_problem(&canary.as_plugin(), stored))
+        .or_else(|| plugin_problem(&SharedPlugin::from_canary(canary), stored))
+}
+
+impl SharedPlugin {
+    /// A canary's candidate as the fleet's plugin (what its promotion writes).
+    pub fn from_canary(canary: &SharedCanary) -> Self {
+        Self {
+            sha256: canary.sha256.clone(),
+            config: canary.config.clone(),
+            url: canary.url.clone(),
+        }
+    }
 }
 
 /// What is wrong with the published plugin, if anything.

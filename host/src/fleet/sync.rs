@@ -47,7 +47,7 @@ impl FleetNode {
     }
 
     /// While this node follows a fleet canary, put its figures in its status every
-    /// [`super::canary::TICK`], for the judging node to add up.
+    /// [`super::judge::TICK`], for the judging node to add up.
     async fn publish_canary_counts<A: Applier>(
         self: Arc<Self>,
         applier: Arc<A>,
@@ -56,7 +56,7 @@ impl FleetNode {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(super::canary::TICK) => {}
+                () = tokio::time::sleep(super::judge::TICK) => {}
             }
             let counts = applier.canary_counts();
             self.own.send_if_modified(|status| {
