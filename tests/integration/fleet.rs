@@ -558,3 +558,53 @@ async fn in_chromium_the_dashboard_shows_every_node_of_the_fleet_and_where_it_st
         assert_eq!(row["plugin"], &sha[..12]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_conditional_on_a_revision_is_refused_with_412_once_the_backend_changed_after_it()
+{
+    let cluster = EtcdCluster::start(3).await;
+    let dir = TempDir::new("fleet-if-match");
+    let a = TestBackend::named("a").await;
+    let seed = format!("[[backend]]\nid = \"a\"\nurl = {:?}\n", a.url());
+    let nodes = [
+        Node::start(&dir, "node-a", &cluster, &seed),
+        Node::start(&dir, "node-b", &cluster, ""),
+    ];
+    // Two operators read the set at the same revision, through different nodes.
+    let read = nodes[0].json("/admin/backends").await["fleet_revision"]
+        .as_i64()
+        .unwrap();
+    assert!(read > 0);
+    let patch = |node: &Node, revision: String, weight: u32| {
+        let url = node.admin("/admin/backends/a");
+        async move {
+            let request = http::Request::patch(url)
+                .header("if-match", revision)
+                .header("content-type", "application/json")
+                .body(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+                    bytes::Bytes::from(format!(r#"{{"weight": {weight}}}"#)),
+                )))
+                .unwrap();
+            let (status, _, body) =
+                crate::support::send(&crate::support::http1_client(), request).await;
+            (status.as_u16(), body)
+        }
+    };
+    let (status, first) = patch(&nodes[0], format!("\"{read}\""), 2).await;
+    assert_eq!(status, 200, "{first}");
+    // The second, based on what it read before the first change, is refused.
+    let (status, second) = patch(&nodes[1], read.to_string(), 5).await;
+    assert_eq!(status, 412, "{second}");
+    assert!(second.contains("changed at revision"), "{second}");
+    // Read again, then it goes through.
+    let revision: Value = serde_json::from_str(&first).unwrap();
+    let (status, third) = patch(&nodes[1], revision["revision"].to_string(), 5).await;
+    assert_eq!(status, 200, "{third}");
+    let (status, bad) = patch(&nodes[1], "yesterday".into(), 7).await;
+    assert_eq!(status, 400, "{bad}");
+    within(Duration::from_secs(2), "weight 5 everywhere", || async {
+        nodes[0].backend("a").await.unwrap()["weight"] == 5
+            && nodes[1].backend("a").await.unwrap()["weight"] == 5
+    })
+    .await;
+}
