@@ -279,13 +279,17 @@ async fn a_plugin_no_node_can_load_is_refused_by_every_node_with_the_reason_and_
         let (status, _, body) = crate::support::get(&node.url("/")).await;
         assert_eq!((status.as_u16(), body.as_str()), (200, "a"));
     }
-    assert!(
-        nodes[1].json("/admin/fleet").await["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|n| n["state"] == "refusing")
-    );
+    // Node B sees both refusals too (node A's status reaches it through the store).
+    within(
+        Duration::from_secs(3),
+        "node B sees both nodes refusing",
+        || async {
+            let listed = nodes[1].json("/admin/fleet").await["nodes"].clone();
+            let listed = listed.as_array().unwrap();
+            listed.len() == 2 && listed.iter().all(|n| n["state"] == "refusing")
+        },
+    )
+    .await;
     // The operator's view, straight from etcd, and each node's own metrics.
     let printed = std::process::Command::new(crate::support::LBX_BIN)
         .args(["fleet", "status", "--config"])
@@ -534,6 +538,14 @@ async fn in_chromium_the_dashboard_shows_every_node_of_the_fleet_and_where_it_st
         )
         .await;
     assert_eq!(status, 200, "{written}");
+    // Every node's status key says so (a node that had not written its status yet when the
+    // change was made is not waited for by ?wait=applied).
+    within(Duration::from_secs(5), "both nodes in sync", || async {
+        let fleet = nodes[0].json("/admin/fleet").await;
+        let listed = fleet["nodes"].as_array().unwrap().clone();
+        listed.len() == 2 && listed.iter().all(|n| n["state"] == "in_sync")
+    })
+    .await;
     let (mut browser, _) = crate::support::Browser::open(&nodes[0].admin("/"), None).await;
     browser.wait_polls(2).await;
     let page = browser.snapshot().await;

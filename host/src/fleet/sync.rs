@@ -157,12 +157,14 @@ impl FleetNode {
                 };
                 let value = serde_json::to_vec(&status).expect("a status serialises");
                 if let Err(error) = self.store.put_with_lease(&key, value, &lease).await {
+                    // The lease may be gone (it expired while the store had no leader): take
+                    // a new one rather than retry a write bound to a dead lease forever.
                     tracing::debug!(%error, "cannot publish this node's status yet");
                     if pause(&stop).await {
                         let _ = self.store.revoke(lease).await;
                         return;
                     }
-                    continue;
+                    continue 'lease;
                 }
                 tokio::select! {
                     () = stop.cancelled() => {
