@@ -105,6 +105,55 @@ async fn an_idle_http2_connection_is_closed_even_while_it_answers_pings() {
     assert!(ended.is_ok(), "the idle HTTP/2 connection stayed open");
 }
 
+/// A client that resets its stream (RST_STREAM CANCEL) while lbx waits for the backend
+/// cancels the request, as closing an HTTP/1.1 connection does: it is no longer counted in
+/// flight long before the backend would have answered, and other streams on the same
+/// connection carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_reset_by_the_client_cancels_its_request_only() {
+    use std::time::Duration;
+    let slow = TestBackend::slow("slow", Duration::from_secs(30)).await;
+    let proxy = TestProxy::start(&config(Some(plugins::LEAST_CONN), &[&slow], "")).await;
+    let stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(stream).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = || {
+        Request::get(format!("http://{}/", proxy.addr))
+            .body(())
+            .unwrap()
+    };
+    let (cancelled, _) = client.send_request(request(), true).unwrap();
+    let (kept, _) = client.send_request(request(), true).unwrap();
+    let id = slow.addr.to_string();
+    let both_in_flight = crate::support::eventually(Duration::from_secs(10), || async {
+        let backend = crate::support::admin_backend(proxy.admin, &id).await?;
+        (backend["in_flight"] == 2).then_some(())
+    })
+    .await;
+    assert!(
+        both_in_flight.is_some(),
+        "the two requests never reached the backend"
+    );
+
+    drop(cancelled); // h2 resets a stream whose response nobody waits for
+    let one_left = crate::support::eventually(Duration::from_secs(5), || async {
+        let backend = crate::support::admin_backend(proxy.admin, &id).await?;
+        (backend["in_flight"] == 1).then_some(())
+    })
+    .await;
+    assert!(
+        one_left.is_some(),
+        "the reset stream's request stayed in flight"
+    );
+    // The other stream is still waiting for its answer, not reset with the first.
+    let still_waiting = tokio::time::timeout(Duration::from_millis(300), kept).await;
+    assert!(
+        still_waiting.is_err(),
+        "the other stream ended: {still_waiting:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pythons_http_server_behind_lbx_serves_its_files() {
     let dir = crate::support::TempDir::new("python-http-server");

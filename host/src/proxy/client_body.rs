@@ -13,7 +13,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http_body::Body as _;
 use tokio::io::AsyncRead;
 use tokio::time::{Instant, Sleep};
 
@@ -150,21 +149,26 @@ impl<R: AsyncRead + Unpin> ClientSource for H1Body<'_, R> {
     }
 }
 
-/// The body of a request on an HTTP/2 stream.
+/// The body of a request on an HTTP/2 stream: its DATA frames, then its trailers if any.
+/// Each DATA frame's bytes are handed back to the client's flow-control window as they are
+/// taken, as hyper did: the window then paces the client by what lbx has read, not by what a
+/// backend has acknowledged.
 #[derive(Debug)]
 pub struct H2Body {
-    body: hyper::body::Incoming,
+    body: h2::RecvStream,
     idle: IdleTimer,
+    data_done: bool,
     ended: bool,
 }
 
 impl H2Body {
     /// Read `body` with `idle` as the client-body timeout.
-    pub fn new(body: hyper::body::Incoming, idle: Duration) -> Self {
+    pub fn new(body: h2::RecvStream, idle: Duration) -> Self {
         let ended = body.is_end_stream();
         Self {
             body,
             idle: IdleTimer::new(idle),
+            data_done: ended,
             ended,
         }
     }
@@ -179,26 +183,32 @@ impl ClientSource for H2Body {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<BodyChunk>, ClientBodyError>> {
-        match Pin::new(&mut self.body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                self.idle.activity();
-                let chunk = match frame.into_data() {
-                    Ok(data) => BodyChunk::Data(data),
-                    Err(frame) => match frame.into_trailers() {
-                        Ok(trailers) => {
-                            BodyChunk::Trailers(crate::message::from_header_map(&trailers))
-                        }
-                        Err(_) => BodyChunk::Data(bytes::Bytes::new()),
-                    },
-                };
-                Poll::Ready(Ok(Some(chunk)))
+        if self.ended {
+            return Poll::Ready(Ok(None));
+        }
+        if !self.data_done {
+            match self.body.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    self.idle.activity();
+                    // Only fails if the stream is already gone, which the next poll reports.
+                    let _ = self.body.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Ok(Some(BodyChunk::Data(data))));
+                }
+                Poll::Ready(None) => self.data_done = true,
+                // A reset stream (the client cancelled) or a protocol error h2 already answered
+                // (DATA adding up to more or less than the content-length among them).
+                Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(ClientBodyError::Gone)),
+                Poll::Pending => return self.idle.poll_expired(cx).map(Err),
             }
-            Poll::Ready(None) => {
+        }
+        match self.body.poll_trailers(cx) {
+            Poll::Ready(Ok(trailers)) => {
                 self.ended = true;
-                Poll::Ready(Ok(None))
+                Poll::Ready(Ok(
+                    trailers.map(|t| BodyChunk::Trailers(crate::message::from_header_map(&t)))
+                ))
             }
-            // A reset stream (the client cancelled) or a protocol error h2 already answered.
-            Poll::Ready(Some(Err(_))) => Poll::Ready(Err(ClientBodyError::Gone)),
+            Poll::Ready(Err(_)) => Poll::Ready(Err(ClientBodyError::Gone)),
             Poll::Pending => self.idle.poll_expired(cx).map(Err),
         }
     }

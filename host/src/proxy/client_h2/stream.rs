@@ -1,47 +1,38 @@
-//! HTTP/2 client connections (cleartext, prior knowledge), served by hyper: each stream's
-//! request is converted to the form the proxy forwards to HTTP/1.1 backends (`:authority` as
-//! Host, split `cookie` fields joined), and the response converted back.
+//! One HTTP/2 stream from a client: its request converted to the form the proxy forwards to
+//! HTTP/1.1 backends (`:authority` as Host, split `cookie` fields joined), handed to the proxy,
+//! and the answer — a relayed backend response or lbx's own — sent back on the stream.
 //!
-//! A connection with no open stream for `[timeouts] request_headers` is closed (GOAWAY), as an
-//! idle HTTP/1.1 connection is: a client that only answers PINGs does not hold a connection
-//! forever. 1xx responses are not relayed to HTTP/2 clients (hyper's server cannot send them).
+//! 1xx responses are not relayed to HTTP/2 clients. A client that resets the stream before the
+//! answer is ready cancels the request (its future is dropped, as an HTTP/1.1 client that
+//! closes does).
 
-use std::convert::Infallible;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::future::{Future, poll_fn};
+use std::task::Poll;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 
-use super::client_body::H2Body;
-use super::connection::{ConnectionInfo, https_location};
-use super::error::ProxyError;
-use super::headers::join_cookies;
-use super::relay::RelayedBody;
-use super::request::{ClientRequest, RequestBody, RequestId};
-use super::{Handled, NoInterim, Proxy, RequestSide};
+use super::send::SendBody;
 use crate::http1::Framing;
 use crate::http1::parse::{response_has_body, valid_authority};
 use crate::message::RequestHead;
 use crate::message::{from_header_map, to_header_map};
-use crate::shutdown::{self, StopReceiver};
+use crate::proxy::client_body::H2Body;
+use crate::proxy::connection::{ConnectionInfo, https_location};
+use crate::proxy::error::ProxyError;
+use crate::proxy::headers::{http_date, join_cookies};
+use crate::proxy::relay::RelayedBody;
+use crate::proxy::request::{ClientRequest, RequestBody, RequestId};
+use crate::proxy::{Handled, NoInterim, Proxy, RequestSide};
 
-/// Body of every response to an HTTP/2 client: a relayed backend body or lbx's own.
-pub type H2ResponseBody = Either<StreamBody, Full<Bytes>>;
-
-/// A relayed body that keeps its stream counted as open until it is done, and keeps moving
-/// the request body into an HTTP/2 backend while the response flows (gRPC streams).
+/// A relayed body that keeps moving the request body into an HTTP/2 backend while the
+/// response flows (gRPC streams).
 #[derive(Debug)]
-pub struct StreamBody {
+struct StreamBody {
     body: RelayedBody,
     request: Option<RequestSide<H2Body>>,
-    _open: OpenStream,
 }
 
 impl http_body::Body for StreamBody {
@@ -51,7 +42,7 @@ impl http_body::Body for StreamBody {
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Some(request) = &mut this.request
             && request.poll_pump(cx).is_ready()
@@ -82,95 +73,110 @@ impl Drop for StreamBody {
     }
 }
 
-/// Streams open on one connection, and since when none has been.
-#[derive(Debug, Default)]
-struct Activity {
-    open: AtomicUsize,
-    /// Milliseconds after `started` when the last stream closed.
-    idle_since_ms: AtomicU64,
+/// What a stream is answered with.
+// Built once per stream and consumed at once: boxing the relayed body would cost an allocation
+// per request to save a move.
+#[allow(clippy::large_enum_variant)]
+enum Answer {
+    /// A backend's response, its body relayed.
+    Relayed(Response<()>, StreamBody),
+    /// lbx's own response with its whole body.
+    Own(Response<()>, Bytes),
+    /// Nothing: the client is gone.
+    Nothing,
 }
 
-/// Counts a stream as open until dropped (it lives in the response body).
-#[derive(Debug)]
-struct OpenStream {
-    activity: Arc<Activity>,
-    started: tokio::time::Instant,
-}
-
-impl Drop for OpenStream {
-    fn drop(&mut self) {
-        let now = self.started.elapsed().as_millis() as u64;
-        self.activity.idle_since_ms.store(now, Ordering::Relaxed);
-        self.activity.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Serve one HTTP/2 connection until it closes, idles out, or `stop` is raised (then GOAWAY,
-/// and open streams finish).
-pub async fn serve<S>(stream: S, info: ConnectionInfo, proxy: Arc<Proxy>, mut stop: StopReceiver)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let peer = info.peer;
-    let idle_timeout = proxy.policies().timeouts.request_headers;
-    let activity = Arc::new(Activity::default());
-    let started = tokio::time::Instant::now();
-    let service = {
-        let activity = activity.clone();
-        service_fn(move |request: Request<Incoming>| {
-            let proxy = proxy.clone();
-            activity.open.fetch_add(1, Ordering::Relaxed);
-            let open = OpenStream {
-                activity: activity.clone(),
-                started,
-            };
-            // Boxed: hyper spawns a task per stream and moves the future it is given several
-            // times on the way; a request's full state is kilobytes, a box is a pointer
-            // (measured: memcpy was 16% of the HTTP/2 path's CPU, most of it task set-up).
-            Box::pin(async move { Ok::<_, Infallible>(handle(&proxy, request, info, open).await) })
+/// Serve one stream to its end: the request through the proxy, the answer back. A reset from
+/// the client while the proxy works drops the request's future.
+pub async fn serve(
+    proxy: &Proxy,
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    info: ConnectionInfo,
+) {
+    let answer = {
+        // Boxed: a request's full state is kilobytes; the stream's own future stays small, so
+        // adding it to the connection's set of streams copies little.
+        let mut handling = Box::pin(handle(proxy, request, info));
+        let answered = poll_fn(|cx| {
+            if let Poll::Ready(answer) = handling.as_mut().poll(cx) {
+                return Poll::Ready(Some(answer));
+            }
+            match respond.poll_reset(cx) {
+                Poll::Ready(_) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
         })
+        .await;
+        match answered {
+            Some(answer) => answer,
+            None => return,
+        }
     };
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive_interval(idle_timeout)
-        .keep_alive_timeout(idle_timeout);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let mut closing = false;
-    let mut next_check = started + idle_timeout;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(client = %peer, error = %e, "HTTP/2 client connection ended with an error");
-                }
+    match answer {
+        Answer::Relayed(mut head, body) => {
+            complete_head(head.headers_mut());
+            if http_body::Body::is_end_stream(&body) {
+                // `body` drops here, complete: its outcome and access line are written.
+                let _ = respond.send_response(head, true);
                 return;
             }
-            _ = shutdown::stopped(&mut stop), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
-            }
-            _ = tokio::time::sleep_until(next_check), if !closing => {
-                let idle_since = started + Duration::from_millis(activity.idle_since_ms.load(Ordering::Relaxed));
-                if activity.open.load(Ordering::Relaxed) == 0 && idle_since + idle_timeout <= tokio::time::Instant::now() {
-                    tracing::debug!(client = %peer, "closing idle HTTP/2 connection");
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                } else {
-                    next_check = idle_since.max(tokio::time::Instant::now()) + idle_timeout;
+            match respond.send_response(head, false) {
+                Ok(tx) => {
+                    let _ = SendBody::new(body, tx).await;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "HTTP/2 response head refused");
+                    respond.send_reset(Reason::INTERNAL_ERROR);
                 }
             }
         }
+        Answer::Own(mut head, body) => {
+            complete_head(head.headers_mut());
+            if body.is_empty() {
+                let _ = respond.send_response(head, true);
+                return;
+            }
+            head.headers_mut()
+                .entry(header::CONTENT_LENGTH)
+                .or_insert_with(|| HeaderValue::from(body.len()));
+            if let Ok(mut tx) = respond.send_response(head, false) {
+                tx.reserve_capacity(body.len());
+                let _ = tx.send_data(body, true);
+            }
+        }
+        Answer::Nothing => respond.send_reset(Reason::CANCEL),
     }
 }
 
-async fn handle(
-    proxy: &Proxy,
-    request: Request<Incoming>,
-    info: ConnectionInfo,
-    open: OpenStream,
-) -> Response<H2ResponseBody> {
+/// What every response head gets before it goes (as hyper's server did): a Date if it has
+/// none, and none of the connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2), which
+/// `h2` would refuse the whole response for.
+fn complete_head(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::DATE)
+        && let Ok(date) = HeaderValue::from_maybe_shared(http_date())
+    {
+        headers.insert(header::DATE, date);
+    }
+    if let Some(connection) = headers.remove(header::CONNECTION)
+        && let Ok(names) = connection.to_str()
+    {
+        for name in names.split(',') {
+            headers.remove(name.trim());
+        }
+    }
+    for name in [
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+    ] {
+        headers.remove(name);
+    }
+}
+
+async fn handle(proxy: &Proxy, request: Request<RecvStream>, info: ConnectionInfo) -> Answer {
     let received_at = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let trusted = proxy.policies().proxy.trusts(info.peer.ip());
@@ -179,8 +185,7 @@ async fn handle(
         Ok(request) => request,
         Err(error) => {
             error.log(&id);
-            drop(open);
-            return error_response(&error, &id, &parts.method);
+            return error_answer(&error, &id, &parts.method);
         }
     };
     let method = client_request.head.method.clone();
@@ -190,7 +195,7 @@ async fn handle(
             port,
             &client_request.head.target,
         );
-        let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
+        let mut response = Response::new(());
         if let Ok(value) = HeaderValue::from_bytes(id.as_bytes()) {
             response.headers_mut().insert("x-request-id", value);
         }
@@ -201,7 +206,7 @@ async fn handle(
             }
             None => *response.status_mut() = StatusCode::BAD_REQUEST,
         }
-        return response;
+        return Answer::Own(response, Bytes::new());
     }
     let source = H2Body::new(body, proxy.policies().timeouts.client_body);
     let Handled { result, request } = proxy.handle(client_request, source, &mut NoInterim).await;
@@ -219,39 +224,33 @@ async fn handle(
             let body = StreamBody {
                 body: relayed,
                 request,
-                _open: open,
             };
-            let mut response = Response::new(Either::Left(body));
+            let mut response = Response::new(());
             *response.status_mut() = head.status;
             *response.headers_mut() = to_header_map(&head.headers);
             if response_has_body(&method, head.status) {
                 // An empty body ends the stream with the headers (gRPC's trailers-only answers
                 // among them): no length field is needed there.
-                let length = match framing {
-                    Framing::Length(n) => Some(n),
-                    _ => None,
-                };
-                if let Some(n) = length {
+                if let Framing::Length(n) = framing {
                     response
                         .headers_mut()
                         .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
                 }
             }
-            response
+            Answer::Relayed(response, body)
         }
-        Err(error) => error_response(&error, &id, &method),
+        Err(error) => error_answer(&error, &id, &method),
     }
 }
 
 /// The HTTP/2 request as the proxy takes it, or why it is refused.
 fn accept(
     parts: &http::request::Parts,
-    body: &Incoming,
+    body: &h2::RecvStream,
     info: ConnectionInfo,
     id: RequestId,
     received_at: std::time::Instant,
 ) -> Result<ClientRequest, ProxyError> {
-    use http_body::Body as _;
     if parts.method == Method::CONNECT {
         return Err(ProxyError::BadRequest(crate::http1::RequestError::Connect));
     }
@@ -314,12 +313,9 @@ fn accept(
     })
 }
 
-fn error_response(error: &ProxyError, id: &RequestId, method: &Method) -> Response<H2ResponseBody> {
-    // A client that is gone gets nothing; hyper needs a response for the stream regardless.
+fn error_answer(error: &ProxyError, id: &RequestId, method: &Method) -> Answer {
     let Some((head, body)) = error.response(id) else {
-        let mut response = Response::new(Either::Right(Full::new(Bytes::new())));
-        *response.status_mut() = StatusCode::BAD_REQUEST;
-        return response;
+        return Answer::Nothing;
     };
     // A response to HEAD has no body.
     let body = if *method == Method::HEAD {
@@ -327,8 +323,8 @@ fn error_response(error: &ProxyError, id: &RequestId, method: &Method) -> Respon
     } else {
         body
     };
-    let mut response = Response::new(Either::Right(Full::new(body)));
+    let mut response = Response::new(());
     *response.status_mut() = head.status;
     *response.headers_mut() = to_header_map(&head.headers);
-    response
+    Answer::Own(response, body)
 }
