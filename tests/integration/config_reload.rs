@@ -121,9 +121,16 @@ async fn a_configmap_symlink_flip_swaps_backends_and_plugin_and_a_bad_config_is_
         "the bad config was not refused:\n{}",
         lbx.log()
     );
+    // The log is written by its own thread, in batches: the line may land just after the
+    // counter moved.
+    let named = eventually(Duration::from_secs(5), || async {
+        lbx.log().contains("backendz").then_some(())
+    })
+    .await;
     assert!(
-        lbx.log().contains("backendz"),
-        "the refusal must name the key"
+        named.is_some(),
+        "the refusal must name the key:\n{}",
+        lbx.log()
     );
     assert!(
         answers(&url, 3)
