@@ -126,22 +126,21 @@ async fn an_http2_stream_reset_by_the_client_cancels_its_request_only() {
     let (cancelled, _) = client.send_request(request(), true).unwrap();
     let (kept, _) = client.send_request(request(), true).unwrap();
     let id = slow.addr.to_string();
-    let both_in_flight = crate::support::eventually(Duration::from_secs(10), || async {
-        let backend = crate::support::admin_backend(proxy.admin, &id).await?;
-        (backend["in_flight"] == 2).then_some(())
-    })
-    .await;
+    let in_flight_becomes = |n: u64, limit: Duration| {
+        let id = &id;
+        crate::support::eventually(limit, move || async move {
+            let backend = crate::support::admin_backend(proxy.admin, id).await?;
+            (backend["in_flight"] == n).then_some(())
+        })
+    };
+    let both_in_flight = in_flight_becomes(2, Duration::from_secs(10)).await;
     assert!(
         both_in_flight.is_some(),
         "the two requests never reached the backend"
     );
 
     drop(cancelled); // h2 resets a stream whose response nobody waits for
-    let one_left = crate::support::eventually(Duration::from_secs(5), || async {
-        let backend = crate::support::admin_backend(proxy.admin, &id).await?;
-        (backend["in_flight"] == 1).then_some(())
-    })
-    .await;
+    let one_left = in_flight_becomes(1, Duration::from_secs(5)).await;
     assert!(
         one_left.is_some(),
         "the reset stream's request stayed in flight"
