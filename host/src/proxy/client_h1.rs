@@ -54,40 +54,121 @@ enum HeadRead {
 }
 
 /// Serve one client connection until it closes, fails, or `stop` is raised.
+///
+/// Between requests the connection holds only this future's small state: the stream, its
+/// facts, and what it waits on. Everything one request needs (the rest of its head, the
+/// exchange, the response relay) is a future of its own, boxed for the request's life, so an
+/// idle keep-alive connection does not carry room for a request in flight. Measured with
+/// `-Zprint-type-sizes`: that future is ~4.9 KiB, this one a few hundred bytes; the box is one
+/// allocation per request, as the exchange's box it replaces was.
 pub async fn serve<S: ClientStream>(
     mut stream: S,
     info: ConnectionInfo,
     proxy: Arc<Proxy>,
     stop: StopReceiver,
 ) {
-    let mut buf = BytesMut::with_capacity(HEAD_READ_SIZE);
-    let timeouts = proxy.policies().timeouts;
-    let mut between = BetweenRequests::new(&stop, timeouts.request_headers);
+    let mut buf = BytesMut::new();
+    let header_timeout = proxy.policies().timeouts.request_headers;
+    let mut between = BetweenRequests::new(&stop, header_timeout);
     // Whether the peer may name its requests' ids: a fact of the connection, not the request.
     let trusted = proxy.policies().proxy.trusts(info.peer.ip());
     loop {
-        let parsed = match read_head(&mut stream, &mut buf, &mut between).await {
+        // The header timeout runs from the end of the last response (a pipelined request may
+        // already be in `buf`).
+        between.header_timer.start();
+        if buf.is_empty() && !wait_for_bytes(&mut stream, &mut buf, &mut between).await {
+            return;
+        }
+        let connection = Connection {
+            stream: &mut stream,
+            buf: &mut buf,
+            between: &mut between,
+            info: &info,
+            proxy: &proxy,
+            stop: &stop,
+            trusted,
+        };
+        if Box::pin(connection.serve_request()).await == Step::Close {
+            return;
+        }
+    }
+}
+
+/// Wait, between requests, for the first bytes of the next one. `false`: there is none to
+/// serve (the client closed, stayed idle past the header timeout, or lbx is stopping).
+async fn wait_for_bytes<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    between: &mut BetweenRequests,
+) -> bool {
+    let read = tokio::select! {
+        read = read_more(stream, buf) => read,
+        () = between.header_timer.expired() => return false,
+        // Shutting down: a connection between requests closes at once.
+        () = &mut between.stopped => return false,
+    };
+    matches!(read, Ok(n) if n > 0)
+}
+
+/// Whether the connection goes on after a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    NextRequest,
+    Close,
+}
+
+/// A connection while it serves one request, borrowed from [`serve`].
+struct Connection<'c, S> {
+    stream: &'c mut S,
+    buf: &'c mut BytesMut,
+    between: &'c mut BetweenRequests,
+    info: &'c ConnectionInfo,
+    proxy: &'c Arc<Proxy>,
+    stop: &'c StopReceiver,
+    trusted: bool,
+}
+
+impl<S: ClientStream> Connection<'_, S> {
+    /// Read the rest of a request head (its first bytes are in `buf`), forward the request
+    /// and answer it, or answer why not; close the connection here if it does not go on.
+    async fn serve_request(self) -> Step {
+        let Connection {
+            stream,
+            buf,
+            between,
+            info,
+            proxy,
+            stop,
+            trusted,
+        } = self;
+        let timeouts = proxy.policies().timeouts;
+        let parsed = match read_head(stream, buf, between).await {
             HeadRead::Request(parsed) => parsed,
-            HeadRead::Closed => return,
+            HeadRead::Closed => return Step::Close,
             HeadRead::TimedOut => {
                 let error = ProxyError::HeadTimedOut(timeouts.request_headers);
-                let _ = answer_error(&mut stream, &error, &RequestId::next(), None, true).await;
-                return linger(&mut stream).await;
+                let _ = answer_error(stream, &error, &RequestId::next(), None, true).await;
+                linger(stream).await;
+                return Step::Close;
             }
             HeadRead::Invalid(error) => {
                 let error = ProxyError::BadRequest(error);
                 let id = RequestId::next();
                 error.log(&id);
-                let _ = answer_error(&mut stream, &error, &id, None, true).await;
-                return linger(&mut stream).await;
+                let _ = answer_error(stream, &error, &id, None, true).await;
+                linger(stream).await;
+                return Step::Close;
             }
         };
         let id = RequestId::for_request(&parsed.head.headers, trusted);
         if let Some(port) = info.redirect_to_https {
-            match redirect(&mut stream, &parsed, port, &id).await {
-                Ok(true) => continue,
-                _ => return linger(&mut stream).await,
-            }
+            return match redirect(stream, &parsed, port, &id).await {
+                Ok(true) => Step::NextRequest,
+                _ => {
+                    linger(stream).await;
+                    Step::Close
+                }
+            };
         }
         let keep_alive = parsed.keep_alive;
         let method = parsed.head.method.clone();
@@ -113,62 +194,56 @@ pub async fn serve<S: ClientStream>(
         };
 
         let (mut reader, mut writer) = stream.halves();
-        // Boxed: the state of a request in flight (the exchange, the response relay) is most of
-        // this future's size, and an idle keep-alive connection should not hold it.
-        let (next, body_done) = Box::pin(async {
-            let source = H1Body::new(
-                &mut reader,
-                &mut buf,
-                BodyDecoder::new(parsed.framing),
-                timeouts.client_body,
-            );
-            let mut interim = Interim {
-                writer: &mut writer,
-                accepts: version == Version::HTTP_11,
-            };
-            let Handled {
-                result,
-                request: mut side,
-            } = proxy.handle(request, source, &mut interim).await;
-            // The client asked to close, left part of its body unread, or lbx is stopping.
-            let must_close = !keep_alive || !side.body_done() || *stop.borrow();
-            let next = answer(
-                &mut writer,
-                result,
-                &mut side,
-                &method,
-                version,
-                must_close,
-                &id,
-            )
-            .await;
-            (next, side.body_done())
-        })
+        let source = H1Body::new(
+            &mut reader,
+            buf,
+            BodyDecoder::new(parsed.framing),
+            timeouts.client_body,
+        );
+        let mut interim = Interim {
+            writer: &mut writer,
+            accepts: version == Version::HTTP_11,
+        };
+        let Handled {
+            result,
+            request: mut side,
+        } = proxy.handle(request, source, &mut interim).await;
+        // The client asked to close, left part of its body unread, or lbx is stopping.
+        let must_close = !keep_alive || !side.body_done() || *stop.borrow();
+        let next = answer(
+            &mut writer,
+            result,
+            &mut side,
+            &method,
+            version,
+            must_close,
+            &id,
+        )
         .await;
+        let body_done = side.body_done();
+        drop(side);
         drop((reader, writer));
         match next {
-            Next::Request => {}
-            Next::Close if !body_done => return linger(&mut stream).await,
+            Next::Request => Step::NextRequest,
+            Next::Close if !body_done => {
+                linger(stream).await;
+                Step::Close
+            }
             Next::Close => {
                 let _ = stream.shutdown().await;
-                return;
+                Step::Close
             }
             Next::Tunnel(tunnel) => {
                 let (upstream, mut relayed) = *tunnel;
-                let tunneled = Box::pin(tunnel::run(
-                    &mut stream,
-                    &mut buf,
-                    upstream,
-                    timeouts.tunnel_idle,
-                ))
-                .await;
+                let tunneled =
+                    Box::pin(tunnel::run(stream, buf, upstream, timeouts.tunnel_idle)).await;
                 tracing::debug!(client = %info.peer, ?tunneled, "upgraded connection ended");
                 // The request stayed in flight on its backend until now; its log line is
                 // written as the tunnel ends, with the bytes that went through it.
                 relayed.note_tunnel_bytes(tunneled.from_client, tunneled.from_backend);
                 drop(relayed);
                 let _ = stream.shutdown().await;
-                return;
+                Step::Close
             }
         }
     }
@@ -286,13 +361,13 @@ async fn redirect<S: ClientStream>(
     Ok(keep)
 }
 
-/// Read until a complete request head is in `buf`, within the header timeout from now.
+/// Read until a complete request head is in `buf`, within the header timeout started by the
+/// caller.
 async fn read_head<S: AsyncRead + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
     between: &mut BetweenRequests,
 ) -> HeadRead {
-    between.header_timer.start();
     loop {
         if !buf.is_empty() {
             match parse_request(buf) {
