@@ -79,16 +79,16 @@ pub async fn serve<S: ClientStream>(
         if buf.is_empty() && !wait_for_bytes(&mut stream, &mut buf, &mut between).await {
             return;
         }
-        let connection = Connection {
-            stream: &mut stream,
-            buf: &mut buf,
-            between: &mut between,
-            info: &info,
-            proxy: &proxy,
-            stop: &stop,
+        let served = serve_request(
+            &mut stream,
+            &mut buf,
+            &mut between,
+            &info,
+            &proxy,
+            &stop,
             trusted,
-        };
-        if Box::pin(connection.serve_request()).await == Step::Close {
+        );
+        if Box::pin(served).await == Step::Close {
             return;
         }
     }
@@ -117,134 +117,117 @@ enum Step {
     Close,
 }
 
-/// A connection while it serves one request, borrowed from [`serve`].
-struct Connection<'c, S> {
-    stream: &'c mut S,
-    buf: &'c mut BytesMut,
-    between: &'c mut BetweenRequests,
-    info: &'c ConnectionInfo,
-    proxy: &'c Arc<Proxy>,
-    stop: &'c StopReceiver,
+/// Read the rest of a request head (its first bytes are in `buf`), forward the request and
+/// answer it, or answer why not; close the connection here if it does not go on.
+async fn serve_request<S: ClientStream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    between: &mut BetweenRequests,
+    info: &ConnectionInfo,
+    proxy: &Arc<Proxy>,
+    stop: &StopReceiver,
     trusted: bool,
-}
-
-impl<S: ClientStream> Connection<'_, S> {
-    /// Read the rest of a request head (its first bytes are in `buf`), forward the request
-    /// and answer it, or answer why not; close the connection here if it does not go on.
-    async fn serve_request(self) -> Step {
-        let Connection {
-            stream,
-            buf,
-            between,
-            info,
-            proxy,
-            stop,
-            trusted,
-        } = self;
-        let timeouts = proxy.policies().timeouts;
-        let parsed = match read_head(stream, buf, between).await {
-            HeadRead::Request(parsed) => parsed,
-            HeadRead::Closed => return Step::Close,
-            HeadRead::TimedOut => {
-                let error = ProxyError::HeadTimedOut(timeouts.request_headers);
-                let _ = answer_error(stream, &error, &RequestId::next(), None, true).await;
-                linger(stream).await;
-                return Step::Close;
-            }
-            HeadRead::Invalid(error) => {
-                let error = ProxyError::BadRequest(error);
-                let id = RequestId::next();
-                error.log(&id);
-                let _ = answer_error(stream, &error, &id, None, true).await;
-                linger(stream).await;
-                return Step::Close;
-            }
-        };
-        let id = RequestId::for_request(&parsed.head.headers, trusted);
-        if let Some(port) = info.redirect_to_https {
-            return match redirect(stream, &parsed, port, &id).await {
-                Ok(true) => Step::NextRequest,
-                _ => {
-                    linger(stream).await;
-                    Step::Close
-                }
-            };
+) -> Step {
+    let timeouts = &proxy.policies().timeouts;
+    let parsed = match read_head(stream, buf, between).await {
+        HeadRead::Request(parsed) => parsed,
+        HeadRead::Closed => return Step::Close,
+        HeadRead::TimedOut => {
+            let error = ProxyError::HeadTimedOut(timeouts.request_headers);
+            let _ = answer_error(stream, &error, &RequestId::next(), None, true).await;
+            linger(stream).await;
+            return Step::Close;
         }
-        let keep_alive = parsed.keep_alive;
-        let method = parsed.head.method.clone();
-        let version = parsed.head.version;
-        let body = match parsed.framing {
-            Framing::Empty if parsed.head.headers.contains("content-length") => {
-                RequestBody::Length(0)
-            }
-            Framing::Empty => RequestBody::None,
-            Framing::Length(n) => RequestBody::Length(n),
-            Framing::Chunked | Framing::UntilClose => RequestBody::Streaming,
-        };
-        let request = ClientRequest {
-            head: parsed.head,
-            authority: parsed.authority,
-            body,
-            expect_continue: parsed.expect_continue,
-            upgrade: parsed.upgrade,
-            client: info.peer,
-            secure: info.secure,
-            received_at: std::time::Instant::now(),
-            id: id.clone(),
-        };
-
-        let (mut reader, mut writer) = stream.halves();
-        let source = H1Body::new(
-            &mut reader,
-            buf,
-            BodyDecoder::new(parsed.framing),
-            timeouts.client_body,
-        );
-        let mut interim = Interim {
-            writer: &mut writer,
-            accepts: version == Version::HTTP_11,
-        };
-        let Handled {
-            result,
-            request: mut side,
-        } = proxy.handle(request, source, &mut interim).await;
-        // The client asked to close, left part of its body unread, or lbx is stopping.
-        let must_close = !keep_alive || !side.body_done() || *stop.borrow();
-        let next = answer(
-            &mut writer,
-            result,
-            &mut side,
-            &method,
-            version,
-            must_close,
-            &id,
-        )
-        .await;
-        let body_done = side.body_done();
-        drop(side);
-        drop((reader, writer));
-        match next {
-            Next::Request => Step::NextRequest,
-            Next::Close if !body_done => {
+        HeadRead::Invalid(error) => {
+            let error = ProxyError::BadRequest(error);
+            let id = RequestId::next();
+            error.log(&id);
+            let _ = answer_error(stream, &error, &id, None, true).await;
+            linger(stream).await;
+            return Step::Close;
+        }
+    };
+    let id = RequestId::for_request(&parsed.head.headers, trusted);
+    if let Some(port) = info.redirect_to_https {
+        return match redirect(stream, &parsed, port, &id).await {
+            Ok(true) => Step::NextRequest,
+            _ => {
                 linger(stream).await;
                 Step::Close
             }
-            Next::Close => {
-                let _ = stream.shutdown().await;
-                Step::Close
-            }
-            Next::Tunnel(tunnel) => {
-                let (upstream, mut relayed) = *tunnel;
-                let tunneled =
-                    Box::pin(tunnel::run(stream, buf, upstream, timeouts.tunnel_idle)).await;
-                tracing::debug!(client = %info.peer, ?tunneled, "upgraded connection ended");
-                // The request stayed in flight on its backend until now; its log line is
-                // written as the tunnel ends, with the bytes that went through it.
-                relayed.note_tunnel_bytes(tunneled.from_client, tunneled.from_backend);
-                drop(relayed);
-                let _ = stream.shutdown().await;
-                Step::Close
-            }
+        };
+    }
+    let keep_alive = parsed.keep_alive;
+    let method = parsed.head.method.clone();
+    let version = parsed.head.version;
+    let body = match parsed.framing {
+        Framing::Empty if parsed.head.headers.contains("content-length") => RequestBody::Length(0),
+        Framing::Empty => RequestBody::None,
+        Framing::Length(n) => RequestBody::Length(n),
+        Framing::Chunked | Framing::UntilClose => RequestBody::Streaming,
+    };
+    let request = ClientRequest {
+        head: parsed.head,
+        authority: parsed.authority,
+        body,
+        expect_continue: parsed.expect_continue,
+        upgrade: parsed.upgrade,
+        client: info.peer,
+        secure: info.secure,
+        received_at: std::time::Instant::now(),
+        id: id.clone(),
+    };
+
+    let (mut reader, mut writer) = stream.halves();
+    let source = H1Body::new(
+        &mut reader,
+        buf,
+        BodyDecoder::new(parsed.framing),
+        timeouts.client_body,
+    );
+    let mut interim = Interim {
+        writer: &mut writer,
+        accepts: version == Version::HTTP_11,
+    };
+    let Handled {
+        result,
+        request: mut side,
+    } = proxy.handle(request, source, &mut interim).await;
+    // The client asked to close, left part of its body unread, or lbx is stopping.
+    let must_close = !keep_alive || !side.body_done() || *stop.borrow();
+    let next = answer(
+        &mut writer,
+        result,
+        &mut side,
+        &method,
+        version,
+        must_close,
+        &id,
+    )
+    .await;
+    let body_done = side.body_done();
+    drop(side);
+    drop((reader, writer));
+    match next {
+        Next::Request => Step::NextRequest,
+        Next::Close if !body_done => {
+            linger(stream).await;
+            Step::Close
+        }
+        Next::Close => {
+            let _ = stream.shutdown().await;
+            Step::Close
+        }
+        Next::Tunnel(tunnel) => {
+            let (upstream, mut relayed) = *tunnel;
+            let tunneled = Box::pin(tunnel::run(stream, buf, upstream, timeouts.tunnel_idle)).await;
+            tracing::debug!(client = %info.peer, ?tunneled, "upgraded connection ended");
+            // The request stayed in flight on its backend until now; its log line is
+            // written as the tunnel ends, with the bytes that went through it.
+            relayed.note_tunnel_bytes(tunneled.from_client, tunneled.from_backend);
+            drop(relayed);
+            let _ = stream.shutdown().await;
+            Step::Close
         }
     }
 }

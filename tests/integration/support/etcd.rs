@@ -11,7 +11,7 @@ use std::time::Duration;
 use lbx::fleet::etcd::{EtcdSettings, EtcdStore, EtcdTls};
 use lbx::fleet::store::Store;
 
-use super::{TempDir, TestCa, eventually};
+use super::{TempDir, TestCa, eventually, free_ports};
 
 /// The longest a member may live, whatever happens to the test process.
 const MEMBER_LIFETIME: Duration = Duration::from_secs(120);
@@ -71,7 +71,7 @@ impl EtcdCluster {
     async fn start_with(size: usize, tls: Option<ClusterTls>) -> Self {
         let dir = TempDir::new("etcd");
         let token = dir.path.file_name().unwrap().to_string_lossy().into_owned();
-        let ports = distinct_free_ports(2 * size);
+        let ports = free_ports(2 * size);
         let members = (0..size)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -330,16 +330,4 @@ impl Drop for EtcdCluster {
             let _ = wrapper.wait();
         }
     }
-}
-
-/// `n` different free ports. Each probe's listener is held until all are picked: released one
-/// by one, the kernel may hand the same port out twice (a CI run got two members on one peer
-/// port, and etcd refused the cluster).
-fn distinct_free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
-        .collect();
-    held.iter()
-        .map(|l| l.local_addr().expect("a bound address").port())
-        .collect()
 }

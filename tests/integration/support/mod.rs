@@ -1051,7 +1051,7 @@ mod tls;
 pub use tls::{Issued, TestCa, https_connect, https_get, tls_section};
 
 mod nginx;
-pub use nginx::{Nginx, free_port};
+pub use nginx::{Nginx, free_port, free_ports};
 
 pub mod dns;
 

@@ -22,6 +22,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `n` different free ports. Each probe's listener is held until all are picked: released one
+/// by one, as [`free_port`] does, the kernel may hand the same port out twice (a CI run got two
+/// etcd members on one peer port, and etcd refused the cluster).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("a bound address").port())
+        .collect()
+}
+
 impl Nginx {
     /// The nginx binary.
     pub fn binary() -> String {
