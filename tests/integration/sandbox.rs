@@ -164,3 +164,22 @@ async fn a_panicking_plugin_is_logged_in_one_line_with_where_and_why() {
     );
     assert!(line.contains(": panicking on purpose"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_decision_that_misses_its_deadline_once_is_tried_again_before_the_plugin_is_refused()
+ {
+    // A loaded machine can hold a good plugin's trial decision past a short deadline: that once
+    // must not refuse the plugin (at start, a hot swap or `lbx validate`). This one stalls on
+    // its first trial only, as such a moment would.
+    let backend = TestBackend::named("a").await;
+    let proxy = TestProxy::start(&config(
+        Some(plugins::TEST_ROUTER),
+        &[&backend],
+        "deadline = \"50ms\"\n[plugin.config]\nstall_first_trial = true\n",
+    ))
+    .await;
+    let (status, headers, body) = get(&proxy.url("/")).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "a"));
+    // The plugin answered, not the fallback.
+    assert_eq!(headers["x-request-number"], "1");
+}

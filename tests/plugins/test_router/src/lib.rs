@@ -41,7 +41,9 @@
 //!
 //! Misbehaviour, shaping and reporting spare lbx's trial request (host `lbx-trial.invalid`),
 //! which every new version must answer before it is put in force: these are plugins that pass
-//! their smoke test and fail on real traffic.
+//! their smoke test and fail on real traffic. Except `stall_first_trial = true`: the first
+//! trial request ever (counted in the key-value store, key `trials`) never returns, as a
+//! decision held up once by a loaded machine would miss its deadline; later trials answer.
 
 use lbx_guest::{Backends, Candidates, Decision, Outcome, Request, RetryContext, Router, kv};
 use serde::Deserialize;
@@ -90,6 +92,8 @@ struct Settings {
     reject: Option<u16>,
     #[serde(default)]
     reject_headers: Vec<(String, String)>,
+    #[serde(default)]
+    stall_first_trial: bool,
 }
 
 /// The plugin.
@@ -171,6 +175,11 @@ impl Router for TestRouter {
 
     fn choose(&mut self, req: &dyn Request, backends: &Backends, retry: &RetryContext) -> Decision {
         if req.authority().as_deref() == Some("lbx-trial.invalid") {
+            if self.settings.stall_first_trial && kv::increment("trials", 1).unwrap_or(0) == 1 {
+                loop {
+                    std::hint::black_box(&self.hoard);
+                }
+            }
             return Candidates::new(backends, retry)
                 .nth(0)
                 .map_or_else(lbx_guest::no_opinion, lbx_guest::pick);
