@@ -3,11 +3,13 @@
 //! backend's certificate verified against its `ca`, refused with a 502 and a log line naming
 //! why when it is not trusted), served here by hyper and by nginx.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -107,6 +109,86 @@ async fn health_checks_speak_http2_to_an_h2c_backend() {
     })
     .await;
     assert!(down.is_some(), "the HTTP/2 health check never saw the 503");
+}
+
+/// An HTTP/2 backend that takes one request per connection and closes the connection
+/// gracefully (GOAWAY, as a server being restarted or recycling its connections does) while it
+/// still answers that request, which takes `answer_after`. Returns its address and how many
+/// connections it accepted.
+async fn h2c_one_stream_per_connection(
+    answer_after: Duration,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                if let Some(Ok((request, mut respond))) = connection.accept().await {
+                    connection.graceful_shutdown();
+                    // The stream is answered while the connection is driven below.
+                    tokio::spawn(async move {
+                        let mut body = request.into_body();
+                        let mut length = 0;
+                        while let Some(Ok(data)) = body.data().await {
+                            length += data.len();
+                            let _ = body.flow_control().release_capacity(data.len());
+                        }
+                        tokio::time::sleep(answer_after).await;
+                        let response = http::Response::new(());
+                        if let Ok(mut stream) = respond.send_response(response, false) {
+                            let _ = stream.send_data(Bytes::from(format!("{length}")), true);
+                        }
+                    });
+                }
+                while let Some(Ok(_)) = connection.accept().await {}
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_meeting_an_h2c_connection_that_is_going_away_is_sent_on_a_new_one() {
+    let (addr, connections) = h2c_one_stream_per_connection(Duration::from_millis(300)).await;
+    // No retries: the second request must not need one.
+    let toml = config_for_urls(
+        None,
+        &[format!("h2c://{addr}")],
+        "[retry]\nmax_attempts = 1\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let post = |url: String, length: usize| async move {
+        let upload = Request::post(url)
+            .body(Full::new(Bytes::from(vec![b'x'; length])).boxed())
+            .unwrap();
+        send(&http1_client(), upload).await
+    };
+    for round in 0..3 {
+        // The first request's connection has had GOAWAY while the first is still answered; the
+        // second, a POST (never sent twice), comes to that connection, which refuses a new
+        // stream before anything goes out: it must go on a new connection, not fail.
+        let first = tokio::spawn(post(proxy.url("/"), 10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (status, _, body) = post(proxy.url("/"), 20).await;
+        assert_eq!(
+            (status.as_u16(), body.as_str()),
+            (200, "20"),
+            "round {round}"
+        );
+        let (status, _, body) = first.await.unwrap();
+        assert_eq!(
+            (status.as_u16(), body.as_str()),
+            (200, "10"),
+            "round {round}"
+        );
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 6);
 }
 
 /// nginx serving HTTPS with `cert` on two ports: one with HTTP/2 by ALPN, one HTTP/1.1 only;

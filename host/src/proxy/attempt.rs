@@ -3,15 +3,14 @@
 //! a failure classified by who caused it and whether the request may go elsewhere.
 //!
 //! HTTP/1.1 attempts run lbx's own exchange ([`crate::upstream::exchange`]); HTTP/2 attempts
-//! go through hyper, the request body pumped into the stream by the request's side
-//! ([`super::request_side`]), which keeps pumping after the response head if the body has not
-//! ended (gRPC streams both ways).
+//! open a stream with `h2` ([`crate::upstream::h2`]), the request body pumped onto it by the
+//! request's side ([`super::request_side`]), which keeps pumping after the response head if
+//! the body has not ended (gRPC streams both ways).
 
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use http_body::Body as _;
 use tokio::time::Instant as TokioInstant;
 
 use super::client_body::{ClientBodyError, ClientSource};
@@ -25,7 +24,7 @@ use crate::http1::{BodyEncoding, Framing};
 use crate::message::{ResponseHead, from_header_map};
 use crate::plugin::RequestMeta;
 use crate::upstream::exchange::Response as H1Response;
-use crate::upstream::h2::{H2RequestBody, H2Stream};
+use crate::upstream::h2::H2Stream;
 use crate::upstream::{
     Backend, BodySource, Checkout, ConnectError, DeadlineTimer, Exchange, ExchangeError,
     ExchangeTimeouts, InFlight, OutgoingRequest, ResponseBody, Step, Switched, UpstreamConn,
@@ -118,6 +117,18 @@ impl Proxy {
                 {
                     replaced_stale = true;
                     tracing::debug!(backend = %backend.spec.id, "pooled connection was closed by the backend; sending on a new one");
+                    checkout = backend
+                        .pool
+                        .connect()
+                        .await
+                        .map_err(|e| self.unreachable(backend, e))?;
+                }
+                Err(Failure::Unopened(error)) => {
+                    if replaced_stale {
+                        return Err(AttemptError::Unsent(error));
+                    }
+                    replaced_stale = true;
+                    tracing::debug!(backend = %backend.spec.id, %error, "HTTP/2 connection took no new stream; opening another");
                     checkout = backend
                         .pool
                         .connect()
@@ -234,20 +245,7 @@ impl Proxy {
         .map_err(|reason| {
             Failure::Attempt(AttemptError::Final(ProxyError::Unforwardable(reason)))
         })?;
-        let body = match plan.body {
-            RequestBody::None => H2RequestBody::empty(),
-            RequestBody::Length(n) => {
-                let (tx, body) = H2RequestBody::channel(Some(n));
-                side.start_pump(tx);
-                body
-            }
-            RequestBody::Streaming => {
-                let (tx, body) = H2RequestBody::channel(None);
-                side.start_pump(tx);
-                body
-            }
-        };
-        let request = builder.body(body).map_err(|e| {
+        let request = builder.body(()).map_err(|e| {
             Failure::Attempt(AttemptError::Final(ProxyError::Unforwardable(
                 e.to_string(),
             )))
@@ -257,7 +255,26 @@ impl Proxy {
             slot,
             reused,
         } = stream;
-        let sent = sender.send_request(request);
+        let no_body = matches!(plan.body, RequestBody::None);
+        let (sent, body) = match sender.send_request(request, no_body) {
+            Ok(opened) => opened,
+            Err(error) => {
+                // Nothing went out. A connection that cannot open a stream (closed, going
+                // away, out of stream ids) takes no more; anything else is the head's fault.
+                let connection = error.is_io() || error.is_go_away() || error.is_remote();
+                slot.connection_unusable();
+                return Err(if connection || reused {
+                    Failure::Unopened(describe_h2(backend, &error))
+                } else {
+                    Failure::Attempt(AttemptError::Final(ProxyError::Unforwardable(
+                        error.to_string(),
+                    )))
+                });
+            }
+        };
+        if !no_body {
+            side.start_pump(body);
+        }
         tokio::pin!(sent);
 
         let timeouts = self.timeouts();
@@ -300,7 +317,7 @@ impl Proxy {
             Ok(response) => response,
             Err(error) => {
                 side.stop_pump();
-                return Err(self.classify_h2(backend, &error, reused));
+                return Err(classify_h2(backend, &error, reused));
             }
         };
         let (parts, incoming) = response.into_parts();
@@ -359,27 +376,31 @@ impl Proxy {
             }
         }
     }
+}
 
-    /// An HTTP/2 request that failed: a stream the backend refused (RFC 9113 §8.7: not
-    /// processed) or a request hyper never sent is as good as unsent; a reused connection that
-    /// was already closed is stale; anything else reached the backend.
-    fn classify_h2(&self, backend: &Backend, error: &hyper::Error, reused: bool) -> Failure {
-        let refused = std::error::Error::source(error)
-            .and_then(|source| source.downcast_ref::<h2::Error>())
-            .and_then(h2::Error::reason)
-            == Some(h2::Reason::REFUSED_STREAM);
-        if error.is_canceled() && reused {
-            return Failure::Stale;
-        }
-        let failed = ProxyError::Broken {
-            backend: backend.spec.id.clone(),
-            reason: describe(error),
-        };
-        Failure::Attempt(if refused || error.is_canceled() {
-            AttemptError::Unsent(failed)
-        } else {
-            AttemptError::Sent(failed)
-        })
+/// An HTTP/2 request whose stream failed before its response head: a stream the backend
+/// refused (RFC 9113 §8.7) or one above the last it will process in its GOAWAY (§6.8) was never
+/// processed, so it may go anywhere; a reused connection that broke is stale; anything else
+/// reached the backend.
+fn classify_h2(backend: &Backend, error: &h2::Error, reused: bool) -> Failure {
+    if error.is_io() && reused {
+        return Failure::Stale;
+    }
+    let unprocessed = error.is_remote()
+        && (error.is_go_away() || error.reason() == Some(h2::Reason::REFUSED_STREAM));
+    let failed = describe_h2(backend, error);
+    Failure::Attempt(if unprocessed {
+        AttemptError::Unsent(failed)
+    } else {
+        AttemptError::Sent(failed)
+    })
+}
+
+/// `error` as the backend's broken exchange.
+fn describe_h2(backend: &Backend, error: &h2::Error) -> ProxyError {
+    ProxyError::Broken {
+        backend: backend.spec.id.clone(),
+        reason: format!("HTTP/2: {error}"),
     }
 }
 
@@ -387,6 +408,9 @@ impl Proxy {
 pub(super) enum Failure {
     /// A pooled connection the backend had already closed: try a new one.
     Stale,
+    /// An HTTP/2 connection that could not open the request's stream: nothing was sent, so a
+    /// new connection is tried once whatever the request is.
+    Unopened(ProxyError),
     /// The attempt is over.
     Attempt(AttemptError),
 }
@@ -417,14 +441,6 @@ fn response_deadline<S: ClientSource>(
             .completed_at()
             .and_then(|done| done.checked_add(timeouts.request)),
     )
-}
-
-/// hyper's error with its cause.
-fn describe(error: &hyper::Error) -> String {
-    match std::error::Error::source(error) {
-        Some(cause) => format!("{error}: {cause}"),
-        None => error.to_string(),
-    }
 }
 
 /// How an HTTP/1.1 exchange ended.

@@ -1,21 +1,22 @@
 //! The client's request body once the head has gone upstream. An HTTP/1.1 exchange reads it
-//! from the feed itself; for an HTTP/2 backend it is pumped into the stream's body channel —
-//! and that may go on after the response has started, as a gRPC stream sends both ways at
-//! once. Whoever relays the response keeps polling the pump, so the request keeps moving
-//! without a task of its own.
+//! from the feed itself; for an HTTP/2 backend it is pumped onto the stream's `SendStream`
+//! under the backend's flow control — and that may go on after the response has started, as a
+//! gRPC stream sends both ways at once. Whoever relays the response keeps polling the pump, so
+//! the request keeps moving without a task of its own.
 //!
-//! A body that fails on the client's side stops the pump without its end message: the HTTP/2
-//! stream is reset, never completed.
+//! A body that fails on the client's side resets the stream (`INTERNAL_ERROR`), as does an
+//! attempt given up while the body is still going (`CANCEL`): an HTTP/2 backend never sees a
+//! broken body end as a whole one.
 
 use std::task::{Context, Poll, ready};
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use h2::{Reason, SendStream};
 use tokio::time::Instant;
-use tokio_util::sync::PollSender;
 
 use super::client_body::{BodyFeed, ClientBodyError, ClientSource};
+use crate::message::{BodyChunk, to_header_map};
 use crate::upstream::BodySource;
-use crate::upstream::h2::Feed;
 
 /// The request body's side of an exchange.
 #[derive(Debug)]
@@ -24,9 +25,16 @@ pub struct RequestSide<S> {
     pub(super) feed: BodyFeed<S>,
     /// Whether the client has been told `100 Continue` (it is told once per request).
     pub(super) continue_relayed: bool,
-    pump: Option<PollSender<Feed>>,
+    pump: Option<Pump>,
     /// Since when the stream has not taken more of the body (the backend not reading).
     blocked_since: Option<Instant>,
+}
+
+/// The HTTP/2 stream the body goes to, and a piece waiting for window to go.
+#[derive(Debug)]
+struct Pump {
+    stream: SendStream<Bytes>,
+    waiting: Option<Bytes>,
 }
 
 impl<S: ClientSource> RequestSide<S> {
@@ -56,50 +64,89 @@ impl<S: ClientSource> RequestSide<S> {
         self.blocked_since
     }
 
-    /// Feed the body into `sender` from now on (an HTTP/2 stream's body channel).
-    pub(super) fn start_pump(&mut self, sender: mpsc::Sender<Feed>) {
-        self.pump = Some(PollSender::new(sender));
+    /// Send the body on `stream` from now on (an HTTP/2 request's stream).
+    pub(super) fn start_pump(&mut self, stream: SendStream<Bytes>) {
+        self.pump = Some(Pump {
+            stream,
+            waiting: None,
+        });
         self.blocked_since = None;
     }
 
-    /// Stop feeding (the attempt is over): the stream's body ends in an error, not cleanly.
+    /// Stop sending (the attempt is over): a body not yet ended is cut off with a reset.
     pub(super) fn stop_pump(&mut self) {
-        self.pump = None;
+        if let Some(mut pump) = self.pump.take() {
+            pump.stream.send_reset(Reason::CANCEL);
+        }
+        self.blocked_since = None;
     }
 
     /// Move as much of the body as the stream takes. `Ready(Ok)` once all of it and its end
-    /// are in the channel, or when there is nothing to pump (or the stream no longer wants it);
+    /// are sent, or when there is nothing to pump (or the stream no longer wants it);
     /// `Ready(Err)` when the client's body failed (the stream is reset).
     pub fn poll_pump(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientBodyError>> {
+        let polled = self.poll_pump_inner(cx);
+        match &polled {
+            Poll::Pending => {}
+            Poll::Ready(_) => {
+                self.pump = None;
+                self.blocked_since = None;
+            }
+        }
+        polled
+    }
+
+    fn poll_pump_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ClientBodyError>> {
         loop {
-            let Some(sender) = self.pump.as_mut() else {
+            let Some(pump) = self.pump.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
-            let reserved = match sender.poll_reserve(cx) {
-                Poll::Pending => {
-                    self.blocked_since.get_or_insert_with(Instant::now);
-                    return Poll::Pending;
-                }
-                Poll::Ready(reserved) => reserved,
-            };
-            self.blocked_since = None;
-            if reserved.is_err() {
-                // The stream is gone (answered and done, or reset): nothing more to send.
-                self.pump = None;
+            // The backend may reset the stream (having answered without the rest of the body,
+            // or refusing it): nothing more to send, and not the client's fault.
+            if pump.stream.poll_reset(cx).is_ready() {
                 return Poll::Ready(Ok(()));
             }
-            let item = match ready!(self.feed.poll_chunk(cx)) {
-                Ok(Some(chunk)) => Feed::Chunk(chunk),
-                Ok(None) => Feed::End,
+            if let Some(piece) = pump.waiting.take() {
+                // As hyper does: wait until the window has room at all, then hand h2 the whole
+                // piece (already in memory), which frames it as the window opens.
+                while pump.stream.capacity() == 0 {
+                    match pump.stream.poll_capacity(cx) {
+                        Poll::Pending => {
+                            pump.waiting = Some(piece);
+                            self.blocked_since.get_or_insert_with(Instant::now);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Some(Ok(_))) => {}
+                        Poll::Ready(Some(Err(_)) | None) => return Poll::Ready(Ok(())),
+                    }
+                }
+                self.blocked_since = None;
+                if pump.stream.send_data(piece, false).is_err() {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            match ready!(self.feed.poll_chunk(cx)) {
+                Ok(Some(BodyChunk::Data(data))) => {
+                    if !data.is_empty() {
+                        pump.stream.reserve_capacity(1);
+                        pump.waiting = Some(data);
+                    }
+                }
+                Ok(Some(BodyChunk::Trailers(trailers))) => {
+                    // Trailers end the stream.
+                    pump.stream.reserve_capacity(0);
+                    let _ = pump.stream.send_trailers(to_header_map(&trailers));
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(None) => {
+                    let _ = pump.stream.send_data(Bytes::new(), true);
+                    return Poll::Ready(Ok(()));
+                }
                 Err(e) => {
-                    self.pump = None;
+                    pump.stream.send_reset(Reason::INTERNAL_ERROR);
                     return Poll::Ready(Err(e));
                 }
-            };
-            let end = matches!(item, Feed::End);
-            if sender.send_item(item).is_err() || end {
-                self.pump = None;
-                return Poll::Ready(Ok(()));
             }
         }
     }

@@ -1,146 +1,90 @@
-//! HTTP/2 to backends (`h2c://`, or `https://` when ALPN picks `h2`), through hyper: a few
-//! multiplexed connections per backend, not one per request. A request takes the connection
+//! HTTP/2 to backends (`h2c://`, or `https://` when ALPN picks `h2`), through `h2` directly: a
+//! few multiplexed connections per backend, not one per request. A request takes the connection
 //! with the fewest streams open; another connection is opened only when every one has
 //! [`STREAMS_PER_CONNECTION`] streams, up to [`MAX_CONNECTIONS`].
 //!
-//! The request body reaches hyper through a channel ([`H2RequestBody`]) that the request's task
-//! fills; its end is an explicit message, so a body whose source failed (or whose feeder went
-//! away) ends in an error — the stream is reset — and never in a clean END_STREAM.
+//! Why not hyper's client: for every request it spawned a task that piped the body and hopped
+//! a channel to the connection's task — in the `h2` benchmark scenario ~24% of lbx's CPU
+//! (README, "Performance"). Here the request's own task opens the stream
+//! ([`h2::client::SendRequest::send_request`]), writes the body on its `SendStream`
+//! ([`crate::proxy`]'s request side) and reads the answer from its `RecvStream`
+//! ([`super::response_body`]); the connection's task only reads and writes the socket and sends
+//! the keep-alive PINGs.
+//!
+//! The connection's settings are the ones lbx used through hyper (its defaults, with larger
+//! windows), so backends see the same peer: 1 MiB stream and 4 MiB connection windows, 16 KiB
+//! of header list, 1 MiB of send buffer, no server push. A PING goes out every keep-alive
+//! period; a backend that has not answered it by the next is taken for dead and the connection
+//! is dropped (its streams fail, and the next request opens a new one).
 
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
-use hyper::client::conn::http2::{self, SendRequest};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::mpsc;
+use h2::client::SendRequest;
+use h2::{Ping, PingPong};
 
 use super::transport::UpstreamStream;
-use crate::message::BodyChunk;
 
 /// Streams on one connection before another is opened.
 pub const STREAMS_PER_CONNECTION: usize = 100;
 /// Most HTTP/2 connections to one backend.
 pub const MAX_CONNECTIONS: usize = 4;
 
-/// What the request's task sends into an HTTP/2 request body.
-#[derive(Debug)]
-pub enum Feed {
-    /// The next piece.
-    Chunk(BodyChunk),
-    /// The body ended cleanly.
-    End,
-}
-
-/// A request body for hyper, fed by the request's task.
-#[derive(Debug)]
-pub struct H2RequestBody {
-    rx: Option<mpsc::Receiver<Feed>>,
-    length: Option<u64>,
-    ended: bool,
-}
-
-/// The body could not be completed: the stream is reset rather than ended.
-#[derive(Debug, thiserror::Error)]
-#[error("request body abandoned before its end")]
-pub struct Abandoned;
-
-impl H2RequestBody {
-    /// No body.
-    pub fn empty() -> Self {
-        Self {
-            rx: None,
-            length: Some(0),
-            ended: true,
-        }
-    }
-
-    /// A body fed through a channel, with its declared length if known; returns the sender.
-    pub fn channel(length: Option<u64>) -> (mpsc::Sender<Feed>, Self) {
-        let (tx, rx) = mpsc::channel(4);
-        (
-            tx,
-            Self {
-                rx: Some(rx),
-                length,
-                ended: false,
-            },
-        )
-    }
-}
-
-impl Body for H2RequestBody {
-    type Data = Bytes;
-    type Error = Abandoned;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Abandoned>>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        let Some(rx) = self.rx.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match rx.poll_recv(cx) {
-            Poll::Ready(Some(Feed::Chunk(BodyChunk::Data(data)))) => {
-                Poll::Ready(Some(Ok(Frame::data(data))))
-            }
-            Poll::Ready(Some(Feed::Chunk(BodyChunk::Trailers(trailers)))) => Poll::Ready(Some(Ok(
-                Frame::trailers(crate::message::to_header_map(&trailers)),
-            ))),
-            Poll::Ready(Some(Feed::End)) => {
-                self.ended = true;
-                Poll::Ready(None)
-            }
-            // The feeder went away without saying the body ended.
-            Poll::Ready(None) => Poll::Ready(Some(Err(Abandoned))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.ended
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.length {
-            Some(n) => SizeHint::with_exact(n),
-            None => SizeHint::default(),
-        }
-    }
-}
+/// Receive window per stream: a body is not throttled to the protocol's 64 KiB per round trip.
+const STREAM_WINDOW: u32 = 1024 * 1024;
+/// Receive window of a whole connection.
+const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// Largest header list accepted from a backend (hyper's default).
+const MAX_HEADER_LIST: u32 = 16 * 1024;
+/// Most bytes buffered to send per stream (hyper's default for clients).
+const MAX_SEND_BUFFER: usize = 1024 * 1024;
 
 /// One HTTP/2 connection to a backend and its open streams.
 #[derive(Debug)]
 struct Connection {
-    sender: SendRequest<H2RequestBody>,
-    open: Arc<AtomicUsize>,
+    sender: SendRequest<Bytes>,
+    state: Arc<ConnectionState>,
+}
+
+/// What a connection's streams and its pool both see of it.
+#[derive(Debug, Default)]
+struct ConnectionState {
+    /// Streams open on it.
+    open: AtomicUsize,
+    /// It takes no more requests (closed, going away, or found broken by a request).
+    closed: AtomicBool,
 }
 
 /// A stream's claim on its connection, released when the exchange (response body included) is
 /// over.
 #[derive(Debug)]
 pub struct StreamSlot {
-    open: Arc<AtomicUsize>,
+    state: Arc<ConnectionState>,
+}
+
+impl StreamSlot {
+    /// The connection refused a new stream: no request is given to it any more.
+    pub fn connection_unusable(&self) {
+        self.state.closed.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.state.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// A sender for one request, with its slot.
 #[derive(Debug)]
 pub struct H2Stream {
-    /// Where to send the request.
-    pub sender: SendRequest<H2RequestBody>,
+    /// Where to open the request's stream.
+    pub sender: SendRequest<Bytes>,
     /// Counts the stream as open until dropped.
     pub slot: StreamSlot,
     /// Whether the connection carried requests before.
@@ -159,20 +103,19 @@ impl H2Connections {
     /// A stream on an existing connection with room for it, if any.
     pub fn checkout(&self) -> Option<H2Stream> {
         let mut connections = self.connections.lock().expect("h2 connections lock");
-        connections.retain(|c| !c.sender.is_closed());
+        connections.retain(|c| !c.state.closed.load(Ordering::Relaxed));
         let least = connections
             .iter()
-            .filter(|c| c.sender.is_ready())
-            .min_by_key(|c| c.open.load(Ordering::Relaxed))?;
-        let open = least.open.load(Ordering::Relaxed);
+            .min_by_key(|c| c.state.open.load(Ordering::Relaxed))?;
+        let open = least.state.open.load(Ordering::Relaxed);
         if open >= STREAMS_PER_CONNECTION && connections.len() < MAX_CONNECTIONS {
             return None; // time for another connection
         }
-        least.open.fetch_add(1, Ordering::Relaxed);
+        least.state.open.fetch_add(1, Ordering::Relaxed);
         Some(H2Stream {
             sender: least.sender.clone(),
             slot: StreamSlot {
-                open: least.open.clone(),
+                state: least.state.clone(),
             },
             reused: true,
         })
@@ -183,41 +126,90 @@ impl H2Connections {
         self.opening.lock().await
     }
 
-    /// Start HTTP/2 on a new connection, keep it, and take a stream on it.
+    /// Start HTTP/2 on a new connection, keep it, and take a stream on it. The connection is
+    /// driven by a task of its own, with a PING every `keep_alive`.
     pub async fn add(
         &self,
         stream: UpstreamStream,
         keep_alive: Duration,
     ) -> Result<H2Stream, String> {
-        let mut builder = http2::Builder::new(TokioExecutor::new());
+        let mut builder = h2::client::Builder::new();
         builder
-            .timer(TokioTimer::new())
-            // Larger windows than the protocol's 64 KiB default: a body is not throttled to
-            // one window per round trip.
-            .initial_stream_window_size(1024 * 1024)
-            .initial_connection_window_size(4 * 1024 * 1024)
-            .keep_alive_interval(keep_alive)
-            .keep_alive_timeout(keep_alive)
-            .keep_alive_while_idle(true);
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .max_send_buffer_size(MAX_SEND_BUFFER)
+            .enable_push(false);
         let (sender, connection) = builder
-            .handshake(TokioIo::new(stream))
+            .handshake::<_, Bytes>(stream)
             .await
             .map_err(|e| e.to_string())?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP/2 backend connection ended with an error");
-            }
+        let state = Arc::new(ConnectionState {
+            open: AtomicUsize::new(1),
+            closed: AtomicBool::new(false),
         });
-        let open = Arc::new(AtomicUsize::new(1));
+        tokio::spawn(drive(connection, keep_alive, state.clone()));
         let stream = H2Stream {
             sender: sender.clone(),
-            slot: StreamSlot { open: open.clone() },
+            slot: StreamSlot {
+                state: state.clone(),
+            },
             reused: false,
         };
         self.connections
             .lock()
             .expect("h2 connections lock")
-            .push(Connection { sender, open });
+            .push(Connection { sender, state });
         Ok(stream)
     }
+}
+
+/// Read and write one connection until it closes, or until its backend leaves a PING
+/// unanswered for a whole `keep_alive` period; then mark it closed for the pool.
+async fn drive(
+    mut connection: h2::client::Connection<UpstreamStream, Bytes>,
+    keep_alive: Duration,
+    state: Arc<ConnectionState>,
+) {
+    let mut ping_pong = connection.ping_pong();
+    let mut outstanding = false;
+    let mut period = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
+    let ended = poll_fn(|cx| {
+        if let Poll::Ready(result) = Pin::new(&mut connection).poll(cx) {
+            return Poll::Ready(result.map_err(|e| e.to_string()));
+        }
+        if outstanding
+            && let Some(ping_pong) = &mut ping_pong
+            && let Poll::Ready(answer) = ping_pong.poll_pong(cx)
+        {
+            outstanding = false;
+            if answer.is_err() {
+                return Poll::Ready(Err("PING not answerable".into()));
+            }
+        }
+        while period.poll_tick(cx).is_ready() {
+            if outstanding {
+                return Poll::Ready(Err(format!(
+                    "no answer to PING within {} ms",
+                    keep_alive.as_millis()
+                )));
+            }
+            outstanding = send_ping(ping_pong.as_mut());
+            if outstanding {
+                // Let the connection write it, and register for its answer.
+                cx.waker().wake_by_ref();
+            }
+        }
+        Poll::Pending
+    })
+    .await;
+    state.closed.store(true, Ordering::Relaxed);
+    if let Err(error) = ended {
+        tracing::debug!(%error, "HTTP/2 backend connection ended with an error");
+    }
+}
+
+/// Send a keep-alive PING; `true` if one is now out.
+fn send_ping(ping_pong: Option<&mut PingPong>) -> bool {
+    ping_pong.is_some_and(|p| p.send_ping(Ping::opaque()).is_ok())
 }

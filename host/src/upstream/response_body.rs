@@ -1,5 +1,6 @@
 //! A backend's response body, read by whoever relays it: straight off an HTTP/1.1 connection
-//! (lbx's codec), or from an HTTP/2 stream (hyper).
+//! (lbx's codec), or from an HTTP/2 stream (`h2`'s `RecvStream`, its window given back as the
+//! data is taken).
 //!
 //! An HTTP/1.1 body owns its connection. When it has ended exactly where its framing says (and
 //! the exchange allowed reuse), the connection goes back to the pool at once — before the
@@ -9,10 +10,9 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use http_body::Body as _;
 use tokio::time::{Instant, Sleep};
 
 use super::h2::StreamSlot;
@@ -49,7 +49,9 @@ enum Source {
         reusable: bool,
     },
     Http2 {
-        body: hyper::body::Incoming,
+        body: h2::RecvStream,
+        /// Its DATA has ended; trailers (or the bare end) come next.
+        data_done: bool,
         /// Released when the body is done.
         slot: Option<StreamSlot>,
     },
@@ -94,15 +96,11 @@ impl ResponseBody {
 
     /// An HTTP/2 body; `framing` is `Length` when the backend declared one, `Empty` when the
     /// stream already ended, `Chunked` otherwise (a stream of unknown length).
-    pub fn http2(
-        body: hyper::body::Incoming,
-        slot: StreamSlot,
-        framing: Framing,
-        idle: Duration,
-    ) -> Self {
+    pub fn http2(body: h2::RecvStream, slot: StreamSlot, framing: Framing, idle: Duration) -> Self {
         Self::from_source(
             Source::Http2 {
                 body,
+                data_done: false,
                 slot: Some(slot),
             },
             framing,
@@ -236,31 +234,37 @@ impl ResponseBody {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<BodyChunk, ResponseBodyError>>> {
-        let Source::Http2 { body, .. } = &mut self.source else {
+        let Source::Http2 {
+            body, data_done, ..
+        } = &mut self.source
+        else {
             unreachable!("called for HTTP/2 bodies only");
         };
-        match Pin::new(body).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => Poll::Ready(Some(Ok(BodyChunk::Data(data)))),
-                Err(frame) => {
-                    let trailers = frame.into_trailers().ok();
-                    self.end();
-                    match trailers {
-                        Some(trailers) => {
-                            Poll::Ready(Some(Ok(BodyChunk::Trailers(from_header_map(&trailers)))))
-                        }
-                        None => Poll::Ready(None),
-                    }
+        while !*data_done {
+            match ready!(body.poll_data(cx)) {
+                // An empty DATA frame carries nothing to relay.
+                Some(Ok(data)) if data.is_empty() => {}
+                Some(Ok(data)) => {
+                    // Taken off the stream: the backend may send as much again.
+                    let _ = body.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(BodyChunk::Data(data))));
                 }
-            },
-            Poll::Ready(Some(Err(e))) => {
-                Poll::Ready(Some(Err(ResponseBodyError::Http2(e.to_string()))))
+                Some(Err(e)) => {
+                    return Poll::Ready(Some(Err(ResponseBodyError::Http2(e.to_string()))));
+                }
+                None => *data_done = true,
             }
-            Poll::Ready(None) => {
+        }
+        match ready!(body.poll_trailers(cx)) {
+            Ok(Some(trailers)) => {
+                self.end();
+                Poll::Ready(Some(Ok(BodyChunk::Trailers(from_header_map(&trailers)))))
+            }
+            Ok(None) => {
                 self.end();
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Err(e) => Poll::Ready(Some(Err(ResponseBodyError::Http2(e.to_string())))),
         }
     }
 

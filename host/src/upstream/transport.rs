@@ -22,7 +22,7 @@ use crate::config::BackendScheme;
 pub enum Protocol {
     /// HTTP/1.1 (lbx's own codec).
     Http1,
-    /// HTTP/2 (hyper), multiplexed.
+    /// HTTP/2 (`h2`), multiplexed.
     Http2,
 }
 
