@@ -44,7 +44,38 @@ fn check_prints_each_synthetic_decision_with_its_time() {
         stdout.contains("GET / with backend 0 down") && !stdout.contains("down  -> backend 0"),
         "{stdout}"
     );
-    assert!(stdout.contains(" µs]"), "{stdout}");
+    // Who made it, what it costs to build and start, each decision's p50 and p99, memory.
+    assert!(
+        stdout.contains("\n  language Rust (wit-bindgen-rust "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(" bytes, compiled in ") && stdout.contains(" ms, started in "),
+        "{stdout}"
+    );
+    let first = stdout
+        .lines()
+        .find(|line| line.contains("GET / from 127.0.0.1 "))
+        .unwrap_or_else(|| panic!("no first decision:\n{stdout}"));
+    let micros = |label: &str| -> f64 {
+        first
+            .split(label)
+            .nth(1)
+            .and_then(|rest| rest.split(" µs").next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in {first:?}"))
+    };
+    let (p50, p99) = (micros("[p50 "), micros(", p99 "));
+    assert!(p50 > 0.0 && p99 >= p50, "{first}");
+    let memory = stdout
+        .lines()
+        .skip_while(|line| *line != "memory")
+        .nth(1)
+        .and_then(|line| line.trim().split(" MiB").next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no memory figure:\n{stdout}"));
+    // A Rust plugin's instance holds about a MiB (its stack and heap); never nothing.
+    assert!(memory > 0.0 && memory < 64.0, "{memory} MiB");
     // What an access line's decision_us shows on a quiet proxy: a figure, not just the
     // back-to-back mean.
     let cold = stdout

@@ -11,7 +11,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{TempDir, TestBackend, TestProxy, admin_get, get, http1_client, metric, send};
+use crate::support::{
+    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, get, http1_client, metric, send,
+};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -29,8 +31,9 @@ fn build(script: &str, out: &Path) {
 }
 
 /// Route through a header-router plugin: `/api` to the api pool, `x-canary: 1` to the canary,
-/// the rest to the default group (version = stable); every decision must be the plugin's.
-async fn check_header_router(wasm: &Path) {
+/// the rest to the default group (version = stable); every decision must be the plugin's. And
+/// `lbx check` names the plugin's `language`.
+async fn check_header_router(wasm: &Path, language: &str) {
     let stable = TestBackend::named("stable").await;
     let canary = TestBackend::named("canary").await;
     let api = TestBackend::named("api").await;
@@ -51,6 +54,25 @@ async fn check_header_router(wasm: &Path) {
         canary.url(),
         api.url(),
     );
+    let config = wasm.with_extension("toml");
+    std::fs::write(&config, &toml).unwrap();
+    let check = Command::new(LBX_BIN)
+        .args(["check", wasm.to_str().unwrap(), "--iterations", "100"])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let named = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("language "))
+        .unwrap_or_else(|| panic!("no language line:\n{report}"));
+    assert!(named.starts_with(&format!("{language} (")), "{named}");
+
     let proxy = TestProxy::start(&toml).await;
 
     assert_eq!(get(&proxy.url("/api/users")).await.2, "api");
@@ -79,7 +101,7 @@ async fn the_python_header_router_routes_by_path_and_header() {
     let dir = TempDir::new("python");
     let wasm = dir.join("header_router.wasm");
     build("examples/python/header_router/build.sh", &wasm);
-    check_header_router(&wasm).await;
+    check_header_router(&wasm, "Python").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,5 +120,5 @@ async fn the_javascript_header_router_routes_by_path_and_header() {
     let dir = TempDir::new("javascript");
     let wasm = dir.join("header_router.wasm");
     build("examples/js/header_router/build.sh", &wasm);
-    check_header_router(&wasm).await;
+    check_header_router(&wasm, "JavaScript").await;
 }

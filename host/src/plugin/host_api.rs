@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::kv::KvStore;
+use super::memory_cap::MemoryCap;
 use crate::message::RequestHead;
 
 /// The request a decision is about: moved into the store for the call and back out afterwards,
@@ -97,8 +97,8 @@ impl RequestMeta {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// Memory and instance caps for this store.
-    pub limits: StoreLimits,
+    /// Memory and instance caps for this store, and the memory it holds.
+    pub limits: MemoryCap,
     /// The request being decided, present only during `choose`.
     pub request: Option<RequestMeta>,
     /// Names the plugin in log lines.
@@ -112,7 +112,7 @@ impl HostState {
     /// With `inherit_stdio` the plugin's stdout and stderr go to lbx's own (for `lbx check`,
     /// which runs outside the async runtime, so that a Python traceback is visible).
     pub fn new(
-        limits: StoreLimits,
+        limits: MemoryCap,
         plugin_name: Arc<str>,
         kv: Arc<KvStore>,
         inherit_stdio: bool,

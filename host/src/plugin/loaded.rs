@@ -22,6 +22,7 @@ use super::failure::{
     CallError, FailureKind, LoadError, classify, classify_message, describe_failure, start_failure,
 };
 use super::host_api::{HostState, RequestMeta};
+use super::memory_cap::MemoryCap;
 use super::options::{LoadOptions, SETUP_DEADLINE};
 use super::reason::{collapse, compile_failure, not_a_component, one_line};
 use crate::outcome::Outcome;
@@ -206,6 +207,18 @@ impl LoadedPlugin {
         &self.options
     }
 
+    /// The most linear memory one idle instance holds (bytes; memory only grows, so after
+    /// decisions this is the peak they needed).
+    pub fn idle_memory_bytes(&self) -> usize {
+        self.idle
+            .lock()
+            .expect("pool lock")
+            .iter()
+            .map(|instance| instance.store.data().limits.held_bytes())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Calls that returned a decision, and calls that failed, since this version loaded.
     pub fn counts(&self) -> (u64, u64) {
         (
@@ -221,7 +234,7 @@ impl LoadedPlugin {
             .trap_on_grow_failure(true)
             .build();
         let state = HostState::new(
-            limits,
+            MemoryCap::new(limits),
             self.name.clone(),
             self.options.kv.clone(),
             self.options.inherit_stdio,

@@ -21,6 +21,7 @@ mod fallback;
 mod host_api;
 mod kv;
 mod loaded;
+mod memory_cap;
 mod metrics;
 mod options;
 mod reason;
