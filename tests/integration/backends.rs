@@ -191,6 +191,67 @@ async fn a_request_meeting_an_h2c_connection_that_is_going_away_is_sent_on_a_new
     assert_eq!(connections.load(Ordering::SeqCst), 6);
 }
 
+/// An HTTP/2 backend whose first connection answers one request and then goes silent — the
+/// socket stays open but nothing is read or answered, PINGs included, as a hung process or a
+/// lost peer behind a NAT looks — while later connections answer every request with their
+/// number. Returns its address and how many connections it accepted.
+async fn h2c_first_connection_hangs() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let number = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(async move {
+                let Ok(mut connection) = h2::server::handshake(socket).await else {
+                    return;
+                };
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    if let Ok(mut stream) = respond.send_response(http::Response::new(()), false) {
+                        let _ = stream.send_data(Bytes::from(format!("{number}")), true);
+                    }
+                    if number == 1 {
+                        // Let the answer go out, then hold the socket without a read.
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(100), connection.accept())
+                                .await;
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_connection_whose_backend_stops_answering_pings_is_dropped_before_a_request_waits_on_it()
+ {
+    let (addr, connections) = h2c_first_connection_hangs().await;
+    // PINGs every 200 ms; a request stuck on the hung connection would wait 10 s for its head.
+    let toml = config_for_urls(
+        None,
+        &[format!("h2c://{addr}")],
+        "[pool]\nidle_timeout = \"200ms\"\n[timeouts]\nresponse_headers = \"10s\"\n",
+    );
+    let proxy = TestProxy::start(&toml).await;
+    let (status, _, body) = get(&proxy.url("/")).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "1"));
+    // Two PING periods and some slack: the unanswered PING has marked the connection dead.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(&proxy.url("/")).await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "2"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the request waited on the hung connection: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
+
 /// nginx serving HTTPS with `cert` on two ports: one with HTTP/2 by ALPN, one HTTP/1.1 only;
 /// each answers with the protocol it spoke and the SNI name it was sent.
 async fn nginx_https(ca: &TestCa) -> (Nginx, u16, u16) {

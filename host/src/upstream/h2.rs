@@ -174,6 +174,9 @@ async fn drive(
     let mut ping_pong = connection.ping_pong();
     let mut outstanding = false;
     let mut period = tokio::time::interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
+    // A late wake-up must not fire two periods at once: the second would find the first PING
+    // unanswered before the backend had a period to answer it.
+    period.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ended = poll_fn(|cx| {
         if let Poll::Ready(result) = Pin::new(&mut connection).poll(cx) {
             return Poll::Ready(result.map_err(|e| e.to_string()));
