@@ -7,7 +7,9 @@
 //! `keepalive_interval + keepalive_timeout`, and until then each request sent to it is bounded
 //! by `request_timeout`.
 //! Idempotent operations (list, starting a watch, granting, revoking, keeping alive) are retried
-//! on another attempt when a member is unreachable; a commit is retried too, but a retry that
+//! on another attempt when a member is unreachable or the cluster has no leader — once per
+//! member at least, and on until `request_timeout` has passed, so that a leader election (which
+//! answers "no leader" for as long as it lasts) is waited out; a commit is retried too, but a retry that
 //! finds a conflict after an attempt whose outcome is unknown reports the store unreachable
 //! rather than a conflict the caller may have caused itself.
 //!
@@ -146,10 +148,26 @@ impl EtcdSettings {
         Ok(options)
     }
 
-    /// How many attempts an operation gets: one per member, at least two (a member that just
-    /// died may take the first).
+    /// How many attempts an operation gets at least: one per member, at least two (a member
+    /// that just died may take the first).
     fn attempts(&self) -> usize {
         self.endpoints.len().clamp(2, 5)
+    }
+
+    /// Whether an operation whose attempts so far found the store unreachable tries again:
+    /// for its [`attempts`](Self::attempts), and beyond them until `request_timeout` has passed
+    /// since it started. A cluster electing a new leader answers "no leader" at once, for as long
+    /// as the election takes (about a second with etcd's defaults, longer on a loaded machine):
+    /// a few quick attempts would all land inside it and fail an operation that a moment later
+    /// succeeds.
+    fn tries_again(&self, attempts_made: usize, started: Instant) -> bool {
+        attempts_made < self.attempts() || started.elapsed() < self.request_timeout
+    }
+
+    /// The pause before attempt `attempt` (1 for the first retry): long enough for the balancer
+    /// to see a failed connection, short against an election.
+    fn backoff(attempt: usize) -> Duration {
+        Duration::from_millis((50 * attempt as u64).min(250))
     }
 }
 
@@ -248,18 +266,18 @@ impl EtcdStore {
         F: Fn(etcd::Client) -> Fut,
         Fut: Future<Output = Result<T, etcd::Error>>,
     {
-        let mut last = None;
-        for attempt in 0..self.settings.attempts() {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
             if attempt > 0 {
-                // Let the balancer see the failed connection before choosing again.
-                tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+                tokio::time::sleep(EtcdSettings::backoff(attempt)).await;
             }
+            attempt += 1;
             match self.attempt(what, operation(self.client.clone())).await {
-                Err(e) if e.is_unreachable() => last = Some(e),
+                Err(e) if e.is_unreachable() && self.settings.tries_again(attempt, started) => {}
                 other => return other,
             }
         }
-        Err(last.expect("at least one attempt"))
     }
 
     async fn attempt<T>(
@@ -404,10 +422,13 @@ impl Store for EtcdStore {
     async fn commit(&self, txn: Txn) -> Result<CommitOutcome, StoreError> {
         let request = etcd_txn(&txn);
         let mut outcome_unknown = None;
-        for attempt in 0..self.settings.attempts() {
+        let started = Instant::now();
+        let mut attempt = 0;
+        while attempt == 0 || self.settings.tries_again(attempt, started) {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+                tokio::time::sleep(EtcdSettings::backoff(attempt)).await;
             }
+            attempt += 1;
             let mut client = self.client.clone();
             let answer = self
                 .attempt("committing", client.txn(request.clone()))
