@@ -81,12 +81,14 @@ class HeaderRouter(lbx_router.Router):
 
     def choose(self, request: Request, backends: Backends, retry: RetryContext) -> Decision:
         candidates = backends.candidates(retry)
-        group = next((rule.group for rule in self.rules if rule.matches(request)), None)
-        for selector in (group, self.default):
-            if selector is None:
-                continue
+        selectors = [self.default]
+        for rule in self.rules:
+            if rule.matches(request):
+                selectors.insert(0, rule.group)
+                break
+        for selector in selectors:
             members = self.members.get(id(selector), ())
-            best = backends.least_in_flight(i for i in candidates if i in members)
+            best = backends.least_in_flight([i for i in candidates if i in members])
             if best is not None:
                 return lbx_router.pick(best)
         return lbx_router.no_opinion()

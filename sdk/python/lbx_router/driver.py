@@ -60,9 +60,12 @@ class Driver:
         retry: Optional[RetryContext],
     ) -> Decision:
         """One decision on the host's flat numbers."""
+        router = self.router
+        if router is None:
+            raise RuntimeError("the plugin was called before init")
         backends = self.backends
         backends.refill(stats, signals)
-        return self._router().choose(request, backends, retry or FIRST_ATTEMPT)
+        return router.choose(request, backends, retry or FIRST_ATTEMPT)
 
     def on_outcome(self, outcome: Outcome) -> None:
         """Deliver an outcome (the host calls this only when `init` asked for outcomes)."""
