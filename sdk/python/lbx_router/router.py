@@ -10,6 +10,7 @@ from typing import Any
 from .backends import BackendInfo, Backends, RetryContext
 from .decision import Decision
 from .outcome import Outcome
+from .request import Request
 
 
 class ConfigError(Exception):
@@ -53,9 +54,9 @@ class Router:
         `backends` is the index used by `choose`. The SDK also keeps them for `Backends.info`.
         The default does nothing."""
 
-    def choose(self, request: Any, backends: Backends, retry: RetryContext) -> Decision:
+    def choose(self, request: Request, backends: Backends, retry: RetryContext) -> Decision:
         """Choose a backend for one request: return `pick(i, ...)`, `reject(status)` or
-        `no_opinion()`. `request` is a `lbx_router.Request`; `retry.tried` lists the backends
+        `no_opinion()`. `retry.tried` lists the backends
         that already failed this request."""
         raise NotImplementedError(f"{type(self).__name__} must define choose")
 
