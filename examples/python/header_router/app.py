@@ -31,7 +31,7 @@ from lbx_router import Backends, BackendInfo, Decision, Request, RetryContext
 class Rule:
     """One configured rule: a condition (path prefix, header, or percentage) and its group."""
 
-    __slots__ = ("path_prefix", "header", "equals", "percent", "group")
+    __slots__ = ("path_prefix", "header", "equals", "percent", "group", "members")
 
     def __init__(self, index: int, rule: Mapping[str, Any]) -> None:
         kinds = [k for k in ("path_prefix", "header", "percent") if k in rule]
@@ -42,6 +42,8 @@ class Rule:
         if not group or not isinstance(group, dict):
             raise lbx_router.ConfigError(f"rules[{index}]: group is empty")
         self.group: dict[str, str] = group
+        #: Indexes of the backends in the group (set by `backends_changed`).
+        self.members: frozenset[int] = frozenset()
         self.path_prefix: Optional[str] = rule.get("path_prefix")
         self.header: Optional[str] = rule["header"].lower() if "header" in rule else None
         self.equals: Optional[str] = rule.get("equals")
@@ -68,30 +70,26 @@ class HeaderRouter(lbx_router.Router):
             raise lbx_router.ConfigError("the configuration must be a table")
         self.rules = [Rule(i, r) for i, r in enumerate(config.get("rules", []))]
         self.default: dict[str, str] = config.get("default", {})
-        # Group members per selector, computed when the backend set changes, not per request.
-        self.members: dict[int, list[int]] = {}
+        self.default_members: frozenset[int] = frozenset()
         lbx_router.log(lbx_router.LogLevel.INFO, f"python header router: {len(self.rules)} rules")
 
     def backends_changed(self, backends: list[BackendInfo]) -> None:
-        selectors = [rule.group for rule in self.rules] + [self.default]
-        self.members = {
-            id(selector): [i for i, b in enumerate(backends) if b.matches(selector)]
-            for selector in selectors
-        }
+        # Each group's members, found when the backend set changes rather than per request.
+        for rule in self.rules:
+            rule.members = frozenset(i for i, b in enumerate(backends) if b.matches(rule.group))
+        self.default_members = frozenset(
+            i for i, b in enumerate(backends) if b.matches(self.default))
 
     def choose(self, request: Request, backends: Backends, retry: RetryContext) -> Decision:
         candidates = backends.candidates(retry)
-        selectors = [self.default]
         for rule in self.rules:
             if rule.matches(request):
-                selectors.insert(0, rule.group)
-                break
-        for selector in selectors:
-            members = self.members.get(id(selector), ())
-            best = backends.least_in_flight([i for i in candidates if i in members])
-            if best is not None:
-                return lbx_router.pick(best)
-        return lbx_router.no_opinion()
+                best = backends.least_in_flight([i for i in candidates if i in rule.members])
+                if best is not None:
+                    return lbx_router.pick(best)
+                break  # the group has nobody usable: the default group decides
+        best = backends.least_in_flight([i for i in candidates if i in self.default_members])
+        return lbx_router.no_opinion() if best is None else lbx_router.pick(best)
 
 
 # componentize-py looks for the export class `Router` in this module.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Optional, Sequence, Union
+from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence, Union
 
 #: Numbers per backend in the flat `stats` list of `router.choose`.
 STATS_FIELDS = 5
@@ -60,14 +60,14 @@ class BackendStats:
                 self.recent_failures)
 
 
-@dataclass(frozen=True)
-class RetryContext:
-    """What the host knows about earlier attempts of this request."""
+class RetryContext(NamedTuple):
+    """What the host knows about earlier attempts of this request. (A named tuple: made on
+    every retry, and a frozen dataclass costs several times more to construct.)"""
 
     #: 0 for the first attempt, 1 for the first retry, and so on.
     attempt: int = 0
     #: Indexes of backends that already failed this request.
-    tried: tuple[int, ...] = ()
+    tried: Sequence[int] = ()
 
 
 #: The retry context of every first attempt (the host sends none): shared, as it never changes.

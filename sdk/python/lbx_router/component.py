@@ -175,7 +175,7 @@ class Router(exports.Router):
     def choose(self, req: types.Request, stats: list[int], signals: Optional[list[float]],
                retry: Optional[types.RetryContext]) -> types.Decision:
         assert _driver is not None
-        context = None if retry is None else RetryContext(retry.attempt, tuple(retry.tried))
+        context = None if retry is None else RetryContext(retry.attempt, retry.tried)
         return _lower(_driver.choose(HostRequest(req), stats, signals, context))
 
     def on_outcome(self, outcome: types.Outcome) -> None:
