@@ -12,6 +12,7 @@ imports componentize-py's bindings) is loaded by `export` only when those bindin
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import Any
 
 from . import kv
@@ -44,7 +45,8 @@ def export(router_class: type[Router]) -> Any:
     if not (isinstance(router_class, type) and issubclass(router_class, Router)):
         raise TypeError(f"export needs a subclass of lbx_router.Router, got {router_class!r}")
     # componentize-py generates `wit_world` for the build; without it this is a test run.
-    if importlib.util.find_spec("wit_world") is None:
+    # (Already imported counts too: a module made at run time may have no spec to find.)
+    if "wit_world" not in sys.modules and importlib.util.find_spec("wit_world") is None:
         return router_class
     from . import component
 
