@@ -103,8 +103,10 @@ echo "setup: node $(node --version) and npm $(npm --version) ready"
 # Python packages the tests use: componentize-py builds the example Python plugin; grpcio and
 # websockets are real gRPC and WebSocket peers that the tests run through lbx (websockets also
 # speaks Chromium's DevTools protocol for the dashboard test); openai, the official OpenAI SDK,
-# reads the simulated vLLM replica's streams (tests/integration/llm_sim.rs).
+# reads the simulated vLLM replica's streams (tests/integration/llm_sim.rs); pytest runs the
+# Python plugin SDK's native test kit and the Python examples' tests (tests/integration/python_sdk.rs).
 COMPONENTIZE_PY=0.25.1
+PYTEST=9.0.2
 GRPCIO=1.85.1
 WEBSOCKETS=17.4
 OPENAI=3.51.0
@@ -127,8 +129,9 @@ pip_install() { # package version
     python3 -m pip install --quiet --user --break-system-packages "$1==$2"
 }
 pip_install componentize-py "$COMPONENTIZE_PY"
+pip_install pytest "$PYTEST"
 pip_install grpcio "$GRPCIO"
 pip_install websockets "$WEBSOCKETS"
 pip_install openai "$OPENAI"
 pip_install matplotlib "$MATPLOTLIB"
-echo "setup: componentize-py $COMPONENTIZE_PY, grpcio $GRPCIO, websockets $WEBSOCKETS, openai $OPENAI, matplotlib $MATPLOTLIB ready"
+echo "setup: componentize-py $COMPONENTIZE_PY, pytest $PYTEST, grpcio $GRPCIO, websockets $WEBSOCKETS, openai $OPENAI, matplotlib $MATPLOTLIB ready"

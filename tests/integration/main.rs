@@ -36,6 +36,7 @@ mod other_languages;
 mod plugin_history;
 mod plugin_library;
 mod protocols;
+mod python_sdk;
 mod record_replay;
 mod resilience;
 mod routing;

@@ -1,6 +1,7 @@
-"""Header router for lbx, in Python: the same rules as plugins/header_router (Rust).
+"""Header router for lbx, in Python on the lbx_router SDK: the same rules as plugins/header_router
+(Rust).
 
-Configuration ([plugin.config] in lbx.toml, reaching `init` as JSON):
+Configuration ([plugin.config] in lbx.toml, reaching `init` as parsed JSON):
 
     [plugin.config]
     default = { version = "stable" }
@@ -11,79 +12,85 @@ Configuration ([plugin.config] in lbx.toml, reaching `init` as JSON):
     ]
 
 The first matching rule picks a group of backends by labels; within it the healthy backend with
-the fewest requests in flight wins; an empty group falls back to `default`, then to lbx's own
-choice (no-opinion).
+the fewest requests in flight wins (on a retry, one not yet tried); an empty group falls back to
+`default`, then to lbx's own choice (no-opinion).
 
-Build: bash examples/python/header_router/build.sh  (needs componentize-py 0.25.1)
+Test: python3 -m pytest -q examples/python/header_router   (no Wasm build needed)
+Build: bash examples/python/header_router/build.sh          (needs componentize-py 0.25.1)
 """
 
-import json
+from __future__ import annotations
+
 import random
+from typing import Any, Mapping, Optional
 
-from componentize_py_types import Err
-from wit_world import exports
-from wit_world.imports import host, types
-
-STATS_FIELDS = 5  # healthy, weight, in-flight, ewma-latency-us, recent-failures
+import lbx_router
+from lbx_router import Backends, BackendInfo, Decision, Request, RetryContext
 
 
-class State:
-    """The plugin's state. componentize-py creates a new `Router` for every call, so state
-    lives at module level: one per plugin instance, like a Rust plugin's struct."""
+class Rule:
+    """One configured rule: a condition (path prefix, header, or percentage) and its group."""
 
-    rules: list = []
-    default: dict = {}
-    labels: list = []
+    __slots__ = ("path_prefix", "header", "equals", "percent", "group", "members")
 
+    def __init__(self, index: int, rule: Mapping[str, Any]) -> None:
+        kinds = [k for k in ("path_prefix", "header", "percent") if k in rule]
+        if len(kinds) != 1:
+            raise lbx_router.ConfigError(
+                f"rules[{index}] needs exactly one of path_prefix, header or percent")
+        group = rule.get("group")
+        if not group or not isinstance(group, dict):
+            raise lbx_router.ConfigError(f"rules[{index}]: group is empty")
+        self.group: dict[str, str] = group
+        #: Indexes of the backends in the group (set by `backends_changed`).
+        self.members: frozenset[int] = frozenset()
+        self.path_prefix: Optional[str] = rule.get("path_prefix")
+        self.header: Optional[str] = rule["header"].lower() if "header" in rule else None
+        self.equals: Optional[str] = rule.get("equals")
+        self.percent: Optional[float] = float(rule["percent"]) if "percent" in rule else None
+        if self.percent is not None and not 0 <= self.percent <= 100:
+            raise lbx_router.ConfigError(
+                f"rules[{index}]: percent {rule['percent']} is not within 0..=100")
 
-class Router(exports.Router):
-    def init(self, config: str) -> None:
-        try:
-            settings = json.loads(config or "{}")
-            State.rules = [validate(i, rule) for i, rule in enumerate(settings.get("rules", []))]
-            State.default = settings.get("default", {})
-        except (ValueError, TypeError, KeyError) as problem:
-            raise Err(f"invalid plugin config: {problem}")
-        host.log(host.LogLevel.INFO, f"python header router: {len(State.rules)} rules")
-
-    def backends_changed(self, backends: list) -> None:
-        State.labels = [dict(b.labels) for b in backends]
-
-    def choose(self, req, stats: list, retry) -> types.Decision:
-        tried = set(retry.tried) if retry else set()
-        count = len(stats) // STATS_FIELDS
-        healthy = [i for i in range(count) if stats[i * STATS_FIELDS] == 1]
-        candidates = [i for i in healthy if i not in tried] or healthy
-        group = next((rule["group"] for rule in State.rules if matches(rule, req)), None)
-        for selector in (group, State.default):
-            if selector is None:
-                continue
-            members = [
-                i for i in candidates
-                if i < len(State.labels)
-                and all(State.labels[i].get(k) == v for k, v in selector.items())
-            ]
-            if members:
-                best = min(members, key=lambda i: stats[i * STATS_FIELDS + 2])
-                return types.Decision_Pick(types.Pick(best, [], []))
-        return types.Decision_NoOpinion()
+    def matches(self, request: Request) -> bool:
+        """Whether the request meets this rule's condition."""
+        if self.path_prefix is not None:
+            return request.path().startswith(self.path_prefix)
+        if self.header is not None:
+            value = request.header(self.header)
+            return value is not None and (self.equals is None or value == self.equals)
+        return random.random() * 100 < (self.percent or 0.0)
 
 
-def validate(index: int, rule: dict) -> dict:
-    kinds = [k for k in ("path_prefix", "header", "percent") if k in rule]
-    if len(kinds) != 1:
-        raise ValueError(f"rules[{index}] needs exactly one of path_prefix, header or percent")
-    if not rule.get("group"):
-        raise ValueError(f"rules[{index}]: group is empty")
-    if "percent" in rule and not 0 <= float(rule["percent"]) <= 100:
-        raise ValueError(f"rules[{index}]: percent {rule['percent']} is not within 0..=100")
-    return rule
+class HeaderRouter(lbx_router.Router):
+    """Routes to a labelled group chosen by the first matching rule."""
+
+    def init(self, config: Any) -> None:
+        if not isinstance(config, dict):
+            raise lbx_router.ConfigError("the configuration must be a table")
+        self.rules = [Rule(i, r) for i, r in enumerate(config.get("rules", []))]
+        self.default: dict[str, str] = config.get("default", {})
+        self.default_members: frozenset[int] = frozenset()
+        lbx_router.log(lbx_router.LogLevel.INFO, f"python header router: {len(self.rules)} rules")
+
+    def backends_changed(self, backends: list[BackendInfo]) -> None:
+        # Each group's members, found when the backend set changes rather than per request.
+        for rule in self.rules:
+            rule.members = frozenset(i for i, b in enumerate(backends) if b.matches(rule.group))
+        self.default_members = frozenset(
+            i for i, b in enumerate(backends) if b.matches(self.default))
+
+    def choose(self, request: Request, backends: Backends, retry: RetryContext) -> Decision:
+        candidates = backends.candidates(retry)
+        for rule in self.rules:
+            if rule.matches(request):
+                best = backends.least_in_flight([i for i in candidates if i in rule.members])
+                if best is not None:
+                    return lbx_router.pick(best)
+                break  # the group has nobody usable: the default group decides
+        best = backends.least_in_flight([i for i in candidates if i in self.default_members])
+        return lbx_router.no_opinion() if best is None else lbx_router.pick(best)
 
 
-def matches(rule: dict, req) -> bool:
-    if "path_prefix" in rule:
-        return req.path().startswith(rule["path_prefix"])
-    if "header" in rule:
-        value = req.header(rule["header"].lower())
-        return value is not None and ("equals" not in rule or value == rule["equals"])
-    return random.random() * 100 < float(rule["percent"])
+# componentize-py looks for the export class `Router` in this module.
+Router = lbx_router.export(HeaderRouter)

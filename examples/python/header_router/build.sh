@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the Python header router into a Wasm component for lbx.
+# Build the Python header router (app.py, on the lbx_router SDK in sdk/python) into a Wasm
+# component for lbx, against contract lbx:router@0.2.0 (wit/).
 #
 # Run: bash examples/python/header_router/build.sh [OUT.wasm]
 #      (default OUT: examples/python/header_router/header_router.wasm)
@@ -19,7 +20,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$here/app.py" "$work/"
 cd "$work"
-# Bindings for the lbx:router `plugin` world, then the component (CPython + app.py).
-componentize_py -d "$root/wit/v0.1" -w plugin bindings . >/dev/null
-componentize_py -d "$root/wit/v0.1" -w plugin componentize app -o "$out" >/dev/null
+# Bindings for the lbx:router `plugin` world, then the component (CPython + app.py + the SDK,
+# found on the python path; its glue imports the bindings generated here).
+componentize_py -d "$root/wit" -w plugin bindings . >/dev/null
+componentize_py -d "$root/wit" -w plugin componentize app -p . -p "$root/sdk/python" -o "$out" >/dev/null
 echo "built $out ($(wc -c <"$out") bytes)"
