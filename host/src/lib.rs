@@ -31,6 +31,7 @@ pub mod reload;
 pub mod replay;
 pub mod runtime_backends;
 pub mod sampler;
+pub mod scaffold;
 pub mod server;
 pub mod shadow;
 pub mod shutdown;

@@ -38,6 +38,24 @@ enum FleetCommand {
 }
 
 #[derive(Subcommand)]
+enum PluginCommand {
+    /// Start a plugin project: its SDK and contract copied in, a least-in-flight router to
+    /// change, its native tests, a build script and a README of three commands (test, build,
+    /// `lbx check`). It passes its tests and `lbx check` as created.
+    New {
+        /// The language: rust or python.
+        #[arg(long)]
+        lang: lbx::scaffold::Language,
+        /// The plugin's name (lowercase letters, digits, `_`): the directory, crate or module,
+        /// and `NAME.wasm`.
+        name: String,
+        /// Create `NAME/` in this directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the proxy.
     Run(RunArgs),
@@ -61,6 +79,11 @@ enum Command {
         /// Take the admin address and token file from this config file.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Plugin projects.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
     },
     /// Fleet mode: the fleet's nodes and where each stands.
     Fleet {
@@ -380,6 +403,16 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 server.run(stop_rx).await;
                 anyhow::Ok(())
             })
+        }
+        Command::Plugin {
+            command: PluginCommand::New { lang, name, dir },
+        } => {
+            let created = lbx::scaffold::create(lang, &name, &dir)?;
+            println!(
+                "created {}: see its README.md (test, build, lbx check)",
+                created.display()
+            );
+            Ok(())
         }
         Command::Fleet {
             command: FleetCommand::Status { config, json },

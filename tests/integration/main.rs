@@ -35,6 +35,7 @@ mod operate_cli;
 mod other_languages;
 mod plugin_history;
 mod plugin_library;
+mod plugin_new;
 mod protocols;
 mod python_sdk;
 mod record_replay;

@@ -1,0 +1,141 @@
+//! `lbx plugin new --lang rust|python NAME`: a plugin project that passes its own tests, builds,
+//! and passes `lbx check` as created, with a README of three commands.
+//!
+//! The project stands alone: the language's SDK and the contract (`wit/router.wit`) are copied
+//! into it from copies embedded in this binary ([`sdk_files`]), so it builds wherever lbx is
+//! installed, outside lbx's repository, and keeps building after lbx is upgraded (a newer lbx
+//! still loads plugins of an older contract). What it fetches is only what its toolchain
+//! fetches anyway: crates for Rust, nothing for Python (componentize-py must be installed).
+
+mod python;
+mod rust;
+mod sdk_files;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// A language `lbx plugin new` can start a project in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Rust,
+    Python,
+}
+
+impl std::str::FromStr for Language {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "rust" => Ok(Self::Rust),
+            "python" => Ok(Self::Python),
+            other => Err(format!(
+                "no project template for {other:?}: `rust` or `python` (JavaScript, C and Go \
+                 plugins: see docs/plugins.md)"
+            )),
+        }
+    }
+}
+
+/// One file of a new project: its path inside the project and its contents.
+type ProjectFile = (String, String);
+
+/// Create the project `name` for `language` in `parent/name`; returns its directory. Refuses a
+/// name that is not a plain identifier and a directory that already exists.
+pub fn create(language: Language, name: &str, parent: &Path) -> anyhow::Result<PathBuf> {
+    check_name(name)?;
+    let dir = parent.join(name);
+    if dir.exists() {
+        bail!(
+            "{} already exists: choose another name or remove it",
+            dir.display()
+        );
+    }
+    let files = match language {
+        Language::Rust => rust::files(name),
+        Language::Python => python::files(name),
+    };
+    for (path, contents) in files {
+        let path = dir.join(path);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
+        std::fs::write(&path, contents)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(dir)
+}
+
+/// A name usable as a Rust crate, a Python module and a file name alike.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let starts_well = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    if !starts_well || !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        bail!(
+            "plugin name {name:?}: use lowercase letters, digits and `_`, starting with a letter \
+             (it names the crate or module and the .wasm file)"
+        );
+    }
+    if name == "lbx_guest" || name == "lbx_router" || name == "app" || name == "test" {
+        bail!("plugin name {name:?} is taken by the SDK or the project's own files");
+    }
+    Ok(())
+}
+
+/// The contract, at `wit/router.wit` in every project.
+fn contract() -> ProjectFile {
+    ("wit/router.wit".into(), sdk_files::CONTRACT.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every SDK source file is embedded: a file added to an SDK without being listed in
+    /// `sdk_files.rs` would give new projects an SDK that does not build.
+    #[test]
+    fn every_sdk_file_is_embedded() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let listed = |files: &[(&str, &str)]| -> Vec<String> {
+            let mut names: Vec<String> = files.iter().map(|(n, _)| n.to_string()).collect();
+            names.sort();
+            names
+        };
+        let on_disk = |dir: &Path, ext: &str| -> Vec<String> {
+            let mut names = Vec::new();
+            let mut stack = vec![dir.to_path_buf()];
+            while let Some(folder) = stack.pop() {
+                for entry in std::fs::read_dir(&folder).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        if !path.ends_with("__pycache__") {
+                            stack.push(path);
+                        }
+                    } else if path.extension().is_some_and(|e| e == ext) {
+                        let relative = path.strip_prefix(dir).unwrap();
+                        names.push(relative.to_string_lossy().replace('\\', "/"));
+                    }
+                }
+            }
+            names.sort();
+            names
+        };
+        assert_eq!(
+            listed(sdk_files::RUST_SDK),
+            on_disk(&root.join("guest-sdk/src"), "rs")
+        );
+        assert_eq!(
+            listed(sdk_files::PYTHON_SDK),
+            on_disk(&root.join("sdk/python/lbx_router"), "py")
+        );
+    }
+
+    #[test]
+    fn names_that_cannot_name_a_crate_and_a_module_are_refused() {
+        for bad in ["", "My", "9lives", "with-dash", "a b", "lbx_router", "app"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        check_name("edge_router2").unwrap();
+    }
+}

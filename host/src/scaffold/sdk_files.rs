@@ -1,0 +1,127 @@
+//! The SDK sources a new plugin project gets a copy of, embedded in the lbx binary so that
+//! `lbx plugin new` works wherever lbx is installed. Generated from the lists of `guest-sdk/src`
+//! and `sdk/python/lbx_router`; a unit test checks that no SDK file is missing from them.
+
+/// `wit/router.wit`, the contract the project builds against.
+pub const CONTRACT: &str = include_str!("../../../wit/router.wit");
+
+/// `guest-sdk/src/*` (path relative to `src/`, contents).
+pub const RUST_SDK: &[(&str, &str)] = &[
+    (
+        "backends.rs",
+        include_str!("../../../guest-sdk/src/backends.rs"),
+    ),
+    (
+        "bindings.rs",
+        include_str!("../../../guest-sdk/src/bindings.rs"),
+    ),
+    ("body.rs", include_str!("../../../guest-sdk/src/body.rs")),
+    (
+        "candidates.rs",
+        include_str!("../../../guest-sdk/src/candidates.rs"),
+    ),
+    ("clock.rs", include_str!("../../../guest-sdk/src/clock.rs")),
+    (
+        "config.rs",
+        include_str!("../../../guest-sdk/src/config.rs"),
+    ),
+    (
+        "cookie.rs",
+        include_str!("../../../guest-sdk/src/cookie.rs"),
+    ),
+    (
+        "decision.rs",
+        include_str!("../../../guest-sdk/src/decision.rs"),
+    ),
+    (
+        "export.rs",
+        include_str!("../../../guest-sdk/src/export.rs"),
+    ),
+    ("hash.rs", include_str!("../../../guest-sdk/src/hash.rs")),
+    ("kv.rs", include_str!("../../../guest-sdk/src/kv.rs")),
+    ("lib.rs", include_str!("../../../guest-sdk/src/lib.rs")),
+    ("log.rs", include_str!("../../../guest-sdk/src/log.rs")),
+    (
+        "request.rs",
+        include_str!("../../../guest-sdk/src/request.rs"),
+    ),
+    ("rng.rs", include_str!("../../../guest-sdk/src/rng.rs")),
+    (
+        "router.rs",
+        include_str!("../../../guest-sdk/src/router.rs"),
+    ),
+    ("stats.rs", include_str!("../../../guest-sdk/src/stats.rs")),
+    ("table.rs", include_str!("../../../guest-sdk/src/table.rs")),
+    (
+        "testkit/attempts.rs",
+        include_str!("../../../guest-sdk/src/testkit/attempts.rs"),
+    ),
+    (
+        "testkit/backends.rs",
+        include_str!("../../../guest-sdk/src/testkit/backends.rs"),
+    ),
+    (
+        "testkit/feedback.rs",
+        include_str!("../../../guest-sdk/src/testkit/feedback.rs"),
+    ),
+    (
+        "testkit/mod.rs",
+        include_str!("../../../guest-sdk/src/testkit/mod.rs"),
+    ),
+    (
+        "testkit/request.rs",
+        include_str!("../../../guest-sdk/src/testkit/request.rs"),
+    ),
+    (
+        "weighted.rs",
+        include_str!("../../../guest-sdk/src/weighted.rs"),
+    ),
+];
+
+/// `sdk/python/lbx_router/*` (file name, contents).
+pub const PYTHON_SDK: &[(&str, &str)] = &[
+    (
+        "__init__.py",
+        include_str!("../../../sdk/python/lbx_router/__init__.py"),
+    ),
+    (
+        "backends.py",
+        include_str!("../../../sdk/python/lbx_router/backends.py"),
+    ),
+    (
+        "component.py",
+        include_str!("../../../sdk/python/lbx_router/component.py"),
+    ),
+    (
+        "decision.py",
+        include_str!("../../../sdk/python/lbx_router/decision.py"),
+    ),
+    (
+        "driver.py",
+        include_str!("../../../sdk/python/lbx_router/driver.py"),
+    ),
+    (
+        "host.py",
+        include_str!("../../../sdk/python/lbx_router/host.py"),
+    ),
+    (
+        "kv.py",
+        include_str!("../../../sdk/python/lbx_router/kv.py"),
+    ),
+    (
+        "outcome.py",
+        include_str!("../../../sdk/python/lbx_router/outcome.py"),
+    ),
+    (
+        "request.py",
+        include_str!("../../../sdk/python/lbx_router/request.py"),
+    ),
+    (
+        "router.py",
+        include_str!("../../../sdk/python/lbx_router/router.py"),
+    ),
+    (
+        "testkit.py",
+        include_str!("../../../sdk/python/lbx_router/testkit.py"),
+    ),
+];
