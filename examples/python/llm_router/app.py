@@ -85,7 +85,8 @@ class LlmRouter(lbx_router.Router):
         scored = [self._score(i, backends, held, block_count, now_us) for i in candidates]
         saturation = config.saturation
         if saturation.shed and all(c.saturated for c in scored):
-            headers = [("retry-after", str(saturation.retry_after))] if saturation.retry_after else []
+            retry_after = saturation.retry_after
+            headers = [("retry-after", str(retry_after))] if retry_after else []
             return lbx_router.reject(saturation.shed_status, headers)
 
         ranked = ranking.rank(scored, self.rotation, len(backends))
