@@ -358,3 +358,28 @@ def test_a_key_of_the_rust_plugin_left_out_of_this_port_is_refused_with_the_reas
     refusal = t.refusal(LlmRouter, {"weights": {"ttft": 1}})
     assert refusal is not None
     assert "plugin.config.weights.ttft: not supported by the Python port" in refusal
+
+
+# ---- the parts -------------------------------------------------------------------------------
+
+def test_the_prompt_stream_tells_roles_apart_and_reads_text_parts() -> None:
+    from llm_scoring import prompt
+
+    as_system = prompt.read({"messages": [{"role": "system", "content": "same text"}]})
+    as_user = prompt.read({"messages": [{"content": "same text", "role": "user"}]})
+    assert as_system[1] != as_user[1]
+    parts = prompt.read({"model": "m", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "same "}, "text"]}]})
+    assert parts == ("m", as_user[1]), "text parts are read back to back"
+    assert prompt.read({"model": 7, "prompt": ["a", 12, True]}) == (None, b"a\x1e12\x1e")
+
+
+def test_checkpoints_are_the_powers_of_two_and_the_last_whole_block() -> None:
+    from llm_scoring import blocks
+
+    count, points = blocks.checkpoints(bytes(16 * 11 + 3), 16, 100)
+    assert count == 11 and [p.depth for p in points] == [1, 2, 4, 8, 11]
+    assert blocks.checkpoints(b"short", 16, 100) == (0, [])
+    same = blocks.checkpoints(b"a" * 32 + b"b" * 32, 16, 100)[1]
+    other = blocks.checkpoints(b"a" * 32 + b"c" * 32, 16, 100)[1]
+    assert same[:2] == other[:2] and same[2] != other[2], "a difference changes what follows"
