@@ -30,6 +30,8 @@ def checkpoints(prompt: bytes, block_bytes: int, max_blocks: int) -> tuple[int, 
     the hash of its first `k` blocks for each power of two `k` and for the last whole block,
     shallowest first."""
     blocks = min(len(prompt) // block_bytes, max_blocks)
+    if blocks == 0:
+        return 0, []  # nothing to hash: most requests without a body end here, cheaply
     # The block size starts the hash: hashes of different block sizes stay apart (the index in
     # lbx's store outlives a configuration change).
     hasher = hashlib.blake2b(block_bytes.to_bytes(4, "little"), digest_size=8)
