@@ -1,9 +1,10 @@
 //! The Python LLM router (examples/python/llm_router: the Rust llm_router's scoring ported on
 //! the Python SDK), built by its build.sh and loaded by lbx, routes OpenAI-style requests over
-//! real sockets to plain test backends, reading each body's model and prompt from the prefix
-//! lbx reads ahead: a model goes only to a backend serving it, a model no backend serves is
-//! answered 404, and the same conversation goes back to the backend that has its prefix. Every
-//! decision must be the plugin's (a Python error or a missed deadline would be lbx's fallback).
+//! real sockets to plain test backends, once `lbx check` accepts it with a body prefix and
+//! signals configured. It reads each body's model and prompt from the prefix lbx reads ahead:
+//! a model goes only to a backend serving it, a model no backend serves is answered 404, and
+//! the same conversation goes back to the backend that has its prefix. Every decision must be
+//! the plugin's (a Python error or a missed deadline would be lbx's fallback).
 //!
 //! componentize-py is installed by scripts/setup.sh: a missing one is a failure naming it,
 //! never a silent skip (as in `other_languages`).
@@ -16,7 +17,9 @@ use std::process::Command;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use crate::support::{TempDir, TestBackend, TestProxy, admin_get, http1_client, metric, send};
+use crate::support::{
+    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, http1_client, metric, send,
+};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -44,6 +47,30 @@ fn llm_config(plugin: &str, backends: &[(String, &str)]) -> String {
         ));
     }
     toml
+}
+
+/// vLLM's signals, as examples/python/llm_router/README.md configures them.
+const SIGNALS: &str = r#"
+[signals]
+metrics = ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_cache_usage_perc"]
+"#;
+
+/// `lbx check` accepts the plugin with `toml` (its body prefix and signals) and names Python.
+fn check(wasm: &Path, toml: &str, dir: &TempDir) {
+    let config = dir.join("check.toml");
+    std::fs::write(&config, toml).unwrap();
+    let check = Command::new(LBX_BIN)
+        .args(["check", wasm.to_str().unwrap(), "--iterations", "100"])
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(report.contains("language Python ("), "{report}");
 }
 
 /// POSTs `body` to `path`; returns the status and the answering backend's name.
@@ -86,7 +113,9 @@ async fn the_python_llm_router_filters_by_model_and_keeps_a_conversation_on_its_
         (llama[1].url(), "llama-3-8b"),
         (mistral.url(), "mistral-7b"),
     ];
-    let proxy = TestProxy::start(&llm_config(wasm.to_str().unwrap(), &backends)).await;
+    let config = llm_config(wasm.to_str().unwrap(), &backends);
+    check(&wasm, &format!("{config}{SIGNALS}"), &dir);
+    let proxy = TestProxy::start(&config).await;
 
     let (status, _) = post(&proxy, "/v1/chat/completions", chat("gpt-4o", 0, 0)).await;
     assert_eq!(status, 404, "no backend serves gpt-4o");
