@@ -37,6 +37,7 @@ mod plugin_history;
 mod plugin_library;
 mod plugin_new;
 mod protocols;
+mod python_llm_router;
 mod python_sdk;
 mod record_replay;
 mod resilience;

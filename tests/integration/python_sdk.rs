@@ -1,6 +1,7 @@
-//! The Python plugin SDK (sdk/python/lbx_router) and the Python examples pass their own pytest
-//! tests on the SDK's native test kit, and that kit really fails a wrong plugin: a deliberately
-//! failing test makes pytest exit non-zero naming the assertion.
+//! The Python plugin SDK (sdk/python/lbx_router) and the Python examples (header_router,
+//! llm_router) pass their own pytest tests on the SDK's native test kit, and that kit really
+//! fails a wrong plugin: a deliberately failing test makes pytest exit non-zero naming the
+//! assertion.
 //!
 //! pytest is installed by scripts/setup.sh (pinned, like componentize-py); a missing pytest is a
 //! failure naming it, never a silent skip. No Wasm is built here: the examples' Wasm builds are
@@ -48,6 +49,19 @@ fn the_python_sdk_and_example_tests_pass_under_pytest() {
         Path::new(ROOT),
         &["sdk/python/tests", "examples/python/header_router"],
     );
+    let report = text(&run);
+    assert!(run.status.success(), "pytest failed:\n{report}");
+    assert!(
+        report.contains(" passed") && !report.contains("failed") && !report.contains("skipped"),
+        "{report}"
+    );
+}
+
+/// A run of its own: each example has a `test_app.py` (and an `app` module), and pytest refuses
+/// two test modules of one name in one run.
+#[test]
+fn the_python_llm_router_tests_pass_under_pytest() {
+    let run = pytest(Path::new(ROOT), &["examples/python/llm_router"]);
     let report = text(&run);
     assert!(run.status.success(), "pytest failed:\n{report}");
     assert!(
