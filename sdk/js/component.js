@@ -208,6 +208,7 @@ function lower(decision) {
  */
 export function bind(RouterClass) {
   const driver = new Driver(RouterClass);
+  bigInts = undefined; // found again for this engine (tests bind under both conventions)
   install(new HostServices());
   return {
     init(config) {
