@@ -49,9 +49,10 @@ try {
       world: "plugin",
       sync: true,
     }));
+    // The tool first: `lbx check` reports the first producer that names the language.
     component = await metadataAdd(component, [
-      ["language", [["JavaScript", ""]]],
       ["processed-by", [["componentize-qjs", pkg.version]]],
+      ["language", [["JavaScript", ""]]],
     ]);
   } else {
     ({ component } = await componentizeSm({
