@@ -4,8 +4,8 @@
 // Usage: node build.mjs ENTRY.js WIT_DIR OUT.wasm [--engine qjs|starlingmonkey]   (build.sh calls it)
 //
 // - qjs (the default): QuickJS through componentize-qjs, built `sync` (lbx's host does not
-//   enable the component-model async ABI). Measured with `lbx check` (docs/plugins.md, section
-//   7): ~5x faster per decision and ~7x smaller than StarlingMonkey.
+//   enable the component-model async ABI). Chosen by measurement with `lbx check`
+//   (docs/plugins.md, section 8).
 // - starlingmonkey: SpiderMonkey through componentize-js, with its `http` and `fetch-event`
 //   features disabled (lbx offers no wasi:http).
 //
@@ -13,10 +13,8 @@
 // wasm-tools here. The bundle (rolldown) keeps the host's interfaces (`lbx:router/...`) as
 // imports and inlines everything else, so neither engine resolves packages at build time.
 // QuickJS writes no producer metadata of its own, so the build adds `language: JavaScript` and
-// the engine's name, which `lbx check` reports.
-import { componentize as componentizeSm } from "@bytecodealliance/componentize-js";
-import { metadataAdd } from "@bytecodealliance/jco";
-import { componentize as componentizeQjs } from "componentize-qjs";
+// the engine's name, which `lbx check` reports. Each engine's package is loaded only when
+// used, so a project that builds with one need not install the other.
 import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -41,6 +39,8 @@ try {
 
   let component;
   if (engine === "qjs") {
+    const { componentize: componentizeQjs } = await import("componentize-qjs");
+    const { metadataAdd } = await import("@bytecodealliance/jco");
     const pkg = JSON.parse(readFileSync(new URL("./node_modules/componentize-qjs/package.json", import.meta.url)));
     ({ component } = await componentizeQjs({
       witPath: resolve(wit),
@@ -55,6 +55,7 @@ try {
       ["language", [["JavaScript", ""]]],
     ]);
   } else {
+    const { componentize: componentizeSm } = await import("@bytecodealliance/componentize-js");
     ({ component } = await componentizeSm({
       sourcePath: bundlePath,
       witPath: resolve(wit),
