@@ -2,11 +2,12 @@
 # Build the JavaScript header router (app.js on the @lbx/router SDK in sdk/js, entry plugin.js)
 # into a Wasm component for lbx, against contract lbx:router@0.2.0 (wit/).
 #
-# Run: bash examples/js/header_router/build.sh [OUT.wasm] [--engine qjs|starlingmonkey]
-#      (default OUT: examples/js/header_router/header_router.wasm; default engine: qjs)
-# Needs node and npm (scripts/setup.sh installs them). The first run installs the pinned
-# toolchain (package-lock.json: componentize-qjs, componentize-js, jco, rolldown) with `npm ci`
-# into node_modules (~20 s); a build then takes ~6 s with QuickJS, ~60 s with StarlingMonkey.
+# Run: bash examples/js/header_router/build.sh [OUT.wasm] [--engine starlingmonkey|qjs]
+#      (default OUT: examples/js/header_router/header_router.wasm; default engine:
+#      starlingmonkey, the one lbx runs today: build.mjs says why)
+# Needs node 20.19+ and npm (scripts/setup.sh installs them). The first run installs the pinned
+# toolchain (package-lock.json: componentize-js, componentize-qjs, jco, rolldown) with `npm ci`
+# into node_modules (~20 s); a build then takes ~15-60 s with StarlingMonkey, ~6 s with QuickJS.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"

@@ -1,8 +1,8 @@
 //! The JavaScript project: `router.js` on a copy of the `@lbx/router` SDK (in `lbx-router/`,
 //! linked as a `file:` dependency, with the contract in `wit/`), a least-in-flight router to
 //! start from, its `node --test` tests on the SDK's test kit, the build entry `plugin.js`,
-//! `build.sh` with the same `build.mjs` as lbx's JavaScript example (bundle, then QuickJS), and
-//! a README. Its toolchain is pinned by `package.json` and `package-lock.json` (kept in
+//! `build.sh` with the same `build.mjs` as lbx's JavaScript example (bundle, then
+//! StarlingMonkey through componentize-js), and a README. Its toolchain is pinned by `package.json` and `package-lock.json` (kept in
 //! `js_template/`, made by `npm install --package-lock-only` there) and installed by `npm ci`.
 
 use super::{ProjectFile, contract, sdk_files};
@@ -98,8 +98,8 @@ export const router = bind(Plugin);
 "#;
 
 const BUILD_SH: &str = r#"#!/usr/bin/env bash
-# Build {name}.wasm, the component lbx loads: router.js and the SDK bundled, then QuickJS
-# (componentize-qjs), with the toolchain package-lock.json pins, installed by `npm ci`.
+# Build {name}.wasm, the component lbx loads: router.js and the SDK bundled, then StarlingMonkey
+# (componentize-js), with the toolchain package-lock.json pins, installed by `npm ci`.
 #
 # Run: bash build.sh   (needs Node.js 20.19+ and npm)
 set -euo pipefail
@@ -120,7 +120,7 @@ An lbx routing plugin in JavaScript, created by `lbx plugin new --lang js {name}
 
 ```sh
 npm ci && node --test   # the logic, in plain node, on the SDK's test kit (router.test.js)
-bash build.sh           # {name}.wasm (QuickJS; needs Node.js 20.19+ and npm)
+bash build.sh           # {name}.wasm (StarlingMonkey; needs Node.js 20.19+ and npm)
 lbx check {name}.wasm   # loads it as lbx would: its decisions, their µs, its memory
 ```
 
@@ -157,6 +157,7 @@ mod tests {
             "../../../examples/js/header_router/package-lock.json"
         ));
         for tool in [
+            "node_modules/@bytecodealliance/componentize-js",
             "node_modules/componentize-qjs",
             "node_modules/rolldown",
             "node_modules/@bytecodealliance/jco",

@@ -194,5 +194,5 @@ pub const JS_SDK: &[(&str, &str)] = &[
     ),
 ];
 
-/// The JavaScript build script (bundle, then QuickJS), shared with examples/js/header_router.
+/// The JavaScript build script (bundle, then componentize), shared with examples/js/header_router.
 pub const JS_BUILD: &str = include_str!("../../../examples/js/header_router/build.mjs");
