@@ -1,5 +1,5 @@
 //! The header router written in Python (examples/python, componentize-py) and in JavaScript
-//! (examples/js, on the @lbx/router SDK, built with QuickJS through componentize-qjs), each
+//! (examples/js, on the @lbx/router SDK, built with StarlingMonkey through componentize-js), each
 //! built by its own script against contract 0.2 and loaded by lbx, routes real requests as its
 //! rules say.
 //!

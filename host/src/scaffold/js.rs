@@ -181,7 +181,10 @@ mod tests {
         };
         assert_eq!(json(text("package.json"))["name"], "edge");
         assert_eq!(json(text("package-lock.json"))["name"], "edge");
-        assert_eq!(json(text("package-lock.json"))["packages"][""]["name"], "edge");
+        assert_eq!(
+            json(text("package-lock.json"))["packages"][""]["name"],
+            "edge"
+        );
         assert!(text("build.sh").contains("edge.wasm"));
     }
 }

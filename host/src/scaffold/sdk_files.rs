@@ -128,22 +128,10 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
 
 /// `sdk/js/*` without its tests (path relative to `sdk/js/`, contents).
 pub const JS_SDK: &[(&str, &str)] = &[
-    (
-        "README.md",
-        include_str!("../../../sdk/js/README.md"),
-    ),
-    (
-        "component.js",
-        include_str!("../../../sdk/js/component.js"),
-    ),
-    (
-        "index.d.ts",
-        include_str!("../../../sdk/js/index.d.ts"),
-    ),
-    (
-        "index.js",
-        include_str!("../../../sdk/js/index.js"),
-    ),
+    ("README.md", include_str!("../../../sdk/js/README.md")),
+    ("component.js", include_str!("../../../sdk/js/component.js")),
+    ("index.d.ts", include_str!("../../../sdk/js/index.d.ts")),
+    ("index.js", include_str!("../../../sdk/js/index.js")),
     (
         "lib/backends.js",
         include_str!("../../../sdk/js/lib/backends.js"),
@@ -156,14 +144,8 @@ pub const JS_SDK: &[(&str, &str)] = &[
         "lib/driver.js",
         include_str!("../../../sdk/js/lib/driver.js"),
     ),
-    (
-        "lib/host.js",
-        include_str!("../../../sdk/js/lib/host.js"),
-    ),
-    (
-        "lib/kv.js",
-        include_str!("../../../sdk/js/lib/kv.js"),
-    ),
+    ("lib/host.js", include_str!("../../../sdk/js/lib/host.js")),
+    ("lib/kv.js", include_str!("../../../sdk/js/lib/kv.js")),
     (
         "lib/outcome.js",
         include_str!("../../../sdk/js/lib/outcome.js"),
@@ -176,22 +158,10 @@ pub const JS_SDK: &[(&str, &str)] = &[
         "lib/router.js",
         include_str!("../../../sdk/js/lib/router.js"),
     ),
-    (
-        "lib/utf8.js",
-        include_str!("../../../sdk/js/lib/utf8.js"),
-    ),
-    (
-        "package.json",
-        include_str!("../../../sdk/js/package.json"),
-    ),
-    (
-        "testkit.d.ts",
-        include_str!("../../../sdk/js/testkit.d.ts"),
-    ),
-    (
-        "testkit.js",
-        include_str!("../../../sdk/js/testkit.js"),
-    ),
+    ("lib/utf8.js", include_str!("../../../sdk/js/lib/utf8.js")),
+    ("package.json", include_str!("../../../sdk/js/package.json")),
+    ("testkit.d.ts", include_str!("../../../sdk/js/testkit.d.ts")),
+    ("testkit.js", include_str!("../../../sdk/js/testkit.js")),
 ];
 
 /// The JavaScript build script (bundle, then componentize), shared with examples/js/header_router.
