@@ -12,7 +12,7 @@
 //! there); node never does, so the rest of the SDK and the test kit run as plain JavaScript.
 //!
 //! It works with both engines lbx builds JavaScript with, which differ in how they carry some
-//! types (as componentize-js 0.22.0's jco bindings and componentize-qjs 0.4.5's type mapping
+//! types (as componentize-js 0.20.0's jco bindings and componentize-qjs 0.4.5's type mapping
 //! define them; test/component.test.js checks the glue against stand-ins of both):
 //! - 64-bit integers (`now-us`, `kv.increment`, an outcome's times and tag, a pick's tag) are
 //!   `BigInt` under componentize-js and `number` under QuickJS: the SDK speaks `number`, and

@@ -8,6 +8,9 @@
 # Needs node 20.19+ and npm (scripts/setup.sh installs them). The first run installs the pinned
 # toolchain (package-lock.json: componentize-js, componentize-qjs, jco, rolldown) with `npm ci`
 # into node_modules (~20 s); a build then takes ~15-60 s with StarlingMonkey, ~6 s with QuickJS.
+# package.json pins componentize-js 0.20.0, the fastest measured (docs/plugins.md, section 8),
+# and @bytecodealliance/preview2-shim, which componentize-js imports at build time but lists
+# only as a dev dependency of its own.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
