@@ -89,14 +89,22 @@ if [ ${#etcd_missing[@]} -gt 0 ]; then
 fi
 echo "setup: etcd $(etcd --version | sed -n 's/^etcd Version: //p') and $(protoc --version) ready"
 
-# Node.js and npm: the JavaScript example plugin is built with componentize-js (which its build
-# script installs with npm) and tested like the Python one. Installed only when missing, so a
-# newer Node already on the machine is kept.
+# Node.js and npm: JavaScript plugins (sdk/js, examples/js) are tested with `node --test` and
+# built by their build scripts, which install the pinned toolchain (componentize-qjs,
+# componentize-js, jco, rolldown: package-lock.json) with `npm ci`. Installed only when missing,
+# so a newer Node already on the machine is kept. rolldown (the build's bundler) needs Node
+# 20.19 or later, newer than Debian 12's 18.x: an older Node is reported, not silently used.
 node_missing=()
 command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || node_missing+=(npm)
 if [ ${#node_missing[@]} -gt 0 ]; then
   apt_install "Node.js with npm (the JavaScript plugin test builds with them)" "${node_missing[@]}"
+fi
+node_version="$(node --version | sed 's/^v//')"
+if ! printf '20.19.0\n%s\n' "$node_version" | sort -V -C; then
+  echo "setup: node $node_version is too old for the JavaScript plugin build (needs >= 20.19):" \
+    "install Node.js 20.19+ or 22.12+ (e.g. from nodesource.com) and run setup again" >&2
+  exit 1
 fi
 echo "setup: node $(node --version) and npm $(npm --version) ready"
 

@@ -43,7 +43,7 @@ enum PluginCommand {
     /// change, its native tests, a build script and a README of three commands (test, build,
     /// `lbx check`). It passes its tests and `lbx check` as created.
     New {
-        /// The language: rust or python.
+        /// The language: rust, python or js.
         #[arg(long)]
         lang: lbx::scaffold::Language,
         /// The plugin's name (lowercase letters, digits, `_`): the directory, crate or module,

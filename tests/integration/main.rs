@@ -24,6 +24,7 @@ mod fleet_follow;
 mod fleet_store;
 mod grpc;
 mod hot_swap;
+mod js_sdk;
 mod llm_demo;
 mod llm_load;
 mod llm_router;

@@ -1,10 +1,12 @@
 //! The header router written in Python (examples/python, componentize-py) and in JavaScript
-//! (examples/js, componentize-js), each built by its own script and loaded by lbx, routes real
-//! requests as its rules say.
+//! (examples/js, on the @lbx/router SDK, built with StarlingMonkey through componentize-js), each
+//! built by its own script against contract 0.2 and loaded by lbx, routes real requests as its
+//! rules say.
 //!
 //! Both toolchains are installed by scripts/setup.sh (componentize-py from PyPI; Node.js and
-//! npm from Debian, componentize-js by the example's build script), so both tests always run:
-//! a missing tool is a failure naming it, never a silent skip.
+//! npm from Debian, the pinned JavaScript toolchain by the example's build script with
+//! `npm ci`), so both tests always run: a missing tool is a failure naming it, never a silent
+//! skip.
 //!
 //! Run: `cargo test -p lbx --test integration other_languages`
 

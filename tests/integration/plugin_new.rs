@@ -115,6 +115,43 @@ async fn a_new_python_plugin_tests_builds_checks_and_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_javascript_plugin_tests_builds_checks_and_routes() {
+    let dir = TempDir::new("plugin-new-js");
+    let project = create(&dir.path, "js", "edge");
+    let target = dir.join("target");
+    // What the README says first: install the pinned toolchain and the SDK copy, then test.
+    let installed = run(
+        &project,
+        "npm",
+        &["ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        &target,
+    );
+    assert!(installed.status.success(), "{}", text(&installed));
+    let tests = run(&project, "node", &["--test"], &target);
+    assert!(tests.status.success(), "{}", text(&tests));
+    assert!(text(&tests).contains("# pass 4"), "{}", text(&tests));
+
+    // The kit is wired: a plugin that always picks backend 0 fails its tests.
+    let router = project.join("router.js");
+    let original = std::fs::read_to_string(&router).unwrap();
+    std::fs::write(
+        &router,
+        original.replace(
+            "const best = backends.leastInFlight(backends.candidates(retry));",
+            "const best = 0;",
+        ),
+    )
+    .unwrap();
+    let broken = run(&project, "node", &["--test"], &target);
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    std::fs::write(&router, original).unwrap();
+
+    let built = run(&project, "bash", &["build.sh"], &target);
+    assert!(built.status.success(), "{}", text(&built));
+    check_and_route(&project.join("edge.wasm"), "JavaScript").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_rust_plugin_tests_builds_checks_and_routes() {
     let dir = TempDir::new("plugin-new-rust");
     let project = create(&dir.path, "rust", "edge");

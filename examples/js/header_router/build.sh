@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
-# Build the JavaScript header router into a Wasm component for lbx.
+# Build the JavaScript header router (app.js on the @lbx/router SDK in sdk/js, entry plugin.js)
+# into a Wasm component for lbx, against contract lbx:router@0.2.0 (wit/).
 #
-# Run: bash examples/js/header_router/build.sh [OUT.wasm]
-#      (default OUT: examples/js/header_router/header_router.wasm)
-# Needs node and npm; the first run installs componentize-js (pinned in package.json) into
-# examples/js/header_router/node_modules (~20 s), a build then takes ~20 s.
-# package.json also pins @bytecodealliance/preview2-shim: componentize-js 0.22.0 imports it at
-# run time but lists it only as a dev dependency of its own.
+# Run: bash examples/js/header_router/build.sh [OUT.wasm] [--engine starlingmonkey|qjs]
+#      (default OUT: examples/js/header_router/header_router.wasm; default engine:
+#      starlingmonkey, the one lbx runs today: build.mjs says why)
+# Needs node 20.19+ and npm (scripts/setup.sh installs them). The first run installs the pinned
+# toolchain (package-lock.json: componentize-js, componentize-qjs, jco, rolldown) with `npm ci`
+# into node_modules (~20 s); a build then takes ~15-60 s with StarlingMonkey, ~6 s with QuickJS.
+# package.json pins componentize-js 0.20.0, the fastest measured (docs/plugins.md, section 8),
+# and @bytecodealliance/preview2-shim, which componentize-js imports at build time but lists
+# only as a dev dependency of its own.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
-out="${1:-$here/header_router.wasm}"
+out="$here/header_router.wasm"
+engine=()
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--engine) engine=(--engine "$2"); shift 2 ;;
+	*) out="$1"; shift ;;
+	esac
+done
+[[ "$out" = /* ]] || out="$PWD/$out"
 
 for tool in node npm; do
-	command -v "$tool" >/dev/null 2>&1 || { echo "$tool not found: install Node.js (apt-get install -y nodejs npm)" >&2; exit 1; }
+	command -v "$tool" >/dev/null 2>&1 || { echo "$tool not found: install Node.js (bash scripts/setup.sh)" >&2; exit 1; }
 done
 cd "$here"
-if [[ ! -d node_modules/@bytecodealliance/componentize-js ]]; then
-	# `ci` installs exactly what package-lock.json pins and never rewrites it.
+# `npm ci` installs exactly what package-lock.json pins and never rewrites it; it runs again
+# whenever the lock is newer than the last install.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
 	npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
-node build.mjs router.js "$root/wit/v0.1" "$out"
+node build.mjs plugin.js "$root/wit" "$out" "${engine[@]}"

@@ -8,7 +8,9 @@
 //! plugin carries the C and Rust of its engine. So the interpreters decide first, then Rust's
 //! marks, then Go's, then C's. componentize-py (0.25) writes no producer of its own: a Python
 //! plugin is known by the interpreter it links, a core module named `libpython3.14.so`.
-//! ComponentizeJS names itself and `language: JavaScript`.
+//! ComponentizeJS names itself and `language: JavaScript`; componentize-qjs (QuickJS) writes
+//! nothing of its own, so lbx's JavaScript build adds `processed-by: componentize-qjs` and
+//! `language: JavaScript` (examples/js/header_router/build.mjs).
 
 use wasmparser::{ComponentName, KnownCustom, Parser, Payload};
 
@@ -76,6 +78,7 @@ pub fn language(producers: &[Producer]) -> Option<(&'static str, String)> {
         ("JavaScript", |p| {
             name_has(p, "componentizejs")
                 || name_has(p, "componentize-js")
+                || name_has(p, "componentize-qjs")
                 || name_has(p, "starlingmonkey")
                 || is_language(p, "javascript")
         }),
@@ -175,6 +178,17 @@ mod tests {
         assert_eq!(
             language(&js),
             Some(("JavaScript", "ComponentizeJS 0.22.0".into()))
+        );
+        // componentize-qjs 0.4.5's QuickJS engine is Rust (rquickjs); lbx's build adds the rest.
+        let quickjs = [
+            producer("language", "Rust", ""),
+            producer("processed-by", "rustc", "1.96.0"),
+            producer("processed-by", "componentize-qjs", "0.4.5"),
+            producer("language", "JavaScript", ""),
+        ];
+        assert_eq!(
+            language(&quickjs),
+            Some(("JavaScript", "componentize-qjs 0.4.5".into()))
         );
         let c = [
             producer("language", "C11", ""),

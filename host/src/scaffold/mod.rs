@@ -1,12 +1,14 @@
-//! `lbx plugin new --lang rust|python NAME`: a plugin project that passes its own tests, builds,
+//! `lbx plugin new --lang rust|python|js NAME`: a plugin project that passes its own tests, builds,
 //! and passes `lbx check` as created, with a README of three commands.
 //!
 //! The project stands alone: the language's SDK and the contract (`wit/router.wit`) are copied
 //! into it from copies embedded in this binary ([`sdk_files`]), so it builds wherever lbx is
 //! installed, outside lbx's repository, and keeps building after lbx is upgraded (a newer lbx
 //! still loads plugins of an older contract). What it fetches is only what its toolchain
-//! fetches anyway: crates for Rust, nothing for Python (componentize-py must be installed).
+//! fetches anyway: crates for Rust, nothing for Python (componentize-py must be installed), the
+//! pinned npm packages of its lock file for JavaScript.
 
+mod js;
 mod python;
 mod rust;
 mod sdk_files;
@@ -20,6 +22,8 @@ use anyhow::{Context, bail};
 pub enum Language {
     Rust,
     Python,
+    /// JavaScript, built with QuickJS (`--lang js` or `--lang javascript`).
+    Js,
 }
 
 impl std::str::FromStr for Language {
@@ -29,9 +33,10 @@ impl std::str::FromStr for Language {
         match text {
             "rust" => Ok(Self::Rust),
             "python" => Ok(Self::Python),
+            "js" | "javascript" => Ok(Self::Js),
             other => Err(format!(
-                "no project template for {other:?}: `rust` or `python` (JavaScript, C and Go \
-                 plugins: see docs/plugins.md)"
+                "no project template for {other:?}: `rust`, `python` or `js` (C and Go plugins: \
+                 see docs/plugins.md)"
             )),
         }
     }
@@ -54,6 +59,7 @@ pub fn create(language: Language, name: &str, parent: &Path) -> anyhow::Result<P
     let files = match language {
         Language::Rust => rust::files(name),
         Language::Python => python::files(name),
+        Language::Js => js::files(name),
     };
     for (path, contents) in files {
         let path = dir.join(path);
@@ -67,7 +73,7 @@ pub fn create(language: Language, name: &str, parent: &Path) -> anyhow::Result<P
     Ok(dir)
 }
 
-/// A name usable as a Rust crate, a Python module and a file name alike.
+/// A name usable as a Rust crate, a Python module, an npm package and a file name alike.
 fn check_name(name: &str) -> anyhow::Result<()> {
     let mut chars = name.chars();
     let starts_well = chars.next().is_some_and(|c| c.is_ascii_lowercase());
@@ -129,6 +135,16 @@ mod tests {
             listed(sdk_files::PYTHON_SDK),
             on_disk(&root.join("sdk/python/lbx_router"), "py")
         );
+        // The JavaScript SDK ships its modules and types; its own tests stay behind.
+        let js = root.join("sdk/js");
+        let mut js_files: Vec<String> = ["js", "ts"]
+            .iter()
+            .flat_map(|ext| on_disk(&js, ext))
+            .filter(|name| !name.starts_with("test/") && !name.starts_with("node_modules/"))
+            .chain(["README.md".to_string(), "package.json".to_string()])
+            .collect();
+        js_files.sort();
+        assert_eq!(listed(sdk_files::JS_SDK), js_files);
     }
 
     #[test]

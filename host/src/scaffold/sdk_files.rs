@@ -1,6 +1,6 @@
 //! The SDK sources a new plugin project gets a copy of, embedded in the lbx binary so that
-//! `lbx plugin new` works wherever lbx is installed. Generated from the lists of `guest-sdk/src`
-//! and `sdk/python/lbx_router`; a unit test checks that no SDK file is missing from them.
+//! `lbx plugin new` works wherever lbx is installed. Generated from the lists of `guest-sdk/src`,
+//! `sdk/python/lbx_router` and `sdk/js`; a unit test checks that no SDK file is missing from them.
 
 /// `wit/router.wit`, the contract the project builds against.
 pub const CONTRACT: &str = include_str!("../../../wit/router.wit");
@@ -125,3 +125,44 @@ pub const PYTHON_SDK: &[(&str, &str)] = &[
         include_str!("../../../sdk/python/lbx_router/testkit.py"),
     ),
 ];
+
+/// `sdk/js/*` without its tests (path relative to `sdk/js/`, contents).
+pub const JS_SDK: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../../sdk/js/README.md")),
+    ("component.js", include_str!("../../../sdk/js/component.js")),
+    ("index.d.ts", include_str!("../../../sdk/js/index.d.ts")),
+    ("index.js", include_str!("../../../sdk/js/index.js")),
+    (
+        "lib/backends.js",
+        include_str!("../../../sdk/js/lib/backends.js"),
+    ),
+    (
+        "lib/decision.js",
+        include_str!("../../../sdk/js/lib/decision.js"),
+    ),
+    (
+        "lib/driver.js",
+        include_str!("../../../sdk/js/lib/driver.js"),
+    ),
+    ("lib/host.js", include_str!("../../../sdk/js/lib/host.js")),
+    ("lib/kv.js", include_str!("../../../sdk/js/lib/kv.js")),
+    (
+        "lib/outcome.js",
+        include_str!("../../../sdk/js/lib/outcome.js"),
+    ),
+    (
+        "lib/request.js",
+        include_str!("../../../sdk/js/lib/request.js"),
+    ),
+    (
+        "lib/router.js",
+        include_str!("../../../sdk/js/lib/router.js"),
+    ),
+    ("lib/utf8.js", include_str!("../../../sdk/js/lib/utf8.js")),
+    ("package.json", include_str!("../../../sdk/js/package.json")),
+    ("testkit.d.ts", include_str!("../../../sdk/js/testkit.d.ts")),
+    ("testkit.js", include_str!("../../../sdk/js/testkit.js")),
+];
+
+/// The JavaScript build script (bundle, then componentize), shared with examples/js/header_router.
+pub const JS_BUILD: &str = include_str!("../../../examples/js/header_router/build.mjs");
