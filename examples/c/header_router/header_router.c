@@ -117,8 +117,33 @@ static const char *read_rule(lbx_json *j, size_t index, rule *r) {
     return NULL;
 }
 
+static void forget_group(group *g) {
+    for (size_t k = 0; k < g->count; k++) {
+        free(g->keys[k]);
+        free(g->values[k]);
+    }
+    free(g->keys);
+    free(g->values);
+    free(g->members);
+    memset(g, 0, sizeof *g);
+}
+
+/* Drop the configuration: lbx calls init once per instance, but a native test calls it again
+ * for every scenario, and each init must start from nothing. */
+static void forget(void) {
+    for (size_t r = 0; r < router.rule_count; r++) {
+        free(router.rules[r].text);
+        free(router.rules[r].equals);
+        forget_group(&router.rules[r].group);
+    }
+    free(router.rules);
+    forget_group(&router.fallback);
+    memset(&router, 0, sizeof router);
+}
+
 static const char *init(lbx_str config, unsigned *features) {
     (void)features; /* no outcomes needed */
+    forget();
     lbx_json j = lbx_json_begin(config);
     char *key;
     if (!lbx_json_enter_object(&j)) return "the configuration must be a table";
