@@ -1,10 +1,11 @@
-//! The header router written in Python (examples/python, componentize-py) and in JavaScript
-//! (examples/js, componentize-js), each built by its own script and loaded by lbx, routes real
-//! requests as its rules say.
+//! The header router written in Python (examples/python, componentize-py), in JavaScript
+//! (examples/js, componentize-js) and in C (examples/c, clang + wasi-libc on sdk/c), each built
+//! by its own script and loaded by lbx, routes real requests as its rules say.
 //!
-//! Both toolchains are installed by scripts/setup.sh (componentize-py from PyPI; Node.js and
-//! npm from Debian, componentize-js by the example's build script), so both tests always run:
-//! a missing tool is a failure naming it, never a silent skip.
+//! Every toolchain is installed by scripts/setup.sh (componentize-py from PyPI; Node.js and
+//! npm from Debian, componentize-js by the example's build script; clang, lld and wasi-libc from
+//! Debian, tools/c-tools by the C build script), so every test always runs: a missing tool is a
+//! failure naming it, never a silent skip.
 //!
 //! Run: `cargo test -p lbx --test integration other_languages`
 
@@ -121,4 +122,12 @@ async fn the_javascript_header_router_routes_by_path_and_header() {
     let wasm = dir.join("header_router.wasm");
     build("examples/js/header_router/build.sh", &wasm);
     check_header_router(&wasm, "JavaScript").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_header_router_routes_by_path_and_header() {
+    let dir = TempDir::new("c");
+    let wasm = dir.join("header_router.wasm");
+    build("examples/c/header_router/build.sh", &wasm);
+    check_header_router(&wasm, "C").await;
 }
