@@ -27,7 +27,12 @@ const USAGE: &str = "usage: lbx-c-tools bindings WIT_DIR WORLD OUT_DIR\n       \
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["bindings", wit, world, out] => bindings(Path::new(wit), world, Path::new(out)),
         ["component", core, out] => component(Path::new(core), Path::new(out)),
         _ => bail!("{USAGE}"),
@@ -49,7 +54,7 @@ fn bindings(wit: &Path, world: &str, out: &Path) -> Result<()> {
         ..Default::default()
     }
     .build()
-        .generate(&mut resolve, world, &mut files)?;
+    .generate(&mut resolve, world, &mut files)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for (name, contents) in files.iter() {
         let path: PathBuf = out.join(name);
@@ -64,7 +69,9 @@ fn component(core: &Path, out: &Path) -> Result<()> {
     let module = std::fs::read(core).with_context(|| format!("cannot read {}", core.display()))?;
     let component = wit_component::ComponentEncoder::default()
         .module(&module)
-        .context("the module carries no lbx:router world type (was plugin_component_type.o linked?)")?
+        .context(
+            "the module carries no lbx:router world type (was plugin_component_type.o linked?)",
+        )?
         .adapter(
             WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
             WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
