@@ -53,6 +53,8 @@ static const char *lbx_test_current = "";
 /** Print the tally; the process's exit status: 0 when every check passed. */
 static inline int lbx_test_finish(void) {
     printf("%d checks, %d failed\n", lbx_test_checks, lbx_test_failures);
+    /* Now: a sanitizer's leak report at exit ends the process without flushing stdout. */
+    fflush(stdout);
     return lbx_test_failures == 0 && lbx_test_checks > 0 ? 0 : 1;
 }
 
