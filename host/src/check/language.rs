@@ -10,9 +10,10 @@
 //! plugin is known by the interpreter it links, a core module named `libpython3.14.so`.
 //! ComponentizeJS names itself and `language: JavaScript`; componentize-qjs (QuickJS) writes
 //! nothing of its own, so lbx's JavaScript build adds `processed-by: componentize-qjs` and
-//! `language: JavaScript` (examples/js/header_router/build.mjs).
+//! `language: JavaScript` (examples/js/header_router/build.mjs). A WASI adapter's own entries
+//! (Rust) are not read: they describe the adapter, not the plugin.
 
-use wasmparser::{ComponentName, KnownCustom, Parser, Payload};
+use wasmparser::{ComponentName, Encoding, KnownCustom, Parser, Payload};
 
 /// One `producers` entry: a field (`language`, `processed-by`, `sdk`), a name and a version;
 /// or a core module's name in the component (field `module`, no version).
@@ -26,40 +27,74 @@ pub struct Producer {
 /// Every `producers` entry and core module name in a component and its nested modules and
 /// components, in order, without repeats. Unreadable sections are skipped: this is for a
 /// report, not a validation.
+///
+/// The entries of a WASI adapter module (named `wit-component:adapter:...` by the component)
+/// are left out: the preview1 adapter is written in Rust and says so (`language: Rust`,
+/// `processed-by: rustc`), which would name every plugin wrapped with it (a C plugin built
+/// with clang for wasm32-wasi) Rust.
 pub fn producers(bytes: &[u8]) -> Vec<Producer> {
-    let mut found: Vec<Producer> = Vec::new();
-    let mut add = |field: &str, name: &str, version: &str| {
+    // Each entry with the index of the top-level core module it came from, if any.
+    let mut entries: Vec<(Option<u32>, Producer)> = Vec::new();
+    let mut adapters: Vec<u32> = Vec::new();
+    // One frame per module or component being read: the top-level module's index, or None.
+    let mut frames: Vec<Option<u32>> = Vec::new();
+    let mut next_module = 0;
+    let mut add = |module: Option<u32>, field: &str, name: &str, version: &str| {
         let producer = Producer {
             field: field.to_string(),
             name: name.to_string(),
             version: version.to_string(),
         };
-        if !found.contains(&producer) {
-            found.push(producer);
-        }
+        entries.push((module, producer));
     };
     for payload in Parser::new(0).parse_all(bytes) {
-        let Ok(Payload::CustomSection(section)) = payload else {
+        let Ok(payload) = payload else {
             continue;
         };
-        match section.as_known() {
-            KnownCustom::Producers(reader) => {
-                for field in reader.into_iter().flatten() {
-                    for value in field.values.into_iter().flatten() {
-                        add(field.name, value.name, value.version);
-                    }
-                }
+        match payload {
+            Payload::Version { encoding, .. } => {
+                let top_level_module = encoding == Encoding::Module && frames.len() == 1;
+                frames.push(top_level_module.then(|| {
+                    next_module += 1;
+                    next_module - 1
+                }));
             }
-            KnownCustom::ComponentName(reader) => {
-                for names in reader.into_iter().flatten() {
-                    if let ComponentName::CoreModules(modules) = names {
-                        for module in modules.into_iter().flatten() {
-                            add("module", module.name, "");
+            Payload::End(_) => {
+                frames.pop();
+            }
+            Payload::CustomSection(section) => {
+                let module = frames.iter().rev().find_map(|frame| *frame);
+                match section.as_known() {
+                    KnownCustom::Producers(reader) => {
+                        for field in reader.into_iter().flatten() {
+                            for value in field.values.into_iter().flatten() {
+                                add(module, field.name, value.name, value.version);
+                            }
                         }
                     }
+                    KnownCustom::ComponentName(reader) => {
+                        for names in reader.into_iter().flatten() {
+                            if let ComponentName::CoreModules(modules) = names {
+                                for naming in modules.into_iter().flatten() {
+                                    if naming.name.starts_with("wit-component:adapter:") {
+                                        adapters.push(naming.index);
+                                    }
+                                    add(None, "module", naming.name, "");
+                                }
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
             _ => {}
+        }
+    }
+    let mut found: Vec<Producer> = Vec::new();
+    for (module, producer) in entries {
+        let from_adapter = module.is_some_and(|index| adapters.contains(&index));
+        if !from_adapter && !found.contains(&producer) {
+            found.push(producer);
         }
     }
     found
