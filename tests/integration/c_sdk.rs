@@ -2,7 +2,7 @@
 //! kit, and that kit really fails a wrong plugin: a deliberately wrong expectation makes the
 //! run exit non-zero naming the check, and so does a plugin that leaks what it is given.
 //!
-//! The native tests need a C compiler and cargo (tools/c-tools generates the bindings' header);
+//! The native tests need a C compiler and cargo (tools/plugin-tools generates the bindings' header);
 //! scripts/setup.sh installs clang. A missing tool is a failure naming it, never a silent skip.
 //! No Wasm is built here: the example's Wasm build is tested by `other_languages` and
 //! `plugin_memory`.

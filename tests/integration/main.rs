@@ -23,6 +23,7 @@ mod fleet_canary;
 mod fleet_failures;
 mod fleet_follow;
 mod fleet_store;
+mod go_sdk;
 mod grpc;
 mod hot_swap;
 mod js_sdk;

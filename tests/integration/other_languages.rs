@@ -133,3 +133,11 @@ async fn the_c_header_router_routes_by_path_and_header() {
     build("examples/c/header_router/build.sh", &wasm);
     check_header_router(&wasm, "C").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_header_router_routes_by_path_and_header() {
+    let dir = TempDir::new("go");
+    let wasm = dir.join("header_router.wasm");
+    build("examples/go/header_router/build.sh", &wasm);
+    check_header_router(&wasm, "Go").await;
+}

@@ -5,7 +5,7 @@
 # Run: bash examples/c/header_router/build.sh [OUT.wasm]
 #      (default OUT: examples/c/header_router/header_router.wasm)
 # Needs clang, lld, wasi-libc and libclang-rt-14-dev-wasm32 (Debian; scripts/setup.sh installs
-# them) and cargo, which builds tools/c-tools (the bindings generator and component wrapper).
+# them) and cargo, which builds tools/plugin-tools (the bindings generator and component wrapper).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"

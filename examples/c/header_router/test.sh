@@ -5,7 +5,7 @@
 # fails the run as surely as a wrong pick. No Wasm is built.
 #
 # Run: bash examples/c/header_router/test.sh [TEST.c ...]
-# Needs a C compiler ($CC or cc) and cargo (tools/c-tools generates the bindings' header).
+# Needs a C compiler ($CC or cc) and cargo (tools/plugin-tools generates the bindings' header).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"

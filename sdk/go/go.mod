@@ -1,0 +1,3 @@
+module lbx.dev/router
+
+go 1.24
