@@ -2,6 +2,8 @@
 
 package lbxrouter
 
+import "runtime"
+
 // lbx's host functions (lbx:router/host@0.2.0): its log and its clock.
 
 //go:wasmimport lbx:router/host@0.2.0 log
@@ -17,6 +19,7 @@ func Log(level LogLevel, message string) {
 		return
 	}
 	importLog(uint32(level), addressOf(&b[0]), uint32(len(b)))
+	runtime.KeepAlive(b)
 }
 
 // NowUs is lbx's monotonic clock, in microseconds.

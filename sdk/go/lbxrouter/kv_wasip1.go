@@ -2,6 +2,8 @@
 
 package lbxrouter
 
+import "runtime"
+
 //go:wasmimport lbx:router/kv@0.2.0 get
 func importKvGet(keyPtr, keyLen, ret uint32)
 
@@ -16,6 +18,9 @@ func importKvDelete(keyPtr, keyLen uint32) uint32
 
 //go:wasmimport lbx:router/kv@0.2.0 increment
 func importKvIncrement(keyPtr, keyLen uint32, delta int64, ret uint32)
+
+// Keys and values are passed to lbx as addresses, which Go does not see as references:
+// runtime.KeepAlive holds each until lbx has read it.
 
 // Where a kv import writes its answer: up to a result<s64, kv-error> (case, then the s64 at 8).
 var kvResult [2]uint64
@@ -33,6 +38,7 @@ func KvGet(key string) ([]byte, bool) {
 	keyPtr, keyLen := bytesArg(k)
 	at := addressOf(&kvResult)
 	importKvGet(keyPtr, keyLen, at)
+	runtime.KeepAlive(k)
 	if loadU8(at) == 0 {
 		return nil, false
 	}
@@ -46,6 +52,8 @@ func KvSet(key string, value []byte) error {
 	valuePtr, valueLen := bytesArg(value)
 	at := addressOf(&kvResult)
 	importKvSet(keyPtr, keyLen, valuePtr, valueLen, at)
+	runtime.KeepAlive(k)
+	runtime.KeepAlive(value)
 	if loadU8(at) != 0 {
 		return kvError(loadU8(at + 1))
 	}
@@ -59,6 +67,8 @@ func KvInsert(key string, value []byte) (bool, error) {
 	valuePtr, valueLen := bytesArg(value)
 	at := addressOf(&kvResult)
 	importKvInsert(keyPtr, keyLen, valuePtr, valueLen, at)
+	runtime.KeepAlive(k)
+	runtime.KeepAlive(value)
 	if loadU8(at) != 0 {
 		return false, kvError(loadU8(at + 1))
 	}
@@ -69,7 +79,9 @@ func KvInsert(key string, value []byte) (bool, error) {
 func KvDelete(key string) bool {
 	k := []byte(key)
 	keyPtr, keyLen := bytesArg(k)
-	return importKvDelete(keyPtr, keyLen) != 0
+	deleted := importKvDelete(keyPtr, keyLen) != 0
+	runtime.KeepAlive(k)
+	return deleted
 }
 
 // KvIncrement adds delta to the number under key (absent counts as 0) and returns the sum.
@@ -78,6 +90,7 @@ func KvIncrement(key string, delta int64) (int64, error) {
 	keyPtr, keyLen := bytesArg(k)
 	at := addressOf(&kvResult)
 	importKvIncrement(keyPtr, keyLen, delta, at)
+	runtime.KeepAlive(k)
 	if loadU8(at) != 0 {
 		return 0, kvError(loadU8(at + 8))
 	}

@@ -2,6 +2,8 @@
 
 package lbxrouter
 
+import "runtime"
+
 // The request lbx lends to choose, read through the contract's imports
 // (lbx:router/types@0.2.0, resource request): each string is fetched when first asked for.
 
@@ -63,6 +65,8 @@ func (r hostRequest) named(fetch func(self, namePtr, nameLen, ret uint32), name 
 	} else {
 		fetch(uint32(r), addressOf(&b[0]), uint32(len(b)), at)
 	}
+	// Go sees only a number passed: keep the bytes alive until lbx has read them.
+	runtime.KeepAlive(b)
 	if loadU8(at) == 0 {
 		return "", false
 	}
