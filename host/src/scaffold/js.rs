@@ -23,6 +23,7 @@ pub fn files(name: &str) -> Vec<ProjectFile> {
         ("package.json".into(), named(PACKAGE_JSON)),
         ("package-lock.json".into(), named(PACKAGE_LOCK)),
         ("README.md".into(), README.replace("{name}", name)),
+        ("lbx.toml".into(), LBX_TOML.replace("{name}", name)),
         (".gitignore".into(), "/*.wasm\nnode_modules/\n".into()),
         contract(),
     ];
@@ -39,7 +40,7 @@ const ROUTER_JS: &str = r#"//! {name}: an lbx routing plugin. As created, it sen
 //! with the fewest requests in flight, and a retry to one that has not failed the request yet;
 //! with no healthy backend it has no opinion and lbx's own choice decides. Change `choose`.
 //!
-//! Test: npm ci && node --test. Build: bash build.sh. Check: lbx check {name}.wasm.
+//! Test: npm ci && node --test. Build: bash build.sh. Check: lbx check {name}.wasm --config lbx.toml.
 
 import { ConfigError, noOpinion, pick, Router } from "@lbx/router";
 
@@ -121,15 +122,32 @@ An lbx routing plugin in JavaScript, created by `lbx plugin new --lang js {name}
 ```sh
 npm ci && node --test   # the logic, in plain node, on the SDK's test kit (router.test.js)
 bash build.sh           # {name}.wasm (StarlingMonkey; needs Node.js 20.19+ and npm)
-lbx check {name}.wasm   # loads it as lbx would: its decisions, their µs, its memory
+lbx check {name}.wasm --config lbx.toml   # as lbx would load it: decisions, µs, memory
 ```
 
-Then run it: `lbx run --plugin {name}.wasm --backend http://127.0.0.1:9001 --backend …`, or set
-`[plugin] path` in lbx.toml; replacing the file swaps it in without a restart.
+Then run it: `lbx run --config lbx.toml` (its backends are placeholders: put yours there);
+replacing the .wasm file swaps it in without a restart. `lbx.toml` gives the plugin a 50 ms
+decision deadline instead of lbx's default 5 ms: the JavaScript engine pauses ~20 ms now and then
+to collect garbage, and a decision caught by a pause past its deadline would fail (lbx's own
+choice would serve the request).
 
 `router.js` is the plugin and `plugin.js` its build entry. `lbx-router/` is a copy of lbx's
 JavaScript SDK and `wit/router.wit` the contract it speaks (`lbx:router@0.2.0`); the guide to
 both is docs/plugins.md in lbx's repository.
+"#;
+
+const LBX_TOML: &str = r#"# lbx's settings for {name}: `lbx check {name}.wasm --config lbx.toml`, `lbx run --config lbx.toml`.
+[plugin]
+path = "{name}.wasm"
+# StarlingMonkey pauses ~20 ms to collect garbage now and then; lbx's default 5 ms deadline
+# would fail the decisions such a pause catches.
+deadline = "50ms"
+
+# Placeholders: your backends.
+[[backend]]
+url = "http://127.0.0.1:9001"
+[[backend]]
+url = "http://127.0.0.1:9002"
 "#;
 
 #[cfg(test)]
