@@ -12,6 +12,7 @@
 use std::process::{Command, Output};
 
 use crate::support::TempDir;
+use crate::support::output_text as text;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -22,14 +23,6 @@ fn run_tests(files: &[&std::path::Path]) -> Output {
         .args(files)
         .output()
         .expect("bash runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]

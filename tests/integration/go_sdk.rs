@@ -8,19 +8,12 @@
 //!
 //! Run: `cargo test -p lbx --test integration go_sdk`
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use crate::support::TempDir;
+use crate::support::output_text as text;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[test]
 fn the_go_sdk_and_example_tests_pass_under_go_test() {

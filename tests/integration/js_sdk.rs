@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::TempDir;
+use crate::support::output_text as text;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -28,14 +29,6 @@ fn node_test(dir: &Path) -> Output {
              Debian's nodejs): {error}"
         ),
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// A directory where `import ... from "@lbx/router"` finds sdk/js, as an npm install would.

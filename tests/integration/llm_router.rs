@@ -36,7 +36,7 @@ fn llm_config(plugin: &str, backends: &[(String, Option<&str>)], extra: &str) ->
 }
 
 /// POSTs `body` to `path`; returns the status and the answering backend's name.
-async fn post(proxy: &TestProxy, path: &str, body: impl Into<Bytes>) -> (u16, String) {
+pub(crate) async fn post(proxy: &TestProxy, path: &str, body: impl Into<Bytes>) -> (u16, String) {
     let request = http::Request::post(proxy.url(path))
         .header("content-type", "application/json")
         .body(Full::new(body.into()).boxed())
@@ -46,8 +46,8 @@ async fn post(proxy: &TestProxy, path: &str, body: impl Into<Bytes>) -> (u16, St
 }
 
 /// A chat completion for `model`: conversation `n`'s system prompt and question, plus
-/// `followups` more turns.
-fn chat(model: &str, n: u32, followups: usize) -> String {
+/// `followups` more turns. The Python LLM router's test sends the same requests.
+pub(crate) fn chat(model: &str, n: u32, followups: usize) -> String {
     let mut messages = vec![
         serde_json::json!({"role": "system", "content": format!("You help customer {n}. ").repeat(20)}),
         serde_json::json!({"role": "user", "content": format!("Question {n}: where is my parcel? ").repeat(4)}),

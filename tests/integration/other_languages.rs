@@ -15,23 +15,9 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::{
-    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, get, http1_client, metric, send,
+    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, get, http1_client, metric,
+    send,
 };
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn build(script: &str, out: &Path) {
-    let build = Command::new("bash")
-        .arg(format!("{ROOT}/{script}"))
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{script} failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-}
 
 /// Route through a header-router plugin: `/api` to the api pool, `x-canary: 1` to the canary,
 /// the rest to the default group (version = stable); every decision must be the plugin's. And
@@ -103,7 +89,7 @@ async fn check_header_router(wasm: &Path, language: &str) {
 async fn the_python_header_router_routes_by_path_and_header() {
     let dir = TempDir::new("python");
     let wasm = dir.join("header_router.wasm");
-    build("examples/python/header_router/build.sh", &wasm);
+    build_example("examples/python/header_router/build.sh", &wasm);
     check_header_router(&wasm, "Python").await;
 }
 
@@ -122,7 +108,7 @@ async fn the_javascript_header_router_routes_by_path_and_header() {
     }
     let dir = TempDir::new("javascript");
     let wasm = dir.join("header_router.wasm");
-    build("examples/js/header_router/build.sh", &wasm);
+    build_example("examples/js/header_router/build.sh", &wasm);
     check_header_router(&wasm, "JavaScript").await;
 }
 
@@ -130,7 +116,7 @@ async fn the_javascript_header_router_routes_by_path_and_header() {
 async fn the_c_header_router_routes_by_path_and_header() {
     let dir = TempDir::new("c");
     let wasm = dir.join("header_router.wasm");
-    build("examples/c/header_router/build.sh", &wasm);
+    build_example("examples/c/header_router/build.sh", &wasm);
     check_header_router(&wasm, "C").await;
 }
 
@@ -138,6 +124,6 @@ async fn the_c_header_router_routes_by_path_and_header() {
 async fn the_go_header_router_routes_by_path_and_header() {
     let dir = TempDir::new("go");
     let wasm = dir.join("header_router.wasm");
-    build("examples/go/header_router/build.sh", &wasm);
+    build_example("examples/go/header_router/build.sh", &wasm);
     check_header_router(&wasm, "Go").await;
 }

@@ -24,23 +24,9 @@ use lbx::plugin::{
 };
 use lbx::upstream::{PoolSettings, Upstreams};
 
-use crate::support::TempDir;
+use crate::support::{TempDir, build_example};
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const MEMORY_CAP: usize = 64 << 20;
-
-fn build(script: &str, out: &std::path::Path) {
-    let build = std::process::Command::new("bash")
-        .arg(format!("{ROOT}/{script}"))
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{script} failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-}
 
 /// stable, canary, and the api pool (stable too), as in `other_languages`.
 fn three_backends() -> Upstreams {
@@ -123,7 +109,7 @@ fn decide(
 fn memory_stays_flat(script: &str, warm_up: usize, slack: usize) {
     let dir = TempDir::new("plugin-memory");
     let wasm = dir.join("header_router.wasm");
-    build(script, &wasm);
+    build_example(script, &wasm);
 
     let upstreams = three_backends();
     let set = upstreams.snapshot();

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use crate::support::output_text as text;
 use crate::support::{
     LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, config_for_urls, get, metric,
 };
@@ -20,14 +21,6 @@ fn run(dir: &Path, program: &str, args: &[&str], target: &Path) -> Output {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap_or_else(|e| panic!("{program} could not run: {e}"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `lbx plugin new --lang LANG NAME` in `dir`; the project's directory.

@@ -14,27 +14,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-
-use crate::support::{
-    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, http1_client, metric, send,
-};
-
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-
-fn build(out: &Path) {
-    let build = Command::new("bash")
-        .arg(format!("{ROOT}/examples/python/llm_router/build.sh"))
-        .arg(out)
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "examples/python/llm_router/build.sh failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-}
+use crate::llm_router::{chat, post};
+use crate::support::{LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, metric};
 
 /// `[plugin]` with a 16 KiB body prefix, then one backend per `(url, model label)` with the
 /// `id` `b<i>` (as in `llm_router`).
@@ -73,36 +54,11 @@ fn check(wasm: &Path, toml: &str, dir: &TempDir) {
     assert!(report.contains("language Python ("), "{report}");
 }
 
-/// POSTs `body` to `path`; returns the status and the answering backend's name.
-async fn post(proxy: &TestProxy, path: &str, body: impl Into<Bytes>) -> (u16, String) {
-    let request = http::Request::post(proxy.url(path))
-        .header("content-type", "application/json")
-        .body(Full::new(body.into()).boxed())
-        .unwrap();
-    let (status, _, text) = send(&http1_client(), request).await;
-    (status.as_u16(), text)
-}
-
-/// A chat completion for `model`: conversation `n`'s long system prompt and question, plus
-/// `followups` more turns (as in `llm_router`).
-fn chat(model: &str, n: u32, followups: usize) -> String {
-    let mut messages = vec![
-        serde_json::json!({"role": "system", "content": format!("You help customer {n}. ").repeat(20)}),
-        serde_json::json!({"role": "user", "content": format!("Question {n}: where is my parcel? ").repeat(4)}),
-    ];
-    for turn in 0..followups {
-        messages
-            .push(serde_json::json!({"role": "assistant", "content": format!("Answer {turn}.")}));
-        messages.push(serde_json::json!({"role": "user", "content": format!("Follow-up {turn}?")}));
-    }
-    serde_json::json!({"messages": messages, "model": model, "stream": true}).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_llm_router_filters_by_model_and_keeps_a_conversation_on_its_backend() {
     let dir = TempDir::new("python-llm");
     let wasm = dir.join("llm_router.wasm");
-    build(&wasm);
+    build_example("examples/python/llm_router/build.sh", &wasm);
     let llama = [
         TestBackend::named("llama-1").await,
         TestBackend::named("llama-2").await,

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::TempDir;
+use crate::support::output_text as text;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -33,14 +34,6 @@ fn pytest(dir: &Path, args: &[&str]) -> Output {
         "pytest is needed for the Python SDK's tests: run scripts/setup.sh (it installs pytest)"
     );
     output
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]

@@ -1077,3 +1077,28 @@ pub async fn admin_backend(admin: SocketAddr, id: &str) -> Option<serde_json::Va
         .find(|b| b["id"] == id)
         .cloned()
 }
+
+/// A finished command's stdout then stderr, as text: what a failed assertion shows.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Run an example's build script (a path under the repository root) with `out` as its
+/// argument, failing the test with the script's stderr if it fails.
+pub fn build_example(script: &str, out: &std::path::Path) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let build = std::process::Command::new("bash")
+        .arg(format!("{root}/{script}"))
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+}
