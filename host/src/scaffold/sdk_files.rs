@@ -1,9 +1,80 @@
 //! The SDK sources a new plugin project gets a copy of, embedded in the lbx binary so that
 //! `lbx plugin new` works wherever lbx is installed. Generated from the lists of `guest-sdk/src`,
-//! `sdk/python/lbx_router` and `sdk/js`; a unit test checks that no SDK file is missing from them.
+//! `sdk/python/lbx_router`, `sdk/js`, `sdk/c` and `sdk/go`; a unit test checks that no SDK file is missing from them.
 
 /// `wit/router.wit`, the contract the project builds against.
 pub const CONTRACT: &str = include_str!("../../../wit/router.wit");
+
+/// `sdk/c/*.h`: the C SDK's headers (its `toolchain.sh` serves only this repository's scripts).
+pub const C_SDK: &[(&str, &str)] = &[
+    ("lbx_json.h", include_str!("../../../sdk/c/lbx_json.h")),
+    ("lbx_router.h", include_str!("../../../sdk/c/lbx_router.h")),
+    (
+        "lbx_router_testkit.h",
+        include_str!("../../../sdk/c/lbx_router_testkit.h"),
+    ),
+];
+
+/// `sdk/go`: the Go SDK's module, its sources without their tests (path relative to `sdk/go`).
+pub const GO_SDK: &[(&str, &str)] = &[
+    ("go.mod", include_str!("../../../sdk/go/go.mod")),
+    (
+        "lbxrouter/abi_wasip1.go",
+        include_str!("../../../sdk/go/lbxrouter/abi_wasip1.go"),
+    ),
+    (
+        "lbxrouter/adapter_memory_wasip1.go",
+        include_str!("../../../sdk/go/lbxrouter/adapter_memory_wasip1.go"),
+    ),
+    (
+        "lbxrouter/backends.go",
+        include_str!("../../../sdk/go/lbxrouter/backends.go"),
+    ),
+    (
+        "lbxrouter/decision.go",
+        include_str!("../../../sdk/go/lbxrouter/decision.go"),
+    ),
+    (
+        "lbxrouter/export_wasip1.go",
+        include_str!("../../../sdk/go/lbxrouter/export_wasip1.go"),
+    ),
+    (
+        "lbxrouter/host_native.go",
+        include_str!("../../../sdk/go/lbxrouter/host_native.go"),
+    ),
+    (
+        "lbxrouter/host_wasip1.go",
+        include_str!("../../../sdk/go/lbxrouter/host_wasip1.go"),
+    ),
+    (
+        "lbxrouter/kv.go",
+        include_str!("../../../sdk/go/lbxrouter/kv.go"),
+    ),
+    (
+        "lbxrouter/kv_native.go",
+        include_str!("../../../sdk/go/lbxrouter/kv_native.go"),
+    ),
+    (
+        "lbxrouter/kv_wasip1.go",
+        include_str!("../../../sdk/go/lbxrouter/kv_wasip1.go"),
+    ),
+    (
+        "lbxrouter/log.go",
+        include_str!("../../../sdk/go/lbxrouter/log.go"),
+    ),
+    (
+        "lbxrouter/request_wasip1.go",
+        include_str!("../../../sdk/go/lbxrouter/request_wasip1.go"),
+    ),
+    (
+        "lbxrouter/router.go",
+        include_str!("../../../sdk/go/lbxrouter/router.go"),
+    ),
+    (
+        "lbxrouter/testkit.go",
+        include_str!("../../../sdk/go/lbxrouter/testkit.go"),
+    ),
+];
 
 /// `guest-sdk/src/*` (path relative to `src/`, contents).
 pub const RUST_SDK: &[(&str, &str)] = &[
