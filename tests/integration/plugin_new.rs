@@ -77,16 +77,13 @@ fn create(dir: &Path, lang: &str, name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
-/// The built plugin passes `lbx check` (naming `language`; with the project's own config when
-/// it ships one), and lbx serves through it: every request answered by one of the two
-/// backends, every decision the plugin's.
-async fn check_and_route(wasm: &Path, language: &str, config: Option<&Path>) {
-    let mut check = Command::new(LBX_BIN);
-    check.args(["check", wasm.to_str().unwrap(), "--iterations", "100"]);
-    if let Some(config) = config {
-        check.arg("--config").arg(config);
-    }
-    let check = check.output().unwrap();
+/// The built plugin passes `lbx check` (naming `language`), and lbx serves through it: every
+/// request answered by one of the two backends, every decision the plugin's.
+async fn check_and_route(wasm: &Path, language: &str) {
+    let check = Command::new(LBX_BIN)
+        .args(["check", wasm.to_str().unwrap(), "--iterations", "100"])
+        .output()
+        .unwrap();
     let report = text(&check);
     assert!(check.status.success(), "{report}");
     assert!(
@@ -150,7 +147,7 @@ async fn a_new_python_plugin_tests_builds_checks_and_routes() {
 
     let built = run(&project, "bash", &["build.sh"], &target);
     assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "Python", None).await;
+    check_and_route(&project.join("edge.wasm"), "Python").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,10 +184,7 @@ async fn a_new_javascript_plugin_tests_builds_checks_and_routes() {
 
     let built = run(&project, "bash", &["build.sh"], &target);
     assert!(built.status.success(), "{}", text(&built));
-    // As its README says: with the project's lbx.toml, whose deadline outlasts the engine's
-    // collection pauses.
-    let config = project.join("lbx.toml");
-    check_and_route(&project.join("edge.wasm"), "JavaScript", Some(&config)).await;
+    check_and_route(&project.join("edge.wasm"), "JavaScript").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +212,7 @@ async fn a_new_rust_plugin_tests_builds_checks_and_routes() {
 
     let built = run(&project, "bash", &["build.sh"], &target);
     assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "Rust", None).await;
+    check_and_route(&project.join("edge.wasm"), "Rust").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +246,7 @@ async fn a_new_c_plugin_tests_builds_checks_and_routes() {
 
     let built = run(&project, "bash", &["build.sh"], &target);
     assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "C", None).await;
+    check_and_route(&project.join("edge.wasm"), "C").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +276,7 @@ async fn a_new_go_plugin_tests_builds_checks_and_routes() {
 
     let built = run_with(&project, "bash", &["build.sh"], &target, &go);
     assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "Go", None).await;
+    check_and_route(&project.join("edge.wasm"), "Go").await;
 }
 
 /// The steps a C or Go project's scripts run through lbx say what is wrong with what they are

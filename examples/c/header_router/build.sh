@@ -15,7 +15,7 @@ sdk="$root/sdk/c"
 # shellcheck source=../../../sdk/c/toolchain.sh
 source "$sdk/toolchain.sh"
 lbx_c_require_wasm_toolchain
-tools="$(lbx_c_tools)"
+tools="$(lbx_plugin_tools)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

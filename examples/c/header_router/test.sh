@@ -16,7 +16,7 @@ tests=("$@")
 # shellcheck source=../../../sdk/c/toolchain.sh
 source "$sdk/toolchain.sh"
 cc="$(lbx_c_native_cc)"
-tools="$(lbx_c_tools)"
+tools="$(lbx_plugin_tools)"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

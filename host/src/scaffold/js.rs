@@ -1,9 +1,10 @@
 //! The JavaScript project: `router.js` on a copy of the `@lbx/router` SDK (in `lbx-router/`,
 //! linked as a `file:` dependency, with the contract in `wit/`), a least-in-flight router to
 //! start from, its `node --test` tests on the SDK's test kit, the build entry `plugin.js`,
-//! `build.sh` with the same `build.mjs` as lbx's JavaScript example (bundle, then
-//! StarlingMonkey through componentize-js), and a README. Its toolchain is pinned by `package.json` and `package-lock.json` (kept in
-//! `js_template/`, made by `npm install --package-lock-only` there) and installed by `npm ci`.
+//! `build.sh` with the same `build.mjs` as lbx's JavaScript example (bundle, then QuickJS
+//! through componentize-qjs, then `lbx plugin component --lang quickjs`), and a README. Its
+//! toolchain is pinned by `package.json` and `package-lock.json` (kept in `js_template/`, made
+//! by `npm install --package-lock-only` there) and installed by `npm ci`.
 
 use super::{ProjectFile, contract, sdk_files};
 
@@ -23,7 +24,6 @@ pub fn files(name: &str) -> Vec<ProjectFile> {
         ("package.json".into(), named(PACKAGE_JSON)),
         ("package-lock.json".into(), named(PACKAGE_LOCK)),
         ("README.md".into(), README.replace("{name}", name)),
-        ("lbx.toml".into(), LBX_TOML.replace("{name}", name)),
         (".gitignore".into(), "/*.wasm\nnode_modules/\n".into()),
         contract(),
     ];
@@ -40,7 +40,7 @@ const ROUTER_JS: &str = r#"//! {name}: an lbx routing plugin. As created, it sen
 //! with the fewest requests in flight, and a retry to one that has not failed the request yet;
 //! with no healthy backend it has no opinion and lbx's own choice decides. Change `choose`.
 //!
-//! Test: npm ci && node --test. Build: bash build.sh. Check: lbx check {name}.wasm --config lbx.toml.
+//! Test: npm ci && node --test. Build: bash build.sh. Check: lbx check {name}.wasm.
 
 import { ConfigError, noOpinion, pick, Router } from "@lbx/router";
 
@@ -99,20 +99,28 @@ export const router = bind(Plugin);
 "#;
 
 const BUILD_SH: &str = r#"#!/usr/bin/env bash
-# Build {name}.wasm, the component lbx loads: router.js and the SDK bundled, then StarlingMonkey
-# (componentize-js), with the toolchain package-lock.json pins, installed by `npm ci`.
+# Build {name}.wasm, the component lbx loads: router.js and the SDK bundled, then QuickJS
+# (componentize-qjs, the toolchain package-lock.json pins, installed by `npm ci`), then
+# `lbx plugin component --lang quickjs`, which makes QuickJS's component drop the request it
+# borrows before `choose` returns (componentize-qjs 0.4.5 drops it after, which lbx refuses).
 #
-# Run: bash build.sh   (needs Node.js 20.19+ and npm)
+# Run: bash build.sh   (needs Node.js 20.19+, npm, and lbx on PATH or in $LBX)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
 for tool in node npm; do
 	command -v "$tool" >/dev/null 2>&1 || { echo "$tool not found: install Node.js 20.19 or later" >&2; exit 1; }
 done
+lbx="${LBX:-lbx}"
+command -v "$lbx" >/dev/null 2>&1 || { echo "lbx not found: put it on PATH or set LBX=/path/to/lbx" >&2; exit 1; }
 if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
 	npm ci --no-audit --no-fund --loglevel=error >/dev/null
 fi
-node build.mjs plugin.js wit {name}.wasm
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+node build.mjs plugin.js wit "$work/quickjs.wasm" --engine qjs >/dev/null
+"$lbx" plugin component --lang quickjs "$work/quickjs.wasm" -o {name}.wasm
+echo "built {name}.wasm ($(wc -c <{name}.wasm) bytes)"
 "#;
 
 const README: &str = r#"# {name}
@@ -121,33 +129,18 @@ An lbx routing plugin in JavaScript, created by `lbx plugin new --lang js {name}
 
 ```sh
 npm ci && node --test   # the logic, in plain node, on the SDK's test kit (router.test.js)
-bash build.sh           # {name}.wasm (StarlingMonkey; needs Node.js 20.19+ and npm)
-lbx check {name}.wasm --config lbx.toml   # as lbx would load it: decisions, µs, memory
+bash build.sh           # {name}.wasm (QuickJS; needs Node.js 20.19+, npm, and lbx)
+lbx check {name}.wasm   # loads it as lbx would: its decisions, their µs, its memory
 ```
 
-Then run it: `lbx run --config lbx.toml` (its backends are placeholders: put yours there);
-replacing the .wasm file swaps it in without a restart. `lbx.toml` gives the plugin a 50 ms
-decision deadline instead of lbx's default 5 ms: the JavaScript engine pauses ~20 ms now and then
-to collect garbage, and a decision caught by a pause past its deadline would fail (lbx's own
-choice would serve the request).
+Then run it: `lbx run --plugin {name}.wasm --backend http://127.0.0.1:9001 --backend …`, or set
+`[plugin] path` in lbx.toml; replacing the file swaps it in without a restart.
 
 `router.js` is the plugin and `plugin.js` its build entry. `lbx-router/` is a copy of lbx's
 JavaScript SDK and `wit/router.wit` the contract it speaks (`lbx:router@0.2.0`); the guide to
-both is docs/plugins.md in lbx's repository.
-"#;
-
-const LBX_TOML: &str = r#"# lbx's settings for {name}: `lbx check {name}.wasm --config lbx.toml`, `lbx run --config lbx.toml`.
-[plugin]
-path = "{name}.wasm"
-# StarlingMonkey pauses ~20 ms to collect garbage now and then; lbx's default 5 ms deadline
-# would fail the decisions such a pause catches.
-deadline = "50ms"
-
-# Placeholders: your backends.
-[[backend]]
-url = "http://127.0.0.1:9001"
-[[backend]]
-url = "http://127.0.0.1:9002"
+both is docs/plugins.md in lbx's repository. The engine is QuickJS (componentize-qjs): `build.sh`
+calls `lbx` (on PATH, or set `LBX=/path/to/lbx`) for its last step, which makes the component
+drop the request it borrows before a decision returns.
 "#;
 
 #[cfg(test)]
@@ -175,7 +168,6 @@ mod tests {
             "../../../examples/js/header_router/package-lock.json"
         ));
         for tool in [
-            "node_modules/@bytecodealliance/componentize-js",
             "node_modules/componentize-qjs",
             "node_modules/rolldown",
             "node_modules/@bytecodealliance/jco",

@@ -26,7 +26,7 @@ use anyhow::{Context, bail};
 pub enum Language {
     Rust,
     Python,
-    /// JavaScript, built with StarlingMonkey (`--lang js` or `--lang javascript`).
+    /// JavaScript, built with QuickJS (`--lang js` or `--lang javascript`).
     Js,
     /// C, built with clang and wasi-libc.
     C,

@@ -15,8 +15,12 @@
 //!   carries no world type and no producers: the world is embedded from the WIT package, the
 //!   module marked `language: Go`, and the adapter given the memory the Go SDK reserves for it
 //!   (the module `go_adapter_memory`).
+//! - [`quickjs_fix`]: a component made by componentize-qjs (QuickJS) made to drop the borrowed
+//!   request before `choose` returns, which its runtime leaves to post-return (the module
+//!   `quickjs_borrow`).
 
 mod go_adapter_memory;
+mod quickjs_borrow;
 
 use std::path::{Path, PathBuf};
 
@@ -123,4 +127,14 @@ fn read_core_module(path: &Path) -> Result<Vec<u8>> {
         );
     }
     Ok(bytes)
+}
+
+/// Rewrite the QuickJS component `component` into `out`, dropping the borrowed request before
+/// `choose` returns (see the module `quickjs_borrow`).
+pub fn quickjs_fix(component: &Path, out: &Path) -> Result<()> {
+    let bytes =
+        std::fs::read(component).with_context(|| format!("cannot read {}", component.display()))?;
+    let fixed = quickjs_borrow::drop_request_before_choose_returns(&bytes)
+        .with_context(|| format!("{}", component.display()))?;
+    std::fs::write(out, fixed).with_context(|| format!("cannot write {}", out.display()))
 }
