@@ -125,7 +125,7 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Plugin projects.
+    /// Plugin projects (`new`) and the build steps of C, Go and JavaScript plugins.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,

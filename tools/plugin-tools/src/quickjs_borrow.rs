@@ -123,16 +123,38 @@ struct Patch {
     pending_emitted: bool,
 }
 
-/// The module rewritten, or `None` when it is not the glue module.
+/// The custom section a rewritten glue module carries, so that rewriting a component twice
+/// leaves it as rewriting it once (a second wrapper would drop the request twice, and trap).
+const PATCHED_MARK: &str = "lbx:quickjs-borrow-fix";
+
+/// The module rewritten (as it is, if it already was), or `None` when it is not the glue module.
 fn patch_module(module: &[u8]) -> Result<Option<Vec<u8>>> {
     let Some(mut patch) = find(module)? else {
         return Ok(None);
     };
+    if already_patched(module)? {
+        return Ok(Some(module.to_vec()));
+    }
     let mut out = Module::new();
     patch
         .parse_core_module(&mut out, Parser::new(0), module)
         .map_err(|e| anyhow::anyhow!("cannot rewrite the glue module: {e}"))?;
+    out.section(&wasm_encoder::CustomSection {
+        name: PATCHED_MARK.into(),
+        data: b"1"[..].into(),
+    });
     Ok(Some(out.finish()))
+}
+
+fn already_patched(module: &[u8]) -> Result<bool> {
+    for payload in Parser::new(0).parse_all(module) {
+        if let Payload::CustomSection(section) = payload?
+            && section.name() == PATCHED_MARK
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The glue module's drop import and `choose` export, if this is it.
@@ -514,6 +536,13 @@ mod tests {
         // A second post-return (another handle the runtime held) is no longer the one skipped.
         post.call(&mut store, 0).unwrap();
         assert_eq!(store.data(), &[7, 7]);
+    }
+
+    #[test]
+    fn rewriting_twice_is_rewriting_once() {
+        let once = patch_module(&glue_like_module()).unwrap().unwrap();
+        let twice = patch_module(&once).unwrap().unwrap();
+        assert_eq!(once, twice);
     }
 
     #[test]
