@@ -16,8 +16,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::{
-    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, get, http1_client, metric,
-    output_text, send,
+    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, check_names_language, get,
+    http1_client, metric, output_text, send,
 };
 
 /// Route through a header-router plugin: `/api` to the api pool, `x-canary: 1` to the canary,
@@ -46,22 +46,7 @@ async fn check_header_router(wasm: &Path, language: &str) {
     );
     let config = wasm.with_extension("toml");
     std::fs::write(&config, &toml).unwrap();
-    let check = Command::new(LBX_BIN)
-        .args(["check", wasm.to_str().unwrap(), "--iterations", "100"])
-        .args(["--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let named = report
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("language "))
-        .unwrap_or_else(|| panic!("no language line:\n{report}"));
-    assert!(named.starts_with(&format!("{language} (")), "{named}");
+    check_names_language(wasm, Some(&config), language);
 
     let proxy = TestProxy::start(&toml).await;
 

@@ -11,7 +11,8 @@ use std::process::{Command, Output};
 
 use crate::support::output_text as text;
 use crate::support::{
-    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, config_for_urls, get, metric,
+    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, check_names_language, config_for_urls,
+    get, metric,
 };
 
 fn run(dir: &Path, program: &str, args: &[&str], target: &Path) -> Output {
@@ -80,16 +81,7 @@ fn create(dir: &Path, lang: &str, name: &str) -> std::path::PathBuf {
 /// The built plugin passes `lbx check` (naming `language`), and lbx serves through it: every
 /// request answered by one of the two backends, every decision the plugin's.
 async fn check_and_route(wasm: &Path, language: &str) {
-    let check = Command::new(LBX_BIN)
-        .args(["check", wasm.to_str().unwrap(), "--iterations", "100"])
-        .output()
-        .unwrap();
-    let report = text(&check);
-    assert!(check.status.success(), "{report}");
-    assert!(
-        report.contains(&format!("  language {language} (")),
-        "{report}"
-    );
+    check_names_language(wasm, None, language);
 
     let a = TestBackend::named("a").await;
     let b = TestBackend::named("b").await;

@@ -12,10 +12,11 @@
 //! Run: `cargo test -p lbx --test integration python_llm_router`
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::llm_router::{chat, post};
-use crate::support::{LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, metric};
+use crate::support::{
+    TempDir, TestBackend, TestProxy, admin_get, build_example, check_names_language, metric,
+};
 
 /// `[plugin]` with a 16 KiB body prefix, then one backend per `(url, model label)` with the
 /// `id` `b<i>` (as in `llm_router`).
@@ -40,18 +41,7 @@ metrics = ["vllm:num_requests_waiting", "vllm:num_requests_running", "vllm:kv_ca
 fn check(wasm: &Path, toml: &str, dir: &TempDir) {
     let config = dir.join("check.toml");
     std::fs::write(&config, toml).unwrap();
-    let check = Command::new(LBX_BIN)
-        .args(["check", wasm.to_str().unwrap(), "--iterations", "100"])
-        .args(["--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&check.stdout);
-    assert!(
-        check.status.success(),
-        "{report}{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    assert!(report.contains("language Python ("), "{report}");
+    check_names_language(wasm, Some(&config), "Python");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

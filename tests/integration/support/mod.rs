@@ -1087,6 +1087,29 @@ pub fn output_text(output: &std::process::Output) -> String {
     )
 }
 
+/// `lbx check PLUGIN --iterations 100 [--config CONFIG]` succeeds and its `language` line names
+/// `language` (the first word, before the producer in parentheses); the report, for more checks.
+pub fn check_names_language(
+    wasm: &std::path::Path,
+    config: Option<&std::path::Path>,
+    language: &str,
+) -> String {
+    let mut check = std::process::Command::new(LBX_BIN);
+    check.args(["check", wasm.to_str().unwrap(), "--iterations", "100"]);
+    if let Some(config) = config {
+        check.arg("--config").arg(config);
+    }
+    let check = check.output().unwrap();
+    assert!(check.status.success(), "{}", output_text(&check));
+    let report = String::from_utf8_lossy(&check.stdout).into_owned();
+    let named = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("language "))
+        .unwrap_or_else(|| panic!("no language line:\n{report}"));
+    assert!(named.starts_with(&format!("{language} (")), "{named}");
+    report
+}
+
 /// Run an example's build script (a path under the repository root) with `out` as its
 /// argument, failing the test with the script's stderr if it fails.
 pub fn build_example(script: &str, out: &std::path::Path) {

@@ -33,11 +33,7 @@ use wit_parser::Resolve;
 
 /// Write the C bindings of `world` (from the WIT package in `wit`) into `out`.
 pub fn c_bindings(wit: &Path, world: &str, out: &Path) -> Result<()> {
-    let mut resolve = Resolve::default();
-    let (package, _) = resolve
-        .push_path(wit)
-        .with_context(|| format!("cannot read the WIT package in {}", wit.display()))?;
-    let world = resolve.select_world(&[package], Some(world))?;
+    let (mut resolve, world) = load_world(wit, world)?;
     let mut files = Files::default();
     // Autodrop: the glue drops the borrowed `request` after `choose` returns (the component
     // model traps on a borrow still held when an export returns), so no plugin has to.
@@ -59,19 +55,11 @@ pub fn c_bindings(wit: &Path, world: &str, out: &Path) -> Result<()> {
 /// Wrap the core module in `core` into a component at `out`.
 pub fn component(core: &Path, out: &Path) -> Result<()> {
     let module = read_core_module(core)?;
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .context(
-            "the module carries no lbx:router world type (was plugin_component_type.o linked?)",
-        )?
-        .adapter(
-            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
-            WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-        )?
-        .validate(true)
-        .encode()
-        .context("cannot make a component of the module")?;
-    std::fs::write(out, component).with_context(|| format!("cannot write {}", out.display()))
+    let mut encoder = wit_component::ComponentEncoder::default();
+    encoder.module(&module).context(
+        "the module carries no lbx:router world type (was plugin_component_type.o linked?)",
+    )?;
+    write_with_adapter(&mut encoder, out)
 }
 
 /// Wrap Go's wasip1 library `core` into a component at `out`, implementing `world` of the WIT
@@ -91,11 +79,7 @@ pub fn go_component(
     let mut module = producers
         .add_to_wasm(&module)
         .context("cannot add the producers section")?;
-    let mut resolve = Resolve::default();
-    let (package, _) = resolve
-        .push_path(wit)
-        .with_context(|| format!("cannot read the WIT package in {}", wit.display()))?;
-    let world = resolve.select_world(&[package], Some(world))?;
+    let (resolve, world) = load_world(wit, world)?;
     wit_component::embed_component_metadata(
         &mut module,
         &resolve,
@@ -103,8 +87,25 @@ pub fn go_component(
         wit_component::StringEncoding::UTF8,
         false,
     )?;
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)?
+    let mut encoder = wit_component::ComponentEncoder::default();
+    encoder.module(&module)?;
+    write_with_adapter(&mut encoder, out)
+}
+
+/// `world` of the WIT package in the directory `wit`.
+fn load_world(wit: &Path, world: &str) -> Result<(Resolve, wit_parser::WorldId)> {
+    let mut resolve = Resolve::default();
+    let (package, _) = resolve
+        .push_path(wit)
+        .with_context(|| format!("cannot read the WIT package in {}", wit.display()))?;
+    let world = resolve.select_world(&[package], Some(world))?;
+    Ok((resolve, world))
+}
+
+/// Encode the module `encoder` holds as a component at `out`, its WASI preview1 imports served
+/// by the reactor adapter that matches the host's wasmtime.
+fn write_with_adapter(encoder: &mut wit_component::ComponentEncoder, out: &Path) -> Result<()> {
+    let component = encoder
         .adapter(
             WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
             WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,

@@ -474,7 +474,14 @@ mod tests {
     /// The handles the host saw dropped, in order.
     type Drops = Vec<i32>;
 
-    fn instantiate(module: &[u8]) -> (wasmtime::Store<Drops>, wasmtime::Instance) {
+    /// The module instantiated, the host recording drops; its `choose` and post-return.
+    struct Glue {
+        store: wasmtime::Store<Drops>,
+        choose: wasmtime::TypedFunc<(i32, i32), i32>,
+        post: wasmtime::TypedFunc<i32, ()>,
+    }
+
+    fn instantiate(module: &[u8]) -> Glue {
         let engine = wasmtime::Engine::default();
         let module = wasmtime::Module::new(&engine, module).unwrap();
         let mut store = wasmtime::Store::new(&engine, Drops::new());
@@ -485,30 +492,37 @@ mod tests {
             },
         );
         let instance = wasmtime::Instance::new(&mut store, &module, &[drop.into()]).unwrap();
-        (store, instance)
+        let choose = instance
+            .get_typed_func(&mut store, "lbx:router/router@0.2.0#choose")
+            .unwrap();
+        let post = instance
+            .get_typed_func(&mut store, "cabi_post_lbx:router/router@0.2.0#choose")
+            .unwrap();
+        Glue {
+            store,
+            choose,
+            post,
+        }
     }
 
     #[test]
     fn the_request_is_dropped_before_choose_returns_and_only_once() {
         let original = glue_like_module();
         // As componentize-qjs builds it: nothing dropped when `choose` returns.
-        let (mut store, instance) = instantiate(&original);
-        let choose = instance
-            .get_typed_func::<(i32, i32), i32>(&mut store, "lbx:router/router@0.2.0#choose")
-            .unwrap();
+        let Glue {
+            mut store, choose, ..
+        } = instantiate(&original);
         assert_eq!(choose.call(&mut store, (7, 42)).unwrap(), 42);
         assert!(store.data().is_empty());
 
         let patched = patch_module(&original)
             .unwrap()
             .expect("the glue module is found");
-        let (mut store, instance) = instantiate(&patched);
-        let choose = instance
-            .get_typed_func::<(i32, i32), i32>(&mut store, "lbx:router/router@0.2.0#choose")
-            .unwrap();
-        let post = instance
-            .get_typed_func::<i32, ()>(&mut store, "cabi_post_lbx:router/router@0.2.0#choose")
-            .unwrap();
+        let Glue {
+            mut store,
+            choose,
+            post,
+        } = instantiate(&patched);
         for (handle, x) in [(7, 42), (9, 43), (7, 44)] {
             assert_eq!(choose.call(&mut store, (handle, x)).unwrap(), x);
             // Dropped when `choose` returned ...
@@ -524,13 +538,11 @@ mod tests {
     #[test]
     fn any_other_drop_through_the_table_still_happens() {
         let patched = patch_module(&glue_like_module()).unwrap().unwrap();
-        let (mut store, instance) = instantiate(&patched);
-        let choose = instance
-            .get_typed_func::<(i32, i32), i32>(&mut store, "lbx:router/router@0.2.0#choose")
-            .unwrap();
-        let post = instance
-            .get_typed_func::<i32, ()>(&mut store, "cabi_post_lbx:router/router@0.2.0#choose")
-            .unwrap();
+        let Glue {
+            mut store,
+            choose,
+            post,
+        } = instantiate(&patched);
         choose.call(&mut store, (7, 1)).unwrap();
         post.call(&mut store, 0).unwrap();
         // A second post-return (another handle the runtime held) is no longer the one skipped.
