@@ -168,3 +168,70 @@ fn check_refuses_a_config_lbx_run_would_refuse_naming_the_key() {
     assert!(stderr.contains("backend[1].url: "), "{stderr}");
     assert!(!stdout.contains("decisions"), "no plugin run: {stdout}");
 }
+
+/// `LBX_PERF_MAP=1`: wasmtime writes the plugin's compiled functions to `/tmp/perf-<pid>.map`
+/// (address, size, name per line), which is what lets `perf report` name them; unset or `0`,
+/// nothing is written.
+#[test]
+fn perf_map_lists_the_plugins_functions_only_when_asked() {
+    let run = |value: Option<&str>| -> (std::path::PathBuf, std::time::SystemTime) {
+        // A file's mtime comes from the kernel's coarse clock, up to a tick behind `now()`.
+        let started = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        let mut command = Command::new(LBX_BIN);
+        command
+            .args(["check", plugins::LEAST_CONN, "--iterations", "20"])
+            .env_remove("LBX_PERF_MAP")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(value) = value {
+            command.env("LBX_PERF_MAP", value);
+        }
+        let child = command.spawn().unwrap();
+        let map = std::path::PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (map, started)
+    };
+    // Written by this run: a file left by an earlier process with the same pid is older.
+    let written_since = |map: &std::path::Path, started: std::time::SystemTime| {
+        std::fs::metadata(map)
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified >= started)
+    };
+
+    let (map, started) = run(Some("1"));
+    let fresh = written_since(&map, started);
+    let listed = std::fs::read_to_string(&map);
+    let _ = std::fs::remove_file(&map);
+    let listed = listed.unwrap_or_else(|e| panic!("no perf map at {}: {e}", map.display()));
+    assert!(fresh, "{} was not written by this run", map.display());
+    let functions: Vec<&str> = listed
+        .lines()
+        .filter(|line| line.contains(" wasm[0]::function["))
+        .collect();
+    assert!(functions.len() >= 10, "{listed}");
+    for line in &functions {
+        let fields: Vec<&str> = line.splitn(3, ' ').collect();
+        assert!(
+            fields.len() == 3
+                && fields[0].starts_with("0x")
+                && u64::from_str_radix(&fields[0][2..], 16).is_ok()
+                && u64::from_str_radix(fields[1], 16).is_ok(),
+            "not `address size name`: {line}"
+        );
+    }
+
+    for value in [None, Some("0")] {
+        let (map, started) = run(value);
+        assert!(
+            !written_since(&map, started),
+            "LBX_PERF_MAP={value:?} wrote {}",
+            map.display()
+        );
+    }
+}

@@ -1,6 +1,6 @@
 //! The wasmtime engine every plugin runs on: its configuration (component model, epoch
-//! interruption, Cranelift settings), the linker with the host's imports, the thread that
-//! advances the epoch, and the cache of compiled plugins.
+//! interruption, Cranelift settings, the perf map for profiling), the linker with the host's
+//! imports, the thread that advances the epoch, and the cache of compiled plugins.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,17 @@ use super::host_api::HostState;
 
 /// The finest epoch tick: shorter ticks cost more wakeups than they buy precision.
 const MIN_EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Set (to anything but `0`), wasmtime writes the address and name of every compiled plugin
+/// function to `/tmp/perf-<pid>.map` as plugins load, so `perf report` names a plugin's own
+/// functions (a Python plugin's are CPython's) instead of bare addresses. Off by default: the
+/// file grows with every load and hot swap.
+const PERF_MAP_ENV: &str = "LBX_PERF_MAP";
+
+/// Whether `LBX_PERF_MAP` asks for the perf map.
+fn perf_map_wanted() -> bool {
+    std::env::var_os(PERF_MAP_ENV).is_some_and(|value| !value.is_empty() && value != "0")
+}
 
 /// The wasmtime engine shared by all plugins, with the thread that advances its epoch and the
 /// cache of compiled plugins.
@@ -40,6 +51,9 @@ impl PluginEngine {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if perf_map_wanted() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // Measured with `cargo bench --bench decision`: no component-model-async bookkeeping
         // per call (lbx calls plugins synchronously) 949 -> 930 ns. Cross-function inlining
         // (`compiler_inlining`) would save another ~70 ns per decision, ~0.2% of a proxied
