@@ -159,13 +159,18 @@ async fn a_fleet_canary_that_passes_on_the_fleets_figures_is_promoted_on_every_n
         panic!("not promoted within 20 s; each node's canary:{seen}");
     }
     eprintln!("promoted after {:?}", started.elapsed());
+    // A node swaps its plugin first and then shows the canary record it came with in
+    // /admin/fleet: wait for both.
     for node in &nodes {
         within(
             Duration::from_secs(3),
-            "the candidate live on every node",
+            "the candidate live on every node, and its fleet canary promoted",
             || async {
                 let plugin = node.json("/admin/plugin").await;
-                plugin["sha256"] == stored["sha256"] && plugin["canary"]["state"] == "promoted"
+                let fleet = node.json("/admin/fleet").await;
+                plugin["sha256"] == stored["sha256"]
+                    && plugin["canary"]["state"] == "promoted"
+                    && fleet["canary"]["canary"]["state"] == "promoted"
             },
         )
         .await;
