@@ -16,8 +16,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::{
-    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, check_names_language, get,
-    http1_client, metric, output_text, send,
+    LBX_BIN, TempDir, TestBackend, TestProxy, admin_get, build_example, build_example_with,
+    check_names_language, get, http1_client, metric, output_text, send,
 };
 
 /// Route through a header-router plugin: `/api` to the api pool, `x-canary: 1` to the canary,
@@ -162,14 +162,11 @@ async fn the_javascript_header_router_built_with_starlingmonkey_routes_too() {
     let _example = JS_EXAMPLE.lock().await;
     let dir = TempDir::new("javascript-starlingmonkey");
     let wasm = dir.join("header_router.wasm");
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let built = Command::new("bash")
-        .arg(format!("{root}/examples/js/header_router/build.sh"))
-        .arg(&wasm)
-        .args(["--engine", "starlingmonkey"])
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", output_text(&built));
+    build_example_with(
+        "examples/js/header_router/build.sh",
+        &wasm,
+        &["--engine", "starlingmonkey"],
+    );
     check_header_router(&wasm, "JavaScript").await;
 }
 

@@ -78,10 +78,29 @@ fn create(dir: &Path, lang: &str, name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
-/// The built plugin passes `lbx check` (naming `language`), and lbx serves through it: every
-/// request answered by one of the two backends, every decision the plugin's.
-async fn check_and_route(wasm: &Path, language: &str) {
-    check_names_language(wasm, None, language);
+/// Runs `tests` with `from` replaced by `to` in `file` (a router made to always pick backend
+/// 0), then puts the file back; the tests' output, which the caller expects to be a failure.
+fn run_broken(file: &Path, from: &str, to: &str, tests: impl FnOnce() -> Output) -> Output {
+    let original = std::fs::read_to_string(file).unwrap();
+    std::fs::write(file, original.replace(from, to)).unwrap();
+    let output = tests();
+    std::fs::write(file, original).unwrap();
+    output
+}
+
+/// The project's `build.sh` builds `edge.wasm`, which passes `lbx check` (naming `language`),
+/// and lbx serves through it: every request answered by one of the two backends, every
+/// decision the plugin's.
+async fn build_check_and_route(
+    project: &Path,
+    target: &Path,
+    envs: &[(&str, String)],
+    language: &str,
+) {
+    let built = run_with(project, "bash", &["build.sh"], target, envs);
+    assert!(built.status.success(), "{}", text(&built));
+    let wasm = project.join("edge.wasm");
+    check_names_language(&wasm, None, language);
 
     let a = TestBackend::named("a").await;
     let b = TestBackend::named("b").await;
@@ -108,38 +127,28 @@ async fn a_new_python_plugin_tests_builds_checks_and_routes() {
     let dir = TempDir::new("plugin-new-python");
     let project = create(&dir.path, "python", "edge");
     let target = dir.join("target");
-    let tests = run(
-        &project,
-        "python3",
-        &["-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        &target,
-    );
+    let pytest = || {
+        run(
+            &project,
+            "python3",
+            &["-m", "pytest", "-q", "-p", "no:cacheprovider"],
+            &target,
+        )
+    };
+    let tests = pytest();
     assert!(tests.status.success(), "{}", text(&tests));
     assert!(text(&tests).contains("4 passed"), "{}", text(&tests));
 
     // The kit is wired: a plugin that always picks backend 0 fails its tests.
-    let app = project.join("app.py");
-    let original = std::fs::read_to_string(&app).unwrap();
-    std::fs::write(
-        &app,
-        original.replace(
-            "best = backends.least_in_flight(backends.candidates(retry))",
-            "best = 0",
-        ),
-    )
-    .unwrap();
-    let broken = run(
-        &project,
-        "python3",
-        &["-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        &target,
+    let broken = run_broken(
+        &project.join("app.py"),
+        "best = backends.least_in_flight(backends.candidates(retry))",
+        "best = 0",
+        pytest,
     );
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
-    std::fs::write(&app, original).unwrap();
 
-    let built = run(&project, "bash", &["build.sh"], &target);
-    assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "Python").await;
+    build_check_and_route(&project, &target, &[], "Python").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,23 +169,15 @@ async fn a_new_javascript_plugin_tests_builds_checks_and_routes() {
     assert!(text(&tests).contains("# pass 4"), "{}", text(&tests));
 
     // The kit is wired: a plugin that always picks backend 0 fails its tests.
-    let router = project.join("router.js");
-    let original = std::fs::read_to_string(&router).unwrap();
-    std::fs::write(
-        &router,
-        original.replace(
-            "const best = backends.leastInFlight(backends.candidates(retry));",
-            "const best = 0;",
-        ),
-    )
-    .unwrap();
-    let broken = run(&project, "node", &["--test"], &target);
+    let broken = run_broken(
+        &project.join("router.js"),
+        "const best = backends.leastInFlight(backends.candidates(retry));",
+        "const best = 0;",
+        || run(&project, "node", &["--test"], &target),
+    );
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
-    std::fs::write(&router, original).unwrap();
 
-    let built = run(&project, "bash", &["build.sh"], &target);
-    assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "JavaScript").await;
+    build_check_and_route(&project, &target, &[], "JavaScript").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,23 +189,15 @@ async fn a_new_rust_plugin_tests_builds_checks_and_routes() {
     assert!(tests.status.success(), "{}", text(&tests));
     assert!(text(&tests).contains("4 passed"), "{}", text(&tests));
 
-    let lib = project.join("src/lib.rs");
-    let original = std::fs::read_to_string(&lib).unwrap();
-    std::fs::write(
-        &lib,
-        original.replace(
-            "Some(index) => lbx_guest::pick(index),",
-            "Some(_) => lbx_guest::pick(0),",
-        ),
-    )
-    .unwrap();
-    let broken = run(&project, "cargo", &["test", "--quiet"], &target);
+    let broken = run_broken(
+        &project.join("src/lib.rs"),
+        "Some(index) => lbx_guest::pick(index),",
+        "Some(_) => lbx_guest::pick(0),",
+        || run(&project, "cargo", &["test", "--quiet"], &target),
+    );
     assert!(!broken.status.success(), "{}", text(&broken));
-    std::fs::write(&lib, original).unwrap();
 
-    let built = run(&project, "bash", &["build.sh"], &target);
-    assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "Rust").await;
+    build_check_and_route(&project, &target, &[], "Rust").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,24 +214,16 @@ async fn a_new_c_plugin_tests_builds_checks_and_routes() {
     );
 
     // The kit is wired: a plugin that always picks backend 0 fails its tests.
-    let router = project.join("router.c");
-    let original = std::fs::read_to_string(&router).unwrap();
-    std::fs::write(
-        &router,
-        original.replace(
-            "size_t best = lbx_least_in_flight(backends, retry, NULL, NULL);",
-            "size_t best = 0;",
-        ),
-    )
-    .unwrap();
-    let broken = run(&project, "bash", &["test.sh"], &target);
+    let broken = run_broken(
+        &project.join("router.c"),
+        "size_t best = lbx_least_in_flight(backends, retry, NULL, NULL);",
+        "size_t best = 0;",
+        || run(&project, "bash", &["test.sh"], &target),
+    );
     assert!(!broken.status.success(), "{}", text(&broken));
     assert!(text(&broken).contains("failed"), "{}", text(&broken));
-    std::fs::write(&router, original).unwrap();
 
-    let built = run(&project, "bash", &["build.sh"], &target);
-    assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "C").await;
+    build_check_and_route(&project, &target, &[], "C").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,23 +237,15 @@ async fn a_new_go_plugin_tests_builds_checks_and_routes() {
     assert!(text(&tests).contains("ok  \tedge"), "{}", text(&tests));
 
     // The kit is wired: a plugin that always picks backend 0 fails its tests.
-    let router = project.join("router.go");
-    let original = std::fs::read_to_string(&router).unwrap();
-    std::fs::write(
-        &router,
-        original.replace(
-            "best, ok := backends.LeastInFlight(r.candidates)",
-            "best, ok := 0, true",
-        ),
-    )
-    .unwrap();
-    let broken = run_with(&project, "go", &["test", "-count=1", "./..."], &target, &go);
+    let broken = run_broken(
+        &project.join("router.go"),
+        "best, ok := backends.LeastInFlight(r.candidates)",
+        "best, ok := 0, true",
+        || run_with(&project, "go", &["test", "-count=1", "./..."], &target, &go),
+    );
     assert_eq!(broken.status.code(), Some(1), "{}", text(&broken));
-    std::fs::write(&router, original).unwrap();
 
-    let built = run_with(&project, "bash", &["build.sh"], &target, &go);
-    assert!(built.status.success(), "{}", text(&built));
-    check_and_route(&project.join("edge.wasm"), "Go").await;
+    build_check_and_route(&project, &target, &go, "Go").await;
 }
 
 /// The steps a C or Go project's scripts run through lbx say what is wrong with what they are

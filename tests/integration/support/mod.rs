@@ -1113,10 +1113,16 @@ pub fn check_names_language(
 /// Run an example's build script (a path under the repository root) with `out` as its
 /// argument, failing the test with the script's stderr if it fails.
 pub fn build_example(script: &str, out: &std::path::Path) {
+    build_example_with(script, out, &[]);
+}
+
+/// `build_example` with more arguments after `out` (e.g. `--engine starlingmonkey`).
+pub fn build_example_with(script: &str, out: &std::path::Path, args: &[&str]) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let build = std::process::Command::new("bash")
         .arg(format!("{root}/{script}"))
         .arg(out)
+        .args(args)
         .output()
         .unwrap();
     assert!(
